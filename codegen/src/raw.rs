@@ -1,0 +1,129 @@
+//! The YAML format of `catalog/<package>/entities.yaml`, as written by people (see
+//! `catalog/README.md`). Unknown keys are errors so that a typo never silently drops a rule.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPackage {
+    pub package: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub enums: Vec<RawEnum>,
+    #[serde(default)]
+    pub entities: Vec<RawEntity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEnum {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawEntity {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub plural: Option<String>,
+    #[serde(default)]
+    pub append_only: bool,
+    #[serde(default)]
+    pub fields: IndexMap<String, RawField>,
+    #[serde(default)]
+    pub indexes: Vec<RawIndex>,
+    #[serde(default)]
+    pub relations: Vec<RawRelation>,
+    #[serde(default)]
+    pub acl: Option<RawAcl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawField {
+    #[serde(rename = "type")]
+    pub ty: String,
+    #[serde(default, rename = "enum")]
+    pub enum_name: Option<String>,
+    #[serde(default)]
+    pub list: bool,
+    #[serde(default)]
+    pub required: bool,
+    /// Seed 001 writes `nullable: true`; it only restates the default.
+    #[serde(default)]
+    pub nullable: Option<bool>,
+    #[serde(default)]
+    pub default: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub max_length: Option<u32>,
+    #[serde(default)]
+    pub min_length: Option<u32>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub unique: bool,
+    #[serde(default)]
+    pub index: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub concurrency: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawIndex {
+    pub fields: Vec<String>,
+    #[serde(default)]
+    pub unique: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRelation {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub entity: String,
+    pub field: String,
+    #[serde(default)]
+    pub inverse: Option<String>,
+    #[serde(default)]
+    pub inverse_type: Option<String>,
+    #[serde(default)]
+    pub on_delete: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAcl {
+    #[serde(default)]
+    pub create: Option<Vec<String>>,
+    #[serde(default)]
+    pub read: Option<Vec<String>>,
+    #[serde(default)]
+    pub update: Option<Vec<String>>,
+    #[serde(default)]
+    pub delete: Option<Vec<String>>,
+}

@@ -1,0 +1,92 @@
+//! Configuration, from the environment. Every variable the gateway reads is listed here.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `DATABASE_URL` | PostgreSQL to serve from | unset: a private cluster under `.data/postgres` |
+//! | `GATEWAY_JWT_SECRET` | HS256 secret of bearer tokens (at least 32 bytes) | required with `DATABASE_URL`; otherwise generated once into `.data/jwt-secret` |
+//! | `GATEWAY_BIND` | listen address of `serve` | `127.0.0.1:8080` |
+//! | `GATEWAY_DATA_DIR` | where the private cluster and the dev secret live | `<project>/.data` |
+//! | `GATEWAY_DB_POOL_SIZE` | connections in the pool | `16` |
+//! | `GATEWAY_DEFAULT_PAGE_SIZE` | rows per page when a list gives no `first`/`last` | `50` |
+//! | `GATEWAY_MAX_PAGE_SIZE` | largest `first`/`last` accepted | `500` |
+//! | `GATEWAY_MAX_DEPTH` | deepest query accepted | `12` |
+//! | `GATEWAY_MAX_COMPLEXITY` | most complex query accepted | `5000` |
+//! | `GATEWAY_MAX_BODY_BYTES` | largest request body | `1048576` |
+//! | `RUST_LOG` | log filter (tracing-subscriber syntax) | `info` |
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub default_page_size: i32,
+    pub max_page_size: i32,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            default_page_size: 50,
+            max_page_size: 500,
+            max_depth: 12,
+            max_complexity: 5000,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub data_dir: PathBuf,
+    pub pool_size: usize,
+    pub limits: Limits,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={v} is not a valid value")),
+    }
+}
+
+/// The project folder: where `cargo run` was invoked from, or the binary's compile-time root.
+pub fn project_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if manifest.join("Cargo.toml").is_file() {
+        manifest
+    } else {
+        std::env::current_dir().unwrap_or(manifest)
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, String> {
+        let defaults = Limits::default();
+        Ok(Config {
+            database_url: var("DATABASE_URL"),
+            jwt_secret: var("GATEWAY_JWT_SECRET"),
+            data_dir: var("GATEWAY_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| project_dir().join(".data")),
+            pool_size: parsed("GATEWAY_DB_POOL_SIZE", 16)?,
+            limits: Limits {
+                default_page_size: parsed("GATEWAY_DEFAULT_PAGE_SIZE", defaults.default_page_size)?,
+                max_page_size: parsed("GATEWAY_MAX_PAGE_SIZE", defaults.max_page_size)?,
+                max_depth: parsed("GATEWAY_MAX_DEPTH", defaults.max_depth)?,
+                max_complexity: parsed("GATEWAY_MAX_COMPLEXITY", defaults.max_complexity)?,
+                max_body_bytes: parsed("GATEWAY_MAX_BODY_BYTES", defaults.max_body_bytes)?,
+            },
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! PostgreSQL access: the connection pool, migrations, and the private development cluster.
+
+pub mod cluster;
+mod pg_enum;
+pub mod sql;
+pub mod value;
+
+use std::time::Duration;
+
+use diesel::result::QueryResult;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures::future::BoxFuture;
+
+use crate::error::ApiError;
+
+pub type Conn = AsyncPgConnection;
+pub type DbFuture<'a, T> = BoxFuture<'a, QueryResult<T>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The pool every request borrows its connection from.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Conn>,
+}
+
+impl Db {
+    pub fn connect(url: &str, size: usize) -> Result<Db, String> {
+        let manager = AsyncDieselConnectionManager::<Conn>::new(url);
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| format!("cannot build the database pool: {e}"))?;
+        Ok(Db { pool })
+    }
+
+    pub async fn get(&self) -> Result<Object<Conn>, ApiError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| ApiError::internal(format!("database connection: {e}")))
+    }
+
+    /// For `/readyz`: can a connection run a query right now?
+    pub async fn ready(&self) -> bool {
+        match self.pool.get().await {
+            Ok(mut conn) => diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Applies pending migrations, holding an advisory lock so that instances starting together
+/// migrate once.
+pub async fn migrate(url: &str) -> Result<Vec<String>, String> {
+    let mut conn = Conn::establish(url)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    conn.batch_execute("SELECT pg_advisory_lock(7383615)")
+        .await
+        .map_err(|e| format!("cannot take the migration lock: {e}"))?;
+    let mut wrapper: AsyncConnectionWrapper<Conn> = AsyncConnectionWrapper::from(conn);
+    let applied = tokio::task::spawn_blocking(move || {
+        let result = wrapper
+            .run_pending_migrations(MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+            .map_err(|e| format!("migration failed: {e}"));
+        // The lock goes with the session when the connection closes.
+        drop(wrapper);
+        result
+    })
+    .await
+    .map_err(|e| format!("migration task: {e}"))??;
+    Ok(applied)
+}
+
+/// Creates `name` on the server of `admin_url` unless it exists (optionally from a template).
+pub async fn create_database(
+    admin_url: &str,
+    name: &str,
+    template: Option<&str>,
+) -> Result<(), String> {
+    let mut conn = Conn::establish(admin_url)
+        .await
+        .map_err(|e| format!("cannot connect to {admin_url}: {e}"))?;
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result(&mut conn)
+            .await
+            .map_err(|e| format!("cannot list databases: {e}"))?;
+    if found.exists {
+        return Ok(());
+    }
+    let sql = match template {
+        Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+        None => format!("CREATE DATABASE \"{name}\""),
+    };
+    conn.batch_execute(&sql)
+        .await
+        .map_err(|e| format!("cannot create database {name}: {e}"))
+}

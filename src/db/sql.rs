@@ -1,0 +1,428 @@
+//! SQL text for the generic reads: a filter tree, ordering and keyset conditions written over
+//! the generated column metadata, values always bound as parameters.
+//!
+//! Identifiers come only from the generated metadata (never from a request), so quoting them is
+//! enough; every value a client sends is a bind parameter.
+
+use std::fmt::Write;
+
+use crate::db::value::{Query, Value};
+use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    /// `IS DISTINCT FROM`: rows where the column is null count as different.
+    Ne,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextMatch {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonOp {
+    Equals,
+    NotEquals,
+    /// `@>`
+    Contains,
+    /// `<@`
+    ContainedBy,
+    /// `?`
+    HasKey,
+    /// `?|`
+    HasAnyKeys,
+    /// `?&`
+    HasAllKeys,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrayOp {
+    /// value = ANY(column)
+    Has,
+    /// column @> values
+    HasEvery,
+    /// column && values
+    HasSome,
+    Equals,
+}
+
+/// A boolean condition over one entity's columns.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    True,
+    False,
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    Cmp {
+        col: &'static ColumnMeta,
+        op: CmpOp,
+        value: Value,
+        insensitive: bool,
+    },
+    In {
+        col: &'static ColumnMeta,
+        values: Value,
+        negated: bool,
+    },
+    Text {
+        col: &'static ColumnMeta,
+        how: TextMatch,
+        needle: String,
+        insensitive: bool,
+    },
+    IsNull {
+        col: &'static ColumnMeta,
+        is_null: bool,
+    },
+    Json {
+        col: &'static ColumnMeta,
+        path: Option<Vec<String>>,
+        op: JsonOp,
+        value: Value,
+    },
+    Array {
+        col: &'static ColumnMeta,
+        op: ArrayOp,
+        value: Value,
+    },
+    ArrayEmpty {
+        col: &'static ColumnMeta,
+        empty: bool,
+    },
+}
+
+impl Filter {
+    pub fn and(parts: Vec<Filter>) -> Filter {
+        let parts: Vec<Filter> = parts
+            .into_iter()
+            .filter(|p| !matches!(p, Filter::True))
+            .collect();
+        match parts.len() {
+            0 => Filter::True,
+            1 => parts.into_iter().next().unwrap_or(Filter::True),
+            _ => Filter::And(parts),
+        }
+    }
+    pub fn eq(col: &'static ColumnMeta, value: Value) -> Filter {
+        Filter::Cmp {
+            col,
+            op: CmpOp::Eq,
+            value,
+            insensitive: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum SortOrder {
+    #[graphql(name = "ASC")]
+    Asc,
+    #[graphql(name = "DESC")]
+    Desc,
+}
+
+impl SortOrder {
+    pub fn reversed(self) -> SortOrder {
+        match self {
+            SortOrder::Asc => SortOrder::Desc,
+            SortOrder::Desc => SortOrder::Asc,
+        }
+    }
+}
+
+/// Accumulates SQL text and its bind values, numbering placeholders.
+#[derive(Default)]
+pub struct SqlBuilder {
+    pub sql: String,
+    binds: Vec<Value>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: &str) -> Self {
+        SqlBuilder {
+            sql: sql.to_string(),
+            binds: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.sql.push_str(s);
+        self
+    }
+
+    /// Appends a placeholder for `value`, cast to the column's enum type where needed.
+    pub fn bind(&mut self, value: Value, ty: ColumnType, list: bool) -> &mut Self {
+        self.binds.push(value);
+        let n = self.binds.len();
+        match ty {
+            ColumnType::Enum(name) if list => write!(self.sql, "${n}::\"{name}\"[]"),
+            ColumnType::Enum(name) => write!(self.sql, "${n}::\"{name}\""),
+            _ => write!(self.sql, "${n}"),
+        }
+        .ok();
+        self
+    }
+
+    pub fn into_query<'a>(self) -> Query<'a> {
+        let mut q = diesel::sql_query(self.sql).into_boxed();
+        for v in self.binds {
+            q = v.bind(q);
+        }
+        q
+    }
+
+    pub fn column(&mut self, col: &ColumnMeta) -> &mut Self {
+        write!(self.sql, "t.\"{}\"", col.column).ok();
+        self
+    }
+
+    /// The select list of an entity's row struct.
+    pub fn select_list(&mut self, meta: &EntityMeta) -> &mut Self {
+        let cols: Vec<String> = meta
+            .columns
+            .iter()
+            .map(|c| {
+                if c.column == c.alias {
+                    format!("t.\"{}\"", c.column)
+                } else {
+                    format!("t.\"{}\" AS \"{}\"", c.column, c.alias)
+                }
+            })
+            .collect();
+        self.sql.push_str(&cols.join(", "));
+        self
+    }
+
+    pub fn filter(&mut self, f: &Filter) -> &mut Self {
+        match f {
+            Filter::True => {
+                self.push("TRUE");
+            }
+            Filter::False => {
+                self.push("FALSE");
+            }
+            Filter::And(parts) | Filter::Or(parts) => {
+                let joiner = if matches!(f, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                if parts.is_empty() {
+                    self.push(if matches!(f, Filter::And(_)) {
+                        "TRUE"
+                    } else {
+                        "FALSE"
+                    });
+                    return self;
+                }
+                self.push("(");
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        self.push(joiner);
+                    }
+                    self.filter(p);
+                }
+                self.push(")");
+            }
+            Filter::Not(inner) => {
+                // NOT over SQL's three-valued logic: a row whose condition is unknown (null)
+                // does not match the inner filter, so it matches its negation.
+                self.push("(NOT coalesce(");
+                self.filter(inner);
+                self.push(", FALSE))");
+            }
+            Filter::Cmp {
+                col,
+                op,
+                value,
+                insensitive,
+            } => {
+                if *insensitive {
+                    self.push("lower(").column(col).push(")");
+                } else {
+                    self.column(col);
+                }
+                self.push(match op {
+                    CmpOp::Eq => " = ",
+                    CmpOp::Ne => " IS DISTINCT FROM ",
+                    CmpOp::Lt => " < ",
+                    CmpOp::Lte => " <= ",
+                    CmpOp::Gt => " > ",
+                    CmpOp::Gte => " >= ",
+                });
+                if *insensitive {
+                    self.push("lower(")
+                        .bind(value.clone(), col.ty, false)
+                        .push(")");
+                } else {
+                    self.bind(value.clone(), col.ty, false);
+                }
+            }
+            Filter::In {
+                col,
+                values,
+                negated,
+            } => {
+                if *negated {
+                    self.push("(").column(col).push(" IS NULL OR NOT (");
+                    self.column(col).push(" = ANY(");
+                    self.bind(values.clone(), col.ty, true).push(")))");
+                } else {
+                    self.column(col).push(" = ANY(");
+                    self.bind(values.clone(), col.ty, true).push(")");
+                }
+            }
+            Filter::Text {
+                col,
+                how,
+                needle,
+                insensitive,
+            } => {
+                let escaped = needle
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let pattern = match how {
+                    TextMatch::Contains => format!("%{escaped}%"),
+                    TextMatch::StartsWith => format!("{escaped}%"),
+                    TextMatch::EndsWith => format!("%{escaped}"),
+                };
+                self.column(col);
+                self.push(if *insensitive { " ILIKE " } else { " LIKE " });
+                self.bind(Value::Text(pattern), ColumnType::Text, false);
+            }
+            Filter::IsNull { col, is_null } => {
+                self.column(col);
+                self.push(if *is_null { " IS NULL" } else { " IS NOT NULL" });
+            }
+            Filter::Json {
+                col,
+                path,
+                op,
+                value,
+            } => {
+                self.push("(");
+                self.column(col);
+                if let Some(p) = path {
+                    self.push(" #> ");
+                    self.bind(Value::TextList(p.clone()), ColumnType::Text, true);
+                }
+                self.push(")");
+                match op {
+                    JsonOp::Equals => self.push(" = "),
+                    JsonOp::NotEquals => self.push(" IS DISTINCT FROM "),
+                    JsonOp::Contains => self.push(" @> "),
+                    JsonOp::ContainedBy => self.push(" <@ "),
+                    JsonOp::HasKey => self.push(" ? "),
+                    JsonOp::HasAnyKeys => self.push(" ?| "),
+                    JsonOp::HasAllKeys => self.push(" ?& "),
+                };
+                let ty = match value {
+                    Value::Text(_) | Value::TextList(_) => ColumnType::Text,
+                    _ => ColumnType::Json,
+                };
+                self.bind(value.clone(), ty, matches!(value, Value::TextList(_)));
+            }
+            Filter::Array { col, op, value } => match op {
+                ArrayOp::Has => {
+                    self.bind(value.clone(), col.ty, false).push(" = ANY(");
+                    self.column(col).push(")");
+                }
+                ArrayOp::HasEvery | ArrayOp::HasSome | ArrayOp::Equals => {
+                    self.column(col);
+                    self.push(match op {
+                        ArrayOp::HasEvery => " @> ",
+                        ArrayOp::HasSome => " && ",
+                        _ => " = ",
+                    });
+                    self.bind(value.clone(), col.ty, true);
+                }
+            },
+            Filter::ArrayEmpty { col, empty } => {
+                self.push("cardinality(").column(col);
+                self.push(if *empty { ") = 0" } else { ") > 0" });
+            }
+        }
+        self
+    }
+
+    /// ORDER BY for the given keys. Nulls sort as the largest value in both directions
+    /// (PostgreSQL's default), which the keyset conditions below rely on.
+    pub fn order_by(&mut self, keys: &[(&'static ColumnMeta, SortOrder)]) -> &mut Self {
+        self.push(" ORDER BY ");
+        for (i, (col, dir)) in keys.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.column(col);
+            self.push(match dir {
+                SortOrder::Asc => " ASC NULLS LAST",
+                SortOrder::Desc => " DESC NULLS FIRST",
+            });
+        }
+        self
+    }
+
+    /// Rows strictly after `values` in the order of `keys` (same length).
+    pub fn after(
+        &mut self,
+        keys: &[(&'static ColumnMeta, SortOrder)],
+        values: &[Value],
+    ) -> &mut Self {
+        self.push("(");
+        for i in 0..keys.len() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.push("(");
+            for j in 0..i {
+                self.equal(keys[j].0, &values[j]);
+                self.push(" AND ");
+            }
+            self.beyond(keys[i].0, keys[i].1, &values[i]);
+            self.push(")");
+        }
+        self.push(")");
+        self
+    }
+
+    fn equal(&mut self, col: &ColumnMeta, v: &Value) {
+        if v.is_null() {
+            self.column(col).push(" IS NULL");
+        } else {
+            self.column(col).push(" = ");
+            self.bind(v.clone(), col.ty, false);
+        }
+    }
+
+    fn beyond(&mut self, col: &ColumnMeta, dir: SortOrder, v: &Value) {
+        match (dir, v.is_null()) {
+            // Nothing sorts after null ascending.
+            (SortOrder::Asc, true) => {
+                self.push("FALSE");
+            }
+            (SortOrder::Asc, false) => {
+                self.push("(").column(col).push(" > ");
+                self.bind(v.clone(), col.ty, false);
+                self.push(" OR ").column(col).push(" IS NULL)");
+            }
+            // Descending, nulls come first: everything not null is after.
+            (SortOrder::Desc, true) => {
+                self.column(col).push(" IS NOT NULL");
+            }
+            (SortOrder::Desc, false) => {
+                self.column(col).push(" < ");
+                self.bind(v.clone(), col.ty, false);
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! A dynamically typed SQL value: what filters, cursors and unique keys carry to the SQL
+//! builder, which binds it with its exact PostgreSQL type.
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{
+    Array, Bool, Float8, Int4, Int8, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid,
+};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::graphql::meta::ColumnType;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Uuid(Uuid),
+    Text(String),
+    Int(i32),
+    BigInt(i64),
+    Float(f64),
+    Decimal(BigDecimal),
+    Bool(bool),
+    DateTime(DateTime<Utc>),
+    Json(Json),
+    UuidList(Vec<Uuid>),
+    TextList(Vec<String>),
+    IntList(Vec<i32>),
+    BigIntList(Vec<i64>),
+    FloatList(Vec<f64>),
+    DecimalList(Vec<BigDecimal>),
+    DateTimeList(Vec<DateTime<Utc>>),
+}
+
+pub type Query<'a> = BoxedSqlQuery<'a, Pg, SqlQuery>;
+
+impl Value {
+    pub fn bind(self, q: Query<'_>) -> Query<'_> {
+        match self {
+            Value::Null => q.bind::<Nullable<Text>, _>(None::<String>),
+            Value::Uuid(v) => q.bind::<SqlUuid, _>(v),
+            Value::Text(v) => q.bind::<Text, _>(v),
+            Value::Int(v) => q.bind::<Int4, _>(v),
+            Value::BigInt(v) => q.bind::<Int8, _>(v),
+            Value::Float(v) => q.bind::<Float8, _>(v),
+            Value::Decimal(v) => q.bind::<Numeric, _>(v),
+            Value::Bool(v) => q.bind::<Bool, _>(v),
+            Value::DateTime(v) => q.bind::<Timestamptz, _>(v),
+            Value::Json(v) => q.bind::<Jsonb, _>(v),
+            Value::UuidList(v) => q.bind::<Array<SqlUuid>, _>(v),
+            Value::TextList(v) => q.bind::<Array<Text>, _>(v),
+            Value::IntList(v) => q.bind::<Array<Int4>, _>(v),
+            Value::BigIntList(v) => q.bind::<Array<Int8>, _>(v),
+            Value::FloatList(v) => q.bind::<Array<Float8>, _>(v),
+            Value::DecimalList(v) => q.bind::<Array<Numeric>, _>(v),
+            Value::DateTimeList(v) => q.bind::<Array<Timestamptz>, _>(v),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// JSON form used inside cursors.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Value::Null => Json::Null,
+            Value::Uuid(v) => Json::String(v.to_string()),
+            Value::Text(v) => Json::String(v.clone()),
+            Value::Int(v) => Json::from(*v),
+            Value::BigInt(v) => Json::String(v.to_string()),
+            Value::Float(v) => Json::from(*v),
+            Value::Decimal(v) => Json::String(v.to_string()),
+            Value::Bool(v) => Json::Bool(*v),
+            Value::DateTime(v) => {
+                Json::String(v.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            }
+            other => Json::String(format!("{other:?}")),
+        }
+    }
+
+    /// Reads a cursor's JSON back with the column's type; `None` when it does not fit.
+    pub fn from_json(ty: ColumnType, v: &Json) -> Option<Value> {
+        if v.is_null() {
+            return Some(Value::Null);
+        }
+        Some(match ty {
+            ColumnType::Uuid => Value::Uuid(v.as_str()?.parse().ok()?),
+            ColumnType::Text | ColumnType::Enum(_) => Value::Text(v.as_str()?.to_string()),
+            ColumnType::Int => Value::Int(i32::try_from(v.as_i64()?).ok()?),
+            ColumnType::BigInt => Value::BigInt(v.as_str()?.parse().ok()?),
+            ColumnType::Float => Value::Float(v.as_f64()?),
+            ColumnType::Decimal => Value::Decimal(v.as_str()?.parse().ok()?),
+            ColumnType::Bool => Value::Bool(v.as_bool()?),
+            ColumnType::DateTime => Value::DateTime(
+                DateTime::parse_from_rfc3339(v.as_str()?)
+                    .ok()?
+                    .with_timezone(&Utc),
+            ),
+            ColumnType::Json => return None,
+        })
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {
+        $(
+            impl From<$t> for Value {
+                fn from(v: $t) -> Self {
+                    Value::$variant(v)
+                }
+            }
+        )*
+    };
+}
+
+value_from!(
+    Uuid => Uuid,
+    String => Text,
+    i32 => Int,
+    i64 => BigInt,
+    f64 => Float,
+    BigDecimal => Decimal,
+    bool => Bool,
+    DateTime<Utc> => DateTime,
+    Json => Json,
+    Vec<Uuid> => UuidList,
+    Vec<String> => TextList,
+    Vec<i32> => IntList,
+);
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}

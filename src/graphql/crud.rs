@@ -1,0 +1,587 @@
+//! The generic operations behind every generated root field: get, list, count, create, update,
+//! delete and upsert. Each runs in one transaction on one pooled connection, confined to the
+//! caller's tenant and to what the entity's ACL lets the caller see or change; each mutation
+//! writes its audit rows in the same transaction.
+
+use async_graphql::{Context, ID};
+use diesel::deserialize::QueryableByName;
+use diesel::pg::Pg;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use futures::future::{BoxFuture, FutureExt};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::audit::{self, Change};
+use crate::auth::RequestContext;
+use crate::db::sql::{Filter, SortOrder, SqlBuilder};
+use crate::db::value::Value;
+use crate::db::{Conn, Db, DbFuture};
+use crate::entities::CONSTRAINTS;
+use crate::error::{ApiError, GqlResult};
+use crate::graphql::acl::{self, Grant, Op};
+use crate::graphql::filter::{OrderInput, WhereInput};
+use crate::graphql::input;
+use crate::graphql::meta::{ColumnMeta, EntityMeta};
+use crate::graphql::page::{decode_cursor, encode_cursor, Page, PageArgs, PageInfo};
+
+/// A row type of the catalog (generated).
+pub trait Entity: QueryableByName<Pg> + Serialize + Send + Sync + Sized + 'static {
+    const META: &'static EntityMeta;
+    fn id(&self) -> Uuid;
+    /// The value of an orderable or uuid column, for cursors and ownership checks.
+    fn value(&self, column: &str) -> Value;
+}
+
+/// The identity of the writer, stamped on new rows.
+pub struct WriteScope {
+    pub tenant: Uuid,
+    pub user: Uuid,
+}
+
+/// An input type that cannot be built: the input of an operation the catalog does not allow.
+pub enum Never {}
+
+/// The typed Diesel writes of an entity (generated).
+pub trait Writable: Entity {
+    type CreateInput: Send;
+    type UpdateInput: Send;
+    type InsertForm: Send + Sync;
+    type UpdateForm: Send + Sync;
+    fn insert_form(
+        input: Self::CreateInput,
+        scope: &WriteScope,
+        path: &str,
+    ) -> Result<Self::InsertForm, ApiError>;
+    fn update_form(input: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError>;
+    /// The unique key `key` of a new row, as a filter (for upserts).
+    fn key_filter(form: &Self::InsertForm, key: usize) -> Filter;
+    fn insert<'a>(conn: &'a mut Conn, forms: &'a [Self::InsertForm]) -> DbFuture<'a, Vec<Self>>;
+    fn update<'a>(
+        conn: &'a mut Conn,
+        tenant: Uuid,
+        ids: &'a [Uuid],
+        form: &'a Self::UpdateForm,
+    ) -> DbFuture<'a, Vec<Self>>;
+    fn delete<'a>(conn: &'a mut Conn, tenant: Uuid, ids: &'a [Uuid]) -> DbFuture<'a, Vec<Self>>;
+}
+
+/// Page-size limits, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimits {
+    pub default: i32,
+    pub max: i32,
+}
+
+fn db_err<E: Entity>(e: diesel::result::Error) -> ApiError {
+    ApiError::from_db(e, E::META.name, CONSTRAINTS)
+}
+
+fn caller<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestContext, ApiError> {
+    ctx.data_opt::<RequestContext>()
+        .ok_or_else(|| ApiError::unauthenticated("a valid bearer token is required"))
+}
+
+fn database<'c>(ctx: &'c Context<'_>) -> Result<&'c Db, ApiError> {
+    ctx.data_opt::<Db>()
+        .ok_or_else(|| ApiError::internal("no database in the schema data"))
+}
+
+/// `SELECT <row> FROM <table> t WHERE <filter> [ORDER BY ...] [LIMIT n] [FOR UPDATE]`.
+async fn select<E: Entity>(
+    conn: &mut Conn,
+    filter: &Filter,
+    order: &[(&'static ColumnMeta, SortOrder)],
+    limit: Option<i64>,
+    for_update: bool,
+) -> Result<Vec<E>, ApiError> {
+    let mut b = SqlBuilder::new("SELECT ");
+    b.select_list(E::META);
+    b.push(&format!(" FROM \"{}\" t WHERE ", E::META.table));
+    b.filter(filter);
+    if !order.is_empty() {
+        b.order_by(order);
+    }
+    if let Some(n) = limit {
+        b.push(&format!(" LIMIT {n}"));
+    }
+    if for_update {
+        b.push(" FOR UPDATE");
+    }
+    b.into_query().load::<E>(conn).await.map_err(db_err::<E>)
+}
+
+/// Runs `f` in a transaction that carries the caller's tenant for row-level security.
+async fn in_tx<T, F>(ctx: &Context<'_>, read_only: bool, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
+{
+    let rc = caller(ctx)?.clone();
+    let db = database(ctx)?;
+    let mut pooled = db.get().await?;
+    let conn: &mut Conn = &mut pooled;
+    let tenant = rc.tenant_id.to_string();
+    let body = async move |conn: &mut Conn| {
+        diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind::<diesel::sql_types::Text, _>(tenant)
+            .execute(conn)
+            .await?;
+        f(conn).await
+    };
+    if read_only {
+        conn.build_transaction().read_only().run(body).await
+    } else {
+        conn.transaction(body).await
+    }
+}
+
+pub async fn get<E: Entity>(ctx: &Context<'_>, id: &ID) -> GqlResult<Option<E>> {
+    let rc = caller(ctx)?;
+    let id = input::id(id, "", "id")?;
+    let filter = Filter::and(vec![
+        acl::row_scope(E::META, rc, Op::Read),
+        Filter::eq(E::META.id_column(), Value::Uuid(id)),
+    ]);
+    let rows = in_tx(ctx, true, move |conn| {
+        async move { select::<E>(conn, &filter, &[], Some(1), false).await }.boxed()
+    })
+    .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// Resolves `orderBy` into sort keys, always ending with `id` so that the order is total.
+fn sort_keys<O: OrderInput>(
+    meta: &'static EntityMeta,
+    order: Option<&[O]>,
+) -> Result<Vec<(&'static ColumnMeta, SortOrder)>, ApiError> {
+    let mut keys = Vec::new();
+    for (i, o) in order.unwrap_or_default().iter().enumerate() {
+        let k = o.keys();
+        if k.len() != 1 {
+            return Err(ApiError::bad_input(
+                format!("orderBy[{i}]"),
+                format!("orderBy[{i}] must set exactly one field"),
+            ));
+        }
+        keys.extend(k);
+    }
+    let id = meta.id_column();
+    match keys.iter().position(|(c, _)| std::ptr::eq(*c, id)) {
+        // Anything after id can never break a tie.
+        Some(p) => keys.truncate(p + 1),
+        None => keys.push((id, SortOrder::Asc)),
+    }
+    Ok(keys)
+}
+
+fn page_size(limits: PageLimits, args: &PageArgs) -> Result<i64, ApiError> {
+    let (name, n) = match (args.first, args.last) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give either first or last, not both"));
+        }
+        (Some(n), None) => ("first", n),
+        (None, Some(n)) => ("last", n),
+        (None, None) => return Ok(i64::from(limits.default)),
+    };
+    if n < 0 || n > limits.max {
+        return Err(ApiError::bad_input(
+            name,
+            format!("{name} must be between 0 and {}", limits.max),
+        ));
+    }
+    Ok(i64::from(n))
+}
+
+pub async fn list<E: Entity, W: WhereInput, O: OrderInput>(
+    ctx: &Context<'_>,
+    filter: Option<&W>,
+    order: Option<&[O]>,
+    args: PageArgs,
+) -> GqlResult<Page<E>> {
+    let rc = caller(ctx)?;
+    let limits = ctx.data_opt::<PageLimits>().copied().unwrap_or(PageLimits {
+        default: 50,
+        max: 500,
+    });
+    let user_filter = match filter {
+        Some(w) => w.to_filter("where")?,
+        None => Filter::True,
+    };
+    let scoped = Filter::and(vec![acl::row_scope(E::META, rc, Op::Read), user_filter]);
+    let keys = sort_keys(E::META, order)?;
+    let n = page_size(limits, &args)?;
+    let backward = args.last.is_some();
+
+    let mut conds = vec![scoped.clone()];
+    let mut b = SqlBuilder::new("SELECT ");
+    b.select_list(E::META);
+    b.push(&format!(" FROM \"{}\" t WHERE ", E::META.table));
+    let reversed: Vec<_> = keys.iter().map(|(c, d)| (*c, d.reversed())).collect();
+    let after = match &args.after {
+        Some(c) => Some(decode_cursor(&keys, c, "after")?),
+        None => None,
+    };
+    let before = match &args.before {
+        Some(c) => Some(decode_cursor(&keys, c, "before")?),
+        None => None,
+    };
+    b.filter(&Filter::and(std::mem::take(&mut conds)));
+    if let Some(values) = &after {
+        b.push(" AND ");
+        b.after(&keys, values);
+    }
+    if let Some(values) = &before {
+        b.push(" AND ");
+        b.after(&reversed, values);
+    }
+    b.order_by(if backward { &reversed } else { &keys });
+    b.push(&format!(" LIMIT {}", n + 1));
+
+    let mut rows: Vec<E> = in_tx(ctx, true, move |conn| {
+        async move { b.into_query().load::<E>(conn).await.map_err(db_err::<E>) }.boxed()
+    })
+    .await?;
+    let more = rows.len() as i64 > n;
+    rows.truncate(n as usize);
+    if backward {
+        rows.reverse();
+    }
+    let edges: Vec<(String, E)> = rows
+        .into_iter()
+        .map(|row| {
+            let values: Vec<Value> = keys.iter().map(|(c, _)| row.value(c.column)).collect();
+            (encode_cursor(&keys, &values), row)
+        })
+        .collect();
+    let info = PageInfo {
+        has_next_page: if backward { before.is_some() } else { more },
+        has_previous_page: if backward { more } else { after.is_some() },
+        start_cursor: edges.as_slice().first().map(|(c, _)| c.clone()),
+        end_cursor: edges.last().map(|(c, _)| c.clone()),
+    };
+    Ok(Page {
+        edges,
+        info,
+        filter: scoped,
+    })
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+pub async fn count<E: Entity>(ctx: &Context<'_>, scoped: &Filter) -> GqlResult<i64> {
+    let mut b = SqlBuilder::new(&format!(
+        "SELECT count(*) AS count FROM \"{}\" t WHERE ",
+        E::META.table
+    ));
+    b.filter(scoped);
+    let row: CountRow = in_tx(ctx, true, move |conn| {
+        async move {
+            b.into_query()
+                .get_result::<CountRow>(conn)
+                .await
+                .map_err(db_err::<E>)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(row.count)
+}
+
+/// The caller must be allowed to `op` at all; returns what it is allowed on.
+fn require(meta: &EntityMeta, rc: &RequestContext, op: Op) -> Result<Grant, ApiError> {
+    match acl::grant(meta, rc, op) {
+        Grant::None => Err(ApiError::forbidden(format!(
+            "your role may not {} {}",
+            op.verb(),
+            meta.name
+        ))),
+        g => Ok(g),
+    }
+}
+
+/// Rows the caller creates or changes under an owner-only grant must stay its own.
+fn check_owned<E: Entity>(grant: Grant, rc: &RequestContext, rows: &[E]) -> Result<(), ApiError> {
+    let (Grant::Own, Some(owner)) = (grant, E::META.owner) else {
+        return Ok(());
+    };
+    let mine = Value::Uuid(rc.user_id);
+    if rows.iter().all(|r| r.value(owner) == mine) {
+        return Ok(());
+    }
+    let field = E::META.column(owner).map_or(owner, |c| c.field);
+    Err(ApiError::forbidden(format!(
+        "{field} must be your own user id"
+    )))
+}
+
+fn write_scope(rc: &RequestContext) -> WriteScope {
+    WriteScope {
+        tenant: rc.tenant_id,
+        user: rc.user_id,
+    }
+}
+
+pub async fn create_one<E: Writable>(ctx: &Context<'_>, input: E::CreateInput) -> GqlResult<E> {
+    let mut rows = create(ctx, vec![input], false).await?;
+    rows.pop()
+        .ok_or_else(|| ApiError::internal("insert returned no row").into())
+}
+
+pub async fn create_many<E: Writable>(
+    ctx: &Context<'_>,
+    inputs: Vec<E::CreateInput>,
+) -> GqlResult<Vec<E>> {
+    create(ctx, inputs, true).await
+}
+
+async fn create<E: Writable>(
+    ctx: &Context<'_>,
+    inputs: Vec<E::CreateInput>,
+    many: bool,
+) -> GqlResult<Vec<E>> {
+    let rc = caller(ctx)?.clone();
+    let grant = require(E::META, &rc, Op::Create)?;
+    let scope = write_scope(&rc);
+    let forms = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let path = if many {
+                format!("inputs[{i}]")
+            } else {
+                "input".to_string()
+            };
+            E::insert_form(input, &scope, &path)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if forms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = in_tx(ctx, false, move |conn| {
+        async move {
+            let rows = E::insert(conn, &forms).await.map_err(db_err::<E>)?;
+            check_owned(grant, &rc, &rows)?;
+            let changes = rows.iter().map(|r| Change::created(r)).collect();
+            audit::record(conn, &rc, audit::Action::Create, E::META.name, changes).await?;
+            Ok(rows)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(rows)
+}
+
+pub async fn update_one<E: Writable>(
+    ctx: &Context<'_>,
+    id: &ID,
+    input: E::UpdateInput,
+    expected_version: Option<i32>,
+) -> GqlResult<E> {
+    let rc = caller(ctx)?.clone();
+    let id = input::id(id, "", "id")?;
+    let form = E::update_form(input, "input")?;
+    let grant = require(E::META, &rc, Op::Update)?;
+    let filter = Filter::and(vec![
+        acl::row_scope(E::META, &rc, Op::Update),
+        Filter::eq(E::META.id_column(), Value::Uuid(id)),
+    ]);
+    let row = in_tx(ctx, false, move |conn| {
+        async move {
+            let old = select::<E>(conn, &filter, &[], Some(1), true)
+                .await?
+                .pop()
+                .ok_or_else(|| ApiError::not_found(E::META.name))?;
+            if let (Some(expected), Some(col)) = (expected_version, E::META.version) {
+                if old.value(col) != Value::Int(expected) {
+                    return Err(ApiError::Conflict {
+                        field: Some("expectedVersion".into()),
+                        message: format!(
+                            "{} was changed by someone else (expected version {expected})",
+                            E::META.name
+                        ),
+                    });
+                }
+            }
+            let mut new = E::update(conn, rc.tenant_id, &[id], &form)
+                .await
+                .map_err(db_err::<E>)?;
+            check_owned(grant, &rc, &new)?;
+            let new = new.pop().ok_or_else(|| ApiError::not_found(E::META.name))?;
+            audit::record(
+                conn,
+                &rc,
+                audit::Action::Update,
+                E::META.name,
+                vec![Change::updated(&old, &new)],
+            )
+            .await?;
+            Ok(new)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(row)
+}
+
+pub async fn update_many<E: Writable, W: WhereInput>(
+    ctx: &Context<'_>,
+    filter: &W,
+    input: E::UpdateInput,
+) -> GqlResult<Vec<E>> {
+    let rc = caller(ctx)?.clone();
+    let form = E::update_form(input, "input")?;
+    let grant = require(E::META, &rc, Op::Update)?;
+    let filter = Filter::and(vec![
+        acl::row_scope(E::META, &rc, Op::Update),
+        filter.to_filter("where")?,
+    ]);
+    let rows = in_tx(ctx, false, move |conn| {
+        async move {
+            let id = E::META.id_column();
+            let old = select::<E>(conn, &filter, &[(id, SortOrder::Asc)], None, true).await?;
+            if old.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<Uuid> = old.iter().map(Entity::id).collect();
+            let mut new = E::update(conn, rc.tenant_id, &ids, &form)
+                .await
+                .map_err(db_err::<E>)?;
+            check_owned(grant, &rc, &new)?;
+            new.sort_by_key(Entity::id);
+            let changes = old
+                .iter()
+                .zip(new.iter())
+                .map(|(o, n)| Change::updated(o, n))
+                .collect();
+            audit::record(conn, &rc, audit::Action::Update, E::META.name, changes).await?;
+            Ok(new)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(rows)
+}
+
+pub async fn delete_one<E: Writable>(ctx: &Context<'_>, id: &ID) -> GqlResult<E> {
+    let rc = caller(ctx)?.clone();
+    let id = input::id(id, "", "id")?;
+    require(E::META, &rc, Op::Delete)?;
+    let filter = Filter::and(vec![
+        acl::row_scope(E::META, &rc, Op::Delete),
+        Filter::eq(E::META.id_column(), Value::Uuid(id)),
+    ]);
+    let mut rows = delete_where::<E>(ctx, rc, filter).await?;
+    rows.pop()
+        .ok_or_else(|| ApiError::not_found(E::META.name).into())
+}
+
+pub async fn delete_many<E: Writable, W: WhereInput>(
+    ctx: &Context<'_>,
+    filter: &W,
+) -> GqlResult<Vec<E>> {
+    let rc = caller(ctx)?.clone();
+    require(E::META, &rc, Op::Delete)?;
+    let filter = Filter::and(vec![
+        acl::row_scope(E::META, &rc, Op::Delete),
+        filter.to_filter("where")?,
+    ]);
+    delete_where::<E>(ctx, rc, filter).await
+}
+
+async fn delete_where<E: Writable>(
+    ctx: &Context<'_>,
+    rc: RequestContext,
+    filter: Filter,
+) -> GqlResult<Vec<E>> {
+    let rows = in_tx(ctx, false, move |conn| {
+        async move {
+            let id = E::META.id_column();
+            let old = select::<E>(conn, &filter, &[(id, SortOrder::Asc)], None, true).await?;
+            if old.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<Uuid> = old.iter().map(Entity::id).collect();
+            let mut gone = E::delete(conn, rc.tenant_id, &ids)
+                .await
+                .map_err(db_err::<E>)?;
+            gone.sort_by_key(Entity::id);
+            let changes = gone.iter().map(|r| Change::deleted(r)).collect();
+            audit::record(conn, &rc, audit::Action::Delete, E::META.name, changes).await?;
+            Ok(gone)
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(rows)
+}
+
+pub async fn upsert<E: Writable>(
+    ctx: &Context<'_>,
+    key: usize,
+    create: E::CreateInput,
+    update: Option<E::UpdateInput>,
+) -> GqlResult<E> {
+    let rc = caller(ctx)?.clone();
+    let create_grant = require(E::META, &rc, Op::Create)?;
+    let update_grant = require(E::META, &rc, Op::Update)?;
+    let insert = E::insert_form(create, &write_scope(&rc), "create")?;
+    let patch = update.map(|u| E::update_form(u, "update")).transpose()?;
+    // Only rows the caller may update count as "the existing one"; anything else under the
+    // same key surfaces as a CONFLICT from the insert.
+    let filter = Filter::and(vec![
+        acl::row_scope(E::META, &rc, Op::Update),
+        E::key_filter(&insert, key),
+    ]);
+    let row = in_tx(ctx, false, move |conn| {
+        async move {
+            let existing = select::<E>(conn, &filter, &[], Some(1), true).await?.pop();
+            match existing {
+                Some(old) => {
+                    let Some(patch) = patch else {
+                        // No update given: the existing row stays as it is.
+                        return Ok(old);
+                    };
+                    let mut new = E::update(conn, rc.tenant_id, &[old.id()], &patch)
+                        .await
+                        .map_err(db_err::<E>)?;
+                    check_owned(update_grant, &rc, &new)?;
+                    let new = new.pop().ok_or_else(|| ApiError::not_found(E::META.name))?;
+                    audit::record(
+                        conn,
+                        &rc,
+                        audit::Action::Update,
+                        E::META.name,
+                        vec![Change::updated(&old, &new)],
+                    )
+                    .await?;
+                    Ok(new)
+                }
+                None => {
+                    let mut rows = E::insert(conn, std::slice::from_ref(&insert))
+                        .await
+                        .map_err(db_err::<E>)?;
+                    check_owned(create_grant, &rc, &rows)?;
+                    let row = rows
+                        .pop()
+                        .ok_or_else(|| ApiError::internal("insert returned no row"))?;
+                    audit::record(
+                        conn,
+                        &rc,
+                        audit::Action::Create,
+                        E::META.name,
+                        vec![Change::created(&row)],
+                    )
+                    .await?;
+                    Ok(row)
+                }
+            }
+        }
+        .boxed()
+    })
+    .await?;
+    Ok(row)
+}

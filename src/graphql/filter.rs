@@ -1,0 +1,561 @@
+//! The `where` inputs shared by every entity: one filter type per scalar type, turned into the
+//! SQL filter tree. Each entity's generated `XWhere` lists its fields with these types.
+
+use async_graphql::{InputObject, ID};
+use chrono::{DateTime, Utc};
+use serde_json::Value as JsonValue;
+
+use crate::db::sql::{ArrayOp, CmpOp, Filter, JsonOp, TextMatch};
+use crate::db::value::Value;
+use crate::error::ApiError;
+use crate::graphql::input;
+use crate::graphql::meta::ColumnMeta;
+use crate::graphql::scalars::{BigInt, Decimal};
+
+/// Turns one field's filter input into conditions on its column.
+pub trait FieldFilter {
+    fn to_filter(&self, col: &'static ColumnMeta, path: &str) -> Result<Filter, ApiError>;
+}
+
+/// A generated `XWhere` input.
+pub trait WhereInput {
+    fn to_filter(&self, path: &str) -> Result<Filter, ApiError>;
+}
+
+/// Combines AND / OR / NOT of a where input.
+pub fn combinators<W: WhereInput>(
+    and: &Option<Vec<W>>,
+    or: &Option<Vec<W>>,
+    not: &Option<Box<W>>,
+    path: &str,
+) -> Result<Vec<Filter>, ApiError> {
+    let mut all = Vec::new();
+    if let Some(list) = and {
+        for (i, w) in list.iter().enumerate() {
+            all.push(w.to_filter(&format!("{path}.AND[{i}]"))?);
+        }
+    }
+    if let Some(list) = or {
+        let mut any = Vec::new();
+        for (i, w) in list.iter().enumerate() {
+            any.push(w.to_filter(&format!("{path}.OR[{i}]"))?);
+        }
+        all.push(Filter::Or(any));
+    }
+    if let Some(w) = not {
+        all.push(Filter::Not(Box::new(w.to_filter(&format!("{path}.NOT"))?)));
+    }
+    Ok(all)
+}
+
+pub fn push_field<F: FieldFilter>(
+    all: &mut Vec<Filter>,
+    filter: Option<&F>,
+    col: &'static ColumnMeta,
+    path: &str,
+) -> Result<(), ApiError> {
+    if let Some(f) = filter {
+        all.push(f.to_filter(col, &format!("{path}.{}", col.field))?);
+    }
+    Ok(())
+}
+
+fn cmp(col: &'static ColumnMeta, op: CmpOp, value: Value) -> Filter {
+    Filter::Cmp {
+        col,
+        op,
+        value,
+        insensitive: false,
+    }
+}
+
+fn null_check(out: &mut Vec<Filter>, col: &'static ColumnMeta, is_null: Option<bool>) {
+    if let Some(is_null) = is_null {
+        out.push(Filter::IsNull { col, is_null });
+    }
+}
+
+/// The comparison operators every ordered type shares.
+fn ordered<T: Clone + Into<Value>>(
+    out: &mut Vec<Filter>,
+    col: &'static ColumnMeta,
+    ops: [(&Option<T>, CmpOp); 6],
+) {
+    for (v, op) in ops {
+        if let Some(v) = v {
+            out.push(cmp(col, op, v.clone().into()));
+        }
+    }
+}
+
+macro_rules! ordered_filter {
+    ($name:ident, $gql:literal, $t:ty, $list:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(InputObject, Default)]
+        #[graphql(name = $gql)]
+        pub struct $name {
+            pub equals: Option<$t>,
+            pub not: Option<$t>,
+            #[graphql(name = "in")]
+            pub in_: Option<Vec<$t>>,
+            #[graphql(name = "notIn")]
+            pub not_in: Option<Vec<$t>>,
+            pub lt: Option<$t>,
+            pub lte: Option<$t>,
+            pub gt: Option<$t>,
+            pub gte: Option<$t>,
+            #[graphql(name = "isNull")]
+            pub is_null: Option<bool>,
+        }
+
+        impl FieldFilter for $name {
+            fn to_filter(&self, col: &'static ColumnMeta, _path: &str) -> Result<Filter, ApiError> {
+                let mut out = Vec::new();
+                ordered(
+                    &mut out,
+                    col,
+                    [
+                        (&self.equals, CmpOp::Eq),
+                        (&self.not, CmpOp::Ne),
+                        (&self.lt, CmpOp::Lt),
+                        (&self.lte, CmpOp::Lte),
+                        (&self.gt, CmpOp::Gt),
+                        (&self.gte, CmpOp::Gte),
+                    ],
+                );
+                if let Some(l) = &self.in_ {
+                    out.push(Filter::In {
+                        col,
+                        values: Value::$list(l.iter().cloned().map(Into::into).collect()),
+                        negated: false,
+                    });
+                }
+                if let Some(l) = &self.not_in {
+                    out.push(Filter::In {
+                        col,
+                        values: Value::$list(l.iter().cloned().map(Into::into).collect()),
+                        negated: true,
+                    });
+                }
+                null_check(&mut out, col, self.is_null);
+                Ok(Filter::and(out))
+            }
+        }
+    };
+}
+
+ordered_filter!(
+    IntFilter,
+    "IntFilter",
+    i32,
+    IntList,
+    "Conditions on an Int field."
+);
+ordered_filter!(
+    FloatFilter,
+    "FloatFilter",
+    f64,
+    FloatList,
+    "Conditions on a Float field."
+);
+ordered_filter!(
+    DateTimeFilter,
+    "DateTimeFilter",
+    DateTime<Utc>,
+    DateTimeList,
+    "Conditions on a DateTime field (RFC 3339)."
+);
+
+impl From<BigInt> for Value {
+    fn from(v: BigInt) -> Self {
+        Value::BigInt(v.0)
+    }
+}
+impl From<BigInt> for i64 {
+    fn from(v: BigInt) -> Self {
+        v.0
+    }
+}
+impl From<Decimal> for Value {
+    fn from(v: Decimal) -> Self {
+        Value::Decimal(v.0)
+    }
+}
+impl From<Decimal> for bigdecimal::BigDecimal {
+    fn from(v: Decimal) -> Self {
+        v.0
+    }
+}
+
+ordered_filter!(
+    BigIntFilter,
+    "BigIntFilter",
+    BigInt,
+    BigIntList,
+    "Conditions on a BigInt field."
+);
+ordered_filter!(
+    DecimalFilter,
+    "DecimalFilter",
+    Decimal,
+    DecimalList,
+    "Conditions on a Decimal field."
+);
+
+/// How text comparisons treat letter case.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Default)]
+#[graphql(name = "QueryMode")]
+pub enum QueryMode {
+    #[default]
+    #[graphql(name = "DEFAULT")]
+    Default,
+    #[graphql(name = "INSENSITIVE")]
+    Insensitive,
+}
+
+/// Conditions on a String field. `mode: INSENSITIVE` ignores letter case for every operator.
+#[derive(InputObject, Default)]
+#[graphql(name = "StringFilter")]
+pub struct StringFilter {
+    pub equals: Option<String>,
+    pub not: Option<String>,
+    #[graphql(name = "in")]
+    pub in_: Option<Vec<String>>,
+    #[graphql(name = "notIn")]
+    pub not_in: Option<Vec<String>>,
+    pub lt: Option<String>,
+    pub lte: Option<String>,
+    pub gt: Option<String>,
+    pub gte: Option<String>,
+    pub contains: Option<String>,
+    #[graphql(name = "startsWith")]
+    pub starts_with: Option<String>,
+    #[graphql(name = "endsWith")]
+    pub ends_with: Option<String>,
+    pub mode: Option<QueryMode>,
+    #[graphql(name = "isNull")]
+    pub is_null: Option<bool>,
+}
+
+impl FieldFilter for StringFilter {
+    fn to_filter(&self, col: &'static ColumnMeta, _path: &str) -> Result<Filter, ApiError> {
+        let insensitive = self.mode == Some(QueryMode::Insensitive);
+        let mut out = Vec::new();
+        for (v, op) in [
+            (&self.equals, CmpOp::Eq),
+            (&self.not, CmpOp::Ne),
+            (&self.lt, CmpOp::Lt),
+            (&self.lte, CmpOp::Lte),
+            (&self.gt, CmpOp::Gt),
+            (&self.gte, CmpOp::Gte),
+        ] {
+            if let Some(v) = v {
+                out.push(Filter::Cmp {
+                    col,
+                    op,
+                    value: Value::Text(v.clone()),
+                    insensitive,
+                });
+            }
+        }
+        for (list, negated) in [(&self.in_, false), (&self.not_in, true)] {
+            let Some(list) = list else { continue };
+            if insensitive {
+                let any = list
+                    .iter()
+                    .map(|v| Filter::Cmp {
+                        col,
+                        op: CmpOp::Eq,
+                        value: Value::Text(v.clone()),
+                        insensitive: true,
+                    })
+                    .collect();
+                let f = Filter::Or(any);
+                out.push(if negated { Filter::Not(Box::new(f)) } else { f });
+            } else {
+                out.push(Filter::In {
+                    col,
+                    values: Value::TextList(list.clone()),
+                    negated,
+                });
+            }
+        }
+        for (v, how) in [
+            (&self.contains, TextMatch::Contains),
+            (&self.starts_with, TextMatch::StartsWith),
+            (&self.ends_with, TextMatch::EndsWith),
+        ] {
+            if let Some(v) = v {
+                out.push(Filter::Text {
+                    col,
+                    how,
+                    needle: v.clone(),
+                    insensitive,
+                });
+            }
+        }
+        null_check(&mut out, col, self.is_null);
+        Ok(Filter::and(out))
+    }
+}
+
+/// Conditions on an ID field.
+#[derive(InputObject, Default)]
+#[graphql(name = "IDFilter")]
+pub struct IdFilter {
+    pub equals: Option<ID>,
+    pub not: Option<ID>,
+    #[graphql(name = "in")]
+    pub in_: Option<Vec<ID>>,
+    #[graphql(name = "notIn")]
+    pub not_in: Option<Vec<ID>>,
+    #[graphql(name = "isNull")]
+    pub is_null: Option<bool>,
+}
+
+impl FieldFilter for IdFilter {
+    fn to_filter(&self, col: &'static ColumnMeta, path: &str) -> Result<Filter, ApiError> {
+        let mut out = Vec::new();
+        if let Some(v) = &self.equals {
+            out.push(cmp(
+                col,
+                CmpOp::Eq,
+                Value::Uuid(input::id(v, path, "equals")?),
+            ));
+        }
+        if let Some(v) = &self.not {
+            out.push(cmp(col, CmpOp::Ne, Value::Uuid(input::id(v, path, "not")?)));
+        }
+        if let Some(l) = &self.in_ {
+            out.push(Filter::In {
+                col,
+                values: Value::UuidList(input::ids(l, path, "in")?),
+                negated: false,
+            });
+        }
+        if let Some(l) = &self.not_in {
+            out.push(Filter::In {
+                col,
+                values: Value::UuidList(input::ids(l, path, "notIn")?),
+                negated: true,
+            });
+        }
+        null_check(&mut out, col, self.is_null);
+        Ok(Filter::and(out))
+    }
+}
+
+/// Conditions on a Boolean field.
+#[derive(InputObject, Default)]
+#[graphql(name = "BooleanFilter")]
+pub struct BooleanFilter {
+    pub equals: Option<bool>,
+    pub not: Option<bool>,
+    #[graphql(name = "isNull")]
+    pub is_null: Option<bool>,
+}
+
+impl FieldFilter for BooleanFilter {
+    fn to_filter(&self, col: &'static ColumnMeta, _path: &str) -> Result<Filter, ApiError> {
+        let mut out = Vec::new();
+        if let Some(v) = self.equals {
+            out.push(cmp(col, CmpOp::Eq, Value::Bool(v)));
+        }
+        if let Some(v) = self.not {
+            out.push(cmp(col, CmpOp::Ne, Value::Bool(v)));
+        }
+        null_check(&mut out, col, self.is_null);
+        Ok(Filter::and(out))
+    }
+}
+
+/// Conditions on a JSON field. With `path` (a list of keys or array indexes), `equals`, `not`,
+/// `contains` and `containedBy` apply to the value at that path instead of the whole document.
+#[derive(InputObject, Default)]
+#[graphql(name = "JSONFilter")]
+pub struct JsonFilter {
+    pub path: Option<Vec<String>>,
+    pub equals: Option<JsonValue>,
+    pub not: Option<JsonValue>,
+    /// The value contains this JSON (`@>`).
+    pub contains: Option<JsonValue>,
+    /// The value is contained in this JSON (`<@`).
+    #[graphql(name = "containedBy")]
+    pub contained_by: Option<JsonValue>,
+    /// An object with this top-level key, or an array with this string element.
+    #[graphql(name = "hasKey")]
+    pub has_key: Option<String>,
+    #[graphql(name = "hasAnyKeys")]
+    pub has_any_keys: Option<Vec<String>>,
+    #[graphql(name = "hasAllKeys")]
+    pub has_all_keys: Option<Vec<String>>,
+    #[graphql(name = "isNull")]
+    pub is_null: Option<bool>,
+}
+
+impl FieldFilter for JsonFilter {
+    fn to_filter(&self, col: &'static ColumnMeta, _path: &str) -> Result<Filter, ApiError> {
+        let mut out = Vec::new();
+        let path = self.path.clone();
+        for (v, op) in [
+            (&self.equals, JsonOp::Equals),
+            (&self.not, JsonOp::NotEquals),
+            (&self.contains, JsonOp::Contains),
+            (&self.contained_by, JsonOp::ContainedBy),
+        ] {
+            if let Some(v) = v {
+                out.push(Filter::Json {
+                    col,
+                    path: path.clone(),
+                    op,
+                    value: Value::Json(v.clone()),
+                });
+            }
+        }
+        if let Some(k) = &self.has_key {
+            out.push(Filter::Json {
+                col,
+                path: path.clone(),
+                op: JsonOp::HasKey,
+                value: Value::Text(k.clone()),
+            });
+        }
+        for (keys, op) in [
+            (&self.has_any_keys, JsonOp::HasAnyKeys),
+            (&self.has_all_keys, JsonOp::HasAllKeys),
+        ] {
+            if let Some(k) = keys {
+                out.push(Filter::Json {
+                    col,
+                    path: path.clone(),
+                    op,
+                    value: Value::TextList(k.clone()),
+                });
+            }
+        }
+        null_check(&mut out, col, self.is_null);
+        Ok(Filter::and(out))
+    }
+}
+
+macro_rules! list_filter {
+    ($name:ident, $gql:literal, $t:ty, $conv_one:expr, $conv_list:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(InputObject, Default)]
+        #[graphql(name = $gql)]
+        pub struct $name {
+            /// The list contains this element.
+            pub has: Option<$t>,
+            /// The list contains every one of these elements.
+            #[graphql(name = "hasEvery")]
+            pub has_every: Option<Vec<$t>>,
+            /// The list contains at least one of these elements.
+            #[graphql(name = "hasSome")]
+            pub has_some: Option<Vec<$t>>,
+            #[graphql(name = "isEmpty")]
+            pub is_empty: Option<bool>,
+            pub equals: Option<Vec<$t>>,
+            #[graphql(name = "isNull")]
+            pub is_null: Option<bool>,
+        }
+
+        impl FieldFilter for $name {
+            fn to_filter(&self, col: &'static ColumnMeta, path: &str) -> Result<Filter, ApiError> {
+                let one = $conv_one;
+                let list = $conv_list;
+                let mut out = Vec::new();
+                if let Some(v) = &self.has {
+                    out.push(Filter::Array {
+                        col,
+                        op: ArrayOp::Has,
+                        value: one(v, path)?,
+                    });
+                }
+                for (v, op) in [
+                    (&self.has_every, ArrayOp::HasEvery),
+                    (&self.has_some, ArrayOp::HasSome),
+                    (&self.equals, ArrayOp::Equals),
+                ] {
+                    if let Some(v) = v {
+                        out.push(Filter::Array {
+                            col,
+                            op,
+                            value: list(v, path)?,
+                        });
+                    }
+                }
+                if let Some(empty) = self.is_empty {
+                    out.push(Filter::ArrayEmpty { col, empty });
+                }
+                null_check(&mut out, col, self.is_null);
+                Ok(Filter::and(out))
+            }
+        }
+    };
+}
+
+list_filter!(
+    StringListFilter,
+    "StringListFilter",
+    String,
+    |v: &String, _p: &str| -> Result<Value, ApiError> { Ok(Value::Text(v.clone())) },
+    |v: &Vec<String>, _p: &str| -> Result<Value, ApiError> { Ok(Value::TextList(v.clone())) },
+    "Conditions on a list of strings."
+);
+list_filter!(
+    IntListFilter,
+    "IntListFilter",
+    i32,
+    |v: &i32, _p: &str| -> Result<Value, ApiError> { Ok(Value::Int(*v)) },
+    |v: &Vec<i32>, _p: &str| -> Result<Value, ApiError> { Ok(Value::IntList(v.clone())) },
+    "Conditions on a list of integers."
+);
+list_filter!(
+    IdListFilter,
+    "IDListFilter",
+    ID,
+    |v: &ID, p: &str| -> Result<Value, ApiError> { Ok(Value::Uuid(input::id(v, p, "has")?)) },
+    |v: &Vec<ID>, p: &str| -> Result<Value, ApiError> {
+        Ok(Value::UuidList(input::ids(v, p, "list")?))
+    },
+    "Conditions on a list of IDs."
+);
+
+/// The parts of a generated enum filter, as SQL labels.
+pub struct EnumFilterParts {
+    pub equals: Option<&'static str>,
+    pub not: Option<&'static str>,
+    pub in_: Option<Vec<&'static str>>,
+    pub not_in: Option<Vec<&'static str>>,
+    pub is_null: Option<bool>,
+}
+
+pub fn enum_filter(
+    col: &'static ColumnMeta,
+    _path: &str,
+    parts: EnumFilterParts,
+) -> Result<Filter, ApiError> {
+    let mut out = Vec::new();
+    if let Some(v) = parts.equals {
+        out.push(cmp(col, CmpOp::Eq, Value::Text(v.to_string())));
+    }
+    if let Some(v) = parts.not {
+        out.push(cmp(col, CmpOp::Ne, Value::Text(v.to_string())));
+    }
+    for (l, negated) in [(parts.in_, false), (parts.not_in, true)] {
+        if let Some(l) = l {
+            out.push(Filter::In {
+                col,
+                values: Value::TextList(l.iter().map(|s| s.to_string()).collect()),
+                negated,
+            });
+        }
+    }
+    null_check(&mut out, col, parts.is_null);
+    Ok(Filter::and(out))
+}
+
+/// A generated `XOrderBy` input: one sort key per element of `orderBy`.
+pub trait OrderInput {
+    fn keys(&self) -> Vec<(&'static ColumnMeta, crate::db::sql::SortOrder)>;
+}

@@ -1,0 +1,137 @@
+//! Relay connections with keyset cursors.
+//!
+//! A cursor holds the sort-key values of its row (and the sort it was made for), so the next
+//! page is "rows after these values": a deep page costs what the first page costs, and rows
+//! inserted meanwhile never shift a page.
+
+use async_graphql::SimpleObject;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value as Json};
+
+use crate::db::sql::{Filter, SortOrder};
+use crate::db::value::Value;
+use crate::error::ApiError;
+use crate::graphql::meta::ColumnMeta;
+
+/// The Relay pagination arguments of a list field.
+#[derive(Debug, Default, Clone)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+#[derive(SimpleObject, Debug, Clone, Default)]
+pub struct PageInfo {
+    #[graphql(name = "hasNextPage")]
+    pub has_next_page: bool,
+    #[graphql(name = "hasPreviousPage")]
+    pub has_previous_page: bool,
+    #[graphql(name = "startCursor")]
+    pub start_cursor: Option<String>,
+    #[graphql(name = "endCursor")]
+    pub end_cursor: Option<String>,
+}
+
+/// One page of rows with their cursors, and the scoped filter that produced it (for
+/// `totalCount`, computed only when asked for).
+pub struct Page<E> {
+    pub edges: Vec<(String, E)>,
+    pub info: PageInfo,
+    pub filter: Filter,
+}
+
+/// Sort keys as `column:ASC`, so a cursor made for another order is refused.
+fn signature(keys: &[(&'static ColumnMeta, SortOrder)]) -> Vec<String> {
+    keys.iter()
+        .map(|(c, d)| {
+            format!(
+                "{}:{}",
+                c.column,
+                match d {
+                    SortOrder::Asc => "A",
+                    SortOrder::Desc => "D",
+                }
+            )
+        })
+        .collect()
+}
+
+pub fn encode_cursor(keys: &[(&'static ColumnMeta, SortOrder)], values: &[Value]) -> String {
+    let v: Vec<Json> = values.iter().map(Value::to_json).collect();
+    let doc = json!({ "k": signature(keys), "v": v });
+    URL_SAFE_NO_PAD.encode(doc.to_string())
+}
+
+pub fn decode_cursor(
+    keys: &[(&'static ColumnMeta, SortOrder)],
+    cursor: &str,
+    arg: &str,
+) -> Result<Vec<Value>, ApiError> {
+    let bad = || ApiError::bad_input(arg, format!("{arg} is not a cursor of this list and order"));
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .map_err(|_| bad())?;
+    let doc: Json = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let sig: Vec<String> = doc
+        .get("k")
+        .and_then(|k| serde_json::from_value(k.clone()).ok())
+        .ok_or_else(bad)?;
+    if sig != signature(keys) {
+        return Err(bad());
+    }
+    let values = doc.get("v").and_then(Json::as_array).ok_or_else(bad)?;
+    if values.len() != keys.len() {
+        return Err(bad());
+    }
+    keys.iter()
+        .zip(values)
+        .map(|((col, _), v)| Value::from_json(col.ty, v).ok_or_else(bad))
+        .collect()
+}
+
+/// Declares the `XConnection` and `XEdge` GraphQL types of an entity.
+#[macro_export]
+macro_rules! connection_types {
+    ($node:ident, $conn:ident, $edge:ident) => {
+        #[doc = concat!("A page of ", stringify!($node), " rows.")]
+        pub struct $conn(pub $crate::graphql::page::Page<$node>);
+
+        #[async_graphql::Object]
+        impl $conn {
+            async fn edges(&self) -> Vec<$edge<'_>> {
+                self.0.edges.iter().map(|(c, n)| $edge(c, n)).collect()
+            }
+            async fn nodes(&self) -> Vec<&$node> {
+                self.0.edges.iter().map(|(_, n)| n).collect()
+            }
+            #[graphql(name = "pageInfo")]
+            async fn page_info(&self) -> &$crate::graphql::page::PageInfo {
+                &self.0.info
+            }
+            /// The number of rows matching the filter, across all pages.
+            #[graphql(name = "totalCount")]
+            async fn total_count(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+            ) -> $crate::error::GqlResult<i64> {
+                $crate::graphql::crud::count::<$node>(ctx, &self.0.filter).await
+            }
+        }
+
+        #[doc = concat!("A ", stringify!($node), " and its cursor.")]
+        pub struct $edge<'a>(&'a str, &'a $node);
+
+        #[async_graphql::Object]
+        impl<'a> $edge<'a> {
+            async fn cursor(&self) -> &str {
+                self.0
+            }
+            async fn node(&self) -> &$node {
+                self.1
+            }
+        }
+    };
+}

@@ -1,0 +1,408 @@
+//! `/graphql` per the GraphQL-over-HTTP specification:
+//! - POST with `Content-Type: application/json`; anything else is 415.
+//! - GET with `query`, `operationName`, `variables` and `extensions` in the query string;
+//!   mutations over GET are 405. A browser GET without a query gets GraphiQL.
+//! - The response media type follows `Accept`: `application/graphql-response+json` (with
+//!   4xx statuses for requests that never executed) or `application/json` (always 200 once the
+//!   request is well-formed); anything else is 406.
+//! - A missing or invalid bearer token is 401 with an `UNAUTHENTICATED` GraphQL error.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{json, Map, Value as Json};
+
+use super::AppState;
+use crate::error::{classify_engine_error, ApiError};
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    GraphqlResponse,
+    Json,
+}
+
+impl MediaType {
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            MediaType::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            MediaType::Json => "application/json; charset=utf-8",
+        })
+    }
+}
+
+/// Picks the response type from `Accept`; `None` when nothing acceptable is offered.
+fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(MediaType::Json);
+    };
+    let mut best: Option<(f32, MediaType)> = None;
+    for part in accept.split(',') {
+        let mut pieces = part.split(';');
+        let ty = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for p in pieces {
+            if let Some(v) = p.trim().strip_prefix("q=") {
+                q = v.parse().unwrap_or(0.0);
+            }
+        }
+        let media = match ty.as_str() {
+            GRAPHQL_RESPONSE => MediaType::GraphqlResponse,
+            JSON | "application/*" | "*/*" => MediaType::Json,
+            _ => continue,
+        };
+        if q > 0.0
+            && best.is_none_or(|(bq, bm)| {
+                q > bq || (q == bq && media == MediaType::GraphqlResponse && bm != media)
+            })
+        {
+            best = Some((q, media));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+fn json_response(status: StatusCode, media: MediaType, body: &Json) -> Response {
+    let mut res = (status, body.to_string()).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, media.header());
+    res
+}
+
+fn error_body(code: &str, message: &str) -> Json {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+fn bad_request(media: MediaType, message: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        media,
+        &error_body("BAD_REQUEST", message),
+    )
+}
+
+/// The GraphQL parameters of a request, before execution.
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Json>>,
+    extensions: Option<Map<String, Json>>,
+}
+
+fn params_from_json(body: Json) -> Result<Params, &'static str> {
+    let Json::Object(mut obj) = body else {
+        return Err("the request body must be a JSON object");
+    };
+    let query = match obj.remove("query") {
+        Some(Json::String(q)) => q,
+        Some(_) => return Err("query must be a string"),
+        None => return Err("query is required"),
+    };
+    let operation_name = match obj.remove("operationName") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(s),
+        Some(_) => return Err("operationName must be a string"),
+    };
+    let variables = match obj.remove("variables") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(m)) => Some(m),
+        Some(_) => return Err("variables must be an object"),
+    };
+    let extensions = match obj.remove("extensions") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(m)) => Some(m),
+        Some(_) => return Err("extensions must be an object"),
+    };
+    Ok(Params {
+        query,
+        operation_name,
+        variables,
+        extensions,
+    })
+}
+
+fn params_from_query_string(raw: &str) -> Result<Params, &'static str> {
+    let mut query = None;
+    let mut operation_name = None;
+    let mut variables = None;
+    let mut extensions = None;
+    for (k, v) in form_pairs(raw) {
+        match k.as_str() {
+            "query" => query = Some(v),
+            "operationName" => operation_name = Some(v).filter(|s| !s.is_empty()),
+            "variables" => {
+                variables = object_param(&v).map_err(|_| "variables must be a JSON object")?
+            }
+            "extensions" => {
+                extensions = object_param(&v).map_err(|_| "extensions must be a JSON object")?
+            }
+            _ => {}
+        }
+    }
+    Ok(Params {
+        query: query.ok_or("query is required")?,
+        operation_name,
+        variables,
+        extensions,
+    })
+}
+
+/// A JSON object passed as a query-string parameter; empty or `null` is absent.
+fn object_param(v: &str) -> Result<Option<Map<String, Json>>, ()> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_str::<Json>(v) {
+        Ok(Json::Object(m)) => Ok(Some(m)),
+        Ok(Json::Null) => Ok(None),
+        _ => Err(()),
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs of a query string.
+fn form_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads the bearer token; the caller's context or a 401 response.
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    media: MediaType,
+    peer: Option<SocketAddr>,
+) -> Result<crate::auth::RequestContext, Box<Response>> {
+    let unauthorized = |e: ApiError| {
+        let mut res = json_response(
+            StatusCode::UNAUTHORIZED,
+            media,
+            &error_body(e.code(), &e.message()),
+        );
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        Box::new(res)
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(token) = token else {
+        return Err(unauthorized(ApiError::unauthenticated(
+            "send a bearer token: Authorization: Bearer <token>",
+        )));
+    };
+    let mut rc = state.keys.verify(token).map_err(unauthorized)?;
+    rc.client_ip = peer.map(|p| p.ip().to_string());
+    rc.user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect());
+    Ok(rc)
+}
+
+async fn execute(
+    state: &AppState,
+    params: Params,
+    method: &Method,
+    headers: &HeaderMap,
+    media: MediaType,
+    peer: Option<SocketAddr>,
+) -> Response {
+    // Over GET only queries run; decide before authenticating or executing anything.
+    let doc = async_graphql::parser::parse_query(&params.query);
+    if method == Method::GET {
+        if let Ok(doc) = &doc {
+            let op = match &params.operation_name {
+                Some(name) => doc
+                    .operations
+                    .iter()
+                    .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str()))
+                    .map(|(_, o)| o.node.ty),
+                None => doc.operations.iter().next().map(|(_, o)| o.node.ty),
+            };
+            if matches!(
+                op,
+                Some(OperationType::Mutation) | Some(OperationType::Subscription)
+            ) {
+                let mut res = json_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    media,
+                    &error_body(
+                        "METHOD_NOT_ALLOWED",
+                        "only queries can be sent with GET; use POST",
+                    ),
+                );
+                res.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return res;
+            }
+        }
+    }
+    let rc = match authenticate(state, headers, media, peer) {
+        Ok(rc) => rc,
+        Err(res) => return *res,
+    };
+
+    let mut request = async_graphql::Request::new(params.query);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(vars) = params.variables {
+        request = request.variables(async_graphql::Variables::from_json(Json::Object(vars)));
+    }
+    if let Some(ext) = params.extensions {
+        for (k, v) in ext {
+            if let Ok(v) = async_graphql::Value::from_json(v) {
+                request.extensions.insert(k, v);
+            }
+        }
+    }
+    let request = request.data(rc);
+    let mut response = state.schema.execute(request).await;
+    for err in &mut response.errors {
+        classify_engine_error(err);
+    }
+    // Errors without a path came before execution (parse, validation): the request never ran.
+    let not_executed = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = if media == MediaType::GraphqlResponse && not_executed {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut body = serde_json::to_value(&response)
+        .unwrap_or_else(|_| error_body("INTERNAL", "internal error"));
+    if not_executed {
+        if let Json::Object(m) = &mut body {
+            m.remove("data");
+        }
+    }
+    json_response(status, media, &body)
+}
+
+fn peer_of(req: &Request) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
+pub async fn get_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let raw = req.uri().query().unwrap_or("").to_string();
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html && !raw.split('&').any(|p| p.starts_with("query=")) {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("Gateway GraphiQL")
+                .finish(),
+        )
+        .into_response();
+    }
+    let Some(media) = negotiate(&headers) else {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "accept application/graphql-response+json or application/json",
+        )
+            .into_response();
+    };
+    let params = match params_from_query_string(&raw) {
+        Ok(p) => p,
+        Err(msg) => return bad_request(media, msg),
+    };
+    let peer = peer_of(&req);
+    execute(&state, params, &Method::GET, &headers, media, peer).await
+}
+
+pub async fn post_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let peer = peer_of(&req);
+    let Some(media) = negotiate(&headers) else {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            "accept application/graphql-response+json or application/json",
+        )
+            .into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if content_type.as_deref() != Some(JSON) {
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            &error_body(
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the request as Content-Type: application/json",
+            ),
+        );
+    }
+    let bytes: Bytes = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                media,
+                &error_body("LIMIT_EXCEEDED", "the request body is too large"),
+            )
+        }
+    };
+    let body: Json = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(_) => return bad_request(media, "the request body is not valid JSON"),
+    };
+    let params = match params_from_json(body) {
+        Ok(p) => p,
+        Err(msg) => return bad_request(media, msg),
+    };
+    execute(&state, params, &Method::POST, &headers, media, peer).await
+}

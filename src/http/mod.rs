@@ -1,0 +1,52 @@
+//! The HTTP transport: GraphQL over HTTP (POST and GET, per the GraphQL-over-HTTP spec),
+//! GraphiQL for browsers, and health endpoints.
+
+mod graphql_http;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::JwtKeys;
+use crate::config::Limits;
+use crate::db::Db;
+use crate::graphql::GatewaySchema;
+
+/// What every handler shares.
+pub struct AppState {
+    pub schema: GatewaySchema,
+    pub keys: JwtKeys,
+    pub db: Db,
+    pub limits: Limits,
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql_http::get_handler).post(graphql_http::post_handler),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(Arc::new(state))
+}
+
+/// The process is alive.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The database answers: the instance can take traffic.
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if state.db.ready().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+    }
+}

@@ -1,0 +1,14 @@
+//! A multi-tenant GraphQL gateway over PostgreSQL. The schema is a library; `main.rs` only
+//! adds the command line and the transport.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+#[rustfmt::skip]
+pub mod entities;
+pub mod demo;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod tenants;

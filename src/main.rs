@@ -1,0 +1,305 @@
+//! The `gateway` command: serve, migrate, tenants, tokens, schema export. The transport and the
+//! process (signals, private database) live here; the schema is the library's.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use clap::{Parser, Subcommand};
+use gateway::auth::{JwtKeys, Role};
+use gateway::config::Config;
+use gateway::db::cluster::{ClusterOptions, PrivateCluster};
+use gateway::db::{self, Db};
+use gateway::{demo, graphql, http, tenants};
+
+#[derive(Parser)]
+#[command(
+    name = "gateway",
+    version,
+    about = "Multi-tenant GraphQL gateway over PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve GraphQL over HTTP. Without DATABASE_URL: starts a private PostgreSQL, migrates it,
+    /// creates a demo tenant with sample data and prints how to connect.
+    Serve {
+        #[arg(long, env = "GATEWAY_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// Do not apply pending migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Tenants (operator actions).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Print a signed token for an existing user.
+    Token {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        user: String,
+        /// admin or user; defaults to the user's role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Print the GraphQL schema (SDL).
+    ExportSchema,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and its admin user; prints JSON with their ids and an admin token.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        admin_email: Option<String>,
+        #[arg(long, default_value_t = 86400)]
+        ttl: i64,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    // Schema building and validation recurse deeply over ~80 entities: give workers room.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(16 << 20)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The database to use: DATABASE_URL, or the private cluster (started if needed).
+async fn database(config: &Config) -> Result<(String, Option<PrivateCluster>), String> {
+    if let Some(url) = &config.database_url {
+        return Ok((url.clone(), None));
+    }
+    let dir = config.data_dir.join("postgres");
+    let cluster = tokio::task::spawn_blocking(move || {
+        PrivateCluster::ensure(&dir, &ClusterOptions::default())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    db::create_database(&cluster.url("postgres"), "gateway", None).await?;
+    Ok((cluster.url("gateway"), Some(cluster)))
+}
+
+/// The token secret: configured, or (for the private cluster only) generated once and kept.
+fn jwt_keys(config: &Config, private: bool) -> Result<JwtKeys, String> {
+    if let Some(secret) = &config.jwt_secret {
+        if secret.len() < 32 {
+            return Err("GATEWAY_JWT_SECRET must be at least 32 bytes".into());
+        }
+        return Ok(JwtKeys::hs256(secret.as_bytes()));
+    }
+    if !private {
+        return Err("GATEWAY_JWT_SECRET is required when DATABASE_URL is set".into());
+    }
+    let path = config.data_dir.join("jwt-secret");
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => s.trim().to_string(),
+        _ => {
+            let bytes: [u8; 32] = rand::random();
+            let s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            write_private(&path, &s)?;
+            s
+        }
+    };
+    Ok(JwtKeys::hs256(secret.as_bytes()))
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(contents.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = Config::from_env()?;
+    match cli.command {
+        Command::ExportSchema => {
+            print!("{}", graphql::build(None, &config.limits).sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            let (url, _cluster) = database(&config).await?;
+            let applied = db::migrate(&url).await?;
+            println!("{} migration(s) applied", applied.len());
+            Ok(())
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    slug,
+                    name,
+                    admin_email,
+                    ttl,
+                },
+        } => {
+            let (url, cluster) = database(&config).await?;
+            let keys = jwt_keys(&config, cluster.is_some())?;
+            db::migrate(&url).await?;
+            let email = admin_email.unwrap_or_else(|| format!("admin@{slug}.example"));
+            let created = tenants::create_tenant(
+                &url,
+                &keys,
+                &slug,
+                name.as_deref().unwrap_or(&slug),
+                &email,
+                ttl,
+            )
+            .await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&created).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Command::Token {
+            tenant,
+            user,
+            role,
+            ttl,
+        } => {
+            let role = match role.as_deref() {
+                None => None,
+                Some(r) => Some(Role::parse(r).ok_or_else(|| format!("unknown role {r}"))?),
+            };
+            let (url, cluster) = database(&config).await?;
+            let keys = jwt_keys(&config, cluster.is_some())?;
+            println!(
+                "{}",
+                tenants::token_for(&url, &keys, &tenant, &user, role, ttl).await?
+            );
+            Ok(())
+        }
+        Command::Serve { bind, no_migrate } => serve(config, bind, no_migrate).await,
+    }
+}
+
+async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(), String> {
+    let (url, cluster) = database(&config).await?;
+    let keys = jwt_keys(&config, cluster.is_some())?;
+    if !no_migrate {
+        let applied = db::migrate(&url).await?;
+        if !applied.is_empty() {
+            tracing::info!(count = applied.len(), "migrations applied");
+        }
+    }
+    let pool = Db::connect(&url, config.pool_size)?;
+    let schema = graphql::build(Some(pool.clone()), &config.limits);
+
+    let mut demo_header = None;
+    if cluster.is_some() {
+        // The development setup: a demo tenant with sample data, and a token to use it.
+        let created = tenants::create_tenant(
+            &url,
+            &keys,
+            "demo",
+            "Demo",
+            "admin@demo.example",
+            30 * 86400,
+        )
+        .await?;
+        if created.created {
+            demo::seed(&schema, created.tenant_id, created.admin_user_id).await?;
+        }
+        demo_header = Some(created.token);
+    }
+
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = http::router(http::AppState {
+        schema,
+        keys,
+        db: pool,
+        limits: config.limits.clone(),
+    });
+    println!("GraphiQL: http://{local}/graphql");
+    if let Some(token) = &demo_header {
+        println!("Paste into GraphiQL's Headers tab (demo tenant admin, valid 30 days):");
+        println!("{{\"Authorization\": \"Bearer {token}\"}}");
+        println!("More tokens: cargo run -- token --tenant demo --user ada@demo.example");
+    }
+    tracing::info!(%local, "serving");
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server error: {e}"));
+    if let Some(cluster) = cluster {
+        if cluster.started_here {
+            if let Err(e) = cluster.stop() {
+                tracing::warn!("stopping the private PostgreSQL: {e}");
+            }
+        }
+    }
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,289 @@
+//! The test harness: one PostgreSQL for the run (a private cluster, or `TEST_DATABASE_URL`),
+//! one migrated template database, and a fresh database cloned from it for every test, so
+//! tests run in parallel and never see each other's rows.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use gateway::auth::{JwtKeys, Role};
+use gateway::config::Limits;
+use gateway::db::cluster::{ClusterOptions, PrivateCluster};
+use gateway::db::{self, Db};
+use gateway::{graphql, http as gw_http, tenants};
+use http_body_util::BodyExt;
+use serde_json::{json, Value as Json};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const SECRET: &[u8] = b"integration-test-secret-0123456789abcdef";
+
+struct Server {
+    /// URL of a maintenance database on the test server, without the database name.
+    base: String,
+    template: String,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+
+fn project() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A hash of the migrations, so a changed schema gets a new template.
+fn migrations_hash() -> String {
+    fn walk(dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.push((p.display().to_string(), bytes));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&project().join("migrations"), &mut files);
+    files.sort();
+    // FNV-1a: stable across runs and platforms.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for (name, bytes) in files {
+        for b in name.bytes().chain(bytes) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn base_of(url: &str) -> String {
+    match url.rfind('/') {
+        Some(i)
+            if url[..i].contains("://") && url[..i].len() > url.find("://").unwrap_or(0) + 3 =>
+        {
+            url[..i].to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn setup() -> Result<Server, String> {
+    let base = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => base_of(url.trim()),
+        _ => {
+            let opts = ClusterOptions {
+                unsafe_fast: true,
+                max_connections: 400,
+            };
+            let cluster = PrivateCluster::ensure(&project().join(".data/test-postgres"), &opts)
+                .map_err(|e| e.to_string())?;
+            base_of(&cluster.url("postgres"))
+        }
+    };
+    let template = format!("gateway_tmpl_{}", migrations_hash());
+    let admin = format!("{base}/postgres");
+    // A runtime of its own: this runs once, inside whichever test gets here first.
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        let mut conn = diesel_async::AsyncPgConnection::establish(&admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Only one process builds the template; the others wait here.
+        conn.batch_execute("SELECT pg_advisory_lock(99173)")
+            .await
+            .map_err(|e| e.to_string())?;
+        let exists = db::create_database(&admin, &template, None).await;
+        exists?;
+        let applied = db::migrate(&format!("{base}/{template}")).await;
+        conn.batch_execute("SELECT pg_advisory_unlock(99173)")
+            .await
+            .map_err(|e| e.to_string())?;
+        applied?;
+        Ok::<(), String>(())
+    })?;
+    Ok(Server { base, template })
+}
+
+pub struct Tenant {
+    pub id: Uuid,
+    pub admin_id: Uuid,
+    pub admin: String,
+    pub user_id: Uuid,
+    pub user: String,
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub keys: JwtKeys,
+    pub url: String,
+    pub db: Db,
+    pub a: Tenant,
+    pub b: Tenant,
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        TestApp::with_limits(Limits::default()).await
+    }
+
+    pub async fn with_limits(limits: Limits) -> TestApp {
+        let server = SERVER
+            .get_or_init(|| {
+                std::thread::spawn(setup)
+                    .join()
+                    .unwrap_or_else(|_| Err("setup panicked".into()))
+            })
+            .as_ref()
+            .expect("test database server");
+        let name = format!("test_{}", Uuid::new_v4().simple());
+        db::create_database(
+            &format!("{}/postgres", server.base),
+            &name,
+            Some(&server.template),
+        )
+        .await
+        .expect("create test database");
+        let url = format!("{}/{name}", server.base);
+        let keys = JwtKeys::hs256(SECRET);
+        let pool = Db::connect(&url, 8).expect("pool");
+        let schema = graphql::build(Some(pool.clone()), &limits);
+        let router = gw_http::router(gw_http::AppState {
+            schema,
+            keys: keys.clone(),
+            db: pool.clone(),
+            limits,
+        });
+        let mut app = TestApp {
+            router,
+            keys,
+            url,
+            db: pool,
+            a: Tenant::empty(),
+            b: Tenant::empty(),
+        };
+        app.a = app.tenant("alpha").await;
+        app.b = app.tenant("beta").await;
+        app
+    }
+
+    /// A tenant with an admin and one ordinary user, with tokens for both.
+    async fn tenant(&self, slug: &str) -> Tenant {
+        let t = tenants::create_tenant(
+            &self.url,
+            &self.keys,
+            slug,
+            slug,
+            &format!("admin@{slug}.test"),
+            3600,
+        )
+        .await
+        .expect("create tenant");
+        let data = self
+            .ok(
+                &t.token,
+                "mutation($i: UserCreateInput!) { createUser(input: $i) { id } }",
+                json!({ "i": { "email": format!("user@{slug}.test"), "name": "Ordinary User" } }),
+            )
+            .await;
+        let user_id: Uuid = data["createUser"]["id"]
+            .as_str()
+            .expect("user id")
+            .parse()
+            .expect("uuid");
+        let user = self
+            .keys
+            .issue(t.tenant_id, user_id, Role::User, 3600)
+            .expect("token");
+        Tenant {
+            id: t.tenant_id,
+            admin_id: t.admin_user_id,
+            admin: t.token,
+            user_id,
+            user,
+        }
+    }
+
+    /// Sends a request through the real router; returns status, content type and body.
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, String, String) {
+        let res = self.router.clone().oneshot(req).await.expect("router");
+        let status = res.status();
+        let ctype = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        (status, ctype, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// POSTs a GraphQL request with `token`; returns the whole response document.
+    pub async fn gql(&self, token: &str, query: &str, variables: Json) -> Json {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(body))
+            .expect("request");
+        let (status, _, text) = self.send(req).await;
+        assert_eq!(status, StatusCode::OK, "response: {text}");
+        serde_json::from_str(&text).expect("JSON response")
+    }
+
+    /// Like `gql`, but the request must succeed without errors; returns `data`.
+    pub async fn ok(&self, token: &str, query: &str, variables: Json) -> Json {
+        let res = self.gql(token, query, variables).await;
+        assert!(
+            res.get("errors").is_none(),
+            "unexpected errors: {res}\nquery: {query}"
+        );
+        res["data"].clone()
+    }
+
+    /// The request must fail; returns the first error's `extensions.code` and the error.
+    pub async fn err(&self, token: &str, query: &str, variables: Json) -> (String, Json) {
+        let res = self.gql(token, query, variables).await;
+        let err = res["errors"][0].clone();
+        assert!(!err.is_null(), "expected an error: {res}\nquery: {query}");
+        (
+            err["extensions"]["code"].as_str().unwrap_or("").to_string(),
+            err,
+        )
+    }
+
+    /// Rows of a table, counted directly in the database (no tenant scoping).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct C {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.get().await.expect("conn");
+        let c: C = diesel::sql_query(format!("SELECT count(*) AS n FROM \"{table}\""))
+            .get_result(&mut conn)
+            .await
+            .expect("count");
+        c.n
+    }
+}
+
+impl Tenant {
+    fn empty() -> Tenant {
+        Tenant {
+            id: Uuid::nil(),
+            admin_id: Uuid::nil(),
+            admin: String::new(),
+            user_id: Uuid::nil(),
+            user: String::new(),
+        }
+    }
+}

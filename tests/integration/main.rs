@@ -1,0 +1,10 @@
+//! The integration tests: one binary, every test against a real PostgreSQL through the real
+//! HTTP router, each with a database of its own.
+
+mod filters;
+mod harness;
+mod http_spec;
+mod js_clients;
+mod mutations;
+mod pagination;
+mod sweep;
