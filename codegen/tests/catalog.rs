@@ -59,42 +59,80 @@ fn messages(problems: &[Problem]) -> Vec<String> {
 #[test]
 fn a_valid_catalog_loads_with_implicit_fields_and_inverses() {
     let forum = forum_yaml("", "User");
-    let c = load(&[("catalog/core/entities.yaml", CORE), ("catalog/forum/entities.yaml", &forum)])
-        .expect("valid");
+    let c = load(&[
+        ("catalog/core/entities.yaml", CORE),
+        ("catalog/forum/entities.yaml", &forum),
+    ])
+    .expect("valid");
     assert_eq!(c.entities.len(), 3);
-    let thread = c.entities.iter().find(|e| e.name == "ForumThread").expect("thread");
+    let thread = c
+        .entities
+        .iter()
+        .find(|e| e.name == "ForumThread")
+        .expect("thread");
     let names: Vec<&str> = thread.fields.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["id", "tenantId", "authorId", "title", "state", "createdAt", "updatedAt"]);
+    assert_eq!(
+        names,
+        [
+            "id",
+            "tenantId",
+            "authorId",
+            "title",
+            "state",
+            "createdAt",
+            "updatedAt"
+        ]
+    );
     assert_eq!(thread.scope, Scope::Tenant);
     assert_eq!(thread.table, "forum_threads");
     assert_eq!(thread.plural, "forumThreads");
     assert_eq!(thread.relations[0].inverse_type, InverseType::HasMany);
-    assert_eq!(thread.field("state").map(|f| f.ty.clone()), Some(FieldType::Enum("ThreadState".into())));
-    let tenant = c.entities.iter().find(|e| e.name == "Tenant").expect("tenant");
-    assert!(tenant.field("tenantId").is_none(), "global entities have no tenantId");
+    assert_eq!(
+        thread.field("state").map(|f| f.ty.clone()),
+        Some(FieldType::Enum("ThreadState".into()))
+    );
+    let tenant = c
+        .entities
+        .iter()
+        .find(|e| e.name == "Tenant")
+        .expect("tenant");
+    assert!(
+        tenant.field("tenantId").is_none(),
+        "global entities have no tenantId"
+    );
 }
 
 #[test]
 fn problems_name_file_entity_and_field() {
     let forum = forum_yaml("      views: { type: integer }\n", "Nobody");
-    let problems = load(&[("catalog/core/entities.yaml", CORE), ("catalog/forum/entities.yaml", &forum)])
-        .expect_err("invalid");
+    let problems = load(&[
+        ("catalog/core/entities.yaml", CORE),
+        ("catalog/forum/entities.yaml", &forum),
+    ])
+    .expect_err("invalid");
     let text = messages(&problems);
     assert!(
-        problems.iter().any(|p| p.file == "catalog/forum/entities.yaml"
-            && p.entity.as_deref() == Some("ForumThread")
-            && p.field.as_deref() == Some("views")
-            && p.message.contains("unknown type `integer`")),
+        problems
+            .iter()
+            .any(|p| p.file == "catalog/forum/entities.yaml"
+                && p.entity.as_deref() == Some("ForumThread")
+                && p.field.as_deref() == Some("views")
+                && p.message.contains("unknown type `integer`")),
         "{text:?}"
     );
     // Loading stops at the first broken entity pass, so fix the type and look again.
     let forum = forum_yaml("", "Nobody");
-    let problems = load(&[("catalog/core/entities.yaml", CORE), ("catalog/forum/entities.yaml", &forum)])
-        .expect_err("invalid");
+    let problems = load(&[
+        ("catalog/core/entities.yaml", CORE),
+        ("catalog/forum/entities.yaml", &forum),
+    ])
+    .expect_err("invalid");
     assert!(
-        problems.iter().any(|p| p.entity.as_deref() == Some("ForumThread")
-            && p.field.as_deref() == Some("authorId")
-            && p.message.contains("missing entity `Nobody`")),
+        problems
+            .iter()
+            .any(|p| p.entity.as_deref() == Some("ForumThread")
+                && p.field.as_deref() == Some("authorId")
+                && p.message.contains("missing entity `Nobody`")),
         "{:?}",
         messages(&problems)
     );
@@ -111,7 +149,11 @@ entities:
     acl: { create: [user], read: [user], update: [user], delete: [user] }
 "#;
     let problems = load(&[("catalog/core/entities.yaml", bad)]).expect_err("typo");
-    assert!(messages(&problems)[0].contains("requried"), "{:?}", messages(&problems));
+    assert!(
+        messages(&problems)[0].contains("requried"),
+        "{:?}",
+        messages(&problems)
+    );
 
     let dup = r#"
 package: core
@@ -123,8 +165,15 @@ entities:
     acl: { create: [user], read: [owner], update: [self], delete: [user] }
 "#;
     let text = messages(&load(&[("catalog/core/entities.yaml", dup)]).expect_err("bad"));
-    assert!(text.iter().any(|m| m.contains("field id") && m.contains("implicit")), "{text:?}");
-    assert!(text.iter().any(|m| m.contains("unknown role `owner`")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|m| m.contains("field id") && m.contains("implicit")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter().any(|m| m.contains("unknown role `owner`")),
+        "{text:?}"
+    );
     assert!(text.iter().any(|m| m.contains("no `owner`")), "{text:?}");
 
     let wrong_folder = load(&[("catalog/other/entities.yaml", CORE)]).expect_err("folder");
@@ -143,18 +192,25 @@ entities:
       email: { type: string, required: true, maxLength: 320, unique: true, description: "nor here" }
     acl: { create: [admin], read: [user], update: [self, admin], delete: [admin] }
 "#;
-    let c = load(&[("catalog/core/entities.yaml", CORE), ("catalog/extra/entities.yaml", user_again)])
-        .expect("same structure is compatible");
+    let c = load(&[
+        ("catalog/core/entities.yaml", CORE),
+        ("catalog/extra/entities.yaml", user_again),
+    ])
+    .expect("same structure is compatible");
     assert_eq!(c.entities.iter().filter(|e| e.name == "User").count(), 1);
 
     let user_changed = user_again.replace("maxLength: 320", "maxLength: 100");
-    let problems = load(&[("catalog/core/entities.yaml", CORE), ("catalog/extra/entities.yaml", &user_changed)])
-        .expect_err("different structure");
+    let problems = load(&[
+        ("catalog/core/entities.yaml", CORE),
+        ("catalog/extra/entities.yaml", &user_changed),
+    ])
+    .expect_err("different structure");
     let text = messages(&problems);
     assert!(
-        text.iter().any(|m| m.contains("catalog/extra/entities.yaml")
-            && m.contains("entity User")
-            && m.contains("defined differently in catalog/core/entities.yaml")),
+        text.iter()
+            .any(|m| m.contains("catalog/extra/entities.yaml")
+                && m.contains("entity User")
+                && m.contains("defined differently in catalog/core/entities.yaml")),
         "{text:?}"
     );
 }
@@ -180,11 +236,20 @@ entities:
     acl: { create: [admin], read: [user], update: [admin], delete: [admin] }
 "#;
     let text = messages(
-        &load(&[("catalog/core/entities.yaml", CORE), ("catalog/billing/entities.yaml", bad)]).expect_err("bad"),
+        &load(&[
+            ("catalog/core/entities.yaml", CORE),
+            ("catalog/billing/entities.yaml", bad),
+        ])
+        .expect_err("bad"),
     );
-    assert!(text.iter().any(|m| m.contains("SetNull needs a nullable field")), "{text:?}");
     assert!(
-        text.iter().any(|m| m.contains("entity Offer") && m.contains("cannot reference the tenant-scoped `User`")),
+        text.iter()
+            .any(|m| m.contains("SetNull needs a nullable field")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter().any(|m| m.contains("entity Offer")
+            && m.contains("cannot reference the tenant-scoped `User`")),
         "{text:?}"
     );
 }
@@ -194,7 +259,15 @@ fn the_repository_catalog_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
     let c = load_dir(&dir).unwrap_or_else(|p| panic!("{p}"));
     assert!(c.entities.len() >= 80, "{} entities", c.entities.len());
-    for name in ["Tenant", "User", "ForumThread", "Workflow", "Task", "Wallet", "AuditLog"] {
+    for name in [
+        "Tenant",
+        "User",
+        "ForumThread",
+        "Workflow",
+        "Task",
+        "Wallet",
+        "AuditLog",
+    ] {
         assert!(c.entities.iter().any(|e| e.name == name), "{name} missing");
     }
 }
@@ -206,8 +279,15 @@ fn generated_files_are_marked_and_fresh() {
     let files = gateway_codegen::generate(&c);
     for (path, text) in &files {
         let first = text.lines().next().unwrap_or("");
-        assert!(first.contains("@generated"), "{} is not marked generated", path.display());
+        assert!(
+            first.contains("@generated"),
+            "{} is not marked generated",
+            path.display()
+        );
     }
     let stale = gateway_codegen::stale_files(&root, &files);
-    assert!(stale.is_empty(), "stale generated files: {stale:?}; run `cargo run -p gateway-codegen`");
+    assert!(
+        stale.is_empty(),
+        "stale generated files: {stale:?}; run `cargo run -p gateway-codegen`"
+    );
 }

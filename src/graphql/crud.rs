@@ -338,6 +338,48 @@ pub async fn create_many<E: Writable>(
     create(ctx, inputs, true).await
 }
 
+/// Inserts rows, checks they are the caller's where only its own rows are allowed, audits.
+async fn insert_rows<E: Writable>(
+    conn: &mut Conn,
+    rc: &RequestContext,
+    grant: Grant,
+    forms: &[E::InsertForm],
+) -> Result<Vec<E>, ApiError> {
+    let rows = E::insert(conn, forms).await.map_err(db_err::<E>)?;
+    check_owned(grant, rc, &rows)?;
+    let changes = rows.iter().map(Change::created).collect();
+    audit::record(conn, rc, audit::Action::Create, E::META.name, changes).await?;
+    Ok(rows)
+}
+
+/// Applies `form` to the locked rows `old`, checks ownership, audits old and new values.
+/// Returns the new rows ordered by id.
+async fn update_rows<E: Writable>(
+    conn: &mut Conn,
+    rc: &RequestContext,
+    grant: Grant,
+    mut old: Vec<E>,
+    form: &E::UpdateForm,
+) -> Result<Vec<E>, ApiError> {
+    if old.is_empty() {
+        return Ok(old);
+    }
+    old.sort_by_key(Entity::id);
+    let ids: Vec<Uuid> = old.iter().map(Entity::id).collect();
+    let mut new = E::update(conn, rc.tenant_id, &ids, form)
+        .await
+        .map_err(db_err::<E>)?;
+    check_owned(grant, rc, &new)?;
+    new.sort_by_key(Entity::id);
+    let changes = old
+        .iter()
+        .zip(new.iter())
+        .map(|(o, n)| Change::updated(o, n))
+        .collect();
+    audit::record(conn, rc, audit::Action::Update, E::META.name, changes).await?;
+    Ok(new)
+}
+
 async fn create<E: Writable>(
     ctx: &Context<'_>,
     inputs: Vec<E::CreateInput>,
@@ -362,14 +404,7 @@ async fn create<E: Writable>(
         return Ok(Vec::new());
     }
     let rows = in_tx(ctx, false, move |conn| {
-        async move {
-            let rows = E::insert(conn, &forms).await.map_err(db_err::<E>)?;
-            check_owned(grant, &rc, &rows)?;
-            let changes = rows.iter().map(|r| Change::created(r)).collect();
-            audit::record(conn, &rc, audit::Action::Create, E::META.name, changes).await?;
-            Ok(rows)
-        }
-        .boxed()
+        async move { insert_rows::<E>(conn, &rc, grant, &forms).await }.boxed()
     })
     .await?;
     Ok(rows)
@@ -406,20 +441,10 @@ pub async fn update_one<E: Writable>(
                     });
                 }
             }
-            let mut new = E::update(conn, rc.tenant_id, &[id], &form)
-                .await
-                .map_err(db_err::<E>)?;
-            check_owned(grant, &rc, &new)?;
-            let new = new.pop().ok_or_else(|| ApiError::not_found(E::META.name))?;
-            audit::record(
-                conn,
-                &rc,
-                audit::Action::Update,
-                E::META.name,
-                vec![Change::updated(&old, &new)],
-            )
-            .await?;
-            Ok(new)
+            update_rows::<E>(conn, &rc, grant, vec![old], &form)
+                .await?
+                .pop()
+                .ok_or_else(|| ApiError::not_found(E::META.name))
         }
         .boxed()
     })
@@ -441,24 +466,15 @@ pub async fn update_many<E: Writable, W: WhereInput>(
     ]);
     let rows = in_tx(ctx, false, move |conn| {
         async move {
-            let id = E::META.id_column();
-            let old = select::<E>(conn, &filter, &[(id, SortOrder::Asc)], None, true).await?;
-            if old.is_empty() {
-                return Ok(Vec::new());
-            }
-            let ids: Vec<Uuid> = old.iter().map(Entity::id).collect();
-            let mut new = E::update(conn, rc.tenant_id, &ids, &form)
-                .await
-                .map_err(db_err::<E>)?;
-            check_owned(grant, &rc, &new)?;
-            new.sort_by_key(Entity::id);
-            let changes = old
-                .iter()
-                .zip(new.iter())
-                .map(|(o, n)| Change::updated(o, n))
-                .collect();
-            audit::record(conn, &rc, audit::Action::Update, E::META.name, changes).await?;
-            Ok(new)
+            let old = select::<E>(
+                conn,
+                &filter,
+                &[(E::META.id_column(), SortOrder::Asc)],
+                None,
+                true,
+            )
+            .await?;
+            update_rows::<E>(conn, &rc, grant, old, &form).await
         }
         .boxed()
     })
@@ -509,7 +525,7 @@ async fn delete_where<E: Writable>(
                 .await
                 .map_err(db_err::<E>)?;
             gone.sort_by_key(Entity::id);
-            let changes = gone.iter().map(|r| Change::deleted(r)).collect();
+            let changes = gone.iter().map(Change::deleted).collect();
             audit::record(conn, &rc, audit::Action::Delete, E::META.name, changes).await?;
             Ok(gone)
         }
@@ -539,46 +555,19 @@ pub async fn upsert<E: Writable>(
     let row = in_tx(ctx, false, move |conn| {
         async move {
             let existing = select::<E>(conn, &filter, &[], Some(1), true).await?.pop();
-            match existing {
-                Some(old) => {
-                    let Some(patch) = patch else {
-                        // No update given: the existing row stays as it is.
-                        return Ok(old);
-                    };
-                    let mut new = E::update(conn, rc.tenant_id, &[old.id()], &patch)
-                        .await
-                        .map_err(db_err::<E>)?;
-                    check_owned(update_grant, &rc, &new)?;
-                    let new = new.pop().ok_or_else(|| ApiError::not_found(E::META.name))?;
-                    audit::record(
-                        conn,
-                        &rc,
-                        audit::Action::Update,
-                        E::META.name,
-                        vec![Change::updated(&old, &new)],
-                    )
-                    .await?;
-                    Ok(new)
+            let rows = match (existing, patch) {
+                // No update given: the existing row stays as it is.
+                (Some(old), None) => vec![old],
+                (Some(old), Some(patch)) => {
+                    update_rows::<E>(conn, &rc, update_grant, vec![old], &patch).await?
                 }
-                None => {
-                    let mut rows = E::insert(conn, std::slice::from_ref(&insert))
-                        .await
-                        .map_err(db_err::<E>)?;
-                    check_owned(create_grant, &rc, &rows)?;
-                    let row = rows
-                        .pop()
-                        .ok_or_else(|| ApiError::internal("insert returned no row"))?;
-                    audit::record(
-                        conn,
-                        &rc,
-                        audit::Action::Create,
-                        E::META.name,
-                        vec![Change::created(&row)],
-                    )
-                    .await?;
-                    Ok(row)
+                (None, _) => {
+                    insert_rows::<E>(conn, &rc, create_grant, std::slice::from_ref(&insert)).await?
                 }
-            }
+            };
+            rows.into_iter()
+                .next()
+                .ok_or_else(|| ApiError::internal("upsert returned no row"))
         }
         .boxed()
     })

@@ -234,3 +234,49 @@ async fn committed_schema_graphql_is_fresh() {
         "schema.graphql is stale: run `cargo run -- export-schema > schema.graphql`"
     );
 }
+
+#[tokio::test]
+async fn secrets_have_no_graphql_field() {
+    let sdl = gateway::graphql::build(None, &gateway::config::Limits::default()).sdl();
+    for hidden in [
+        "secretHash",
+        "tokenHash",
+        "refreshTokenHash",
+        "accessToken",
+        "idToken",
+    ] {
+        assert!(!sdl.contains(&format!("{hidden}:")), "{hidden} is exposed");
+        assert!(!sdl.contains(&format!("{hidden}(")), "{hidden} is exposed");
+    }
+    // Tenant-scoped inputs never take a tenant: it comes from the credential.
+    assert!(!sdl.contains("input ForumThreadCreateInput {\n\ttenantId"));
+}
+
+#[tokio::test]
+async fn depth_and_complexity_limits() {
+    let limits = gateway::config::Limits {
+        max_depth: 3,
+        max_complexity: 20,
+        ..Default::default()
+    };
+    let app = TestApp::with_limits(limits).await;
+    let (code, _) = app
+        .err(
+            &app.a.admin,
+            "{ tags { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "LIMIT_EXCEEDED");
+    let wide: Vec<String> = (0..25)
+        .map(|i| format!("t{i}: viewer {{ role }}"))
+        .collect();
+    let (code, _) = app
+        .err(
+            &app.a.admin,
+            &format!("{{ {} }}", wide.join(" ")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "LIMIT_EXCEEDED");
+}
