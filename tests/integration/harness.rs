@@ -98,8 +98,8 @@ fn setup() -> Result<Server, String> {
         conn.batch_execute("SELECT pg_advisory_lock(99173)")
             .await
             .map_err(|e| e.to_string())?;
-        let exists = db::create_database(&admin, &template, None).await;
-        exists?;
+        drop_leftovers(&mut conn).await?;
+        db::create_database(&admin, &template, None).await?;
         let applied = db::migrate(&format!("{base}/{template}")).await;
         conn.batch_execute("SELECT pg_advisory_unlock(99173)")
             .await
@@ -108,6 +108,36 @@ fn setup() -> Result<Server, String> {
         Ok::<(), String>(())
     })?;
     Ok(Server { base, template })
+}
+
+/// Drops the test databases of earlier runs whose process is gone.
+async fn drop_leftovers(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), String> {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+            .load(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    for Name { datname } in names {
+        let pid = datname
+            .split('_')
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            conn.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{datname}\" WITH (FORCE)"
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 pub struct Tenant {
@@ -141,7 +171,8 @@ impl TestApp {
             })
             .as_ref()
             .expect("test database server");
-        let name = format!("test_{}", Uuid::new_v4().simple());
+        // The pid lets a later run drop what this process leaves behind.
+        let name = format!("test_{}_{}", std::process::id(), Uuid::new_v4().simple());
         db::create_database(
             &format!("{}/postgres", server.base),
             &name,
