@@ -6,6 +6,7 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use crate::auth::{RequestContext, Role};
+use crate::db::Db;
 use crate::graphql::GatewaySchema;
 
 /// Runs one mutation as the admin and returns its `data`, or the errors as text.
@@ -15,9 +16,11 @@ async fn run(
     query: &str,
     vars: Json,
 ) -> Result<Json, String> {
-    let req = async_graphql::Request::new(query)
-        .variables(Variables::from_json(vars))
-        .data(rc.clone());
+    let Some(db) = schema.data::<Db>() else {
+        return Err("demo data: the schema has no database".into());
+    };
+    let req = async_graphql::Request::new(query).variables(Variables::from_json(vars));
+    let req = crate::graphql::with_caller(req, db, rc.clone());
     let res = schema.execute(req).await;
     if !res.errors.is_empty() {
         let msgs: Vec<String> = res.errors.iter().map(|e| e.message.clone()).collect();

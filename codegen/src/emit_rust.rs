@@ -431,6 +431,7 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
             f.column()
         );
     }
+    relation_fields(s, c, e);
     s.push_str("}\n\n");
 
     // Create input.
@@ -841,6 +842,68 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
             s.push_str("    fn delete<'a>(_conn: &'a mut Conn, _tenant: Uuid, _ids: &'a [Uuid]) -> DbFuture<'a, Vec<Self>> {\n        Box::pin(async { Err(diesel::result::Error::NotFound) })\n    }");
         }
         s.push_str("}\n\n");
+    }
+}
+
+fn type_path(c: &Catalog, entity: &str) -> String {
+    let pkg = c
+        .entities
+        .iter()
+        .find(|x| x.name == entity)
+        .map(|x| x.package.clone())
+        .unwrap_or_default();
+    format!("crate::entities::{pkg}::{entity}")
+}
+
+/// Relation fields of an entity: its `belongsTo` parents, and the `hasMany` / `hasOne`
+/// inverses other entities declare towards it. All of them load through the request's
+/// batching loaders.
+fn relation_fields(s: &mut String, c: &Catalog, e: &Entity) {
+    for r in &e.relations {
+        let target = type_path(c, &r.target);
+        let f = e.field(&r.field).expect("validated relation field");
+        let id = if f.required {
+            format!("Some(self.{})", f.rust_ident())
+        } else {
+            format!("self.{}", f.rust_ident())
+        };
+        let _ = writeln!(
+            s,
+            "    /// The {} this row belongs to (`{}`).\n    #[graphql(name = \"{}\")]\n    async fn rel_{}(&self, ctx: &Context<'_>) -> GqlResult<Option<{target}>> {{\n        crud::belongs_to::<{target}>(ctx, {id}).boxed().await\n    }}",
+            r.target,
+            r.field,
+            r.name,
+            r.name.to_snake_case()
+        );
+    }
+    for child in &c.entities {
+        for r in child.relations.iter().filter(|r| r.target == e.name) {
+            let ty = type_path(c, &child.name);
+            let fk = r.field.to_snake_case();
+            match r.inverse_type {
+                InverseType::HasOne => {
+                    let _ = writeln!(
+                        s,
+                        "    /// The {} whose `{}` is this row.\n    #[graphql(name = \"{}\")]\n    async fn rel_{}(&self, ctx: &Context<'_>) -> GqlResult<Option<{ty}>> {{\n        crud::has_one::<{ty}>(ctx, \"{fk}\", self.id).boxed().await\n    }}",
+                        child.name,
+                        r.field,
+                        r.inverse,
+                        r.inverse.to_snake_case()
+                    );
+                }
+                InverseType::HasMany => {
+                    let _ = writeln!(
+                        s,
+                        "    /// The {child} rows whose `{field}` is this row, as a connection like the `{plural}` list.\n    #[graphql(name = \"{inv}\")]\n    async fn rel_{snake}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"where\")] filter: Option<{ty}Where>,\n        #[graphql(name = \"orderBy\")] order_by: Option<Vec<{ty}OrderBy>>,\n        first: Option<i32>,\n        after: Option<String>,\n        last: Option<i32>,\n        before: Option<String>,\n    ) -> GqlResult<{ty}Connection> {{\n        let args = PageArgs {{ first, after, last, before }};\n        crud::has_many::<{ty}, _, _>(ctx, \"{fk}\", self.id, filter.as_ref(), order_by.as_deref(), args)\n            .boxed()\n            .await\n            .map({ty}Connection)\n    }}",
+                        child = child.name,
+                        field = r.field,
+                        plural = child.plural,
+                        inv = r.inverse,
+                        snake = r.inverse.to_snake_case(),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -5,16 +5,23 @@ mod pg_enum;
 pub mod sql;
 pub mod value;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use diesel::connection::InstrumentationEvent;
 
 use diesel::result::QueryResult;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 
+use crate::auth::RequestContext;
 use crate::error::ApiError;
 
 pub type Conn = AsyncPgConnection;
@@ -26,11 +33,31 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Conn>,
+    statements: Arc<AtomicU64>,
 }
 
 impl Db {
     pub fn connect(url: &str, size: usize) -> Result<Db, String> {
-        let manager = AsyncDieselConnectionManager::<Conn>::new(url);
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        let mut config = ManagerConfig::default();
+        // No ping on every checkout: a round trip per request saved; a broken connection
+        // fails its query and is dropped by the pool.
+        config.recycling_method = RecyclingMethod::Fast;
+        config.custom_setup = Box::new(move |url| {
+            let counter = counter.clone();
+            async move {
+                let mut conn = Conn::establish(url).await?;
+                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                    if let InstrumentationEvent::StartQuery { .. } = event {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                Ok(conn)
+            }
+            .boxed()
+        });
+        let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(size)
             .wait_timeout(Some(Duration::from_secs(10)))
@@ -38,7 +65,42 @@ impl Db {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| format!("cannot build the database pool: {e}"))?;
-        Ok(Db { pool })
+        Ok(Db { pool, statements })
+    }
+
+    /// Runs `f` in one transaction whose `app.tenant_id` setting is the caller's tenant, for
+    /// row-level security. `set_config(.., true)` is transaction-local: nothing survives on
+    /// the pooled connection.
+    pub async fn transaction<T, F>(
+        &self,
+        rc: &RequestContext,
+        read_only: bool,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
+    {
+        let mut pooled = self.get().await?;
+        let conn: &mut Conn = &mut pooled;
+        let tenant = rc.tenant_id.to_string();
+        let body = async move |conn: &mut Conn| {
+            diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+                .bind::<diesel::sql_types::Text, _>(tenant)
+                .execute(conn)
+                .await?;
+            f(conn).await
+        };
+        if read_only {
+            conn.build_transaction().read_only().run(body).await
+        } else {
+            conn.transaction(body).await
+        }
+    }
+
+    /// SQL statements sent through this pool so far (tests use it to prove batching).
+    pub fn statements(&self) -> u64 {
+        AtomicU64::load(&self.statements, Ordering::Relaxed)
     }
 
     pub async fn get(&self) -> Result<Object<Conn>, ApiError> {

@@ -137,6 +137,47 @@ impl ChatRoom {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`createdById`).
+    #[graphql(name = "createdBy")]
+    async fn rel_created_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.created_by_id).boxed().await
+    }
+    /// The ChatRoomMember rows whose `roomId` is this row, as a connection like the `chatRoomMembers` list.
+    #[graphql(name = "members")]
+    async fn rel_members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::chat::ChatRoomMemberWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::chat::ChatRoomMemberOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::chat::ChatRoomMemberConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::chat::ChatRoomMember, _, _>(ctx, "room_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::chat::ChatRoomMemberConnection)
+    }
+    /// The ChatMessage rows whose `roomId` is this row, as a connection like the `chatMessages` list.
+    #[graphql(name = "messages")]
+    async fn rel_messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::chat::ChatMessageWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::chat::ChatMessageOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::chat::ChatMessageConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::chat::ChatMessage, _, _>(ctx, "room_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::chat::ChatMessageConnection)
+    }
 }
 
 /// The fields of a new ChatRoom.
@@ -794,6 +835,16 @@ impl ChatRoomMember {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The ChatRoom this row belongs to (`roomId`).
+    #[graphql(name = "room")]
+    async fn rel_room(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::chat::ChatRoom>> {
+        crud::belongs_to::<crate::entities::chat::ChatRoom>(ctx, Some(self.room_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
 }
 
 /// The fields of a new ChatRoomMember.
@@ -1145,8 +1196,8 @@ pub static CHAT_ROOM_MEMBER_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Owner, AclRole::Admin],
     },
     unique_keys: &[&["room_id", "user_id"]],
-    relations: &[RelationMeta { name: "room", column: "room_id", target: "ChatRoom", inverse: "chatRoomMembers" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "chatRoomMembers" }],
-    checksum: "d2f18e5d6de8e3a3e8f4536fededd072b9503daf27028922e31fe08c88cbc078",
+    relations: &[RelationMeta { name: "room", column: "room_id", target: "ChatRoom", inverse: "members" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "chatRoomMembers" }],
+    checksum: "c34cc0c4fbce7f1dea4ca95a8210216d68d15f7bb19b5f1e3277a3bfcc6915dc",
 };
 
 impl Entity for ChatRoomMember {
@@ -1344,6 +1395,57 @@ impl ChatMessage {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The ChatRoom this row belongs to (`roomId`).
+    #[graphql(name = "room")]
+    async fn rel_room(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::chat::ChatRoom>> {
+        crud::belongs_to::<crate::entities::chat::ChatRoom>(ctx, Some(self.room_id)).boxed().await
+    }
+    /// The User this row belongs to (`senderId`).
+    #[graphql(name = "sender")]
+    async fn rel_sender(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.sender_id).boxed().await
+    }
+    /// The ChatMessage this row belongs to (`parentId`).
+    #[graphql(name = "parent")]
+    async fn rel_parent(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::chat::ChatMessage>> {
+        crud::belongs_to::<crate::entities::chat::ChatMessage>(ctx, self.parent_id).boxed().await
+    }
+    /// The ChatMessage rows whose `parentId` is this row, as a connection like the `chatMessages` list.
+    #[graphql(name = "replies")]
+    async fn rel_replies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::chat::ChatMessageWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::chat::ChatMessageOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::chat::ChatMessageConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::chat::ChatMessage, _, _>(ctx, "parent_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::chat::ChatMessageConnection)
+    }
+    /// The ChatReadReceipt rows whose `messageId` is this row, as a connection like the `chatReadReceipts` list.
+    #[graphql(name = "chatReadReceipts")]
+    async fn rel_chat_read_receipts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::chat::ChatReadReceiptWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::chat::ChatReadReceiptOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::chat::ChatReadReceiptConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::chat::ChatReadReceipt, _, _>(ctx, "message_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::chat::ChatReadReceiptConnection)
     }
 }
 
@@ -1715,8 +1817,8 @@ pub static CHAT_MESSAGE_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Owner, AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "room", column: "room_id", target: "ChatRoom", inverse: "chatMessages" }, RelationMeta { name: "sender", column: "sender_id", target: "User", inverse: "chatMessages" }, RelationMeta { name: "parent", column: "parent_id", target: "ChatMessage", inverse: "replies" }],
-    checksum: "c2afa62bd9d98bdff3559810628b8886b864c97a3fa606dfb0d213bcff8d9be1",
+    relations: &[RelationMeta { name: "room", column: "room_id", target: "ChatRoom", inverse: "messages" }, RelationMeta { name: "sender", column: "sender_id", target: "User", inverse: "chatMessages" }, RelationMeta { name: "parent", column: "parent_id", target: "ChatMessage", inverse: "replies" }],
+    checksum: "050e1cdfffdfb3623c37cb0aeb8f522743f1ea769e8e9e134cd44fe87a2577ce",
 };
 
 impl Entity for ChatMessage {
@@ -1878,6 +1980,16 @@ impl ChatReadReceipt {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The ChatMessage this row belongs to (`messageId`).
+    #[graphql(name = "message")]
+    async fn rel_message(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::chat::ChatMessage>> {
+        crud::belongs_to::<crate::entities::chat::ChatMessage>(ctx, Some(self.message_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
 }
 

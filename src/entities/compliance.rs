@@ -140,6 +140,16 @@ impl ComplianceAction {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`requestedById`).
+    #[graphql(name = "requestedBy")]
+    async fn rel_requested_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.requested_by_id).boxed().await
+    }
+    /// The User this row belongs to (`resolvedById`).
+    #[graphql(name = "resolvedBy")]
+    async fn rel_resolved_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.resolved_by_id).boxed().await
+    }
 }
 
 /// The fields of a new ComplianceAction.

@@ -101,6 +101,42 @@ impl Conversation {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The ConversationMessage rows whose `conversationId` is this row, as a connection like the `conversationMessages` list.
+    #[graphql(name = "messages")]
+    async fn rel_messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::conversations::ConversationMessageWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::conversations::ConversationMessageOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::conversations::ConversationMessageConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::conversations::ConversationMessage, _, _>(ctx, "conversation_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::conversations::ConversationMessageConnection)
+    }
+    /// The Task rows whose `conversationId` is this row, as a connection like the `tasks` list.
+    #[graphql(name = "tasks")]
+    async fn rel_tasks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::tasks::TaskWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::tasks::TaskOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::tasks::TaskConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::tasks::Task, _, _>(ctx, "conversation_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::tasks::TaskConnection)
+    }
 }
 
 /// The fields of a new Conversation.
@@ -580,6 +616,11 @@ impl ConversationMessage {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Conversation this row belongs to (`conversationId`).
+    #[graphql(name = "conversation")]
+    async fn rel_conversation(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::conversations::Conversation>> {
+        crud::belongs_to::<crate::entities::conversations::Conversation>(ctx, Some(self.conversation_id)).boxed().await
+    }
 }
 
 /// The fields of a new ConversationMessage.
@@ -861,8 +902,8 @@ pub static CONVERSATION_MESSAGE_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "conversation", column: "conversation_id", target: "Conversation", inverse: "conversationMessages" }],
-    checksum: "97ac9f168c5618f47df2288503fe10c9171f33c0c22c4362656dcc0678ba2846",
+    relations: &[RelationMeta { name: "conversation", column: "conversation_id", target: "Conversation", inverse: "messages" }],
+    checksum: "9a614f2dd09957a5be8a6ce60dd027278c1740fb79eef89f2c5d14131cbdee6d",
 };
 
 impl Entity for ConversationMessage {

@@ -512,6 +512,767 @@ impl User {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The ChatRoom rows whose `createdById` is this row, as a connection like the `chatRooms` list.
+    #[graphql(name = "chatRooms")]
+    async fn rel_chat_rooms(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::chat::ChatRoomWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::chat::ChatRoomOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::chat::ChatRoomConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::chat::ChatRoom, _, _>(ctx, "created_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::chat::ChatRoomConnection)
+    }
+    /// The ChatRoomMember rows whose `userId` is this row, as a connection like the `chatRoomMembers` list.
+    #[graphql(name = "chatRoomMembers")]
+    async fn rel_chat_room_members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::chat::ChatRoomMemberWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::chat::ChatRoomMemberOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::chat::ChatRoomMemberConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::chat::ChatRoomMember, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::chat::ChatRoomMemberConnection)
+    }
+    /// The ChatMessage rows whose `senderId` is this row, as a connection like the `chatMessages` list.
+    #[graphql(name = "chatMessages")]
+    async fn rel_chat_messages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::chat::ChatMessageWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::chat::ChatMessageOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::chat::ChatMessageConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::chat::ChatMessage, _, _>(ctx, "sender_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::chat::ChatMessageConnection)
+    }
+    /// The ChatReadReceipt rows whose `userId` is this row, as a connection like the `chatReadReceipts` list.
+    #[graphql(name = "chatReadReceipts")]
+    async fn rel_chat_read_receipts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::chat::ChatReadReceiptWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::chat::ChatReadReceiptOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::chat::ChatReadReceiptConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::chat::ChatReadReceipt, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::chat::ChatReadReceiptConnection)
+    }
+    /// The ComplianceAction rows whose `requestedById` is this row, as a connection like the `complianceActions` list.
+    #[graphql(name = "requestedComplianceActions")]
+    async fn rel_requested_compliance_actions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::compliance::ComplianceActionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::compliance::ComplianceActionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::compliance::ComplianceActionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::compliance::ComplianceAction, _, _>(ctx, "requested_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::compliance::ComplianceActionConnection)
+    }
+    /// The ComplianceAction rows whose `resolvedById` is this row, as a connection like the `complianceActions` list.
+    #[graphql(name = "resolvedComplianceActions")]
+    async fn rel_resolved_compliance_actions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::compliance::ComplianceActionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::compliance::ComplianceActionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::compliance::ComplianceActionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::compliance::ComplianceAction, _, _>(ctx, "resolved_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::compliance::ComplianceActionConnection)
+    }
+    /// The Profile whose `userId` is this row.
+    #[graphql(name = "profile")]
+    async fn rel_profile(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::Profile>> {
+        crud::has_one::<crate::entities::core::Profile>(ctx, "user_id", self.id).boxed().await
+    }
+    /// The Credential rows whose `userId` is this row, as a connection like the `credentials` list.
+    #[graphql(name = "credentials")]
+    async fn rel_credentials(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::core::CredentialWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::core::CredentialOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::core::CredentialConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::core::Credential, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::core::CredentialConnection)
+    }
+    /// The Session rows whose `userId` is this row, as a connection like the `sessions` list.
+    #[graphql(name = "sessions")]
+    async fn rel_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::core::SessionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::core::SessionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::core::SessionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::core::Session, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::core::SessionConnection)
+    }
+    /// The Account rows whose `userId` is this row, as a connection like the `accounts` list.
+    #[graphql(name = "accounts")]
+    async fn rel_accounts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::core::AccountWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::core::AccountOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::core::AccountConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::core::Account, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::core::AccountConnection)
+    }
+    /// The GroupMember rows whose `userId` is this row, as a connection like the `groupMembers` list.
+    #[graphql(name = "groupMembers")]
+    async fn rel_group_members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::core::GroupMemberWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::core::GroupMemberOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::core::GroupMemberConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::core::GroupMember, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::core::GroupMemberConnection)
+    }
+    /// The Certificate rows whose `userId` is this row, as a connection like the `certificates` list.
+    #[graphql(name = "certificates")]
+    async fn rel_certificates(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::credentials::CertificateWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::credentials::CertificateOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::credentials::CertificateConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::credentials::Certificate, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::credentials::CertificateConnection)
+    }
+    /// The UserBadge rows whose `userId` is this row, as a connection like the `userBadges` list.
+    #[graphql(name = "userBadges")]
+    async fn rel_user_badges(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::credentials::UserBadgeWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::credentials::UserBadgeOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::credentials::UserBadgeConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::credentials::UserBadge, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::credentials::UserBadgeConnection)
+    }
+    /// The Wallet rows whose `userId` is this row, as a connection like the `wallets` list.
+    #[graphql(name = "wallets")]
+    async fn rel_wallets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::WalletWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::WalletOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::WalletConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::Wallet, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::WalletConnection)
+    }
+    /// The Transaction rows whose `userId` is this row, as a connection like the `transactions` list.
+    #[graphql(name = "transactions")]
+    async fn rel_transactions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::TransactionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::TransactionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::TransactionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::Transaction, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::TransactionConnection)
+    }
+    /// The Staking rows whose `userId` is this row, as a connection like the `stakings` list.
+    #[graphql(name = "stakings")]
+    async fn rel_stakings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::StakingWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::StakingOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::StakingConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::Staking, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::StakingConnection)
+    }
+    /// The Subscription rows whose `userId` is this row, as a connection like the `subscriptions` list.
+    #[graphql(name = "subscriptions")]
+    async fn rel_subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::SubscriptionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::SubscriptionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::SubscriptionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::Subscription, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::SubscriptionConnection)
+    }
+    /// The MicroserviceMeter rows whose `userId` is this row, as a connection like the `microserviceMeters` list.
+    #[graphql(name = "microserviceMeters")]
+    async fn rel_microservice_meters(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::MicroserviceMeterWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::MicroserviceMeterOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::MicroserviceMeterConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::MicroserviceMeter, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::MicroserviceMeterConnection)
+    }
+    /// The ForumThread rows whose `authorId` is this row, as a connection like the `forumThreads` list.
+    #[graphql(name = "forumThreads")]
+    async fn rel_forum_threads(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::forum::ForumThreadWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::forum::ForumThreadOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::forum::ForumThreadConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::forum::ForumThread, _, _>(ctx, "author_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::forum::ForumThreadConnection)
+    }
+    /// The ForumPost rows whose `authorId` is this row, as a connection like the `forumPosts` list.
+    #[graphql(name = "forumPosts")]
+    async fn rel_forum_posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::forum::ForumPostWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::forum::ForumPostOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::forum::ForumPostConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::forum::ForumPost, _, _>(ctx, "author_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::forum::ForumPostConnection)
+    }
+    /// The ForumReaction rows whose `userId` is this row, as a connection like the `forumReactions` list.
+    #[graphql(name = "forumReactions")]
+    async fn rel_forum_reactions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::forum::ForumReactionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::forum::ForumReactionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::forum::ForumReactionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::forum::ForumReaction, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::forum::ForumReactionConnection)
+    }
+    /// The Course rows whose `instructorId` is this row, as a connection like the `courses` list.
+    #[graphql(name = "courses")]
+    async fn rel_courses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::CourseWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::CourseOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::CourseConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Course, _, _>(ctx, "instructor_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::CourseConnection)
+    }
+    /// The Enrollment rows whose `userId` is this row, as a connection like the `enrollments` list.
+    #[graphql(name = "enrollments")]
+    async fn rel_enrollments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::EnrollmentWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::EnrollmentOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::EnrollmentConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Enrollment, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::EnrollmentConnection)
+    }
+    /// The CourseProgress rows whose `userId` is this row, as a connection like the `courseProgresses` list.
+    #[graphql(name = "courseProgresses")]
+    async fn rel_course_progresses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::CourseProgressWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::CourseProgressOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::CourseProgressConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::CourseProgress, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::CourseProgressConnection)
+    }
+    /// The QuizAttempt rows whose `userId` is this row, as a connection like the `quizAttempts` list.
+    #[graphql(name = "quizAttempts")]
+    async fn rel_quiz_attempts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuizAttemptWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuizAttemptOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuizAttemptConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::QuizAttempt, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuizAttemptConnection)
+    }
+    /// The QuizResponse rows whose `userId` is this row, as a connection like the `quizResponses` list.
+    #[graphql(name = "quizResponses")]
+    async fn rel_quiz_responses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuizResponseWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuizResponseOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuizResponseConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::QuizResponse, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuizResponseConnection)
+    }
+    /// The Submission rows whose `userId` is this row, as a connection like the `submissions` list.
+    #[graphql(name = "submissions")]
+    async fn rel_submissions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::SubmissionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::SubmissionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::SubmissionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Submission, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::SubmissionConnection)
+    }
+    /// The Submission rows whose `gradedById` is this row, as a connection like the `submissions` list.
+    #[graphql(name = "gradedSubmissions")]
+    async fn rel_graded_submissions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::SubmissionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::SubmissionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::SubmissionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Submission, _, _>(ctx, "graded_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::SubmissionConnection)
+    }
+    /// The MediaAsset rows whose `uploadedById` is this row, as a connection like the `mediaAssets` list.
+    #[graphql(name = "mediaAssets")]
+    async fn rel_media_assets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::media::MediaAssetWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::media::MediaAssetOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::media::MediaAssetConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::media::MediaAsset, _, _>(ctx, "uploaded_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::media::MediaAssetConnection)
+    }
+    /// The Notification rows whose `userId` is this row, as a connection like the `notifications` list.
+    #[graphql(name = "notifications")]
+    async fn rel_notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::notifications::NotificationWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::notifications::NotificationOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::notifications::NotificationConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::notifications::Notification, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::notifications::NotificationConnection)
+    }
+    /// The Comment rows whose `authorId` is this row, as a connection like the `comments` list.
+    #[graphql(name = "comments")]
+    async fn rel_comments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::CommentWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::CommentOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::CommentConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::Comment, _, _>(ctx, "author_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::CommentConnection)
+    }
+    /// The CSSTheme rows whose `createdById` is this row, as a connection like the `cssThemes` list.
+    #[graphql(name = "cssThemes")]
+    async fn rel_css_themes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::CSSThemeWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::CSSThemeOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::CSSThemeConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::CSSTheme, _, _>(ctx, "created_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::CSSThemeConnection)
+    }
+    /// The Dashboard rows whose `userId` is this row, as a connection like the `dashboards` list.
+    #[graphql(name = "dashboards")]
+    async fn rel_dashboards(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::DashboardWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::DashboardOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::DashboardConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::Dashboard, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::DashboardConnection)
+    }
+    /// The DashboardWidget rows whose `userId` is this row, as a connection like the `dashboardWidgets` list.
+    #[graphql(name = "dashboardWidgets")]
+    async fn rel_dashboard_widgets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::DashboardWidgetWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::DashboardWidgetOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::DashboardWidgetConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::DashboardWidget, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::DashboardWidgetConnection)
+    }
+    /// The Guide rows whose `createdById` is this row, as a connection like the `guides` list.
+    #[graphql(name = "guides")]
+    async fn rel_guides(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::GuideWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::GuideOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::GuideConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::Guide, _, _>(ctx, "created_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::GuideConnection)
+    }
+    /// The GameSession rows whose `userId` is this row, as a connection like the `gameSessions` list.
+    #[graphql(name = "gameSessions")]
+    async fn rel_game_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::GameSessionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::GameSessionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::GameSessionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::GameSession, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::GameSessionConnection)
+    }
+    /// The GameHighScore rows whose `userId` is this row, as a connection like the `gameHighScores` list.
+    #[graphql(name = "gameHighScores")]
+    async fn rel_game_high_scores(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::GameHighScoreWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::GameHighScoreOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::GameHighScoreConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::GameHighScore, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::GameHighScoreConnection)
+    }
+    /// The Task rows whose `assignedUserId` is this row, as a connection like the `tasks` list.
+    #[graphql(name = "assignedTasks")]
+    async fn rel_assigned_tasks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::tasks::TaskWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::tasks::TaskOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::tasks::TaskConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::tasks::Task, _, _>(ctx, "assigned_user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::tasks::TaskConnection)
+    }
+    /// The Task rows whose `claimedById` is this row, as a connection like the `tasks` list.
+    #[graphql(name = "claimedTasks")]
+    async fn rel_claimed_tasks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::tasks::TaskWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::tasks::TaskOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::tasks::TaskConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::tasks::Task, _, _>(ctx, "claimed_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::tasks::TaskConnection)
+    }
+    /// The Task rows whose `completedById` is this row, as a connection like the `tasks` list.
+    #[graphql(name = "completedTasks")]
+    async fn rel_completed_tasks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::tasks::TaskWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::tasks::TaskOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::tasks::TaskConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::tasks::Task, _, _>(ctx, "completed_by_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::tasks::TaskConnection)
+    }
+    /// The Workflow rows whose `ownerId` is this row, as a connection like the `workflows` list.
+    #[graphql(name = "workflows")]
+    async fn rel_workflows(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::workflow::WorkflowWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::workflow::WorkflowOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::workflow::WorkflowConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::workflow::Workflow, _, _>(ctx, "owner_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::workflow::WorkflowConnection)
+    }
+    /// The WorkflowExecution rows whose `userId` is this row, as a connection like the `workflowExecutions` list.
+    #[graphql(name = "workflowExecutions")]
+    async fn rel_workflow_executions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::workflow::WorkflowExecutionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::workflow::WorkflowExecutionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::workflow::WorkflowExecutionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::workflow::WorkflowExecution, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::workflow::WorkflowExecutionConnection)
+    }
+    /// The CustomBlock rows whose `userId` is this row, as a connection like the `customBlocks` list.
+    #[graphql(name = "customBlocks")]
+    async fn rel_custom_blocks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::workflow::CustomBlockWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::workflow::CustomBlockOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::workflow::CustomBlockConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::workflow::CustomBlock, _, _>(ctx, "user_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::workflow::CustomBlockConnection)
+    }
 }
 
 /// The fields of a new User.
@@ -1065,6 +1826,11 @@ impl Profile {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
 }
 
 /// The fields of a new Profile.
@@ -1575,6 +2341,11 @@ impl Credential {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
 }
 
 /// Conditions on Credential rows; all given conditions must hold.
@@ -1966,6 +2737,11 @@ impl Session {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
 }
 
@@ -2423,6 +3199,11 @@ impl Account {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
 }
 
@@ -3311,6 +4092,42 @@ impl Group {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The GroupMember rows whose `groupId` is this row, as a connection like the `groupMembers` list.
+    #[graphql(name = "groupMembers")]
+    async fn rel_group_members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::core::GroupMemberWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::core::GroupMemberOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::core::GroupMemberConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::core::GroupMember, _, _>(ctx, "group_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::core::GroupMemberConnection)
+    }
+    /// The Task rows whose `assignedGroupId` is this row, as a connection like the `tasks` list.
+    #[graphql(name = "tasks")]
+    async fn rel_tasks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::tasks::TaskWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::tasks::TaskOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::tasks::TaskConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::tasks::Task, _, _>(ctx, "assigned_group_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::tasks::TaskConnection)
+    }
 }
 
 /// The fields of a new Group.
@@ -3770,6 +4587,16 @@ impl GroupMember {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Group this row belongs to (`groupId`).
+    #[graphql(name = "group")]
+    async fn rel_group(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::Group>> {
+        crud::belongs_to::<crate::entities::core::Group>(ctx, Some(self.group_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
 }
 

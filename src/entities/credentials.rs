@@ -158,6 +158,21 @@ impl Certificate {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The Course this row belongs to (`courseId`).
+    #[graphql(name = "course")]
+    async fn rel_course(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Course>> {
+        crud::belongs_to::<crate::entities::lms::Course>(ctx, self.course_id).boxed().await
+    }
+    /// The BlockchainTransaction this row belongs to (`blockchainTransactionId`).
+    #[graphql(name = "blockchainTransaction")]
+    async fn rel_blockchain_transaction(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::finance::BlockchainTransaction>> {
+        crud::belongs_to::<crate::entities::finance::BlockchainTransaction>(ctx, self.blockchain_transaction_id).boxed().await
+    }
 }
 
 /// The fields of a new Certificate.
@@ -938,6 +953,29 @@ impl Badge {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Course this row belongs to (`courseId`).
+    #[graphql(name = "course")]
+    async fn rel_course(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Course>> {
+        crud::belongs_to::<crate::entities::lms::Course>(ctx, self.course_id).boxed().await
+    }
+    /// The UserBadge rows whose `badgeId` is this row, as a connection like the `userBadges` list.
+    #[graphql(name = "userBadges")]
+    async fn rel_user_badges(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::credentials::UserBadgeWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::credentials::UserBadgeOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::credentials::UserBadgeConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::credentials::UserBadge, _, _>(ctx, "badge_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::credentials::UserBadgeConnection)
+    }
 }
 
 /// The fields of a new Badge.
@@ -1685,6 +1723,16 @@ impl UserBadge {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The Badge this row belongs to (`badgeId`).
+    #[graphql(name = "badge")]
+    async fn rel_badge(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::credentials::Badge>> {
+        crud::belongs_to::<crate::entities::credentials::Badge>(ctx, Some(self.badge_id)).boxed().await
     }
 }
 

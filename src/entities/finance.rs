@@ -110,6 +110,47 @@ impl Wallet {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The Transaction rows whose `walletId` is this row, as a connection like the `transactions` list.
+    #[graphql(name = "transactions")]
+    async fn rel_transactions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::TransactionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::TransactionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::TransactionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::Transaction, _, _>(ctx, "wallet_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::TransactionConnection)
+    }
+    /// The Staking rows whose `walletId` is this row, as a connection like the `stakings` list.
+    #[graphql(name = "stakings")]
+    async fn rel_stakings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::StakingWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::StakingOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::StakingConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::Staking, _, _>(ctx, "wallet_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::StakingConnection)
+    }
 }
 
 /// The fields of a new Wallet.
@@ -653,6 +694,39 @@ impl Transaction {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Wallet this row belongs to (`walletId`).
+    #[graphql(name = "wallet")]
+    async fn rel_wallet(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::finance::Wallet>> {
+        crud::belongs_to::<crate::entities::finance::Wallet>(ctx, Some(self.wallet_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The Transaction this row belongs to (`relatedTransactionId`).
+    #[graphql(name = "relatedTransaction")]
+    async fn rel_related_transaction(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::finance::Transaction>> {
+        crud::belongs_to::<crate::entities::finance::Transaction>(ctx, self.related_transaction_id).boxed().await
+    }
+    /// The Transaction rows whose `relatedTransactionId` is this row, as a connection like the `transactions` list.
+    #[graphql(name = "relatedTransactions")]
+    async fn rel_related_transactions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::TransactionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::TransactionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::TransactionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::Transaction, _, _>(ctx, "related_transaction_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::TransactionConnection)
     }
 }
 
@@ -1223,6 +1297,16 @@ impl Staking {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Wallet this row belongs to (`walletId`).
+    #[graphql(name = "wallet")]
+    async fn rel_wallet(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::finance::Wallet>> {
+        crud::belongs_to::<crate::entities::finance::Wallet>(ctx, Some(self.wallet_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
 }
 
 /// Conditions on Staking rows; all given conditions must hold.
@@ -1715,6 +1799,24 @@ impl PricingTier {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Subscription rows whose `tierId` is this row, as a connection like the `subscriptions` list.
+    #[graphql(name = "subscriptions")]
+    async fn rel_subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::finance::SubscriptionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::finance::SubscriptionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::finance::SubscriptionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::finance::Subscription, _, _>(ctx, "tier_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::finance::SubscriptionConnection)
     }
 }
 
@@ -2294,6 +2396,16 @@ impl Subscription {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The PricingTier this row belongs to (`tierId`).
+    #[graphql(name = "tier")]
+    async fn rel_tier(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::finance::PricingTier>> {
+        crud::belongs_to::<crate::entities::finance::PricingTier>(ctx, Some(self.tier_id)).boxed().await
     }
 }
 
@@ -2888,6 +3000,24 @@ impl BlockchainTransaction {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Certificate rows whose `blockchainTransactionId` is this row, as a connection like the `certificates` list.
+    #[graphql(name = "certificates")]
+    async fn rel_certificates(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::credentials::CertificateWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::credentials::CertificateOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::credentials::CertificateConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::credentials::Certificate, _, _>(ctx, "blockchain_transaction_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::credentials::CertificateConnection)
     }
 }
 
@@ -3574,6 +3704,11 @@ impl MicroserviceMeter {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.user_id).boxed().await
     }
 }
 

@@ -100,6 +100,47 @@ impl ForumCategory {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The ForumCategory this row belongs to (`parentId`).
+    #[graphql(name = "parent")]
+    async fn rel_parent(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::forum::ForumCategory>> {
+        crud::belongs_to::<crate::entities::forum::ForumCategory>(ctx, self.parent_id).boxed().await
+    }
+    /// The ForumCategory rows whose `parentId` is this row, as a connection like the `forumCategories` list.
+    #[graphql(name = "children")]
+    async fn rel_children(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::forum::ForumCategoryWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::forum::ForumCategoryOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::forum::ForumCategoryConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::forum::ForumCategory, _, _>(ctx, "parent_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::forum::ForumCategoryConnection)
+    }
+    /// The ForumThread rows whose `categoryId` is this row, as a connection like the `forumThreads` list.
+    #[graphql(name = "threads")]
+    async fn rel_threads(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::forum::ForumThreadWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::forum::ForumThreadOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::forum::ForumThreadConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::forum::ForumThread, _, _>(ctx, "category_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::forum::ForumThreadConnection)
+    }
 }
 
 /// The fields of a new ForumCategory.
@@ -626,6 +667,34 @@ impl ForumThread {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The ForumCategory this row belongs to (`categoryId`).
+    #[graphql(name = "category")]
+    async fn rel_category(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::forum::ForumCategory>> {
+        crud::belongs_to::<crate::entities::forum::ForumCategory>(ctx, Some(self.category_id)).boxed().await
+    }
+    /// The User this row belongs to (`authorId`).
+    #[graphql(name = "author")]
+    async fn rel_author(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.author_id)).boxed().await
+    }
+    /// The ForumPost rows whose `threadId` is this row, as a connection like the `forumPosts` list.
+    #[graphql(name = "posts")]
+    async fn rel_posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::forum::ForumPostWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::forum::ForumPostOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::forum::ForumPostConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::forum::ForumPost, _, _>(ctx, "thread_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::forum::ForumPostConnection)
+    }
 }
 
 /// The fields of a new ForumThread.
@@ -1052,8 +1121,8 @@ pub static FORUM_THREAD_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Owner, AclRole::Admin],
     },
     unique_keys: &[&["category_id", "slug"]],
-    relations: &[RelationMeta { name: "category", column: "category_id", target: "ForumCategory", inverse: "forumThreads" }, RelationMeta { name: "author", column: "author_id", target: "User", inverse: "forumThreads" }],
-    checksum: "43874a9b3063ce2bba0ed22bc1e68bd33cbaf9adc4b06c0e0eedc9c16dbbb41c",
+    relations: &[RelationMeta { name: "category", column: "category_id", target: "ForumCategory", inverse: "threads" }, RelationMeta { name: "author", column: "author_id", target: "User", inverse: "forumThreads" }],
+    checksum: "7a99baa66f96eef3010546b785cd0dba40a4c0099b76cd87a858b0970b6b0936",
 };
 
 impl Entity for ForumThread {
@@ -1234,6 +1303,57 @@ impl ForumPost {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The ForumThread this row belongs to (`threadId`).
+    #[graphql(name = "thread")]
+    async fn rel_thread(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::forum::ForumThread>> {
+        crud::belongs_to::<crate::entities::forum::ForumThread>(ctx, Some(self.thread_id)).boxed().await
+    }
+    /// The User this row belongs to (`authorId`).
+    #[graphql(name = "author")]
+    async fn rel_author(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.author_id)).boxed().await
+    }
+    /// The ForumPost this row belongs to (`parentId`).
+    #[graphql(name = "parent")]
+    async fn rel_parent(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::forum::ForumPost>> {
+        crud::belongs_to::<crate::entities::forum::ForumPost>(ctx, self.parent_id).boxed().await
+    }
+    /// The ForumPost rows whose `parentId` is this row, as a connection like the `forumPosts` list.
+    #[graphql(name = "replies")]
+    async fn rel_replies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::forum::ForumPostWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::forum::ForumPostOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::forum::ForumPostConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::forum::ForumPost, _, _>(ctx, "parent_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::forum::ForumPostConnection)
+    }
+    /// The ForumReaction rows whose `postId` is this row, as a connection like the `forumReactions` list.
+    #[graphql(name = "reactions")]
+    async fn rel_reactions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::forum::ForumReactionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::forum::ForumReactionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::forum::ForumReactionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::forum::ForumReaction, _, _>(ctx, "post_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::forum::ForumReactionConnection)
     }
 }
 
@@ -1545,8 +1665,8 @@ pub static FORUM_POST_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Owner, AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "thread", column: "thread_id", target: "ForumThread", inverse: "forumPosts" }, RelationMeta { name: "author", column: "author_id", target: "User", inverse: "forumPosts" }, RelationMeta { name: "parent", column: "parent_id", target: "ForumPost", inverse: "replies" }],
-    checksum: "763103678081475830106d87c1c1adad455862508edbce05d58c28694ac99745",
+    relations: &[RelationMeta { name: "thread", column: "thread_id", target: "ForumThread", inverse: "posts" }, RelationMeta { name: "author", column: "author_id", target: "User", inverse: "forumPosts" }, RelationMeta { name: "parent", column: "parent_id", target: "ForumPost", inverse: "replies" }],
+    checksum: "b2b78f4e4eede74882fa65592ebcaa27ceb4a127c69a26d1e5f7a7d5d83bf8fb",
 };
 
 impl Entity for ForumPost {
@@ -1681,6 +1801,16 @@ impl ForumReaction {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The ForumPost this row belongs to (`postId`).
+    #[graphql(name = "post")]
+    async fn rel_post(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::forum::ForumPost>> {
+        crud::belongs_to::<crate::entities::forum::ForumPost>(ctx, Some(self.post_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
 }
 
@@ -1914,8 +2044,8 @@ pub static FORUM_REACTION_META: EntityMeta = EntityMeta {
         delete: &[],
     },
     unique_keys: &[&["post_id", "user_id", "kind"]],
-    relations: &[RelationMeta { name: "post", column: "post_id", target: "ForumPost", inverse: "forumReactions" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "forumReactions" }],
-    checksum: "39538470db5057a0cfefa25d5fc6744e912c5e125bec57711ab9e933546ebe7f",
+    relations: &[RelationMeta { name: "post", column: "post_id", target: "ForumPost", inverse: "reactions" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "forumReactions" }],
+    checksum: "7bd7412d9234908f9bad6c667ef31bcbe9524f3a74d2b1429502830e97e87675",
 };
 
 impl Entity for ForumReaction {

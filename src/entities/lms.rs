@@ -116,6 +116,47 @@ impl CourseCategory {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The CourseCategory this row belongs to (`parentId`).
+    #[graphql(name = "parent")]
+    async fn rel_parent(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::CourseCategory>> {
+        crud::belongs_to::<crate::entities::lms::CourseCategory>(ctx, self.parent_id).boxed().await
+    }
+    /// The CourseCategory rows whose `parentId` is this row, as a connection like the `courseCategories` list.
+    #[graphql(name = "children")]
+    async fn rel_children(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::CourseCategoryWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::CourseCategoryOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::CourseCategoryConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::CourseCategory, _, _>(ctx, "parent_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::CourseCategoryConnection)
+    }
+    /// The Course rows whose `categoryId` is this row, as a connection like the `courses` list.
+    #[graphql(name = "courses")]
+    async fn rel_courses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::CourseWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::CourseOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::CourseConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Course, _, _>(ctx, "category_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::CourseConnection)
+    }
 }
 
 /// The fields of a new CourseCategory.
@@ -754,6 +795,124 @@ impl Course {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The CourseCategory this row belongs to (`categoryId`).
+    #[graphql(name = "category")]
+    async fn rel_category(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::CourseCategory>> {
+        crud::belongs_to::<crate::entities::lms::CourseCategory>(ctx, self.category_id).boxed().await
+    }
+    /// The User this row belongs to (`instructorId`).
+    #[graphql(name = "instructor")]
+    async fn rel_instructor(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.instructor_id).boxed().await
+    }
+    /// The Certificate rows whose `courseId` is this row, as a connection like the `certificates` list.
+    #[graphql(name = "certificates")]
+    async fn rel_certificates(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::credentials::CertificateWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::credentials::CertificateOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::credentials::CertificateConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::credentials::Certificate, _, _>(ctx, "course_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::credentials::CertificateConnection)
+    }
+    /// The Badge rows whose `courseId` is this row, as a connection like the `badges` list.
+    #[graphql(name = "badges")]
+    async fn rel_badges(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::credentials::BadgeWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::credentials::BadgeOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::credentials::BadgeConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::credentials::Badge, _, _>(ctx, "course_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::credentials::BadgeConnection)
+    }
+    /// The CourseModule rows whose `courseId` is this row, as a connection like the `courseModules` list.
+    #[graphql(name = "modules")]
+    async fn rel_modules(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::CourseModuleWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::CourseModuleOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::CourseModuleConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::CourseModule, _, _>(ctx, "course_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::CourseModuleConnection)
+    }
+    /// The Enrollment rows whose `courseId` is this row, as a connection like the `enrollments` list.
+    #[graphql(name = "enrollments")]
+    async fn rel_enrollments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::EnrollmentWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::EnrollmentOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::EnrollmentConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Enrollment, _, _>(ctx, "course_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::EnrollmentConnection)
+    }
+    /// The CourseProgress rows whose `courseId` is this row, as a connection like the `courseProgresses` list.
+    #[graphql(name = "courseProgresses")]
+    async fn rel_course_progresses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::CourseProgressWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::CourseProgressOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::CourseProgressConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::CourseProgress, _, _>(ctx, "course_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::CourseProgressConnection)
+    }
+    /// The Quiz rows whose `courseId` is this row, as a connection like the `quizzes` list.
+    #[graphql(name = "quizzes")]
+    async fn rel_quizzes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuizWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuizOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuizConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Quiz, _, _>(ctx, "course_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuizConnection)
     }
 }
 
@@ -1682,6 +1841,47 @@ impl CourseModule {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Course this row belongs to (`courseId`).
+    #[graphql(name = "course")]
+    async fn rel_course(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Course>> {
+        crud::belongs_to::<crate::entities::lms::Course>(ctx, Some(self.course_id)).boxed().await
+    }
+    /// The Lesson rows whose `moduleId` is this row, as a connection like the `lessons` list.
+    #[graphql(name = "lessons")]
+    async fn rel_lessons(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::LessonWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::LessonOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::LessonConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Lesson, _, _>(ctx, "module_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::LessonConnection)
+    }
+    /// The Quiz rows whose `moduleId` is this row, as a connection like the `quizzes` list.
+    #[graphql(name = "quizzes")]
+    async fn rel_quizzes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuizWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuizOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuizConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Quiz, _, _>(ctx, "module_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuizConnection)
+    }
 }
 
 /// The fields of a new CourseModule.
@@ -2025,8 +2225,8 @@ pub static COURSE_MODULE_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "course", column: "course_id", target: "Course", inverse: "courseModules" }],
-    checksum: "4f275828ccff9e54a004eba28257666a396eabbf09743e4dc38100c29d930d58",
+    relations: &[RelationMeta { name: "course", column: "course_id", target: "Course", inverse: "modules" }],
+    checksum: "5804cb0e8299c6eccb6b912a8597b0aaa6426c742a6119cfdb884cd8afd47809",
 };
 
 impl Entity for CourseModule {
@@ -2255,6 +2455,47 @@ impl Lesson {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The CourseModule this row belongs to (`moduleId`).
+    #[graphql(name = "module")]
+    async fn rel_module(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::CourseModule>> {
+        crud::belongs_to::<crate::entities::lms::CourseModule>(ctx, Some(self.module_id)).boxed().await
+    }
+    /// The CourseProgress rows whose `lessonId` is this row, as a connection like the `courseProgresses` list.
+    #[graphql(name = "courseProgresses")]
+    async fn rel_course_progresses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::CourseProgressWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::CourseProgressOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::CourseProgressConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::CourseProgress, _, _>(ctx, "lesson_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::CourseProgressConnection)
+    }
+    /// The Submission rows whose `lessonId` is this row, as a connection like the `submissions` list.
+    #[graphql(name = "submissions")]
+    async fn rel_submissions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::SubmissionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::SubmissionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::SubmissionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Submission, _, _>(ctx, "lesson_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::SubmissionConnection)
     }
 }
 
@@ -2976,6 +3217,16 @@ impl Enrollment {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The Course this row belongs to (`courseId`).
+    #[graphql(name = "course")]
+    async fn rel_course(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Course>> {
+        crud::belongs_to::<crate::entities::lms::Course>(ctx, Some(self.course_id)).boxed().await
+    }
 }
 
 /// The fields of a new Enrollment.
@@ -3641,6 +3892,21 @@ impl CourseProgress {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The Course this row belongs to (`courseId`).
+    #[graphql(name = "course")]
+    async fn rel_course(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Course>> {
+        crud::belongs_to::<crate::entities::lms::Course>(ctx, Some(self.course_id)).boxed().await
+    }
+    /// The Lesson this row belongs to (`lessonId`).
+    #[graphql(name = "lesson")]
+    async fn rel_lesson(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Lesson>> {
+        crud::belongs_to::<crate::entities::lms::Lesson>(ctx, Some(self.lesson_id)).boxed().await
     }
 }
 
@@ -4312,6 +4578,52 @@ impl Quiz {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Course this row belongs to (`courseId`).
+    #[graphql(name = "course")]
+    async fn rel_course(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Course>> {
+        crud::belongs_to::<crate::entities::lms::Course>(ctx, Some(self.course_id)).boxed().await
+    }
+    /// The CourseModule this row belongs to (`moduleId`).
+    #[graphql(name = "module")]
+    async fn rel_module(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::CourseModule>> {
+        crud::belongs_to::<crate::entities::lms::CourseModule>(ctx, self.module_id).boxed().await
+    }
+    /// The Question rows whose `quizId` is this row, as a connection like the `questions` list.
+    #[graphql(name = "questions")]
+    async fn rel_questions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuestionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuestionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuestionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::Question, _, _>(ctx, "quiz_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuestionConnection)
+    }
+    /// The QuizAttempt rows whose `quizId` is this row, as a connection like the `quizAttempts` list.
+    #[graphql(name = "quizAttempts")]
+    async fn rel_quiz_attempts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuizAttemptWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuizAttemptOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuizAttemptConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::QuizAttempt, _, _>(ctx, "quiz_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuizAttemptConnection)
     }
 }
 
@@ -5102,6 +5414,47 @@ impl Question {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Quiz this row belongs to (`quizId`).
+    #[graphql(name = "quiz")]
+    async fn rel_quiz(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Quiz>> {
+        crud::belongs_to::<crate::entities::lms::Quiz>(ctx, Some(self.quiz_id)).boxed().await
+    }
+    /// The QuestionOption rows whose `questionId` is this row, as a connection like the `questionOptions` list.
+    #[graphql(name = "options")]
+    async fn rel_options(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuestionOptionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuestionOptionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuestionOptionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::QuestionOption, _, _>(ctx, "question_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuestionOptionConnection)
+    }
+    /// The QuizResponse rows whose `questionId` is this row, as a connection like the `quizResponses` list.
+    #[graphql(name = "quizResponses")]
+    async fn rel_quiz_responses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuizResponseWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuizResponseOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuizResponseConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::QuizResponse, _, _>(ctx, "question_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuizResponseConnection)
+    }
 }
 
 /// The fields of a new Question.
@@ -5624,6 +5977,11 @@ impl QuestionOption {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Question this row belongs to (`questionId`).
+    #[graphql(name = "question")]
+    async fn rel_question(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Question>> {
+        crud::belongs_to::<crate::entities::lms::Question>(ctx, Some(self.question_id)).boxed().await
+    }
 }
 
 /// The fields of a new QuestionOption.
@@ -5938,8 +6296,8 @@ pub static QUESTION_OPTION_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "question", column: "question_id", target: "Question", inverse: "questionOptions" }],
-    checksum: "ff0348d894cfde1c43bb18150d29bdb88da5d0ba1ddaf7c9444b9207e5404c30",
+    relations: &[RelationMeta { name: "question", column: "question_id", target: "Question", inverse: "options" }],
+    checksum: "63ddb8bb9186855a1a4628d1c4b4e6695f4f7f4b3f8c7f125c672c0971d526ff",
 };
 
 impl Entity for QuestionOption {
@@ -6139,6 +6497,34 @@ impl QuizAttempt {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Quiz this row belongs to (`quizId`).
+    #[graphql(name = "quiz")]
+    async fn rel_quiz(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Quiz>> {
+        crud::belongs_to::<crate::entities::lms::Quiz>(ctx, Some(self.quiz_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The QuizResponse rows whose `attemptId` is this row, as a connection like the `quizResponses` list.
+    #[graphql(name = "quizResponses")]
+    async fn rel_quiz_responses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::lms::QuizResponseWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::lms::QuizResponseOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::lms::QuizResponseConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::lms::QuizResponse, _, _>(ctx, "attempt_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::lms::QuizResponseConnection)
     }
 }
 
@@ -6777,6 +7163,21 @@ impl QuizResponse {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The QuizAttempt this row belongs to (`attemptId`).
+    #[graphql(name = "attempt")]
+    async fn rel_attempt(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::QuizAttempt>> {
+        crud::belongs_to::<crate::entities::lms::QuizAttempt>(ctx, Some(self.attempt_id)).boxed().await
+    }
+    /// The Question this row belongs to (`questionId`).
+    #[graphql(name = "question")]
+    async fn rel_question(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Question>> {
+        crud::belongs_to::<crate::entities::lms::Question>(ctx, Some(self.question_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
 }
 
@@ -7426,6 +7827,21 @@ impl Submission {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Lesson this row belongs to (`lessonId`).
+    #[graphql(name = "lesson")]
+    async fn rel_lesson(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::lms::Lesson>> {
+        crud::belongs_to::<crate::entities::lms::Lesson>(ctx, Some(self.lesson_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The User this row belongs to (`gradedById`).
+    #[graphql(name = "gradedBy")]
+    async fn rel_graded_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.graded_by_id).boxed().await
     }
 }
 

@@ -133,6 +133,29 @@ impl MediaAsset {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`uploadedById`).
+    #[graphql(name = "uploadedBy")]
+    async fn rel_uploaded_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.uploaded_by_id).boxed().await
+    }
+    /// The MediaJob rows whose `assetId` is this row, as a connection like the `mediaJobs` list.
+    #[graphql(name = "jobs")]
+    async fn rel_jobs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::media::MediaJobWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::media::MediaJobOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::media::MediaJobConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::media::MediaJob, _, _>(ctx, "asset_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::media::MediaJobConnection)
+    }
 }
 
 /// The fields of a new MediaAsset.
@@ -771,6 +794,11 @@ impl MediaJob {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The MediaAsset this row belongs to (`assetId`).
+    #[graphql(name = "asset")]
+    async fn rel_asset(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::media::MediaAsset>> {
+        crud::belongs_to::<crate::entities::media::MediaAsset>(ctx, self.asset_id).boxed().await
+    }
 }
 
 /// The fields of a new MediaJob.
@@ -1167,8 +1195,8 @@ pub static MEDIA_JOB_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "asset", column: "asset_id", target: "MediaAsset", inverse: "mediaJobs" }],
-    checksum: "bfc562bfb04629b95c0828653665767adb698400e1a8d5832c2e68f04eec2f18",
+    relations: &[RelationMeta { name: "asset", column: "asset_id", target: "MediaAsset", inverse: "jobs" }],
+    checksum: "c0ff3c820035994cb0032896e76eb069a9e52cc6c3bd111094e74f32a7950f80",
 };
 
 impl Entity for MediaJob {

@@ -121,6 +121,11 @@ impl Notification {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
 }
 
 /// The fields of a new Notification.

@@ -155,6 +155,24 @@ impl PageConfig {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The ComponentNode rows whose `pageId` is this row, as a connection like the `componentNodes` list.
+    #[graphql(name = "componentNodes")]
+    async fn rel_component_nodes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::ComponentNodeWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::ComponentNodeOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::ComponentNodeConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::ComponentNode, _, _>(ctx, "page_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::ComponentNodeConnection)
+    }
 }
 
 /// The fields of a new PageConfig.
@@ -770,6 +788,34 @@ impl ComponentNode {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The PageConfig this row belongs to (`pageId`).
+    #[graphql(name = "page")]
+    async fn rel_page(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::PageConfig>> {
+        crud::belongs_to::<crate::entities::platform::PageConfig>(ctx, Some(self.page_id)).boxed().await
+    }
+    /// The ComponentNode this row belongs to (`parentId`).
+    #[graphql(name = "parent")]
+    async fn rel_parent(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::ComponentNode>> {
+        crud::belongs_to::<crate::entities::platform::ComponentNode>(ctx, self.parent_id).boxed().await
+    }
+    /// The ComponentNode rows whose `parentId` is this row, as a connection like the `componentNodes` list.
+    #[graphql(name = "children")]
+    async fn rel_children(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::ComponentNodeWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::ComponentNodeOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::ComponentNodeConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::ComponentNode, _, _>(ctx, "parent_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::ComponentNodeConnection)
     }
 }
 
@@ -4008,6 +4054,24 @@ impl ModelSchema {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The DynamicData rows whose `schemaId` is this row, as a connection like the `dynamicDataRecords` list.
+    #[graphql(name = "records")]
+    async fn rel_records(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::DynamicDataWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::DynamicDataOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::DynamicDataConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::DynamicData, _, _>(ctx, "schema_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::DynamicDataConnection)
+    }
 }
 
 /// The fields of a new ModelSchema.
@@ -4446,6 +4510,11 @@ impl DynamicData {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The ModelSchema this row belongs to (`schemaId`).
+    #[graphql(name = "schema")]
+    async fn rel_schema(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::ModelSchema>> {
+        crud::belongs_to::<crate::entities::platform::ModelSchema>(ctx, Some(self.schema_id)).boxed().await
+    }
 }
 
 /// The fields of a new DynamicData.
@@ -4668,8 +4737,8 @@ pub static DYNAMIC_DATA_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "schema", column: "schema_id", target: "ModelSchema", inverse: "dynamicDataRecords" }],
-    checksum: "0a7ce9a7fd6f8d7c289c4844ca77d4b6c80e5b1a4ea5c3b2adb91967599b57ac",
+    relations: &[RelationMeta { name: "schema", column: "schema_id", target: "ModelSchema", inverse: "records" }],
+    checksum: "4d64f141b5dbd37499009c230bf361e3a00527257b57590b9eb0b98131dcc2cc",
 };
 
 impl Entity for DynamicData {
@@ -5839,6 +5908,24 @@ impl Tag {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Tagging rows whose `tagId` is this row, as a connection like the `taggings` list.
+    #[graphql(name = "taggings")]
+    async fn rel_taggings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::TaggingWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::TaggingOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::TaggingConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::Tagging, _, _>(ctx, "tag_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::TaggingConnection)
+    }
 }
 
 /// The fields of a new Tag.
@@ -6258,6 +6345,11 @@ impl Tagging {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Tag this row belongs to (`tagId`).
+    #[graphql(name = "tag")]
+    async fn rel_tag(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::Tag>> {
+        crud::belongs_to::<crate::entities::platform::Tag>(ctx, Some(self.tag_id)).boxed().await
     }
 }
 
@@ -7702,6 +7794,34 @@ impl Comment {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`authorId`).
+    #[graphql(name = "author")]
+    async fn rel_author(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.author_id)).boxed().await
+    }
+    /// The Comment this row belongs to (`parentId`).
+    #[graphql(name = "parent")]
+    async fn rel_parent(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::Comment>> {
+        crud::belongs_to::<crate::entities::platform::Comment>(ctx, self.parent_id).boxed().await
+    }
+    /// The Comment rows whose `parentId` is this row, as a connection like the `comments` list.
+    #[graphql(name = "replies")]
+    async fn rel_replies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::CommentWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::CommentOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::CommentConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::Comment, _, _>(ctx, "parent_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::CommentConnection)
+    }
 }
 
 /// The fields of a new Comment.
@@ -8206,6 +8326,11 @@ impl CSSTheme {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`createdById`).
+    #[graphql(name = "createdBy")]
+    async fn rel_created_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.created_by_id).boxed().await
     }
 }
 
@@ -8776,6 +8901,11 @@ impl Dashboard {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.user_id).boxed().await
+    }
 }
 
 /// The fields of a new Dashboard.
@@ -9338,6 +9468,11 @@ impl DashboardWidget {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
 }
 
 /// The fields of a new DashboardWidget.
@@ -9878,6 +10013,29 @@ impl Guide {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`createdById`).
+    #[graphql(name = "createdBy")]
+    async fn rel_created_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.created_by_id).boxed().await
+    }
+    /// The GuideStep rows whose `guideId` is this row, as a connection like the `guideSteps` list.
+    #[graphql(name = "steps")]
+    async fn rel_steps(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::GuideStepWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::GuideStepOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::GuideStepConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::GuideStep, _, _>(ctx, "guide_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::GuideStepConnection)
     }
 }
 
@@ -10505,6 +10663,11 @@ impl GuideStep {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Guide this row belongs to (`guideId`).
+    #[graphql(name = "guide")]
+    async fn rel_guide(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::Guide>> {
+        crud::belongs_to::<crate::entities::platform::Guide>(ctx, Some(self.guide_id)).boxed().await
+    }
 }
 
 /// The fields of a new GuideStep.
@@ -10844,8 +11007,8 @@ pub static GUIDE_STEP_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "guide", column: "guide_id", target: "Guide", inverse: "guideSteps" }],
-    checksum: "b418317234677ed14b6766c6d2d19e91cf97a26d245299013ca3a26f2b6ee942",
+    relations: &[RelationMeta { name: "guide", column: "guide_id", target: "Guide", inverse: "steps" }],
+    checksum: "208f5e62c0471f04acc1ab20314fb5b3c5dacc709020b1cebf87d18364186037",
 };
 
 impl Entity for GuideStep {
@@ -11047,6 +11210,24 @@ impl GitHubRepository {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The GitHubAction rows whose `repositoryId` is this row, as a connection like the `gitHubActions` list.
+    #[graphql(name = "actions")]
+    async fn rel_actions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::GitHubActionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::GitHubActionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::GitHubActionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::GitHubAction, _, _>(ctx, "repository_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::GitHubActionConnection)
     }
 }
 
@@ -11674,6 +11855,11 @@ impl GitHubAction {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The GitHubRepository this row belongs to (`repositoryId`).
+    #[graphql(name = "repository")]
+    async fn rel_repository(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::GitHubRepository>> {
+        crud::belongs_to::<crate::entities::platform::GitHubRepository>(ctx, Some(self.repository_id)).boxed().await
+    }
 }
 
 /// The fields of a new GitHubAction.
@@ -12113,8 +12299,8 @@ pub static GIT_HUB_ACTION_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Admin],
     },
     unique_keys: &[&["repository_id", "workflow_name", "run_number"]],
-    relations: &[RelationMeta { name: "repository", column: "repository_id", target: "GitHubRepository", inverse: "gitHubActions" }],
-    checksum: "37fcf8995e9ce414871621d4f9b4a85b1b44c753657c89ed3f68bca812253d8b",
+    relations: &[RelationMeta { name: "repository", column: "repository_id", target: "GitHubRepository", inverse: "actions" }],
+    checksum: "89d93eaab2978652c729d4a818a0aa8e51b06051a71a2c37d3634d24998ccc81",
 };
 
 impl Entity for GitHubAction {
@@ -12342,6 +12528,42 @@ impl Game {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The GameSession rows whose `gameId` is this row, as a connection like the `gameSessions` list.
+    #[graphql(name = "sessions")]
+    async fn rel_sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::GameSessionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::GameSessionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::GameSessionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::GameSession, _, _>(ctx, "game_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::GameSessionConnection)
+    }
+    /// The GameHighScore rows whose `gameId` is this row, as a connection like the `gameHighScores` list.
+    #[graphql(name = "highScores")]
+    async fn rel_high_scores(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::platform::GameHighScoreWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::platform::GameHighScoreOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::platform::GameHighScoreConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::platform::GameHighScore, _, _>(ctx, "game_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::platform::GameHighScoreConnection)
     }
 }
 
@@ -13012,6 +13234,16 @@ impl GameSession {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Game this row belongs to (`gameId`).
+    #[graphql(name = "game")]
+    async fn rel_game(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::Game>> {
+        crud::belongs_to::<crate::entities::platform::Game>(ctx, Some(self.game_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
 }
 
 /// The fields of a new GameSession.
@@ -13382,8 +13614,8 @@ pub static GAME_SESSION_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Owner, AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "game", column: "game_id", target: "Game", inverse: "gameSessions" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "gameSessions" }],
-    checksum: "0b0ef51b4fcbe5f6b92635a08baf47eba3093d956e29754625ca9977709073ed",
+    relations: &[RelationMeta { name: "game", column: "game_id", target: "Game", inverse: "sessions" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "gameSessions" }],
+    checksum: "5be20f0b952ce5724b8ee5390734025dda2401e52d726aead6eeb58576508fb0",
 };
 
 impl Entity for GameSession {
@@ -13554,6 +13786,16 @@ impl GameHighScore {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The Game this row belongs to (`gameId`).
+    #[graphql(name = "game")]
+    async fn rel_game(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::platform::Game>> {
+        crud::belongs_to::<crate::entities::platform::Game>(ctx, Some(self.game_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
 }
 
@@ -13836,8 +14078,8 @@ pub static GAME_HIGH_SCORE_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Owner, AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "game", column: "game_id", target: "Game", inverse: "gameHighScores" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "gameHighScores" }],
-    checksum: "7f5103727aceb752a39fea62539010572dd2b5dacde5f00b56f9266061bdd3bb",
+    relations: &[RelationMeta { name: "game", column: "game_id", target: "Game", inverse: "highScores" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "gameHighScores" }],
+    checksum: "b58ae3325931502af29070854ec24769af683e6b3e7d68d93085e738b1135b91",
 };
 
 impl Entity for GameHighScore {

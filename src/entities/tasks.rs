@@ -187,6 +187,49 @@ impl Task {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`assignedUserId`).
+    #[graphql(name = "assignedUser")]
+    async fn rel_assigned_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.assigned_user_id).boxed().await
+    }
+    /// The Group this row belongs to (`assignedGroupId`).
+    #[graphql(name = "assignedGroup")]
+    async fn rel_assigned_group(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::Group>> {
+        crud::belongs_to::<crate::entities::core::Group>(ctx, self.assigned_group_id).boxed().await
+    }
+    /// The User this row belongs to (`claimedById`).
+    #[graphql(name = "claimedBy")]
+    async fn rel_claimed_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.claimed_by_id).boxed().await
+    }
+    /// The User this row belongs to (`completedById`).
+    #[graphql(name = "completedBy")]
+    async fn rel_completed_by(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, self.completed_by_id).boxed().await
+    }
+    /// The Conversation this row belongs to (`conversationId`).
+    #[graphql(name = "conversation")]
+    async fn rel_conversation(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::conversations::Conversation>> {
+        crud::belongs_to::<crate::entities::conversations::Conversation>(ctx, self.conversation_id).boxed().await
+    }
+    /// The TaskHistory rows whose `taskId` is this row, as a connection like the `taskHistories` list.
+    #[graphql(name = "history")]
+    async fn rel_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::tasks::TaskHistoryWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::tasks::TaskHistoryOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::tasks::TaskHistoryConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::tasks::TaskHistory, _, _>(ctx, "task_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::tasks::TaskHistoryConnection)
+    }
 }
 
 /// The fields of a new Task.
@@ -969,6 +1012,11 @@ impl TaskHistory {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Task this row belongs to (`taskId`).
+    #[graphql(name = "task")]
+    async fn rel_task(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::tasks::Task>> {
+        crud::belongs_to::<crate::entities::tasks::Task>(ctx, Some(self.task_id)).boxed().await
+    }
 }
 
 /// Conditions on TaskHistory rows; all given conditions must hold.
@@ -1246,8 +1294,8 @@ pub static TASK_HISTORY_META: EntityMeta = EntityMeta {
         delete: &[],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "task", column: "task_id", target: "Task", inverse: "taskHistories" }],
-    checksum: "cf46802c0ad1135ac44a14dae7d6e425529a8db50da042d60af8c57dc8edb3a3",
+    relations: &[RelationMeta { name: "task", column: "task_id", target: "Task", inverse: "history" }],
+    checksum: "08acdfd3e2f20e8b87d47b3a90e05e4456402ff4f7a14374ae706dc57e8479a4",
 };
 
 impl Entity for TaskHistory {

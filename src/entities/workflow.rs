@@ -136,6 +136,29 @@ impl Workflow {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The User this row belongs to (`ownerId`).
+    #[graphql(name = "owner")]
+    async fn rel_owner(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.owner_id)).boxed().await
+    }
+    /// The WorkflowExecution rows whose `workflowId` is this row, as a connection like the `workflowExecutions` list.
+    #[graphql(name = "executions")]
+    async fn rel_executions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::workflow::WorkflowExecutionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::workflow::WorkflowExecutionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::workflow::WorkflowExecutionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::workflow::WorkflowExecution, _, _>(ctx, "workflow_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::workflow::WorkflowExecutionConnection)
+    }
 }
 
 /// The fields of a new Workflow.
@@ -758,6 +781,34 @@ impl WorkflowExecution {
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
+    /// The Workflow this row belongs to (`workflowId`).
+    #[graphql(name = "workflow")]
+    async fn rel_workflow(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::workflow::Workflow>> {
+        crud::belongs_to::<crate::entities::workflow::Workflow>(ctx, Some(self.workflow_id)).boxed().await
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
+    }
+    /// The NodeExecution rows whose `executionId` is this row, as a connection like the `nodeExecutions` list.
+    #[graphql(name = "nodeExecutions")]
+    async fn rel_node_executions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<crate::entities::workflow::NodeExecutionWhere>,
+        #[graphql(name = "orderBy")] order_by: Option<Vec<crate::entities::workflow::NodeExecutionOrderBy>>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> GqlResult<crate::entities::workflow::NodeExecutionConnection> {
+        let args = PageArgs { first, after, last, before };
+        crud::has_many::<crate::entities::workflow::NodeExecution, _, _>(ctx, "execution_id", self.id, filter.as_ref(), order_by.as_deref(), args)
+            .boxed()
+            .await
+            .map(crate::entities::workflow::NodeExecutionConnection)
+    }
 }
 
 /// The fields of a new WorkflowExecution.
@@ -1150,8 +1201,8 @@ pub static WORKFLOW_EXECUTION_META: EntityMeta = EntityMeta {
         delete: &[AclRole::Owner, AclRole::Admin],
     },
     unique_keys: &[],
-    relations: &[RelationMeta { name: "workflow", column: "workflow_id", target: "Workflow", inverse: "workflowExecutions" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "workflowExecutions" }],
-    checksum: "fdab6038ba02ba55fc0128bffd4b0109327820305faa18075bdd8b6793e41d4f",
+    relations: &[RelationMeta { name: "workflow", column: "workflow_id", target: "Workflow", inverse: "executions" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "workflowExecutions" }],
+    checksum: "b9ed3d433ab7492d9fc15188332f051dbac1a063fcd1513f39ce12968db1694a",
 };
 
 impl Entity for WorkflowExecution {
@@ -1348,6 +1399,11 @@ impl NodeExecution {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The WorkflowExecution this row belongs to (`executionId`).
+    #[graphql(name = "execution")]
+    async fn rel_execution(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::workflow::WorkflowExecution>> {
+        crud::belongs_to::<crate::entities::workflow::WorkflowExecution>(ctx, Some(self.execution_id)).boxed().await
     }
 }
 
@@ -2555,6 +2611,11 @@ impl CustomBlock {
     #[graphql(name = "updatedAt")]
     async fn gql_updated_at(&self) -> DateTime<Utc> {
         self.updated_at
+    }
+    /// The User this row belongs to (`userId`).
+    #[graphql(name = "user")]
+    async fn rel_user(&self, ctx: &Context<'_>) -> GqlResult<Option<crate::entities::core::User>> {
+        crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
 }
 

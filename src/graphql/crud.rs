@@ -3,10 +3,12 @@
 //! caller's tenant and to what the entity's ACL lets the caller see or change; each mutation
 //! writes its audit rows in the same transaction.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID};
 use diesel::deserialize::QueryableByName;
 use diesel::pg::Pg;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use futures::future::{BoxFuture, FutureExt};
 use serde::Serialize;
 use uuid::Uuid;
@@ -21,8 +23,9 @@ use crate::error::{ApiError, GqlResult};
 use crate::graphql::acl::{self, Grant, Op};
 use crate::graphql::filter::{OrderInput, WhereInput};
 use crate::graphql::input;
+use crate::graphql::loaders::{self, ById, ChildCount, ChildCountKey, ChildPageKey, ChildSpec};
 use crate::graphql::meta::{ColumnMeta, EntityMeta};
-use crate::graphql::page::{decode_cursor, encode_cursor, Page, PageArgs, PageInfo};
+use crate::graphql::page::{decode_cursor, encode_cursor, CountSource, Page, PageArgs, PageInfo};
 
 /// A row type of the catalog (generated).
 pub trait Entity: QueryableByName<Pg> + Serialize + Send + Sync + Sized + 'static {
@@ -116,23 +119,8 @@ where
     T: Send + 'static,
     F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
 {
-    let rc = caller(ctx)?.clone();
-    let db = database(ctx)?;
-    let mut pooled = db.get().await?;
-    let conn: &mut Conn = &mut pooled;
-    let tenant = rc.tenant_id.to_string();
-    let body = async move |conn: &mut Conn| {
-        diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind::<diesel::sql_types::Text, _>(tenant)
-            .execute(conn)
-            .await?;
-        f(conn).await
-    };
-    if read_only {
-        conn.build_transaction().read_only().run(body).await
-    } else {
-        conn.transaction(body).await
-    }
+    let rc = caller(ctx)?;
+    database(ctx)?.transaction(rc, read_only, f).await
 }
 
 pub async fn get<E: Entity>(ctx: &Context<'_>, id: &ID) -> GqlResult<Option<E>> {
@@ -237,10 +225,29 @@ pub async fn list<E: Entity, W: WhereInput, O: OrderInput>(
     b.order_by(if backward { &reversed } else { &keys });
     b.push(&format!(" LIMIT {}", n + 1));
 
-    let mut rows: Vec<E> = in_tx(ctx, true, move |conn| {
+    let rows: Vec<E> = in_tx(ctx, true, move |conn| {
         async move { b.into_query().load::<E>(conn).await.map_err(db_err::<E>) }.boxed()
     })
     .await?;
+    Ok(make_page(
+        rows,
+        n,
+        backward,
+        &keys,
+        (after.is_some(), before.is_some()),
+        CountSource::Filter(scoped),
+    ))
+}
+
+/// Turns up to `n + 1` fetched rows into a page: cursors, and whether more rows exist.
+fn make_page<E: Entity>(
+    mut rows: Vec<E>,
+    n: i64,
+    backward: bool,
+    keys: &[(&'static ColumnMeta, SortOrder)],
+    (after, before): (bool, bool),
+    count: CountSource,
+) -> Page<E> {
     let more = rows.len() as i64 > n;
     rows.truncate(n as usize);
     if backward {
@@ -250,20 +257,120 @@ pub async fn list<E: Entity, W: WhereInput, O: OrderInput>(
         .into_iter()
         .map(|row| {
             let values: Vec<Value> = keys.iter().map(|(c, _)| row.value(c.column)).collect();
-            (encode_cursor(&keys, &values), row)
+            (encode_cursor(keys, &values), row)
         })
         .collect();
     let info = PageInfo {
-        has_next_page: if backward { before.is_some() } else { more },
-        has_previous_page: if backward { more } else { after.is_some() },
+        has_next_page: if backward { before } else { more },
+        has_previous_page: if backward { more } else { after },
         start_cursor: edges.as_slice().first().map(|(c, _)| c.clone()),
         end_cursor: edges.last().map(|(c, _)| c.clone()),
     };
-    Ok(Page {
-        edges,
-        info,
-        filter: scoped,
-    })
+    Page { edges, info, count }
+}
+
+/// The parent of a `belongsTo` relation, batched with every other parent of the request.
+pub async fn belongs_to<E: Entity + Clone>(
+    ctx: &Context<'_>,
+    id: Option<Uuid>,
+) -> GqlResult<Option<E>> {
+    let Some(id) = id else { return Ok(None) };
+    let loader = loaders::loader(ctx)?;
+    loader.load_one(ById::<E>::new(id)).await
+}
+
+fn child_column(meta: &'static EntityMeta, fk: &str) -> Result<&'static ColumnMeta, ApiError> {
+    meta.column(fk)
+        .ok_or_else(|| ApiError::internal(format!("{} has no column {fk}", meta.name)))
+}
+
+/// One parent's page of children, loaded in one statement with every other parent's.
+async fn child_rows<E: Entity + Clone>(
+    ctx: &Context<'_>,
+    parent: Uuid,
+    spec: Arc<ChildSpec>,
+) -> GqlResult<Vec<E>> {
+    let rows = loaders::loader(ctx)?
+        .load_one(ChildPageKey::<E>::new(parent, spec))
+        .await?
+        .unwrap_or_default();
+    Ok(rows.as_ref().clone())
+}
+
+/// The child of a `hasOne` relation.
+pub async fn has_one<E: Entity + Clone>(
+    ctx: &Context<'_>,
+    fk: &str,
+    parent: Uuid,
+) -> GqlResult<Option<E>> {
+    caller(ctx)?;
+    let fk = child_column(E::META, fk)?;
+    let keys = vec![(E::META.id_column(), SortOrder::Asc)];
+    let fingerprint = ChildSpec::fingerprint_of(fk, &Filter::True, &keys, &[&"one"]);
+    let spec = Arc::new(ChildSpec {
+        fk,
+        filter: Filter::True,
+        keys,
+        after: None,
+        before: None,
+        limit: 1,
+        backward: false,
+        fingerprint,
+    });
+    Ok(child_rows::<E>(ctx, parent, spec).await?.into_iter().next())
+}
+
+/// A `hasMany` relation as a connection with the arguments of a root list, paged per parent.
+pub async fn has_many<E: Entity + Clone, W: WhereInput, O: OrderInput>(
+    ctx: &Context<'_>,
+    fk: &str,
+    parent: Uuid,
+    filter: Option<&W>,
+    order: Option<&[O]>,
+    args: PageArgs,
+) -> GqlResult<Page<E>> {
+    caller(ctx)?;
+    let fk = child_column(E::META, fk)?;
+    let limits = ctx.data_opt::<PageLimits>().copied().unwrap_or(PageLimits {
+        default: 50,
+        max: 500,
+    });
+    let user_filter = match filter {
+        Some(w) => w.to_filter("where")?,
+        None => Filter::True,
+    };
+    let keys = sort_keys(E::META, order)?;
+    let n = page_size(limits, &args)?;
+    let backward = args.last.is_some();
+    let after = match &args.after {
+        Some(c) => Some(decode_cursor(&keys, c, "after")?),
+        None => None,
+    };
+    let before = match &args.before {
+        Some(c) => Some(decode_cursor(&keys, c, "before")?),
+        None => None,
+    };
+    let fingerprint =
+        ChildSpec::fingerprint_of(fk, &user_filter, &keys, &[&after, &before, &n, &backward]);
+    let spec = Arc::new(ChildSpec {
+        fk,
+        filter: user_filter,
+        keys: keys.clone(),
+        after: after.clone(),
+        before: before.clone(),
+        limit: n + 1,
+        backward,
+        fingerprint,
+    });
+    let rows = child_rows::<E>(ctx, parent, spec.clone()).await?;
+    Ok(make_page(
+        rows,
+        n,
+        backward,
+        &keys,
+        (after.is_some(), before.is_some()),
+        CountSource::Child(ChildCount { parent, spec }),
+    ))
 }
 
 #[derive(QueryableByName)]
@@ -272,7 +379,19 @@ struct CountRow {
     count: i64,
 }
 
-pub async fn count<E: Entity>(ctx: &Context<'_>, scoped: &Filter) -> GqlResult<i64> {
+/// `totalCount` of a connection: counted directly for a root list, batched through the
+/// request's loader for a relation (one statement for all parents).
+pub async fn count<E: Entity>(ctx: &Context<'_>, source: &CountSource) -> GqlResult<i64> {
+    let scoped = match source {
+        CountSource::Filter(f) => f,
+        CountSource::Child(key) => {
+            let loader = loaders::loader(ctx)?;
+            return Ok(loader
+                .load_one(ChildCountKey::<E>::new(key.clone()))
+                .await?
+                .unwrap_or(0));
+        }
+    };
     let mut b = SqlBuilder::new(&format!(
         "SELECT count(*) AS count FROM \"{}\" t WHERE ",
         E::META.table

@@ -5,6 +5,7 @@ pub mod acl;
 pub mod crud;
 pub mod filter;
 pub mod input;
+pub mod loaders;
 pub mod meta;
 pub mod page;
 pub mod scalars;
@@ -54,6 +55,17 @@ pub struct Query(SystemQuery, EntityQuery);
 pub struct Mutation(EntityMutation);
 
 pub type GatewaySchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Attaches the caller and its request-scoped loaders to a request.
+pub fn with_caller(
+    request: async_graphql::Request,
+    db: &Db,
+    rc: crate::auth::RequestContext,
+) -> async_graphql::Request {
+    request
+        .data(loaders::for_request(db.clone(), rc.clone()))
+        .data(rc)
+}
 
 /// Builds the schema. Without a database it still serves `export-schema` and introspection.
 pub fn build(db: Option<Db>, limits: &Limits) -> GatewaySchema {

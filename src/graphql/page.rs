@@ -35,12 +35,19 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-/// One page of rows with their cursors, and the scoped filter that produced it (for
-/// `totalCount`, computed only when asked for).
+/// How to count the rows behind a page, should `totalCount` be asked for.
+pub enum CountSource {
+    /// A root list: the scoped filter.
+    Filter(Filter),
+    /// A relation's page: one parent's share of a batched count.
+    Child(crate::graphql::loaders::ChildCount),
+}
+
+/// One page of rows with their cursors, and how to count all of them.
 pub struct Page<E> {
     pub edges: Vec<(String, E)>,
     pub info: PageInfo,
-    pub filter: Filter,
+    pub count: CountSource,
 }
 
 /// Sort keys as `column:ASC`, so a cursor made for another order is refused.
@@ -117,7 +124,7 @@ macro_rules! connection_types {
                 &self,
                 ctx: &async_graphql::Context<'_>,
             ) -> $crate::error::GqlResult<i64> {
-                $crate::graphql::crud::count::<$node>(ctx, &self.0.filter).await
+                $crate::graphql::crud::count::<$node>(ctx, &self.0.count).await
             }
         }
 

@@ -295,7 +295,7 @@ async fn execute(
             }
         }
     }
-    let request = request.data(rc);
+    let request = crate::graphql::with_caller(request, &state.db, rc);
     let mut response = state.schema.execute(request).await;
     for err in &mut response.errors {
         classify_engine_error(err);

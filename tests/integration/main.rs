@@ -7,4 +7,5 @@ mod http_spec;
 mod js_clients;
 mod mutations;
 mod pagination;
+mod relations;
 mod sweep;

@@ -1,0 +1,296 @@
+//! Relation fields: nested connections paged per parent and compared with the same data
+//! fetched by hand, and SQL statement counts that do not grow with the number of parents.
+
+use serde_json::{json, Value as Json};
+
+use crate::harness::TestApp;
+
+struct Forum {
+    category: String,
+    /// Per thread (in title order): its id and its posts' (id, author id) in creation order.
+    threads: Vec<(String, Vec<(String, String)>)>,
+}
+
+/// A category with `threads` threads; thread i has (i * 3) % 13 posts by alternating authors.
+async fn forum(app: &TestApp, slug: &str, threads: usize) -> Forum {
+    let cat = app
+        .ok(
+            &app.a.admin,
+            "mutation($i: ForumCategoryCreateInput!) { createForumCategory(input: $i) { id } }",
+            json!({ "i": { "name": slug, "slug": slug } }),
+        )
+        .await["createForumCategory"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let inputs: Vec<Json> = (0..threads)
+        .map(|i| {
+            json!({ "categoryId": cat, "authorId": app.a.admin_id, "title": format!("{slug} {i:02}"), "slug": format!("{slug}-{i}") })
+        })
+        .collect();
+    let made = app
+        .ok(
+            &app.a.admin,
+            "mutation($i: [ForumThreadCreateInput!]!) { createForumThreads(inputs: $i) { id } }",
+            json!({ "i": inputs }),
+        )
+        .await;
+    let mut out = Vec::new();
+    for (i, t) in made["createForumThreads"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let tid = t["id"].as_str().unwrap_or("").to_string();
+        let n = (i * 3) % 13;
+        let mut posts = Vec::new();
+        if n > 0 {
+            let inputs: Vec<Json> = (0..n)
+                .map(|j| {
+                    let author = if j % 2 == 0 {
+                        app.a.admin_id
+                    } else {
+                        app.a.user_id
+                    };
+                    json!({ "threadId": tid, "authorId": author, "content": format!("post {j}") })
+                })
+                .collect();
+            let made = app
+                .ok(
+                    &app.a.admin,
+                    "mutation($i: [ForumPostCreateInput!]!) { createForumPosts(inputs: $i) { id authorId } }",
+                    json!({ "i": inputs }),
+                )
+                .await;
+            for p in made["createForumPosts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                posts.push((
+                    p["id"].as_str().unwrap_or("").to_string(),
+                    p["authorId"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+        }
+        out.push((tid, posts));
+    }
+    Forum {
+        category: cat,
+        threads: out,
+    }
+}
+
+const NESTED: &str = "query($c: ID!) {
+  forumCategory(id: $c) {
+    threads(first: 50, orderBy: [{title: ASC}]) {
+      totalCount
+      nodes {
+        id
+        category { id }
+        posts(first: 10, orderBy: [{createdAt: ASC}, {id: ASC}]) {
+          totalCount
+          pageInfo { hasNextPage }
+          edges { cursor node { id author { id email } } }
+        }
+      }
+    }
+  }
+}";
+
+/// Runs the nested query and checks every level against what was created.
+async fn check(app: &TestApp, f: &Forum) -> u64 {
+    let before = app.db.statements();
+    let d = app
+        .ok(&app.a.admin, NESTED, json!({ "c": f.category }))
+        .await;
+    let used = app.db.statements() - before;
+    let threads = &d["forumCategory"]["threads"];
+    assert_eq!(threads["totalCount"], json!(f.threads.len()));
+    let nodes = threads["nodes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(nodes.len(), f.threads.len());
+    for (node, (tid, posts)) in nodes.iter().zip(&f.threads) {
+        assert_eq!(node["id"], json!(tid));
+        assert_eq!(node["category"]["id"], json!(f.category));
+        let page = &node["posts"];
+        assert_eq!(page["totalCount"], json!(posts.len()), "thread {tid}");
+        assert_eq!(page["pageInfo"]["hasNextPage"], json!(posts.len() > 10));
+        let got: Vec<(String, String)> = page["edges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                (
+                    e["node"]["id"].as_str().unwrap_or("").to_string(),
+                    e["node"]["author"]["id"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = posts.iter().take(10).cloned().collect();
+        assert_eq!(got, want, "posts of thread {tid}");
+        for e in page["edges"].as_array().cloned().unwrap_or_default() {
+            assert!(e["node"]["author"]["email"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("@alpha.test")));
+        }
+    }
+    used
+}
+
+#[tokio::test]
+async fn nested_connections_are_paged_per_parent_in_constant_statements() {
+    let app = TestApp::new().await;
+    let small = forum(&app, "small", 2).await;
+    let large = forum(&app, "large", 30).await;
+    let few = check(&app, &small).await;
+    let many = check(&app, &large).await;
+    assert_eq!(
+        few, many,
+        "statements grew with the number of parents: {few} vs {many}"
+    );
+    // Five relation levels (category, threads, posts, their counts, authors) plus the root,
+    // each one transaction of a few statements.
+    assert!(many <= 30, "{many} statements for one nested query");
+}
+
+#[tokio::test]
+async fn relation_cursors_page_each_parent_separately() {
+    let app = TestApp::new().await;
+    let f = forum(&app, "paged", 6).await;
+    // Thread 4 has 12 posts; walk them 5 at a time.
+    let (tid, posts) = &f.threads[4];
+    assert_eq!(posts.len(), 12);
+    let q = "query($t: ID!, $a: String) { forumThread(id: $t) {
+        posts(first: 5, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } }
+    } }";
+    let mut seen = Vec::new();
+    let mut after = Json::Null;
+    loop {
+        let d = app
+            .ok(&app.a.admin, q, json!({ "t": tid, "a": after }))
+            .await;
+        let page = &d["forumThread"]["posts"];
+        for e in page["edges"].as_array().cloned().unwrap_or_default() {
+            seen.push(e["node"]["id"].as_str().unwrap_or("").to_string());
+        }
+        if page["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    let want: Vec<String> = posts.iter().map(|p| p.0.clone()).collect();
+    assert_eq!(seen, want);
+    // Backwards from the end, with a filter, for every thread at once.
+    let d = app
+        .ok(
+            &app.a.admin,
+            "query($c: ID!, $u: ID!) { forumCategory(id: $c) { threads(orderBy: [{title: ASC}]) { nodes {
+                posts(last: 2, where: {authorId: {equals: $u}}) { totalCount nodes { id authorId } }
+            } } } }",
+            json!({ "c": f.category, "u": app.a.user_id }),
+        )
+        .await;
+    let nodes = d["forumCategory"]["threads"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (node, (_, posts)) in nodes.iter().zip(&f.threads) {
+        let by_user: Vec<String> = posts
+            .iter()
+            .filter(|p| p.1 == app.a.user_id.to_string())
+            .map(|p| p.0.clone())
+            .collect();
+        let want: Vec<String> = by_user
+            .iter()
+            .skip(by_user.len().saturating_sub(2))
+            .cloned()
+            .collect();
+        let got: Vec<String> = node["posts"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(node["posts"]["totalCount"], json!(by_user.len()));
+    }
+}
+
+#[tokio::test]
+async fn self_relations_has_one_and_acl_through_relations() {
+    let app = TestApp::new().await;
+    let root = app
+        .ok(
+            &app.a.admin,
+            "mutation { createForumCategory(input: {name: \"Root\", slug: \"root\"}) { id } }",
+            json!({}),
+        )
+        .await["createForumCategory"]["id"]
+        .clone();
+    app.ok(
+        &app.a.admin,
+        "mutation($p: ID!) { createForumCategories(inputs: [{name: \"A\", slug: \"a\", parentId: $p}, {name: \"B\", slug: \"b\", parentId: $p}]) { id } }",
+        json!({ "p": root }),
+    )
+    .await;
+    let d = app
+        .ok(
+            &app.a.admin,
+            "query($r: ID!) { forumCategory(id: $r) { parent { id } children(orderBy: [{slug: ASC}]) { nodes { slug parent { id } } } } }",
+            json!({ "r": root }),
+        )
+        .await;
+    assert_eq!(d["forumCategory"]["parent"], json!(null));
+    assert_eq!(
+        d["forumCategory"]["children"]["nodes"],
+        json!([{ "slug": "a", "parent": { "id": root } }, { "slug": "b", "parent": { "id": root } }])
+    );
+
+    // hasOne: a user's profile.
+    app.ok(
+        &app.a.admin,
+        "mutation($u: ID!) { createProfile(input: {userId: $u, fullName: \"Ordinary\"}) { id } }",
+        json!({ "u": app.a.user_id }),
+    )
+    .await;
+    let d = app
+        .ok(
+            &app.a.admin,
+            "query($u: ID!) { user(id: $u) { profile { fullName user { id } } } }",
+            json!({ "u": app.a.user_id }),
+        )
+        .await;
+    assert_eq!(d["user"]["profile"]["fullName"], json!("Ordinary"));
+    assert_eq!(
+        d["user"]["profile"]["user"]["id"],
+        json!(app.a.user_id.to_string())
+    );
+
+    // A user reading the admin's user row sees none of the admin's notifications.
+    app.ok(
+        &app.a.admin,
+        "mutation($u: ID!) { createNotification(input: {userId: $u, title: \"secret\", message: \"m\"}) { id } }",
+        json!({ "u": app.a.admin_id }),
+    )
+    .await;
+    let d = app
+        .ok(
+            &app.a.user,
+            "query($u: ID!) { user(id: $u) { email notifications { totalCount nodes { title } } } }",
+            json!({ "u": app.a.admin_id }),
+        )
+        .await;
+    assert_eq!(d["user"]["notifications"]["totalCount"], json!(0));
+    let d = app
+        .ok(
+            &app.a.admin,
+            "query($u: ID!) { user(id: $u) { notifications { totalCount } } }",
+            json!({ "u": app.a.admin_id }),
+        )
+        .await;
+    assert_eq!(d["user"]["notifications"]["totalCount"], json!(1));
+}
