@@ -491,6 +491,15 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         let _ = writeln!(s, "    #[graphql(name = \"{}\")]", f.name);
         let _ = writeln!(s, "    pub {}: Option<{}>,", f.rust_ident(), filter_type(f));
     }
+    let links = relation_links(c, e);
+    for l in &links {
+        let ty = match l.kind {
+            LinkKind::Parent | LinkKind::Child => format!("Option<Box<{}Where>>", l.ty),
+            LinkKind::Children => format!("Option<{}ListRelationFilter>", l.ty),
+        };
+        let _ = writeln!(s, "    #[graphql(name = \"{}\")]", l.name);
+        let _ = writeln!(s, "    pub {}: {ty},", l.ident);
+    }
     s.push_str("}\n\n");
     let cols = columns_ident(e);
     let _ = writeln!(s, "impl WhereInput for {n}Where {{");
@@ -502,6 +511,26 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
             "        push_field(&mut all, self.{}.as_ref(), &{cols}[{i}], path)?;",
             f.rust_ident()
         );
+    }
+    for l in &links {
+        let (ident, name, ty) = (&l.ident, &l.name, &l.ty);
+        let _ = match l.kind {
+            LinkKind::Parent => writeln!(
+                s,
+                "        push_parent::<{ty}, _>(&mut all, self.{ident}.as_deref(), &{cols}[{}], \"{name}\", path)?;",
+                l.fk_index
+            ),
+            LinkKind::Child => writeln!(
+                s,
+                "        push_child::<{ty}, _>(&mut all, self.{ident}.as_deref(), &{cols}[0], \"{}\", \"{name}\", path)?;",
+                l.fk_column
+            ),
+            LinkKind::Children => writeln!(
+                s,
+                "        push_children::<{ty}, _>(&mut all, self.{ident}.as_ref(), &{cols}[0], \"{}\", \"{name}\", path)?;",
+                l.fk_column
+            ),
+        };
     }
     s.push_str("        Ok(Filter::and(all))\n    }\n}\n\n");
 
@@ -517,9 +546,17 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         let _ = writeln!(s, "    #[graphql(name = \"{}\")]", f.name);
         let _ = writeln!(s, "    pub {}: Option<SortOrder>,", f.rust_ident());
     }
+    let parents: Vec<&RelationLink> = links
+        .iter()
+        .filter(|l| l.kind == LinkKind::Parent)
+        .collect();
+    for l in &parents {
+        let _ = writeln!(s, "    #[graphql(name = \"{}\")]", l.name);
+        let _ = writeln!(s, "    pub {}: Option<Box<{}OrderBy>>,", l.ident, l.ty);
+    }
     s.push_str("}\n\n");
     let _ = writeln!(s, "impl OrderInput for {n}OrderBy {{");
-    s.push_str("    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {\n        let mut keys = Vec::new();\n");
+    s.push_str("    fn keys(&self) -> Vec<SortKey> {\n        let mut keys = Vec::new();\n");
     for (i, f) in e
         .exposed_fields()
         .enumerate()
@@ -527,14 +564,30 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
     {
         let _ = writeln!(
             s,
-            "        if let Some(o) = self.{} {{\n            keys.push((&{cols}[{i}], o));\n        }}",
+            "        order_field(&mut keys, self.{}, &{cols}[{i}]);",
             f.rust_ident()
+        );
+    }
+    for l in &parents {
+        let _ = writeln!(
+            s,
+            "        order_parent::<{}, _>(&mut keys, self.{}.as_deref(), &{cols}[{}]);",
+            l.ty, l.ident, l.fk_index
         );
     }
     s.push_str("        keys\n    }\n}\n\n");
 
     // Connection.
     let _ = writeln!(s, "connection_types!({n}, {n}Connection, {n}Edge);\n");
+    if e.relations
+        .iter()
+        .any(|r| r.inverse_type == InverseType::HasMany)
+    {
+        let _ = writeln!(
+            s,
+            "list_relation_filter!({n}, {n}Where, {n}ListRelationFilter);\n"
+        );
+    }
 
     // Unique keys (upsert).
     let uniques: Vec<&Index> = e.unique_indexes().collect();
@@ -843,6 +896,64 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         }
         s.push_str("}\n\n");
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkKind {
+    /// `belongsTo`: the row this one references.
+    Parent,
+    /// `hasOne`: the row referencing this one.
+    Child,
+    /// `hasMany`: the rows referencing this one.
+    Children,
+}
+
+/// A relation of an entity as its filter and order inputs see it.
+struct RelationLink {
+    kind: LinkKind,
+    /// GraphQL field name.
+    name: String,
+    ident: String,
+    /// Rust path of the related entity's type.
+    ty: String,
+    /// Parent: index of this entity's referencing column among its exposed columns.
+    fk_index: usize,
+    /// Child(ren): the related entity's referencing column.
+    fk_column: String,
+}
+
+/// Every relation of `e`, in the order of its object fields.
+fn relation_links(c: &Catalog, e: &Entity) -> Vec<RelationLink> {
+    let mut out = Vec::new();
+    for r in &e.relations {
+        out.push(RelationLink {
+            kind: LinkKind::Parent,
+            name: r.name.clone(),
+            ident: rust_ident(&r.name.to_snake_case()),
+            ty: type_path(c, &r.target),
+            fk_index: e
+                .exposed_fields()
+                .position(|f| f.name == r.field)
+                .expect("validated relation field"),
+            fk_column: String::new(),
+        });
+    }
+    for child in &c.entities {
+        for r in child.relations.iter().filter(|r| r.target == e.name) {
+            out.push(RelationLink {
+                kind: match r.inverse_type {
+                    InverseType::HasOne => LinkKind::Child,
+                    InverseType::HasMany => LinkKind::Children,
+                },
+                name: r.inverse.clone(),
+                ident: rust_ident(&r.inverse.to_snake_case()),
+                ty: type_path(c, &child.name),
+                fk_index: 0,
+                fk_column: r.field.to_snake_case(),
+            });
+        }
+    }
+    out
 }
 
 fn type_path(c: &Catalog, entity: &str) -> String {

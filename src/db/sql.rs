@@ -9,6 +9,74 @@ use std::fmt::Write;
 use crate::db::value::{Query, Value};
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 
+/// How a row reaches related rows: `target.inner = outer_row.outer`.
+#[derive(Clone, Copy)]
+pub struct Link {
+    pub target: &'static EntityMeta,
+    /// Column of the row we come from.
+    pub outer: &'static ColumnMeta,
+    /// Column of the target row.
+    pub inner: &'static ColumnMeta,
+}
+
+// Short, because filters' debug text keys the loaders' batches.
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}={}",
+            self.target.table, self.inner.column, self.outer.column
+        )
+    }
+}
+
+/// Which related rows must match a relation filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantifier {
+    /// At least one (a `belongsTo` / `hasOne` condition, or `some`).
+    Some,
+    /// All of them (vacuously true without related rows).
+    Every,
+    /// Not one.
+    None,
+}
+
+/// One step of a sort key through a `belongsTo` relation.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    pub link: Link,
+    /// The target rows the caller may read; `None` until the caller's scope is applied, and
+    /// then treated as "no row", so an unscoped hop can never reveal anything.
+    pub scope: Option<Box<Filter>>,
+}
+
+/// One ORDER BY key: a column of the row itself, or of a row it references.
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub hops: Vec<Hop>,
+    pub col: &'static ColumnMeta,
+    pub dir: SortOrder,
+}
+
+impl SortKey {
+    pub fn new(col: &'static ColumnMeta, dir: SortOrder) -> Self {
+        SortKey {
+            hops: Vec::new(),
+            col,
+            dir,
+        }
+    }
+    pub fn reversed(&self) -> SortKey {
+        SortKey {
+            dir: self.dir.reversed(),
+            ..self.clone()
+        }
+    }
+    pub fn is_local(&self) -> bool {
+        self.hops.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
     Eq,
@@ -98,6 +166,14 @@ pub enum Filter {
         col: &'static ColumnMeta,
         empty: bool,
     },
+    /// A condition on related rows (`EXISTS` / `NOT EXISTS`).
+    Related {
+        link: Link,
+        quantifier: Quantifier,
+        filter: Box<Filter>,
+        /// The related rows the caller may read; `None` (not yet scoped) means none.
+        scope: Option<Box<Filter>>,
+    },
 }
 
 impl Filter {
@@ -144,6 +220,8 @@ impl SortOrder {
 pub struct SqlBuilder {
     pub sql: String,
     binds: Vec<Value>,
+    /// Nesting of relation subqueries: the row at depth 0 is `t`, related rows `t1`, `t2`...
+    depth: usize,
 }
 
 impl SqlBuilder {
@@ -151,6 +229,7 @@ impl SqlBuilder {
         SqlBuilder {
             sql: sql.to_string(),
             binds: Vec::new(),
+            depth: 0,
         }
     }
 
@@ -180,8 +259,80 @@ impl SqlBuilder {
         q
     }
 
+    fn alias(&self) -> String {
+        match self.depth {
+            0 => "t".to_string(),
+            n => format!("t{n}"),
+        }
+    }
+
     pub fn column(&mut self, col: &ColumnMeta) -> &mut Self {
-        write!(self.sql, "t.\"{}\"", col.column).ok();
+        let alias = self.alias();
+        write!(self.sql, "{alias}.\"{}\"", col.column).ok();
+        self
+    }
+
+    /// `(SELECT <select> FROM <target> tN WHERE tN.inner = t.outer AND <scope><rest>)`, with
+    /// `select` and `rest` written over the related row.
+    fn related(
+        &mut self,
+        link: &Link,
+        scope: Option<&Filter>,
+        select: impl FnOnce(&mut Self),
+        rest: impl FnOnce(&mut Self),
+    ) {
+        let outer = self.alias();
+        self.depth += 1;
+        let inner = self.alias();
+        self.push("(SELECT ");
+        select(self);
+        write!(
+            self.sql,
+            " FROM \"{}\" {inner} WHERE {inner}.\"{}\" = {outer}.\"{}\" AND ",
+            link.target.table, link.inner.column, link.outer.column
+        )
+        .ok();
+        self.filter(scope.unwrap_or(&Filter::False));
+        rest(self);
+        self.push(")");
+        self.depth -= 1;
+    }
+
+    /// The value a sort key orders by: a column, or a scalar subquery through its hops.
+    pub fn key(&mut self, key: &SortKey) -> &mut Self {
+        self.key_through(&key.hops, key.col);
+        self
+    }
+
+    fn key_through(&mut self, hops: &[Hop], col: &ColumnMeta) {
+        match hops.split_first() {
+            None => {
+                self.column(col);
+            }
+            Some((hop, rest)) => self.related(
+                &hop.link,
+                hop.scope.as_deref(),
+                |b| b.key_through(rest, col),
+                |_| {},
+            ),
+        }
+    }
+
+    /// `, jsonb_build_array(...) AS "__keys"`: the values of the keys that are not columns of
+    /// the row itself, for the cursors (see `Keyed`).
+    pub fn foreign_key_values(&mut self, keys: &[SortKey]) -> &mut Self {
+        self.push(", jsonb_build_array(");
+        for (i, k) in keys.iter().filter(|k| !k.is_local()).enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.key(k);
+            // JSON numbers would lose digits; cursors carry these as strings.
+            if matches!(k.col.ty, ColumnType::BigInt | ColumnType::Decimal) {
+                self.push("::text");
+            }
+        }
+        self.push(") AS \"__keys\"");
         self
     }
 
@@ -351,20 +502,49 @@ impl SqlBuilder {
                 self.push("cardinality(").column(col);
                 self.push(if *empty { ") = 0" } else { ") > 0" });
             }
+            Filter::Related {
+                link,
+                quantifier,
+                filter,
+                scope,
+            } => {
+                self.push(match quantifier {
+                    Quantifier::Some => "EXISTS ",
+                    Quantifier::Every | Quantifier::None => "NOT EXISTS ",
+                });
+                let every = *quantifier == Quantifier::Every;
+                self.related(
+                    link,
+                    scope.as_deref(),
+                    |b| {
+                        b.push("1");
+                    },
+                    |b| {
+                        // `every` = no readable related row that fails the condition.
+                        b.push(if every {
+                            " AND NOT coalesce("
+                        } else {
+                            " AND ("
+                        });
+                        b.filter(filter);
+                        b.push(if every { ", FALSE)" } else { ")" });
+                    },
+                );
+            }
         }
         self
     }
 
     /// ORDER BY for the given keys. Nulls sort as the largest value in both directions
     /// (PostgreSQL's default), which the keyset conditions below rely on.
-    pub fn order_by(&mut self, keys: &[(&'static ColumnMeta, SortOrder)]) -> &mut Self {
+    pub fn order_by(&mut self, keys: &[SortKey]) -> &mut Self {
         self.push(" ORDER BY ");
-        for (i, (col, dir)) in keys.iter().enumerate() {
+        for (i, k) in keys.iter().enumerate() {
             if i > 0 {
                 self.push(", ");
             }
-            self.column(col);
-            self.push(match dir {
+            self.key(k);
+            self.push(match k.dir {
                 SortOrder::Asc => " ASC NULLS LAST",
                 SortOrder::Desc => " DESC NULLS FIRST",
             });
@@ -373,11 +553,7 @@ impl SqlBuilder {
     }
 
     /// Rows strictly after `values` in the order of `keys` (same length).
-    pub fn after(
-        &mut self,
-        keys: &[(&'static ColumnMeta, SortOrder)],
-        values: &[Value],
-    ) -> &mut Self {
+    pub fn after(&mut self, keys: &[SortKey], values: &[Value]) -> &mut Self {
         self.push("(");
         for i in 0..keys.len() {
             if i > 0 {
@@ -385,43 +561,43 @@ impl SqlBuilder {
             }
             self.push("(");
             for j in 0..i {
-                self.equal(keys[j].0, &values[j]);
+                self.equal(&keys[j], &values[j]);
                 self.push(" AND ");
             }
-            self.beyond(keys[i].0, keys[i].1, &values[i]);
+            self.beyond(&keys[i], &values[i]);
             self.push(")");
         }
         self.push(")");
         self
     }
 
-    fn equal(&mut self, col: &ColumnMeta, v: &Value) {
+    fn equal(&mut self, k: &SortKey, v: &Value) {
         if v.is_null() {
-            self.column(col).push(" IS NULL");
+            self.key(k).push(" IS NULL");
         } else {
-            self.column(col).push(" = ");
-            self.bind(v.clone(), col.ty, false);
+            self.key(k).push(" = ");
+            self.bind(v.clone(), k.col.ty, false);
         }
     }
 
-    fn beyond(&mut self, col: &ColumnMeta, dir: SortOrder, v: &Value) {
-        match (dir, v.is_null()) {
+    fn beyond(&mut self, k: &SortKey, v: &Value) {
+        match (k.dir, v.is_null()) {
             // Nothing sorts after null ascending.
             (SortOrder::Asc, true) => {
                 self.push("FALSE");
             }
             (SortOrder::Asc, false) => {
-                self.push("(").column(col).push(" > ");
-                self.bind(v.clone(), col.ty, false);
-                self.push(" OR ").column(col).push(" IS NULL)");
+                self.push("(").key(k).push(" > ");
+                self.bind(v.clone(), k.col.ty, false);
+                self.push(" OR ").key(k).push(" IS NULL)");
             }
             // Descending, nulls come first: everything not null is after.
             (SortOrder::Desc, true) => {
-                self.column(col).push(" IS NOT NULL");
+                self.key(k).push(" IS NOT NULL");
             }
             (SortOrder::Desc, false) => {
-                self.column(col).push(" < ");
-                self.bind(v.clone(), col.ty, false);
+                self.key(k).push(" < ");
+                self.bind(v.clone(), k.col.ty, false);
             }
         }
     }

@@ -244,53 +244,23 @@ pub struct AuditLogOrderBy {
 }
 
 impl OrderInput for AuditLogOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&AUDIT_LOG_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&AUDIT_LOG_COLUMNS[1], o));
-        }
-        if let Some(o) = self.event_type {
-            keys.push((&AUDIT_LOG_COLUMNS[2], o));
-        }
-        if let Some(o) = self.action {
-            keys.push((&AUDIT_LOG_COLUMNS[3], o));
-        }
-        if let Some(o) = self.actor_type {
-            keys.push((&AUDIT_LOG_COLUMNS[4], o));
-        }
-        if let Some(o) = self.actor_id {
-            keys.push((&AUDIT_LOG_COLUMNS[5], o));
-        }
-        if let Some(o) = self.actor_name {
-            keys.push((&AUDIT_LOG_COLUMNS[6], o));
-        }
-        if let Some(o) = self.entity {
-            keys.push((&AUDIT_LOG_COLUMNS[7], o));
-        }
-        if let Some(o) = self.entity_id {
-            keys.push((&AUDIT_LOG_COLUMNS[8], o));
-        }
-        if let Some(o) = self.ip_address {
-            keys.push((&AUDIT_LOG_COLUMNS[12], o));
-        }
-        if let Some(o) = self.user_agent {
-            keys.push((&AUDIT_LOG_COLUMNS[13], o));
-        }
-        if let Some(o) = self.trace_id {
-            keys.push((&AUDIT_LOG_COLUMNS[14], o));
-        }
-        if let Some(o) = self.span_id {
-            keys.push((&AUDIT_LOG_COLUMNS[15], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&AUDIT_LOG_COLUMNS[16], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&AUDIT_LOG_COLUMNS[17], o));
-        }
+        order_field(&mut keys, self.id, &AUDIT_LOG_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &AUDIT_LOG_COLUMNS[1]);
+        order_field(&mut keys, self.event_type, &AUDIT_LOG_COLUMNS[2]);
+        order_field(&mut keys, self.action, &AUDIT_LOG_COLUMNS[3]);
+        order_field(&mut keys, self.actor_type, &AUDIT_LOG_COLUMNS[4]);
+        order_field(&mut keys, self.actor_id, &AUDIT_LOG_COLUMNS[5]);
+        order_field(&mut keys, self.actor_name, &AUDIT_LOG_COLUMNS[6]);
+        order_field(&mut keys, self.entity, &AUDIT_LOG_COLUMNS[7]);
+        order_field(&mut keys, self.entity_id, &AUDIT_LOG_COLUMNS[8]);
+        order_field(&mut keys, self.ip_address, &AUDIT_LOG_COLUMNS[12]);
+        order_field(&mut keys, self.user_agent, &AUDIT_LOG_COLUMNS[13]);
+        order_field(&mut keys, self.trace_id, &AUDIT_LOG_COLUMNS[14]);
+        order_field(&mut keys, self.span_id, &AUDIT_LOG_COLUMNS[15]);
+        order_field(&mut keys, self.created_at, &AUDIT_LOG_COLUMNS[16]);
+        order_field(&mut keys, self.updated_at, &AUDIT_LOG_COLUMNS[17]);
         keys
     }
 }

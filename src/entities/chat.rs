@@ -263,6 +263,12 @@ pub struct ChatRoomWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "createdBy")]
+    pub created_by: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "members")]
+    pub members: Option<crate::entities::chat::ChatRoomMemberListRelationFilter>,
+    #[graphql(name = "messages")]
+    pub messages: Option<crate::entities::chat::ChatMessageListRelationFilter>,
 }
 
 impl WhereInput for ChatRoomWhere {
@@ -282,6 +288,9 @@ impl WhereInput for ChatRoomWhere {
         push_field(&mut all, self.message_count.as_ref(), &CHAT_ROOM_COLUMNS[11], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CHAT_ROOM_COLUMNS[12], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CHAT_ROOM_COLUMNS[13], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.created_by.as_deref(), &CHAT_ROOM_COLUMNS[9], "createdBy", path)?;
+        push_children::<crate::entities::chat::ChatRoomMember, _>(&mut all, self.members.as_ref(), &CHAT_ROOM_COLUMNS[0], "room_id", "members", path)?;
+        push_children::<crate::entities::chat::ChatMessage, _>(&mut all, self.messages.as_ref(), &CHAT_ROOM_COLUMNS[0], "room_id", "messages", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -318,58 +327,35 @@ pub struct ChatRoomOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "createdBy")]
+    pub created_by: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for ChatRoomOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CHAT_ROOM_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CHAT_ROOM_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&CHAT_ROOM_COLUMNS[2], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&CHAT_ROOM_COLUMNS[3], o));
-        }
-        if let Some(o) = self.kind {
-            keys.push((&CHAT_ROOM_COLUMNS[4], o));
-        }
-        if let Some(o) = self.topic {
-            keys.push((&CHAT_ROOM_COLUMNS[5], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&CHAT_ROOM_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_private {
-            keys.push((&CHAT_ROOM_COLUMNS[7], o));
-        }
-        if let Some(o) = self.is_archived {
-            keys.push((&CHAT_ROOM_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_by_id {
-            keys.push((&CHAT_ROOM_COLUMNS[9], o));
-        }
-        if let Some(o) = self.last_message_at {
-            keys.push((&CHAT_ROOM_COLUMNS[10], o));
-        }
-        if let Some(o) = self.message_count {
-            keys.push((&CHAT_ROOM_COLUMNS[11], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CHAT_ROOM_COLUMNS[12], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CHAT_ROOM_COLUMNS[13], o));
-        }
+        order_field(&mut keys, self.id, &CHAT_ROOM_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CHAT_ROOM_COLUMNS[1]);
+        order_field(&mut keys, self.name, &CHAT_ROOM_COLUMNS[2]);
+        order_field(&mut keys, self.slug, &CHAT_ROOM_COLUMNS[3]);
+        order_field(&mut keys, self.kind, &CHAT_ROOM_COLUMNS[4]);
+        order_field(&mut keys, self.topic, &CHAT_ROOM_COLUMNS[5]);
+        order_field(&mut keys, self.description, &CHAT_ROOM_COLUMNS[6]);
+        order_field(&mut keys, self.is_private, &CHAT_ROOM_COLUMNS[7]);
+        order_field(&mut keys, self.is_archived, &CHAT_ROOM_COLUMNS[8]);
+        order_field(&mut keys, self.created_by_id, &CHAT_ROOM_COLUMNS[9]);
+        order_field(&mut keys, self.last_message_at, &CHAT_ROOM_COLUMNS[10]);
+        order_field(&mut keys, self.message_count, &CHAT_ROOM_COLUMNS[11]);
+        order_field(&mut keys, self.created_at, &CHAT_ROOM_COLUMNS[12]);
+        order_field(&mut keys, self.updated_at, &CHAT_ROOM_COLUMNS[13]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.created_by.as_deref(), &CHAT_ROOM_COLUMNS[9]);
         keys
     }
 }
 
 connection_types!(ChatRoom, ChatRoomConnection, ChatRoomEdge);
+
+list_relation_filter!(ChatRoom, ChatRoomWhere, ChatRoomListRelationFilter);
 
 /// The unique keys of ChatRoom, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -913,6 +899,10 @@ pub struct ChatRoomMemberWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "room")]
+    pub room: Option<Box<crate::entities::chat::ChatRoomWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for ChatRoomMemberWhere {
@@ -928,6 +918,8 @@ impl WhereInput for ChatRoomMemberWhere {
         push_field(&mut all, self.is_muted.as_ref(), &CHAT_ROOM_MEMBER_COLUMNS[7], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CHAT_ROOM_MEMBER_COLUMNS[8], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CHAT_ROOM_MEMBER_COLUMNS[9], path)?;
+        push_parent::<crate::entities::chat::ChatRoom, _>(&mut all, self.room.as_deref(), &CHAT_ROOM_MEMBER_COLUMNS[2], "room", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &CHAT_ROOM_MEMBER_COLUMNS[3], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -956,46 +948,34 @@ pub struct ChatRoomMemberOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "room")]
+    pub room: Option<Box<crate::entities::chat::ChatRoomOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for ChatRoomMemberOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[1], o));
-        }
-        if let Some(o) = self.room_id {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[3], o));
-        }
-        if let Some(o) = self.role {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[4], o));
-        }
-        if let Some(o) = self.joined_at {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[5], o));
-        }
-        if let Some(o) = self.last_read_at {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_muted {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CHAT_ROOM_MEMBER_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &CHAT_ROOM_MEMBER_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CHAT_ROOM_MEMBER_COLUMNS[1]);
+        order_field(&mut keys, self.room_id, &CHAT_ROOM_MEMBER_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &CHAT_ROOM_MEMBER_COLUMNS[3]);
+        order_field(&mut keys, self.role, &CHAT_ROOM_MEMBER_COLUMNS[4]);
+        order_field(&mut keys, self.joined_at, &CHAT_ROOM_MEMBER_COLUMNS[5]);
+        order_field(&mut keys, self.last_read_at, &CHAT_ROOM_MEMBER_COLUMNS[6]);
+        order_field(&mut keys, self.is_muted, &CHAT_ROOM_MEMBER_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &CHAT_ROOM_MEMBER_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &CHAT_ROOM_MEMBER_COLUMNS[9]);
+        order_parent::<crate::entities::chat::ChatRoom, _>(&mut keys, self.room.as_deref(), &CHAT_ROOM_MEMBER_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &CHAT_ROOM_MEMBER_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(ChatRoomMember, ChatRoomMemberConnection, ChatRoomMemberEdge);
+
+list_relation_filter!(ChatRoomMember, ChatRoomMemberWhere, ChatRoomMemberListRelationFilter);
 
 /// The unique keys of ChatRoomMember, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1524,6 +1504,16 @@ pub struct ChatMessageWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "room")]
+    pub room: Option<Box<crate::entities::chat::ChatRoomWhere>>,
+    #[graphql(name = "sender")]
+    pub sender: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::chat::ChatMessageWhere>>,
+    #[graphql(name = "replies")]
+    pub replies: Option<crate::entities::chat::ChatMessageListRelationFilter>,
+    #[graphql(name = "chatReadReceipts")]
+    pub chat_read_receipts: Option<crate::entities::chat::ChatReadReceiptListRelationFilter>,
 }
 
 impl WhereInput for ChatMessageWhere {
@@ -1540,6 +1530,11 @@ impl WhereInput for ChatMessageWhere {
         push_field(&mut all, self.deleted_at.as_ref(), &CHAT_MESSAGE_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CHAT_MESSAGE_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CHAT_MESSAGE_COLUMNS[10], path)?;
+        push_parent::<crate::entities::chat::ChatRoom, _>(&mut all, self.room.as_deref(), &CHAT_MESSAGE_COLUMNS[2], "room", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.sender.as_deref(), &CHAT_MESSAGE_COLUMNS[3], "sender", path)?;
+        push_parent::<crate::entities::chat::ChatMessage, _>(&mut all, self.parent.as_deref(), &CHAT_MESSAGE_COLUMNS[4], "parent", path)?;
+        push_children::<crate::entities::chat::ChatMessage, _>(&mut all, self.replies.as_ref(), &CHAT_MESSAGE_COLUMNS[0], "parent_id", "replies", path)?;
+        push_children::<crate::entities::chat::ChatReadReceipt, _>(&mut all, self.chat_read_receipts.as_ref(), &CHAT_MESSAGE_COLUMNS[0], "message_id", "chatReadReceipts", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1568,46 +1563,37 @@ pub struct ChatMessageOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "room")]
+    pub room: Option<Box<crate::entities::chat::ChatRoomOrderBy>>,
+    #[graphql(name = "sender")]
+    pub sender: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::chat::ChatMessageOrderBy>>,
 }
 
 impl OrderInput for ChatMessageOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CHAT_MESSAGE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CHAT_MESSAGE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.room_id {
-            keys.push((&CHAT_MESSAGE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.sender_id {
-            keys.push((&CHAT_MESSAGE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.parent_id {
-            keys.push((&CHAT_MESSAGE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.body {
-            keys.push((&CHAT_MESSAGE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.edited_at {
-            keys.push((&CHAT_MESSAGE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.deleted_at {
-            keys.push((&CHAT_MESSAGE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CHAT_MESSAGE_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CHAT_MESSAGE_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &CHAT_MESSAGE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CHAT_MESSAGE_COLUMNS[1]);
+        order_field(&mut keys, self.room_id, &CHAT_MESSAGE_COLUMNS[2]);
+        order_field(&mut keys, self.sender_id, &CHAT_MESSAGE_COLUMNS[3]);
+        order_field(&mut keys, self.parent_id, &CHAT_MESSAGE_COLUMNS[4]);
+        order_field(&mut keys, self.body, &CHAT_MESSAGE_COLUMNS[5]);
+        order_field(&mut keys, self.edited_at, &CHAT_MESSAGE_COLUMNS[7]);
+        order_field(&mut keys, self.deleted_at, &CHAT_MESSAGE_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &CHAT_MESSAGE_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &CHAT_MESSAGE_COLUMNS[10]);
+        order_parent::<crate::entities::chat::ChatRoom, _>(&mut keys, self.room.as_deref(), &CHAT_MESSAGE_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.sender.as_deref(), &CHAT_MESSAGE_COLUMNS[3]);
+        order_parent::<crate::entities::chat::ChatMessage, _>(&mut keys, self.parent.as_deref(), &CHAT_MESSAGE_COLUMNS[4]);
         keys
     }
 }
 
 connection_types!(ChatMessage, ChatMessageConnection, ChatMessageEdge);
+
+list_relation_filter!(ChatMessage, ChatMessageWhere, ChatMessageListRelationFilter);
 
 static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
     ColumnMeta {
@@ -2041,6 +2027,10 @@ pub struct ChatReadReceiptWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "message")]
+    pub message: Option<Box<crate::entities::chat::ChatMessageWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for ChatReadReceiptWhere {
@@ -2053,6 +2043,8 @@ impl WhereInput for ChatReadReceiptWhere {
         push_field(&mut all, self.read_at.as_ref(), &CHAT_READ_RECEIPT_COLUMNS[4], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CHAT_READ_RECEIPT_COLUMNS[5], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CHAT_READ_RECEIPT_COLUMNS[6], path)?;
+        push_parent::<crate::entities::chat::ChatMessage, _>(&mut all, self.message.as_deref(), &CHAT_READ_RECEIPT_COLUMNS[2], "message", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &CHAT_READ_RECEIPT_COLUMNS[3], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -2075,37 +2067,31 @@ pub struct ChatReadReceiptOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "message")]
+    pub message: Option<Box<crate::entities::chat::ChatMessageOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for ChatReadReceiptOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CHAT_READ_RECEIPT_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CHAT_READ_RECEIPT_COLUMNS[1], o));
-        }
-        if let Some(o) = self.message_id {
-            keys.push((&CHAT_READ_RECEIPT_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&CHAT_READ_RECEIPT_COLUMNS[3], o));
-        }
-        if let Some(o) = self.read_at {
-            keys.push((&CHAT_READ_RECEIPT_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CHAT_READ_RECEIPT_COLUMNS[5], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CHAT_READ_RECEIPT_COLUMNS[6], o));
-        }
+        order_field(&mut keys, self.id, &CHAT_READ_RECEIPT_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CHAT_READ_RECEIPT_COLUMNS[1]);
+        order_field(&mut keys, self.message_id, &CHAT_READ_RECEIPT_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &CHAT_READ_RECEIPT_COLUMNS[3]);
+        order_field(&mut keys, self.read_at, &CHAT_READ_RECEIPT_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &CHAT_READ_RECEIPT_COLUMNS[5]);
+        order_field(&mut keys, self.updated_at, &CHAT_READ_RECEIPT_COLUMNS[6]);
+        order_parent::<crate::entities::chat::ChatMessage, _>(&mut keys, self.message.as_deref(), &CHAT_READ_RECEIPT_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &CHAT_READ_RECEIPT_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(ChatReadReceipt, ChatReadReceiptConnection, ChatReadReceiptEdge);
+
+list_relation_filter!(ChatReadReceipt, ChatReadReceiptWhere, ChatReadReceiptListRelationFilter);
 
 /// The unique keys of ChatReadReceipt, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]

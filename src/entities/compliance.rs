@@ -245,6 +245,10 @@ pub struct ComplianceActionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "requestedBy")]
+    pub requested_by: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "resolvedBy")]
+    pub resolved_by: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for ComplianceActionWhere {
@@ -264,6 +268,8 @@ impl WhereInput for ComplianceActionWhere {
         push_field(&mut all, self.details.as_ref(), &COMPLIANCE_ACTION_COLUMNS[11], path)?;
         push_field(&mut all, self.created_at.as_ref(), &COMPLIANCE_ACTION_COLUMNS[12], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &COMPLIANCE_ACTION_COLUMNS[13], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.requested_by.as_deref(), &COMPLIANCE_ACTION_COLUMNS[6], "requestedBy", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.resolved_by.as_deref(), &COMPLIANCE_ACTION_COLUMNS[9], "resolvedBy", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -298,55 +304,37 @@ pub struct ComplianceActionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "requestedBy")]
+    pub requested_by: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "resolvedBy")]
+    pub resolved_by: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for ComplianceActionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.kind {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.subject_type {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.subject_id {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.requested_by_id {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.reason {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.due_at {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.resolved_by_id {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.resolved_at {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[12], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&COMPLIANCE_ACTION_COLUMNS[13], o));
-        }
+        order_field(&mut keys, self.id, &COMPLIANCE_ACTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &COMPLIANCE_ACTION_COLUMNS[1]);
+        order_field(&mut keys, self.kind, &COMPLIANCE_ACTION_COLUMNS[2]);
+        order_field(&mut keys, self.status, &COMPLIANCE_ACTION_COLUMNS[3]);
+        order_field(&mut keys, self.subject_type, &COMPLIANCE_ACTION_COLUMNS[4]);
+        order_field(&mut keys, self.subject_id, &COMPLIANCE_ACTION_COLUMNS[5]);
+        order_field(&mut keys, self.requested_by_id, &COMPLIANCE_ACTION_COLUMNS[6]);
+        order_field(&mut keys, self.reason, &COMPLIANCE_ACTION_COLUMNS[7]);
+        order_field(&mut keys, self.due_at, &COMPLIANCE_ACTION_COLUMNS[8]);
+        order_field(&mut keys, self.resolved_by_id, &COMPLIANCE_ACTION_COLUMNS[9]);
+        order_field(&mut keys, self.resolved_at, &COMPLIANCE_ACTION_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &COMPLIANCE_ACTION_COLUMNS[12]);
+        order_field(&mut keys, self.updated_at, &COMPLIANCE_ACTION_COLUMNS[13]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.requested_by.as_deref(), &COMPLIANCE_ACTION_COLUMNS[6]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.resolved_by.as_deref(), &COMPLIANCE_ACTION_COLUMNS[9]);
         keys
     }
 }
 
 connection_types!(ComplianceAction, ComplianceActionConnection, ComplianceActionEdge);
+
+list_relation_filter!(ComplianceAction, ComplianceActionWhere, ComplianceActionListRelationFilter);
 
 static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
     ColumnMeta {

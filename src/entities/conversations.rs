@@ -202,6 +202,10 @@ pub struct ConversationWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "messages")]
+    pub messages: Option<crate::entities::conversations::ConversationMessageListRelationFilter>,
+    #[graphql(name = "tasks")]
+    pub tasks: Option<crate::entities::tasks::TaskListRelationFilter>,
 }
 
 impl WhereInput for ConversationWhere {
@@ -216,6 +220,8 @@ impl WhereInput for ConversationWhere {
         push_field(&mut all, self.closed_at.as_ref(), &CONVERSATION_COLUMNS[6], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CONVERSATION_COLUMNS[7], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CONVERSATION_COLUMNS[8], path)?;
+        push_children::<crate::entities::conversations::ConversationMessage, _>(&mut all, self.messages.as_ref(), &CONVERSATION_COLUMNS[0], "conversation_id", "messages", path)?;
+        push_children::<crate::entities::tasks::Task, _>(&mut all, self.tasks.as_ref(), &CONVERSATION_COLUMNS[0], "conversation_id", "tasks", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -243,32 +249,16 @@ pub struct ConversationOrderBy {
 }
 
 impl OrderInput for ConversationOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CONVERSATION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CONVERSATION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.external_id {
-            keys.push((&CONVERSATION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.channel {
-            keys.push((&CONVERSATION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&CONVERSATION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.closed_at {
-            keys.push((&CONVERSATION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CONVERSATION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CONVERSATION_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &CONVERSATION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CONVERSATION_COLUMNS[1]);
+        order_field(&mut keys, self.external_id, &CONVERSATION_COLUMNS[2]);
+        order_field(&mut keys, self.channel, &CONVERSATION_COLUMNS[3]);
+        order_field(&mut keys, self.status, &CONVERSATION_COLUMNS[5]);
+        order_field(&mut keys, self.closed_at, &CONVERSATION_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &CONVERSATION_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &CONVERSATION_COLUMNS[8]);
         keys
     }
 }
@@ -678,6 +668,8 @@ pub struct ConversationMessageWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "conversation")]
+    pub conversation: Option<Box<crate::entities::conversations::ConversationWhere>>,
 }
 
 impl WhereInput for ConversationMessageWhere {
@@ -691,6 +683,7 @@ impl WhereInput for ConversationMessageWhere {
         push_field(&mut all, self.metadata.as_ref(), &CONVERSATION_MESSAGE_COLUMNS[5], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CONVERSATION_MESSAGE_COLUMNS[6], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CONVERSATION_MESSAGE_COLUMNS[7], path)?;
+        push_parent::<crate::entities::conversations::Conversation, _>(&mut all, self.conversation.as_deref(), &CONVERSATION_MESSAGE_COLUMNS[2], "conversation", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -713,37 +706,28 @@ pub struct ConversationMessageOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "conversation")]
+    pub conversation: Option<Box<crate::entities::conversations::ConversationOrderBy>>,
 }
 
 impl OrderInput for ConversationMessageOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CONVERSATION_MESSAGE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CONVERSATION_MESSAGE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.conversation_id {
-            keys.push((&CONVERSATION_MESSAGE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.role {
-            keys.push((&CONVERSATION_MESSAGE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.content {
-            keys.push((&CONVERSATION_MESSAGE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CONVERSATION_MESSAGE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CONVERSATION_MESSAGE_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &CONVERSATION_MESSAGE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CONVERSATION_MESSAGE_COLUMNS[1]);
+        order_field(&mut keys, self.conversation_id, &CONVERSATION_MESSAGE_COLUMNS[2]);
+        order_field(&mut keys, self.role, &CONVERSATION_MESSAGE_COLUMNS[3]);
+        order_field(&mut keys, self.content, &CONVERSATION_MESSAGE_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &CONVERSATION_MESSAGE_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &CONVERSATION_MESSAGE_COLUMNS[7]);
+        order_parent::<crate::entities::conversations::Conversation, _>(&mut keys, self.conversation.as_deref(), &CONVERSATION_MESSAGE_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(ConversationMessage, ConversationMessageConnection, ConversationMessageEdge);
+
+list_relation_filter!(ConversationMessage, ConversationMessageWhere, ConversationMessageListRelationFilter);
 
 static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
     ColumnMeta {

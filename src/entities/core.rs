@@ -162,26 +162,14 @@ pub struct TenantOrderBy {
 }
 
 impl OrderInput for TenantOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&TENANT_COLUMNS[0], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&TENANT_COLUMNS[1], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&TENANT_COLUMNS[2], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&TENANT_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&TENANT_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&TENANT_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &TENANT_COLUMNS[0]);
+        order_field(&mut keys, self.name, &TENANT_COLUMNS[1]);
+        order_field(&mut keys, self.slug, &TENANT_COLUMNS[2]);
+        order_field(&mut keys, self.status, &TENANT_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &TENANT_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &TENANT_COLUMNS[7]);
         keys
     }
 }
@@ -1335,6 +1323,92 @@ pub struct UserWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "chatRooms")]
+    pub chat_rooms: Option<crate::entities::chat::ChatRoomListRelationFilter>,
+    #[graphql(name = "chatRoomMembers")]
+    pub chat_room_members: Option<crate::entities::chat::ChatRoomMemberListRelationFilter>,
+    #[graphql(name = "chatMessages")]
+    pub chat_messages: Option<crate::entities::chat::ChatMessageListRelationFilter>,
+    #[graphql(name = "chatReadReceipts")]
+    pub chat_read_receipts: Option<crate::entities::chat::ChatReadReceiptListRelationFilter>,
+    #[graphql(name = "requestedComplianceActions")]
+    pub requested_compliance_actions: Option<crate::entities::compliance::ComplianceActionListRelationFilter>,
+    #[graphql(name = "resolvedComplianceActions")]
+    pub resolved_compliance_actions: Option<crate::entities::compliance::ComplianceActionListRelationFilter>,
+    #[graphql(name = "profile")]
+    pub profile: Option<Box<crate::entities::core::ProfileWhere>>,
+    #[graphql(name = "credentials")]
+    pub credentials: Option<crate::entities::core::CredentialListRelationFilter>,
+    #[graphql(name = "sessions")]
+    pub sessions: Option<crate::entities::core::SessionListRelationFilter>,
+    #[graphql(name = "accounts")]
+    pub accounts: Option<crate::entities::core::AccountListRelationFilter>,
+    #[graphql(name = "groupMembers")]
+    pub group_members: Option<crate::entities::core::GroupMemberListRelationFilter>,
+    #[graphql(name = "certificates")]
+    pub certificates: Option<crate::entities::credentials::CertificateListRelationFilter>,
+    #[graphql(name = "userBadges")]
+    pub user_badges: Option<crate::entities::credentials::UserBadgeListRelationFilter>,
+    #[graphql(name = "wallets")]
+    pub wallets: Option<crate::entities::finance::WalletListRelationFilter>,
+    #[graphql(name = "transactions")]
+    pub transactions: Option<crate::entities::finance::TransactionListRelationFilter>,
+    #[graphql(name = "stakings")]
+    pub stakings: Option<crate::entities::finance::StakingListRelationFilter>,
+    #[graphql(name = "subscriptions")]
+    pub subscriptions: Option<crate::entities::finance::SubscriptionListRelationFilter>,
+    #[graphql(name = "microserviceMeters")]
+    pub microservice_meters: Option<crate::entities::finance::MicroserviceMeterListRelationFilter>,
+    #[graphql(name = "forumThreads")]
+    pub forum_threads: Option<crate::entities::forum::ForumThreadListRelationFilter>,
+    #[graphql(name = "forumPosts")]
+    pub forum_posts: Option<crate::entities::forum::ForumPostListRelationFilter>,
+    #[graphql(name = "forumReactions")]
+    pub forum_reactions: Option<crate::entities::forum::ForumReactionListRelationFilter>,
+    #[graphql(name = "courses")]
+    pub courses: Option<crate::entities::lms::CourseListRelationFilter>,
+    #[graphql(name = "enrollments")]
+    pub enrollments: Option<crate::entities::lms::EnrollmentListRelationFilter>,
+    #[graphql(name = "courseProgresses")]
+    pub course_progresses: Option<crate::entities::lms::CourseProgressListRelationFilter>,
+    #[graphql(name = "quizAttempts")]
+    pub quiz_attempts: Option<crate::entities::lms::QuizAttemptListRelationFilter>,
+    #[graphql(name = "quizResponses")]
+    pub quiz_responses: Option<crate::entities::lms::QuizResponseListRelationFilter>,
+    #[graphql(name = "submissions")]
+    pub submissions: Option<crate::entities::lms::SubmissionListRelationFilter>,
+    #[graphql(name = "gradedSubmissions")]
+    pub graded_submissions: Option<crate::entities::lms::SubmissionListRelationFilter>,
+    #[graphql(name = "mediaAssets")]
+    pub media_assets: Option<crate::entities::media::MediaAssetListRelationFilter>,
+    #[graphql(name = "notifications")]
+    pub notifications: Option<crate::entities::notifications::NotificationListRelationFilter>,
+    #[graphql(name = "comments")]
+    pub comments: Option<crate::entities::platform::CommentListRelationFilter>,
+    #[graphql(name = "cssThemes")]
+    pub css_themes: Option<crate::entities::platform::CSSThemeListRelationFilter>,
+    #[graphql(name = "dashboards")]
+    pub dashboards: Option<crate::entities::platform::DashboardListRelationFilter>,
+    #[graphql(name = "dashboardWidgets")]
+    pub dashboard_widgets: Option<crate::entities::platform::DashboardWidgetListRelationFilter>,
+    #[graphql(name = "guides")]
+    pub guides: Option<crate::entities::platform::GuideListRelationFilter>,
+    #[graphql(name = "gameSessions")]
+    pub game_sessions: Option<crate::entities::platform::GameSessionListRelationFilter>,
+    #[graphql(name = "gameHighScores")]
+    pub game_high_scores: Option<crate::entities::platform::GameHighScoreListRelationFilter>,
+    #[graphql(name = "assignedTasks")]
+    pub assigned_tasks: Option<crate::entities::tasks::TaskListRelationFilter>,
+    #[graphql(name = "claimedTasks")]
+    pub claimed_tasks: Option<crate::entities::tasks::TaskListRelationFilter>,
+    #[graphql(name = "completedTasks")]
+    pub completed_tasks: Option<crate::entities::tasks::TaskListRelationFilter>,
+    #[graphql(name = "workflows")]
+    pub workflows: Option<crate::entities::workflow::WorkflowListRelationFilter>,
+    #[graphql(name = "workflowExecutions")]
+    pub workflow_executions: Option<crate::entities::workflow::WorkflowExecutionListRelationFilter>,
+    #[graphql(name = "customBlocks")]
+    pub custom_blocks: Option<crate::entities::workflow::CustomBlockListRelationFilter>,
 }
 
 impl WhereInput for UserWhere {
@@ -1351,6 +1425,49 @@ impl WhereInput for UserWhere {
         push_field(&mut all, self.last_active_at.as_ref(), &USER_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &USER_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &USER_COLUMNS[10], path)?;
+        push_children::<crate::entities::chat::ChatRoom, _>(&mut all, self.chat_rooms.as_ref(), &USER_COLUMNS[0], "created_by_id", "chatRooms", path)?;
+        push_children::<crate::entities::chat::ChatRoomMember, _>(&mut all, self.chat_room_members.as_ref(), &USER_COLUMNS[0], "user_id", "chatRoomMembers", path)?;
+        push_children::<crate::entities::chat::ChatMessage, _>(&mut all, self.chat_messages.as_ref(), &USER_COLUMNS[0], "sender_id", "chatMessages", path)?;
+        push_children::<crate::entities::chat::ChatReadReceipt, _>(&mut all, self.chat_read_receipts.as_ref(), &USER_COLUMNS[0], "user_id", "chatReadReceipts", path)?;
+        push_children::<crate::entities::compliance::ComplianceAction, _>(&mut all, self.requested_compliance_actions.as_ref(), &USER_COLUMNS[0], "requested_by_id", "requestedComplianceActions", path)?;
+        push_children::<crate::entities::compliance::ComplianceAction, _>(&mut all, self.resolved_compliance_actions.as_ref(), &USER_COLUMNS[0], "resolved_by_id", "resolvedComplianceActions", path)?;
+        push_child::<crate::entities::core::Profile, _>(&mut all, self.profile.as_deref(), &USER_COLUMNS[0], "user_id", "profile", path)?;
+        push_children::<crate::entities::core::Credential, _>(&mut all, self.credentials.as_ref(), &USER_COLUMNS[0], "user_id", "credentials", path)?;
+        push_children::<crate::entities::core::Session, _>(&mut all, self.sessions.as_ref(), &USER_COLUMNS[0], "user_id", "sessions", path)?;
+        push_children::<crate::entities::core::Account, _>(&mut all, self.accounts.as_ref(), &USER_COLUMNS[0], "user_id", "accounts", path)?;
+        push_children::<crate::entities::core::GroupMember, _>(&mut all, self.group_members.as_ref(), &USER_COLUMNS[0], "user_id", "groupMembers", path)?;
+        push_children::<crate::entities::credentials::Certificate, _>(&mut all, self.certificates.as_ref(), &USER_COLUMNS[0], "user_id", "certificates", path)?;
+        push_children::<crate::entities::credentials::UserBadge, _>(&mut all, self.user_badges.as_ref(), &USER_COLUMNS[0], "user_id", "userBadges", path)?;
+        push_children::<crate::entities::finance::Wallet, _>(&mut all, self.wallets.as_ref(), &USER_COLUMNS[0], "user_id", "wallets", path)?;
+        push_children::<crate::entities::finance::Transaction, _>(&mut all, self.transactions.as_ref(), &USER_COLUMNS[0], "user_id", "transactions", path)?;
+        push_children::<crate::entities::finance::Staking, _>(&mut all, self.stakings.as_ref(), &USER_COLUMNS[0], "user_id", "stakings", path)?;
+        push_children::<crate::entities::finance::Subscription, _>(&mut all, self.subscriptions.as_ref(), &USER_COLUMNS[0], "user_id", "subscriptions", path)?;
+        push_children::<crate::entities::finance::MicroserviceMeter, _>(&mut all, self.microservice_meters.as_ref(), &USER_COLUMNS[0], "user_id", "microserviceMeters", path)?;
+        push_children::<crate::entities::forum::ForumThread, _>(&mut all, self.forum_threads.as_ref(), &USER_COLUMNS[0], "author_id", "forumThreads", path)?;
+        push_children::<crate::entities::forum::ForumPost, _>(&mut all, self.forum_posts.as_ref(), &USER_COLUMNS[0], "author_id", "forumPosts", path)?;
+        push_children::<crate::entities::forum::ForumReaction, _>(&mut all, self.forum_reactions.as_ref(), &USER_COLUMNS[0], "user_id", "forumReactions", path)?;
+        push_children::<crate::entities::lms::Course, _>(&mut all, self.courses.as_ref(), &USER_COLUMNS[0], "instructor_id", "courses", path)?;
+        push_children::<crate::entities::lms::Enrollment, _>(&mut all, self.enrollments.as_ref(), &USER_COLUMNS[0], "user_id", "enrollments", path)?;
+        push_children::<crate::entities::lms::CourseProgress, _>(&mut all, self.course_progresses.as_ref(), &USER_COLUMNS[0], "user_id", "courseProgresses", path)?;
+        push_children::<crate::entities::lms::QuizAttempt, _>(&mut all, self.quiz_attempts.as_ref(), &USER_COLUMNS[0], "user_id", "quizAttempts", path)?;
+        push_children::<crate::entities::lms::QuizResponse, _>(&mut all, self.quiz_responses.as_ref(), &USER_COLUMNS[0], "user_id", "quizResponses", path)?;
+        push_children::<crate::entities::lms::Submission, _>(&mut all, self.submissions.as_ref(), &USER_COLUMNS[0], "user_id", "submissions", path)?;
+        push_children::<crate::entities::lms::Submission, _>(&mut all, self.graded_submissions.as_ref(), &USER_COLUMNS[0], "graded_by_id", "gradedSubmissions", path)?;
+        push_children::<crate::entities::media::MediaAsset, _>(&mut all, self.media_assets.as_ref(), &USER_COLUMNS[0], "uploaded_by_id", "mediaAssets", path)?;
+        push_children::<crate::entities::notifications::Notification, _>(&mut all, self.notifications.as_ref(), &USER_COLUMNS[0], "user_id", "notifications", path)?;
+        push_children::<crate::entities::platform::Comment, _>(&mut all, self.comments.as_ref(), &USER_COLUMNS[0], "author_id", "comments", path)?;
+        push_children::<crate::entities::platform::CSSTheme, _>(&mut all, self.css_themes.as_ref(), &USER_COLUMNS[0], "created_by_id", "cssThemes", path)?;
+        push_children::<crate::entities::platform::Dashboard, _>(&mut all, self.dashboards.as_ref(), &USER_COLUMNS[0], "user_id", "dashboards", path)?;
+        push_children::<crate::entities::platform::DashboardWidget, _>(&mut all, self.dashboard_widgets.as_ref(), &USER_COLUMNS[0], "user_id", "dashboardWidgets", path)?;
+        push_children::<crate::entities::platform::Guide, _>(&mut all, self.guides.as_ref(), &USER_COLUMNS[0], "created_by_id", "guides", path)?;
+        push_children::<crate::entities::platform::GameSession, _>(&mut all, self.game_sessions.as_ref(), &USER_COLUMNS[0], "user_id", "gameSessions", path)?;
+        push_children::<crate::entities::platform::GameHighScore, _>(&mut all, self.game_high_scores.as_ref(), &USER_COLUMNS[0], "user_id", "gameHighScores", path)?;
+        push_children::<crate::entities::tasks::Task, _>(&mut all, self.assigned_tasks.as_ref(), &USER_COLUMNS[0], "assigned_user_id", "assignedTasks", path)?;
+        push_children::<crate::entities::tasks::Task, _>(&mut all, self.claimed_tasks.as_ref(), &USER_COLUMNS[0], "claimed_by_id", "claimedTasks", path)?;
+        push_children::<crate::entities::tasks::Task, _>(&mut all, self.completed_tasks.as_ref(), &USER_COLUMNS[0], "completed_by_id", "completedTasks", path)?;
+        push_children::<crate::entities::workflow::Workflow, _>(&mut all, self.workflows.as_ref(), &USER_COLUMNS[0], "owner_id", "workflows", path)?;
+        push_children::<crate::entities::workflow::WorkflowExecution, _>(&mut all, self.workflow_executions.as_ref(), &USER_COLUMNS[0], "user_id", "workflowExecutions", path)?;
+        push_children::<crate::entities::workflow::CustomBlock, _>(&mut all, self.custom_blocks.as_ref(), &USER_COLUMNS[0], "user_id", "customBlocks", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1382,38 +1499,18 @@ pub struct UserOrderBy {
 }
 
 impl OrderInput for UserOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&USER_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&USER_COLUMNS[1], o));
-        }
-        if let Some(o) = self.email {
-            keys.push((&USER_COLUMNS[2], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&USER_COLUMNS[3], o));
-        }
-        if let Some(o) = self.username {
-            keys.push((&USER_COLUMNS[4], o));
-        }
-        if let Some(o) = self.role {
-            keys.push((&USER_COLUMNS[5], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&USER_COLUMNS[7], o));
-        }
-        if let Some(o) = self.last_active_at {
-            keys.push((&USER_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&USER_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&USER_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &USER_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &USER_COLUMNS[1]);
+        order_field(&mut keys, self.email, &USER_COLUMNS[2]);
+        order_field(&mut keys, self.name, &USER_COLUMNS[3]);
+        order_field(&mut keys, self.username, &USER_COLUMNS[4]);
+        order_field(&mut keys, self.role, &USER_COLUMNS[5]);
+        order_field(&mut keys, self.status, &USER_COLUMNS[7]);
+        order_field(&mut keys, self.last_active_at, &USER_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &USER_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &USER_COLUMNS[10]);
         keys
     }
 }
@@ -1889,6 +1986,8 @@ pub struct ProfileWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for ProfileWhere {
@@ -1905,6 +2004,7 @@ impl WhereInput for ProfileWhere {
         push_field(&mut all, self.monthly_execution_count.as_ref(), &PROFILE_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &PROFILE_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &PROFILE_COLUMNS[10], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &PROFILE_COLUMNS[2], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1935,44 +2035,25 @@ pub struct ProfileOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for ProfileOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&PROFILE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&PROFILE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&PROFILE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.full_name {
-            keys.push((&PROFILE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.avatar_url {
-            keys.push((&PROFILE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.subscription_tier {
-            keys.push((&PROFILE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.subscription_status {
-            keys.push((&PROFILE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.monthly_execution_quota {
-            keys.push((&PROFILE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.monthly_execution_count {
-            keys.push((&PROFILE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&PROFILE_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&PROFILE_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &PROFILE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &PROFILE_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &PROFILE_COLUMNS[2]);
+        order_field(&mut keys, self.full_name, &PROFILE_COLUMNS[3]);
+        order_field(&mut keys, self.avatar_url, &PROFILE_COLUMNS[4]);
+        order_field(&mut keys, self.subscription_tier, &PROFILE_COLUMNS[5]);
+        order_field(&mut keys, self.subscription_status, &PROFILE_COLUMNS[6]);
+        order_field(&mut keys, self.monthly_execution_quota, &PROFILE_COLUMNS[7]);
+        order_field(&mut keys, self.monthly_execution_count, &PROFILE_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &PROFILE_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &PROFILE_COLUMNS[10]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &PROFILE_COLUMNS[2]);
         keys
     }
 }
@@ -2374,6 +2455,8 @@ pub struct CredentialWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for CredentialWhere {
@@ -2387,6 +2470,7 @@ impl WhereInput for CredentialWhere {
         push_field(&mut all, self.last_used_at.as_ref(), &CREDENTIAL_COLUMNS[5], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CREDENTIAL_COLUMNS[6], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CREDENTIAL_COLUMNS[7], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &CREDENTIAL_COLUMNS[2], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -2411,40 +2495,29 @@ pub struct CredentialOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for CredentialOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CREDENTIAL_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CREDENTIAL_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&CREDENTIAL_COLUMNS[2], o));
-        }
-        if let Some(o) = self.kind {
-            keys.push((&CREDENTIAL_COLUMNS[3], o));
-        }
-        if let Some(o) = self.label {
-            keys.push((&CREDENTIAL_COLUMNS[4], o));
-        }
-        if let Some(o) = self.last_used_at {
-            keys.push((&CREDENTIAL_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CREDENTIAL_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CREDENTIAL_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &CREDENTIAL_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CREDENTIAL_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &CREDENTIAL_COLUMNS[2]);
+        order_field(&mut keys, self.kind, &CREDENTIAL_COLUMNS[3]);
+        order_field(&mut keys, self.label, &CREDENTIAL_COLUMNS[4]);
+        order_field(&mut keys, self.last_used_at, &CREDENTIAL_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &CREDENTIAL_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &CREDENTIAL_COLUMNS[7]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &CREDENTIAL_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Credential, CredentialConnection, CredentialEdge);
+
+list_relation_filter!(Credential, CredentialWhere, CredentialListRelationFilter);
 
 static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
     ColumnMeta {
@@ -2775,6 +2848,8 @@ pub struct SessionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for SessionWhere {
@@ -2790,6 +2865,7 @@ impl WhereInput for SessionWhere {
         push_field(&mut all, self.revoked_at.as_ref(), &SESSION_COLUMNS[7], path)?;
         push_field(&mut all, self.created_at.as_ref(), &SESSION_COLUMNS[8], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &SESSION_COLUMNS[9], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &SESSION_COLUMNS[2], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -2818,46 +2894,31 @@ pub struct SessionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for SessionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&SESSION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&SESSION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&SESSION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.expires_at {
-            keys.push((&SESSION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.ip_address {
-            keys.push((&SESSION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.user_agent {
-            keys.push((&SESSION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.last_used_at {
-            keys.push((&SESSION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.revoked_at {
-            keys.push((&SESSION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&SESSION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&SESSION_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &SESSION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &SESSION_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &SESSION_COLUMNS[2]);
+        order_field(&mut keys, self.expires_at, &SESSION_COLUMNS[3]);
+        order_field(&mut keys, self.ip_address, &SESSION_COLUMNS[4]);
+        order_field(&mut keys, self.user_agent, &SESSION_COLUMNS[5]);
+        order_field(&mut keys, self.last_used_at, &SESSION_COLUMNS[6]);
+        order_field(&mut keys, self.revoked_at, &SESSION_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &SESSION_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &SESSION_COLUMNS[9]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &SESSION_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Session, SessionConnection, SessionEdge);
+
+list_relation_filter!(Session, SessionWhere, SessionListRelationFilter);
 
 static SESSION_COLUMNS: [ColumnMeta; 10] = [
     ColumnMeta {
@@ -3241,6 +3302,8 @@ pub struct AccountWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for AccountWhere {
@@ -3258,6 +3321,7 @@ impl WhereInput for AccountWhere {
         push_field(&mut all, self.expires_at.as_ref(), &ACCOUNT_COLUMNS[9], path)?;
         push_field(&mut all, self.created_at.as_ref(), &ACCOUNT_COLUMNS[10], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &ACCOUNT_COLUMNS[11], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &ACCOUNT_COLUMNS[2], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -3290,52 +3354,33 @@ pub struct AccountOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for AccountOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&ACCOUNT_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&ACCOUNT_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&ACCOUNT_COLUMNS[2], o));
-        }
-        if let Some(o) = self.type_ {
-            keys.push((&ACCOUNT_COLUMNS[3], o));
-        }
-        if let Some(o) = self.provider {
-            keys.push((&ACCOUNT_COLUMNS[4], o));
-        }
-        if let Some(o) = self.provider_account_id {
-            keys.push((&ACCOUNT_COLUMNS[5], o));
-        }
-        if let Some(o) = self.token_type {
-            keys.push((&ACCOUNT_COLUMNS[6], o));
-        }
-        if let Some(o) = self.scope {
-            keys.push((&ACCOUNT_COLUMNS[7], o));
-        }
-        if let Some(o) = self.session_state {
-            keys.push((&ACCOUNT_COLUMNS[8], o));
-        }
-        if let Some(o) = self.expires_at {
-            keys.push((&ACCOUNT_COLUMNS[9], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&ACCOUNT_COLUMNS[10], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&ACCOUNT_COLUMNS[11], o));
-        }
+        order_field(&mut keys, self.id, &ACCOUNT_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &ACCOUNT_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &ACCOUNT_COLUMNS[2]);
+        order_field(&mut keys, self.type_, &ACCOUNT_COLUMNS[3]);
+        order_field(&mut keys, self.provider, &ACCOUNT_COLUMNS[4]);
+        order_field(&mut keys, self.provider_account_id, &ACCOUNT_COLUMNS[5]);
+        order_field(&mut keys, self.token_type, &ACCOUNT_COLUMNS[6]);
+        order_field(&mut keys, self.scope, &ACCOUNT_COLUMNS[7]);
+        order_field(&mut keys, self.session_state, &ACCOUNT_COLUMNS[8]);
+        order_field(&mut keys, self.expires_at, &ACCOUNT_COLUMNS[9]);
+        order_field(&mut keys, self.created_at, &ACCOUNT_COLUMNS[10]);
+        order_field(&mut keys, self.updated_at, &ACCOUNT_COLUMNS[11]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &ACCOUNT_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Account, AccountConnection, AccountEdge);
+
+list_relation_filter!(Account, AccountWhere, AccountListRelationFilter);
 
 static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
     ColumnMeta {
@@ -3758,32 +3803,16 @@ pub struct VerificationTokenOrderBy {
 }
 
 impl OrderInput for VerificationTokenOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&VERIFICATION_TOKEN_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&VERIFICATION_TOKEN_COLUMNS[1], o));
-        }
-        if let Some(o) = self.identifier {
-            keys.push((&VERIFICATION_TOKEN_COLUMNS[2], o));
-        }
-        if let Some(o) = self.purpose {
-            keys.push((&VERIFICATION_TOKEN_COLUMNS[3], o));
-        }
-        if let Some(o) = self.expires_at {
-            keys.push((&VERIFICATION_TOKEN_COLUMNS[4], o));
-        }
-        if let Some(o) = self.used_at {
-            keys.push((&VERIFICATION_TOKEN_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&VERIFICATION_TOKEN_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&VERIFICATION_TOKEN_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &VERIFICATION_TOKEN_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &VERIFICATION_TOKEN_COLUMNS[1]);
+        order_field(&mut keys, self.identifier, &VERIFICATION_TOKEN_COLUMNS[2]);
+        order_field(&mut keys, self.purpose, &VERIFICATION_TOKEN_COLUMNS[3]);
+        order_field(&mut keys, self.expires_at, &VERIFICATION_TOKEN_COLUMNS[4]);
+        order_field(&mut keys, self.used_at, &VERIFICATION_TOKEN_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &VERIFICATION_TOKEN_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &VERIFICATION_TOKEN_COLUMNS[7]);
         keys
     }
 }
@@ -4184,6 +4213,10 @@ pub struct GroupWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "groupMembers")]
+    pub group_members: Option<crate::entities::core::GroupMemberListRelationFilter>,
+    #[graphql(name = "tasks")]
+    pub tasks: Option<crate::entities::tasks::TaskListRelationFilter>,
 }
 
 impl WhereInput for GroupWhere {
@@ -4197,6 +4230,8 @@ impl WhereInput for GroupWhere {
         push_field(&mut all, self.assignment_strategy.as_ref(), &GROUP_COLUMNS[5], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GROUP_COLUMNS[6], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GROUP_COLUMNS[7], path)?;
+        push_children::<crate::entities::core::GroupMember, _>(&mut all, self.group_members.as_ref(), &GROUP_COLUMNS[0], "group_id", "groupMembers", path)?;
+        push_children::<crate::entities::tasks::Task, _>(&mut all, self.tasks.as_ref(), &GROUP_COLUMNS[0], "assigned_group_id", "tasks", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -4224,32 +4259,16 @@ pub struct GroupOrderBy {
 }
 
 impl OrderInput for GroupOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GROUP_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GROUP_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&GROUP_COLUMNS[2], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&GROUP_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&GROUP_COLUMNS[4], o));
-        }
-        if let Some(o) = self.assignment_strategy {
-            keys.push((&GROUP_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GROUP_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GROUP_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &GROUP_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GROUP_COLUMNS[1]);
+        order_field(&mut keys, self.name, &GROUP_COLUMNS[2]);
+        order_field(&mut keys, self.slug, &GROUP_COLUMNS[3]);
+        order_field(&mut keys, self.description, &GROUP_COLUMNS[4]);
+        order_field(&mut keys, self.assignment_strategy, &GROUP_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &GROUP_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &GROUP_COLUMNS[7]);
         keys
     }
 }
@@ -4654,6 +4673,10 @@ pub struct GroupMemberWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "group")]
+    pub group: Option<Box<crate::entities::core::GroupWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for GroupMemberWhere {
@@ -4667,6 +4690,8 @@ impl WhereInput for GroupMemberWhere {
         push_field(&mut all, self.joined_at.as_ref(), &GROUP_MEMBER_COLUMNS[5], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GROUP_MEMBER_COLUMNS[6], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GROUP_MEMBER_COLUMNS[7], path)?;
+        push_parent::<crate::entities::core::Group, _>(&mut all, self.group.as_deref(), &GROUP_MEMBER_COLUMNS[2], "group", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &GROUP_MEMBER_COLUMNS[3], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -4691,40 +4716,32 @@ pub struct GroupMemberOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "group")]
+    pub group: Option<Box<crate::entities::core::GroupOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for GroupMemberOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GROUP_MEMBER_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GROUP_MEMBER_COLUMNS[1], o));
-        }
-        if let Some(o) = self.group_id {
-            keys.push((&GROUP_MEMBER_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&GROUP_MEMBER_COLUMNS[3], o));
-        }
-        if let Some(o) = self.role {
-            keys.push((&GROUP_MEMBER_COLUMNS[4], o));
-        }
-        if let Some(o) = self.joined_at {
-            keys.push((&GROUP_MEMBER_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GROUP_MEMBER_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GROUP_MEMBER_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &GROUP_MEMBER_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GROUP_MEMBER_COLUMNS[1]);
+        order_field(&mut keys, self.group_id, &GROUP_MEMBER_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &GROUP_MEMBER_COLUMNS[3]);
+        order_field(&mut keys, self.role, &GROUP_MEMBER_COLUMNS[4]);
+        order_field(&mut keys, self.joined_at, &GROUP_MEMBER_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &GROUP_MEMBER_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &GROUP_MEMBER_COLUMNS[7]);
+        order_parent::<crate::entities::core::Group, _>(&mut keys, self.group.as_deref(), &GROUP_MEMBER_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &GROUP_MEMBER_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(GroupMember, GroupMemberConnection, GroupMemberEdge);
+
+list_relation_filter!(GroupMember, GroupMemberWhere, GroupMemberListRelationFilter);
 
 /// The unique keys of GroupMember, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -280,6 +280,12 @@ pub struct CertificateWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseWhere>>,
+    #[graphql(name = "blockchainTransaction")]
+    pub blockchain_transaction: Option<Box<crate::entities::finance::BlockchainTransactionWhere>>,
 }
 
 impl WhereInput for CertificateWhere {
@@ -301,6 +307,9 @@ impl WhereInput for CertificateWhere {
         push_field(&mut all, self.metadata.as_ref(), &CERTIFICATE_COLUMNS[13], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CERTIFICATE_COLUMNS[14], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CERTIFICATE_COLUMNS[15], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &CERTIFICATE_COLUMNS[2], "user", path)?;
+        push_parent::<crate::entities::lms::Course, _>(&mut all, self.course.as_deref(), &CERTIFICATE_COLUMNS[3], "course", path)?;
+        push_parent::<crate::entities::finance::BlockchainTransaction, _>(&mut all, self.blockchain_transaction.as_deref(), &CERTIFICATE_COLUMNS[12], "blockchainTransaction", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -339,61 +348,42 @@ pub struct CertificateOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseOrderBy>>,
+    #[graphql(name = "blockchainTransaction")]
+    pub blockchain_transaction: Option<Box<crate::entities::finance::BlockchainTransactionOrderBy>>,
 }
 
 impl OrderInput for CertificateOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CERTIFICATE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CERTIFICATE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&CERTIFICATE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.course_id {
-            keys.push((&CERTIFICATE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&CERTIFICATE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.verification_code {
-            keys.push((&CERTIFICATE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.grade {
-            keys.push((&CERTIFICATE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.issued_at {
-            keys.push((&CERTIFICATE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.expires_at {
-            keys.push((&CERTIFICATE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.revoked_at {
-            keys.push((&CERTIFICATE_COLUMNS[9], o));
-        }
-        if let Some(o) = self.revocation_reason {
-            keys.push((&CERTIFICATE_COLUMNS[10], o));
-        }
-        if let Some(o) = self.certificate_url {
-            keys.push((&CERTIFICATE_COLUMNS[11], o));
-        }
-        if let Some(o) = self.blockchain_transaction_id {
-            keys.push((&CERTIFICATE_COLUMNS[12], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CERTIFICATE_COLUMNS[14], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CERTIFICATE_COLUMNS[15], o));
-        }
+        order_field(&mut keys, self.id, &CERTIFICATE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CERTIFICATE_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &CERTIFICATE_COLUMNS[2]);
+        order_field(&mut keys, self.course_id, &CERTIFICATE_COLUMNS[3]);
+        order_field(&mut keys, self.title, &CERTIFICATE_COLUMNS[4]);
+        order_field(&mut keys, self.verification_code, &CERTIFICATE_COLUMNS[5]);
+        order_field(&mut keys, self.grade, &CERTIFICATE_COLUMNS[6]);
+        order_field(&mut keys, self.issued_at, &CERTIFICATE_COLUMNS[7]);
+        order_field(&mut keys, self.expires_at, &CERTIFICATE_COLUMNS[8]);
+        order_field(&mut keys, self.revoked_at, &CERTIFICATE_COLUMNS[9]);
+        order_field(&mut keys, self.revocation_reason, &CERTIFICATE_COLUMNS[10]);
+        order_field(&mut keys, self.certificate_url, &CERTIFICATE_COLUMNS[11]);
+        order_field(&mut keys, self.blockchain_transaction_id, &CERTIFICATE_COLUMNS[12]);
+        order_field(&mut keys, self.created_at, &CERTIFICATE_COLUMNS[14]);
+        order_field(&mut keys, self.updated_at, &CERTIFICATE_COLUMNS[15]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &CERTIFICATE_COLUMNS[2]);
+        order_parent::<crate::entities::lms::Course, _>(&mut keys, self.course.as_deref(), &CERTIFICATE_COLUMNS[3]);
+        order_parent::<crate::entities::finance::BlockchainTransaction, _>(&mut keys, self.blockchain_transaction.as_deref(), &CERTIFICATE_COLUMNS[12]);
         keys
     }
 }
 
 connection_types!(Certificate, CertificateConnection, CertificateEdge);
+
+list_relation_filter!(Certificate, CertificateWhere, CertificateListRelationFilter);
 
 /// The unique keys of Certificate, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1083,6 +1073,10 @@ pub struct BadgeWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseWhere>>,
+    #[graphql(name = "userBadges")]
+    pub user_badges: Option<crate::entities::credentials::UserBadgeListRelationFilter>,
 }
 
 impl WhereInput for BadgeWhere {
@@ -1104,6 +1098,8 @@ impl WhereInput for BadgeWhere {
         push_field(&mut all, self.is_active.as_ref(), &BADGE_COLUMNS[13], path)?;
         push_field(&mut all, self.created_at.as_ref(), &BADGE_COLUMNS[14], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &BADGE_COLUMNS[15], path)?;
+        push_parent::<crate::entities::lms::Course, _>(&mut all, self.course.as_deref(), &BADGE_COLUMNS[10], "course", path)?;
+        push_children::<crate::entities::credentials::UserBadge, _>(&mut all, self.user_badges.as_ref(), &BADGE_COLUMNS[0], "badge_id", "userBadges", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1140,58 +1136,35 @@ pub struct BadgeOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseOrderBy>>,
 }
 
 impl OrderInput for BadgeOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&BADGE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&BADGE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&BADGE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&BADGE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&BADGE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.image_url {
-            keys.push((&BADGE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.criteria {
-            keys.push((&BADGE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.criteria_url {
-            keys.push((&BADGE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.issuer_name {
-            keys.push((&BADGE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.issuer_url {
-            keys.push((&BADGE_COLUMNS[9], o));
-        }
-        if let Some(o) = self.course_id {
-            keys.push((&BADGE_COLUMNS[10], o));
-        }
-        if let Some(o) = self.is_active {
-            keys.push((&BADGE_COLUMNS[13], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&BADGE_COLUMNS[14], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&BADGE_COLUMNS[15], o));
-        }
+        order_field(&mut keys, self.id, &BADGE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &BADGE_COLUMNS[1]);
+        order_field(&mut keys, self.name, &BADGE_COLUMNS[2]);
+        order_field(&mut keys, self.slug, &BADGE_COLUMNS[3]);
+        order_field(&mut keys, self.description, &BADGE_COLUMNS[4]);
+        order_field(&mut keys, self.image_url, &BADGE_COLUMNS[5]);
+        order_field(&mut keys, self.criteria, &BADGE_COLUMNS[6]);
+        order_field(&mut keys, self.criteria_url, &BADGE_COLUMNS[7]);
+        order_field(&mut keys, self.issuer_name, &BADGE_COLUMNS[8]);
+        order_field(&mut keys, self.issuer_url, &BADGE_COLUMNS[9]);
+        order_field(&mut keys, self.course_id, &BADGE_COLUMNS[10]);
+        order_field(&mut keys, self.is_active, &BADGE_COLUMNS[13]);
+        order_field(&mut keys, self.created_at, &BADGE_COLUMNS[14]);
+        order_field(&mut keys, self.updated_at, &BADGE_COLUMNS[15]);
+        order_parent::<crate::entities::lms::Course, _>(&mut keys, self.course.as_deref(), &BADGE_COLUMNS[10]);
         keys
     }
 }
 
 connection_types!(Badge, BadgeConnection, BadgeEdge);
+
+list_relation_filter!(Badge, BadgeWhere, BadgeListRelationFilter);
 
 /// The unique keys of Badge, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1821,6 +1794,10 @@ pub struct UserBadgeWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "badge")]
+    pub badge: Option<Box<crate::entities::credentials::BadgeWhere>>,
 }
 
 impl WhereInput for UserBadgeWhere {
@@ -1839,6 +1816,8 @@ impl WhereInput for UserBadgeWhere {
         push_field(&mut all, self.narrative.as_ref(), &USER_BADGE_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &USER_BADGE_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &USER_BADGE_COLUMNS[12], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &USER_BADGE_COLUMNS[2], "user", path)?;
+        push_parent::<crate::entities::credentials::Badge, _>(&mut all, self.badge.as_deref(), &USER_BADGE_COLUMNS[3], "badge", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1871,52 +1850,36 @@ pub struct UserBadgeOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "badge")]
+    pub badge: Option<Box<crate::entities::credentials::BadgeOrderBy>>,
 }
 
 impl OrderInput for UserBadgeOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&USER_BADGE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&USER_BADGE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&USER_BADGE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.badge_id {
-            keys.push((&USER_BADGE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.issued_at {
-            keys.push((&USER_BADGE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.expires_at {
-            keys.push((&USER_BADGE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.revoked_at {
-            keys.push((&USER_BADGE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.revocation_reason {
-            keys.push((&USER_BADGE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.verification_code {
-            keys.push((&USER_BADGE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.narrative {
-            keys.push((&USER_BADGE_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&USER_BADGE_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&USER_BADGE_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &USER_BADGE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &USER_BADGE_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &USER_BADGE_COLUMNS[2]);
+        order_field(&mut keys, self.badge_id, &USER_BADGE_COLUMNS[3]);
+        order_field(&mut keys, self.issued_at, &USER_BADGE_COLUMNS[4]);
+        order_field(&mut keys, self.expires_at, &USER_BADGE_COLUMNS[5]);
+        order_field(&mut keys, self.revoked_at, &USER_BADGE_COLUMNS[6]);
+        order_field(&mut keys, self.revocation_reason, &USER_BADGE_COLUMNS[7]);
+        order_field(&mut keys, self.verification_code, &USER_BADGE_COLUMNS[8]);
+        order_field(&mut keys, self.narrative, &USER_BADGE_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &USER_BADGE_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &USER_BADGE_COLUMNS[12]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &USER_BADGE_COLUMNS[2]);
+        order_parent::<crate::entities::credentials::Badge, _>(&mut keys, self.badge.as_deref(), &USER_BADGE_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(UserBadge, UserBadgeConnection, UserBadgeEdge);
+
+list_relation_filter!(UserBadge, UserBadgeWhere, UserBadgeListRelationFilter);
 
 /// The unique keys of UserBadge, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -213,6 +213,12 @@ pub struct WalletWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "transactions")]
+    pub transactions: Option<crate::entities::finance::TransactionListRelationFilter>,
+    #[graphql(name = "stakings")]
+    pub stakings: Option<crate::entities::finance::StakingListRelationFilter>,
 }
 
 impl WhereInput for WalletWhere {
@@ -228,6 +234,9 @@ impl WhereInput for WalletWhere {
         push_field(&mut all, self.address.as_ref(), &WALLET_COLUMNS[7], path)?;
         push_field(&mut all, self.created_at.as_ref(), &WALLET_COLUMNS[8], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &WALLET_COLUMNS[9], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &WALLET_COLUMNS[2], "user", path)?;
+        push_children::<crate::entities::finance::Transaction, _>(&mut all, self.transactions.as_ref(), &WALLET_COLUMNS[0], "wallet_id", "transactions", path)?;
+        push_children::<crate::entities::finance::Staking, _>(&mut all, self.stakings.as_ref(), &WALLET_COLUMNS[0], "wallet_id", "stakings", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -256,46 +265,31 @@ pub struct WalletOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for WalletOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&WALLET_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&WALLET_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&WALLET_COLUMNS[2], o));
-        }
-        if let Some(o) = self.currency {
-            keys.push((&WALLET_COLUMNS[3], o));
-        }
-        if let Some(o) = self.balance {
-            keys.push((&WALLET_COLUMNS[4], o));
-        }
-        if let Some(o) = self.locked_balance {
-            keys.push((&WALLET_COLUMNS[5], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&WALLET_COLUMNS[6], o));
-        }
-        if let Some(o) = self.address {
-            keys.push((&WALLET_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&WALLET_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&WALLET_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &WALLET_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &WALLET_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &WALLET_COLUMNS[2]);
+        order_field(&mut keys, self.currency, &WALLET_COLUMNS[3]);
+        order_field(&mut keys, self.balance, &WALLET_COLUMNS[4]);
+        order_field(&mut keys, self.locked_balance, &WALLET_COLUMNS[5]);
+        order_field(&mut keys, self.status, &WALLET_COLUMNS[6]);
+        order_field(&mut keys, self.address, &WALLET_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &WALLET_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &WALLET_COLUMNS[9]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &WALLET_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Wallet, WalletConnection, WalletEdge);
+
+list_relation_filter!(Wallet, WalletWhere, WalletListRelationFilter);
 
 /// The unique keys of Wallet, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -772,6 +766,14 @@ pub struct TransactionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "wallet")]
+    pub wallet: Option<Box<crate::entities::finance::WalletWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "relatedTransaction")]
+    pub related_transaction: Option<Box<crate::entities::finance::TransactionWhere>>,
+    #[graphql(name = "relatedTransactions")]
+    pub related_transactions: Option<crate::entities::finance::TransactionListRelationFilter>,
 }
 
 impl WhereInput for TransactionWhere {
@@ -793,6 +795,10 @@ impl WhereInput for TransactionWhere {
         push_field(&mut all, self.metadata.as_ref(), &TRANSACTION_COLUMNS[13], path)?;
         push_field(&mut all, self.created_at.as_ref(), &TRANSACTION_COLUMNS[14], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &TRANSACTION_COLUMNS[15], path)?;
+        push_parent::<crate::entities::finance::Wallet, _>(&mut all, self.wallet.as_deref(), &TRANSACTION_COLUMNS[2], "wallet", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &TRANSACTION_COLUMNS[3], "user", path)?;
+        push_parent::<crate::entities::finance::Transaction, _>(&mut all, self.related_transaction.as_deref(), &TRANSACTION_COLUMNS[12], "relatedTransaction", path)?;
+        push_children::<crate::entities::finance::Transaction, _>(&mut all, self.related_transactions.as_ref(), &TRANSACTION_COLUMNS[0], "related_transaction_id", "relatedTransactions", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -831,61 +837,42 @@ pub struct TransactionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "wallet")]
+    pub wallet: Option<Box<crate::entities::finance::WalletOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "relatedTransaction")]
+    pub related_transaction: Option<Box<crate::entities::finance::TransactionOrderBy>>,
 }
 
 impl OrderInput for TransactionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&TRANSACTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&TRANSACTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.wallet_id {
-            keys.push((&TRANSACTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&TRANSACTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.kind {
-            keys.push((&TRANSACTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.amount {
-            keys.push((&TRANSACTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.balance_after {
-            keys.push((&TRANSACTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.currency {
-            keys.push((&TRANSACTION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&TRANSACTION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.reference {
-            keys.push((&TRANSACTION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&TRANSACTION_COLUMNS[10], o));
-        }
-        if let Some(o) = self.idempotency_key {
-            keys.push((&TRANSACTION_COLUMNS[11], o));
-        }
-        if let Some(o) = self.related_transaction_id {
-            keys.push((&TRANSACTION_COLUMNS[12], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&TRANSACTION_COLUMNS[14], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&TRANSACTION_COLUMNS[15], o));
-        }
+        order_field(&mut keys, self.id, &TRANSACTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &TRANSACTION_COLUMNS[1]);
+        order_field(&mut keys, self.wallet_id, &TRANSACTION_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &TRANSACTION_COLUMNS[3]);
+        order_field(&mut keys, self.kind, &TRANSACTION_COLUMNS[4]);
+        order_field(&mut keys, self.amount, &TRANSACTION_COLUMNS[5]);
+        order_field(&mut keys, self.balance_after, &TRANSACTION_COLUMNS[6]);
+        order_field(&mut keys, self.currency, &TRANSACTION_COLUMNS[7]);
+        order_field(&mut keys, self.status, &TRANSACTION_COLUMNS[8]);
+        order_field(&mut keys, self.reference, &TRANSACTION_COLUMNS[9]);
+        order_field(&mut keys, self.description, &TRANSACTION_COLUMNS[10]);
+        order_field(&mut keys, self.idempotency_key, &TRANSACTION_COLUMNS[11]);
+        order_field(&mut keys, self.related_transaction_id, &TRANSACTION_COLUMNS[12]);
+        order_field(&mut keys, self.created_at, &TRANSACTION_COLUMNS[14]);
+        order_field(&mut keys, self.updated_at, &TRANSACTION_COLUMNS[15]);
+        order_parent::<crate::entities::finance::Wallet, _>(&mut keys, self.wallet.as_deref(), &TRANSACTION_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &TRANSACTION_COLUMNS[3]);
+        order_parent::<crate::entities::finance::Transaction, _>(&mut keys, self.related_transaction.as_deref(), &TRANSACTION_COLUMNS[12]);
         keys
     }
 }
 
 connection_types!(Transaction, TransactionConnection, TransactionEdge);
+
+list_relation_filter!(Transaction, TransactionWhere, TransactionListRelationFilter);
 
 static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
     ColumnMeta {
@@ -1343,6 +1330,10 @@ pub struct StakingWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "wallet")]
+    pub wallet: Option<Box<crate::entities::finance::WalletWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for StakingWhere {
@@ -1360,6 +1351,8 @@ impl WhereInput for StakingWhere {
         push_field(&mut all, self.status.as_ref(), &STAKING_COLUMNS[9], path)?;
         push_field(&mut all, self.created_at.as_ref(), &STAKING_COLUMNS[10], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &STAKING_COLUMNS[11], path)?;
+        push_parent::<crate::entities::finance::Wallet, _>(&mut all, self.wallet.as_deref(), &STAKING_COLUMNS[2], "wallet", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &STAKING_COLUMNS[3], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1392,52 +1385,36 @@ pub struct StakingOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "wallet")]
+    pub wallet: Option<Box<crate::entities::finance::WalletOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for StakingOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&STAKING_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&STAKING_COLUMNS[1], o));
-        }
-        if let Some(o) = self.wallet_id {
-            keys.push((&STAKING_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&STAKING_COLUMNS[3], o));
-        }
-        if let Some(o) = self.amount {
-            keys.push((&STAKING_COLUMNS[4], o));
-        }
-        if let Some(o) = self.reward_rate {
-            keys.push((&STAKING_COLUMNS[5], o));
-        }
-        if let Some(o) = self.reward_amount {
-            keys.push((&STAKING_COLUMNS[6], o));
-        }
-        if let Some(o) = self.starts_at {
-            keys.push((&STAKING_COLUMNS[7], o));
-        }
-        if let Some(o) = self.ends_at {
-            keys.push((&STAKING_COLUMNS[8], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&STAKING_COLUMNS[9], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&STAKING_COLUMNS[10], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&STAKING_COLUMNS[11], o));
-        }
+        order_field(&mut keys, self.id, &STAKING_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &STAKING_COLUMNS[1]);
+        order_field(&mut keys, self.wallet_id, &STAKING_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &STAKING_COLUMNS[3]);
+        order_field(&mut keys, self.amount, &STAKING_COLUMNS[4]);
+        order_field(&mut keys, self.reward_rate, &STAKING_COLUMNS[5]);
+        order_field(&mut keys, self.reward_amount, &STAKING_COLUMNS[6]);
+        order_field(&mut keys, self.starts_at, &STAKING_COLUMNS[7]);
+        order_field(&mut keys, self.ends_at, &STAKING_COLUMNS[8]);
+        order_field(&mut keys, self.status, &STAKING_COLUMNS[9]);
+        order_field(&mut keys, self.created_at, &STAKING_COLUMNS[10]);
+        order_field(&mut keys, self.updated_at, &STAKING_COLUMNS[11]);
+        order_parent::<crate::entities::finance::Wallet, _>(&mut keys, self.wallet.as_deref(), &STAKING_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &STAKING_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(Staking, StakingConnection, StakingEdge);
+
+list_relation_filter!(Staking, StakingWhere, StakingListRelationFilter);
 
 static STAKING_COLUMNS: [ColumnMeta; 12] = [
     ColumnMeta {
@@ -1896,6 +1873,8 @@ pub struct PricingTierWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "subscriptions")]
+    pub subscriptions: Option<crate::entities::finance::SubscriptionListRelationFilter>,
 }
 
 impl WhereInput for PricingTierWhere {
@@ -1912,6 +1891,7 @@ impl WhereInput for PricingTierWhere {
         push_field(&mut all, self.is_active.as_ref(), &PRICING_TIER_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &PRICING_TIER_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &PRICING_TIER_COLUMNS[10], path)?;
+        push_children::<crate::entities::finance::Subscription, _>(&mut all, self.subscriptions.as_ref(), &PRICING_TIER_COLUMNS[0], "tier_id", "subscriptions", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1943,38 +1923,18 @@ pub struct PricingTierOrderBy {
 }
 
 impl OrderInput for PricingTierOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&PRICING_TIER_COLUMNS[0], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&PRICING_TIER_COLUMNS[1], o));
-        }
-        if let Some(o) = self.price_monthly {
-            keys.push((&PRICING_TIER_COLUMNS[2], o));
-        }
-        if let Some(o) = self.price_yearly {
-            keys.push((&PRICING_TIER_COLUMNS[3], o));
-        }
-        if let Some(o) = self.currency {
-            keys.push((&PRICING_TIER_COLUMNS[4], o));
-        }
-        if let Some(o) = self.execution_limit {
-            keys.push((&PRICING_TIER_COLUMNS[5], o));
-        }
-        if let Some(o) = self.workflow_limit {
-            keys.push((&PRICING_TIER_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_active {
-            keys.push((&PRICING_TIER_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&PRICING_TIER_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&PRICING_TIER_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &PRICING_TIER_COLUMNS[0]);
+        order_field(&mut keys, self.name, &PRICING_TIER_COLUMNS[1]);
+        order_field(&mut keys, self.price_monthly, &PRICING_TIER_COLUMNS[2]);
+        order_field(&mut keys, self.price_yearly, &PRICING_TIER_COLUMNS[3]);
+        order_field(&mut keys, self.currency, &PRICING_TIER_COLUMNS[4]);
+        order_field(&mut keys, self.execution_limit, &PRICING_TIER_COLUMNS[5]);
+        order_field(&mut keys, self.workflow_limit, &PRICING_TIER_COLUMNS[6]);
+        order_field(&mut keys, self.is_active, &PRICING_TIER_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &PRICING_TIER_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &PRICING_TIER_COLUMNS[10]);
         keys
     }
 }
@@ -2481,6 +2441,10 @@ pub struct SubscriptionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "tier")]
+    pub tier: Option<Box<crate::entities::finance::PricingTierWhere>>,
 }
 
 impl WhereInput for SubscriptionWhere {
@@ -2497,6 +2461,8 @@ impl WhereInput for SubscriptionWhere {
         push_field(&mut all, self.cancel_at.as_ref(), &SUBSCRIPTION_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &SUBSCRIPTION_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &SUBSCRIPTION_COLUMNS[10], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &SUBSCRIPTION_COLUMNS[2], "user", path)?;
+        push_parent::<crate::entities::finance::PricingTier, _>(&mut all, self.tier.as_deref(), &SUBSCRIPTION_COLUMNS[3], "tier", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -2527,49 +2493,35 @@ pub struct SubscriptionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "tier")]
+    pub tier: Option<Box<crate::entities::finance::PricingTierOrderBy>>,
 }
 
 impl OrderInput for SubscriptionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&SUBSCRIPTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&SUBSCRIPTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&SUBSCRIPTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.tier_id {
-            keys.push((&SUBSCRIPTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&SUBSCRIPTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.billing_interval {
-            keys.push((&SUBSCRIPTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.current_period_start {
-            keys.push((&SUBSCRIPTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.current_period_end {
-            keys.push((&SUBSCRIPTION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.cancel_at {
-            keys.push((&SUBSCRIPTION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&SUBSCRIPTION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&SUBSCRIPTION_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &SUBSCRIPTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &SUBSCRIPTION_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &SUBSCRIPTION_COLUMNS[2]);
+        order_field(&mut keys, self.tier_id, &SUBSCRIPTION_COLUMNS[3]);
+        order_field(&mut keys, self.status, &SUBSCRIPTION_COLUMNS[4]);
+        order_field(&mut keys, self.billing_interval, &SUBSCRIPTION_COLUMNS[5]);
+        order_field(&mut keys, self.current_period_start, &SUBSCRIPTION_COLUMNS[6]);
+        order_field(&mut keys, self.current_period_end, &SUBSCRIPTION_COLUMNS[7]);
+        order_field(&mut keys, self.cancel_at, &SUBSCRIPTION_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &SUBSCRIPTION_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &SUBSCRIPTION_COLUMNS[10]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &SUBSCRIPTION_COLUMNS[2]);
+        order_parent::<crate::entities::finance::PricingTier, _>(&mut keys, self.tier.as_deref(), &SUBSCRIPTION_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(Subscription, SubscriptionConnection, SubscriptionEdge);
+
+list_relation_filter!(Subscription, SubscriptionWhere, SubscriptionListRelationFilter);
 
 static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
     ColumnMeta {
@@ -3112,6 +3064,8 @@ pub struct BlockchainTransactionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "certificates")]
+    pub certificates: Option<crate::entities::credentials::CertificateListRelationFilter>,
 }
 
 impl WhereInput for BlockchainTransactionWhere {
@@ -3131,6 +3085,7 @@ impl WhereInput for BlockchainTransactionWhere {
         push_field(&mut all, self.confirmations.as_ref(), &BLOCKCHAIN_TRANSACTION_COLUMNS[11], path)?;
         push_field(&mut all, self.created_at.as_ref(), &BLOCKCHAIN_TRANSACTION_COLUMNS[12], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &BLOCKCHAIN_TRANSACTION_COLUMNS[13], path)?;
+        push_children::<crate::entities::credentials::Certificate, _>(&mut all, self.certificates.as_ref(), &BLOCKCHAIN_TRANSACTION_COLUMNS[0], "blockchain_transaction_id", "certificates", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -3170,50 +3125,22 @@ pub struct BlockchainTransactionOrderBy {
 }
 
 impl OrderInput for BlockchainTransactionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.hash {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.network {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.from_address {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.to_address {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.value {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.gas_used {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.gas_price {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.block_number {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[10], o));
-        }
-        if let Some(o) = self.confirmations {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[11], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[12], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&BLOCKCHAIN_TRANSACTION_COLUMNS[13], o));
-        }
+        order_field(&mut keys, self.id, &BLOCKCHAIN_TRANSACTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &BLOCKCHAIN_TRANSACTION_COLUMNS[1]);
+        order_field(&mut keys, self.hash, &BLOCKCHAIN_TRANSACTION_COLUMNS[2]);
+        order_field(&mut keys, self.network, &BLOCKCHAIN_TRANSACTION_COLUMNS[3]);
+        order_field(&mut keys, self.from_address, &BLOCKCHAIN_TRANSACTION_COLUMNS[4]);
+        order_field(&mut keys, self.to_address, &BLOCKCHAIN_TRANSACTION_COLUMNS[5]);
+        order_field(&mut keys, self.value, &BLOCKCHAIN_TRANSACTION_COLUMNS[6]);
+        order_field(&mut keys, self.gas_used, &BLOCKCHAIN_TRANSACTION_COLUMNS[7]);
+        order_field(&mut keys, self.gas_price, &BLOCKCHAIN_TRANSACTION_COLUMNS[8]);
+        order_field(&mut keys, self.status, &BLOCKCHAIN_TRANSACTION_COLUMNS[9]);
+        order_field(&mut keys, self.block_number, &BLOCKCHAIN_TRANSACTION_COLUMNS[10]);
+        order_field(&mut keys, self.confirmations, &BLOCKCHAIN_TRANSACTION_COLUMNS[11]);
+        order_field(&mut keys, self.created_at, &BLOCKCHAIN_TRANSACTION_COLUMNS[12]);
+        order_field(&mut keys, self.updated_at, &BLOCKCHAIN_TRANSACTION_COLUMNS[13]);
         keys
     }
 }
@@ -3791,6 +3718,8 @@ pub struct MicroserviceMeterWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for MicroserviceMeterWhere {
@@ -3808,6 +3737,7 @@ impl WhereInput for MicroserviceMeterWhere {
         push_field(&mut all, self.metadata.as_ref(), &MICROSERVICE_METER_COLUMNS[9], path)?;
         push_field(&mut all, self.created_at.as_ref(), &MICROSERVICE_METER_COLUMNS[10], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &MICROSERVICE_METER_COLUMNS[11], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &MICROSERVICE_METER_COLUMNS[8], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -3838,49 +3768,32 @@ pub struct MicroserviceMeterOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for MicroserviceMeterOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&MICROSERVICE_METER_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&MICROSERVICE_METER_COLUMNS[1], o));
-        }
-        if let Some(o) = self.service {
-            keys.push((&MICROSERVICE_METER_COLUMNS[2], o));
-        }
-        if let Some(o) = self.metric {
-            keys.push((&MICROSERVICE_METER_COLUMNS[3], o));
-        }
-        if let Some(o) = self.quantity {
-            keys.push((&MICROSERVICE_METER_COLUMNS[4], o));
-        }
-        if let Some(o) = self.unit {
-            keys.push((&MICROSERVICE_METER_COLUMNS[5], o));
-        }
-        if let Some(o) = self.period_start {
-            keys.push((&MICROSERVICE_METER_COLUMNS[6], o));
-        }
-        if let Some(o) = self.period_end {
-            keys.push((&MICROSERVICE_METER_COLUMNS[7], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&MICROSERVICE_METER_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&MICROSERVICE_METER_COLUMNS[10], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&MICROSERVICE_METER_COLUMNS[11], o));
-        }
+        order_field(&mut keys, self.id, &MICROSERVICE_METER_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &MICROSERVICE_METER_COLUMNS[1]);
+        order_field(&mut keys, self.service, &MICROSERVICE_METER_COLUMNS[2]);
+        order_field(&mut keys, self.metric, &MICROSERVICE_METER_COLUMNS[3]);
+        order_field(&mut keys, self.quantity, &MICROSERVICE_METER_COLUMNS[4]);
+        order_field(&mut keys, self.unit, &MICROSERVICE_METER_COLUMNS[5]);
+        order_field(&mut keys, self.period_start, &MICROSERVICE_METER_COLUMNS[6]);
+        order_field(&mut keys, self.period_end, &MICROSERVICE_METER_COLUMNS[7]);
+        order_field(&mut keys, self.user_id, &MICROSERVICE_METER_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &MICROSERVICE_METER_COLUMNS[10]);
+        order_field(&mut keys, self.updated_at, &MICROSERVICE_METER_COLUMNS[11]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &MICROSERVICE_METER_COLUMNS[8]);
         keys
     }
 }
 
 connection_types!(MicroserviceMeter, MicroserviceMeterConnection, MicroserviceMeterEdge);
+
+list_relation_filter!(MicroserviceMeter, MicroserviceMeterWhere, MicroserviceMeterListRelationFilter);
 
 static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
     ColumnMeta {

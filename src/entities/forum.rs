@@ -203,6 +203,12 @@ pub struct ForumCategoryWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::forum::ForumCategoryWhere>>,
+    #[graphql(name = "children")]
+    pub children: Option<crate::entities::forum::ForumCategoryListRelationFilter>,
+    #[graphql(name = "threads")]
+    pub threads: Option<crate::entities::forum::ForumThreadListRelationFilter>,
 }
 
 impl WhereInput for ForumCategoryWhere {
@@ -217,6 +223,9 @@ impl WhereInput for ForumCategoryWhere {
         push_field(&mut all, self.parent_id.as_ref(), &FORUM_CATEGORY_COLUMNS[6], path)?;
         push_field(&mut all, self.created_at.as_ref(), &FORUM_CATEGORY_COLUMNS[7], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &FORUM_CATEGORY_COLUMNS[8], path)?;
+        push_parent::<crate::entities::forum::ForumCategory, _>(&mut all, self.parent.as_deref(), &FORUM_CATEGORY_COLUMNS[6], "parent", path)?;
+        push_children::<crate::entities::forum::ForumCategory, _>(&mut all, self.children.as_ref(), &FORUM_CATEGORY_COLUMNS[0], "parent_id", "children", path)?;
+        push_children::<crate::entities::forum::ForumThread, _>(&mut all, self.threads.as_ref(), &FORUM_CATEGORY_COLUMNS[0], "category_id", "threads", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -243,43 +252,30 @@ pub struct ForumCategoryOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::forum::ForumCategoryOrderBy>>,
 }
 
 impl OrderInput for ForumCategoryOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&FORUM_CATEGORY_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&FORUM_CATEGORY_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&FORUM_CATEGORY_COLUMNS[2], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&FORUM_CATEGORY_COLUMNS[3], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&FORUM_CATEGORY_COLUMNS[4], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&FORUM_CATEGORY_COLUMNS[5], o));
-        }
-        if let Some(o) = self.parent_id {
-            keys.push((&FORUM_CATEGORY_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&FORUM_CATEGORY_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&FORUM_CATEGORY_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &FORUM_CATEGORY_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &FORUM_CATEGORY_COLUMNS[1]);
+        order_field(&mut keys, self.name, &FORUM_CATEGORY_COLUMNS[2]);
+        order_field(&mut keys, self.description, &FORUM_CATEGORY_COLUMNS[3]);
+        order_field(&mut keys, self.slug, &FORUM_CATEGORY_COLUMNS[4]);
+        order_field(&mut keys, self.sort_order, &FORUM_CATEGORY_COLUMNS[5]);
+        order_field(&mut keys, self.parent_id, &FORUM_CATEGORY_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &FORUM_CATEGORY_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &FORUM_CATEGORY_COLUMNS[8]);
+        order_parent::<crate::entities::forum::ForumCategory, _>(&mut keys, self.parent.as_deref(), &FORUM_CATEGORY_COLUMNS[6]);
         keys
     }
 }
 
 connection_types!(ForumCategory, ForumCategoryConnection, ForumCategoryEdge);
+
+list_relation_filter!(ForumCategory, ForumCategoryWhere, ForumCategoryListRelationFilter);
 
 /// The unique keys of ForumCategory, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -769,6 +765,12 @@ pub struct ForumThreadWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "category")]
+    pub category: Option<Box<crate::entities::forum::ForumCategoryWhere>>,
+    #[graphql(name = "author")]
+    pub author: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "posts")]
+    pub posts: Option<crate::entities::forum::ForumPostListRelationFilter>,
 }
 
 impl WhereInput for ForumThreadWhere {
@@ -787,6 +789,9 @@ impl WhereInput for ForumThreadWhere {
         push_field(&mut all, self.last_post_at.as_ref(), &FORUM_THREAD_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &FORUM_THREAD_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &FORUM_THREAD_COLUMNS[12], path)?;
+        push_parent::<crate::entities::forum::ForumCategory, _>(&mut all, self.category.as_deref(), &FORUM_THREAD_COLUMNS[2], "category", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.author.as_deref(), &FORUM_THREAD_COLUMNS[3], "author", path)?;
+        push_children::<crate::entities::forum::ForumPost, _>(&mut all, self.posts.as_ref(), &FORUM_THREAD_COLUMNS[0], "thread_id", "posts", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -821,55 +826,37 @@ pub struct ForumThreadOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "category")]
+    pub category: Option<Box<crate::entities::forum::ForumCategoryOrderBy>>,
+    #[graphql(name = "author")]
+    pub author: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for ForumThreadOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&FORUM_THREAD_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&FORUM_THREAD_COLUMNS[1], o));
-        }
-        if let Some(o) = self.category_id {
-            keys.push((&FORUM_THREAD_COLUMNS[2], o));
-        }
-        if let Some(o) = self.author_id {
-            keys.push((&FORUM_THREAD_COLUMNS[3], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&FORUM_THREAD_COLUMNS[4], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&FORUM_THREAD_COLUMNS[5], o));
-        }
-        if let Some(o) = self.is_pinned {
-            keys.push((&FORUM_THREAD_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_locked {
-            keys.push((&FORUM_THREAD_COLUMNS[7], o));
-        }
-        if let Some(o) = self.view_count {
-            keys.push((&FORUM_THREAD_COLUMNS[8], o));
-        }
-        if let Some(o) = self.reply_count {
-            keys.push((&FORUM_THREAD_COLUMNS[9], o));
-        }
-        if let Some(o) = self.last_post_at {
-            keys.push((&FORUM_THREAD_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&FORUM_THREAD_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&FORUM_THREAD_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &FORUM_THREAD_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &FORUM_THREAD_COLUMNS[1]);
+        order_field(&mut keys, self.category_id, &FORUM_THREAD_COLUMNS[2]);
+        order_field(&mut keys, self.author_id, &FORUM_THREAD_COLUMNS[3]);
+        order_field(&mut keys, self.title, &FORUM_THREAD_COLUMNS[4]);
+        order_field(&mut keys, self.slug, &FORUM_THREAD_COLUMNS[5]);
+        order_field(&mut keys, self.is_pinned, &FORUM_THREAD_COLUMNS[6]);
+        order_field(&mut keys, self.is_locked, &FORUM_THREAD_COLUMNS[7]);
+        order_field(&mut keys, self.view_count, &FORUM_THREAD_COLUMNS[8]);
+        order_field(&mut keys, self.reply_count, &FORUM_THREAD_COLUMNS[9]);
+        order_field(&mut keys, self.last_post_at, &FORUM_THREAD_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &FORUM_THREAD_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &FORUM_THREAD_COLUMNS[12]);
+        order_parent::<crate::entities::forum::ForumCategory, _>(&mut keys, self.category.as_deref(), &FORUM_THREAD_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.author.as_deref(), &FORUM_THREAD_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(ForumThread, ForumThreadConnection, ForumThreadEdge);
+
+list_relation_filter!(ForumThread, ForumThreadWhere, ForumThreadListRelationFilter);
 
 /// The unique keys of ForumThread, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1413,6 +1400,16 @@ pub struct ForumPostWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "thread")]
+    pub thread: Option<Box<crate::entities::forum::ForumThreadWhere>>,
+    #[graphql(name = "author")]
+    pub author: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::forum::ForumPostWhere>>,
+    #[graphql(name = "replies")]
+    pub replies: Option<crate::entities::forum::ForumPostListRelationFilter>,
+    #[graphql(name = "reactions")]
+    pub reactions: Option<crate::entities::forum::ForumReactionListRelationFilter>,
 }
 
 impl WhereInput for ForumPostWhere {
@@ -1427,6 +1424,11 @@ impl WhereInput for ForumPostWhere {
         push_field(&mut all, self.likes.as_ref(), &FORUM_POST_COLUMNS[6], path)?;
         push_field(&mut all, self.created_at.as_ref(), &FORUM_POST_COLUMNS[7], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &FORUM_POST_COLUMNS[8], path)?;
+        push_parent::<crate::entities::forum::ForumThread, _>(&mut all, self.thread.as_deref(), &FORUM_POST_COLUMNS[2], "thread", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.author.as_deref(), &FORUM_POST_COLUMNS[3], "author", path)?;
+        push_parent::<crate::entities::forum::ForumPost, _>(&mut all, self.parent.as_deref(), &FORUM_POST_COLUMNS[4], "parent", path)?;
+        push_children::<crate::entities::forum::ForumPost, _>(&mut all, self.replies.as_ref(), &FORUM_POST_COLUMNS[0], "parent_id", "replies", path)?;
+        push_children::<crate::entities::forum::ForumReaction, _>(&mut all, self.reactions.as_ref(), &FORUM_POST_COLUMNS[0], "post_id", "reactions", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1453,43 +1455,36 @@ pub struct ForumPostOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "thread")]
+    pub thread: Option<Box<crate::entities::forum::ForumThreadOrderBy>>,
+    #[graphql(name = "author")]
+    pub author: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::forum::ForumPostOrderBy>>,
 }
 
 impl OrderInput for ForumPostOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&FORUM_POST_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&FORUM_POST_COLUMNS[1], o));
-        }
-        if let Some(o) = self.thread_id {
-            keys.push((&FORUM_POST_COLUMNS[2], o));
-        }
-        if let Some(o) = self.author_id {
-            keys.push((&FORUM_POST_COLUMNS[3], o));
-        }
-        if let Some(o) = self.parent_id {
-            keys.push((&FORUM_POST_COLUMNS[4], o));
-        }
-        if let Some(o) = self.content {
-            keys.push((&FORUM_POST_COLUMNS[5], o));
-        }
-        if let Some(o) = self.likes {
-            keys.push((&FORUM_POST_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&FORUM_POST_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&FORUM_POST_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &FORUM_POST_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &FORUM_POST_COLUMNS[1]);
+        order_field(&mut keys, self.thread_id, &FORUM_POST_COLUMNS[2]);
+        order_field(&mut keys, self.author_id, &FORUM_POST_COLUMNS[3]);
+        order_field(&mut keys, self.parent_id, &FORUM_POST_COLUMNS[4]);
+        order_field(&mut keys, self.content, &FORUM_POST_COLUMNS[5]);
+        order_field(&mut keys, self.likes, &FORUM_POST_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &FORUM_POST_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &FORUM_POST_COLUMNS[8]);
+        order_parent::<crate::entities::forum::ForumThread, _>(&mut keys, self.thread.as_deref(), &FORUM_POST_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.author.as_deref(), &FORUM_POST_COLUMNS[3]);
+        order_parent::<crate::entities::forum::ForumPost, _>(&mut keys, self.parent.as_deref(), &FORUM_POST_COLUMNS[4]);
         keys
     }
 }
 
 connection_types!(ForumPost, ForumPostConnection, ForumPostEdge);
+
+list_relation_filter!(ForumPost, ForumPostWhere, ForumPostListRelationFilter);
 
 static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
     ColumnMeta {
@@ -1838,6 +1833,10 @@ pub struct ForumReactionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "post")]
+    pub post: Option<Box<crate::entities::forum::ForumPostWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for ForumReactionWhere {
@@ -1850,6 +1849,8 @@ impl WhereInput for ForumReactionWhere {
         push_field(&mut all, self.kind.as_ref(), &FORUM_REACTION_COLUMNS[4], path)?;
         push_field(&mut all, self.created_at.as_ref(), &FORUM_REACTION_COLUMNS[5], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &FORUM_REACTION_COLUMNS[6], path)?;
+        push_parent::<crate::entities::forum::ForumPost, _>(&mut all, self.post.as_deref(), &FORUM_REACTION_COLUMNS[2], "post", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &FORUM_REACTION_COLUMNS[3], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1872,37 +1873,31 @@ pub struct ForumReactionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "post")]
+    pub post: Option<Box<crate::entities::forum::ForumPostOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for ForumReactionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&FORUM_REACTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&FORUM_REACTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.post_id {
-            keys.push((&FORUM_REACTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&FORUM_REACTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.kind {
-            keys.push((&FORUM_REACTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&FORUM_REACTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&FORUM_REACTION_COLUMNS[6], o));
-        }
+        order_field(&mut keys, self.id, &FORUM_REACTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &FORUM_REACTION_COLUMNS[1]);
+        order_field(&mut keys, self.post_id, &FORUM_REACTION_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &FORUM_REACTION_COLUMNS[3]);
+        order_field(&mut keys, self.kind, &FORUM_REACTION_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &FORUM_REACTION_COLUMNS[5]);
+        order_field(&mut keys, self.updated_at, &FORUM_REACTION_COLUMNS[6]);
+        order_parent::<crate::entities::forum::ForumPost, _>(&mut keys, self.post.as_deref(), &FORUM_REACTION_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &FORUM_REACTION_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(ForumReaction, ForumReactionConnection, ForumReactionEdge);
+
+list_relation_filter!(ForumReaction, ForumReactionWhere, ForumReactionListRelationFilter);
 
 static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
     ColumnMeta {

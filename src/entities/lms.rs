@@ -225,6 +225,12 @@ pub struct CourseCategoryWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::lms::CourseCategoryWhere>>,
+    #[graphql(name = "children")]
+    pub children: Option<crate::entities::lms::CourseCategoryListRelationFilter>,
+    #[graphql(name = "courses")]
+    pub courses: Option<crate::entities::lms::CourseListRelationFilter>,
 }
 
 impl WhereInput for CourseCategoryWhere {
@@ -240,6 +246,9 @@ impl WhereInput for CourseCategoryWhere {
         push_field(&mut all, self.is_visible.as_ref(), &COURSE_CATEGORY_COLUMNS[7], path)?;
         push_field(&mut all, self.created_at.as_ref(), &COURSE_CATEGORY_COLUMNS[8], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &COURSE_CATEGORY_COLUMNS[9], path)?;
+        push_parent::<crate::entities::lms::CourseCategory, _>(&mut all, self.parent.as_deref(), &COURSE_CATEGORY_COLUMNS[2], "parent", path)?;
+        push_children::<crate::entities::lms::CourseCategory, _>(&mut all, self.children.as_ref(), &COURSE_CATEGORY_COLUMNS[0], "parent_id", "children", path)?;
+        push_children::<crate::entities::lms::Course, _>(&mut all, self.courses.as_ref(), &COURSE_CATEGORY_COLUMNS[0], "category_id", "courses", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -268,46 +277,31 @@ pub struct CourseCategoryOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::lms::CourseCategoryOrderBy>>,
 }
 
 impl OrderInput for CourseCategoryOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&COURSE_CATEGORY_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&COURSE_CATEGORY_COLUMNS[1], o));
-        }
-        if let Some(o) = self.parent_id {
-            keys.push((&COURSE_CATEGORY_COLUMNS[2], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&COURSE_CATEGORY_COLUMNS[3], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&COURSE_CATEGORY_COLUMNS[4], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&COURSE_CATEGORY_COLUMNS[5], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&COURSE_CATEGORY_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_visible {
-            keys.push((&COURSE_CATEGORY_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&COURSE_CATEGORY_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&COURSE_CATEGORY_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &COURSE_CATEGORY_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &COURSE_CATEGORY_COLUMNS[1]);
+        order_field(&mut keys, self.parent_id, &COURSE_CATEGORY_COLUMNS[2]);
+        order_field(&mut keys, self.name, &COURSE_CATEGORY_COLUMNS[3]);
+        order_field(&mut keys, self.slug, &COURSE_CATEGORY_COLUMNS[4]);
+        order_field(&mut keys, self.description, &COURSE_CATEGORY_COLUMNS[5]);
+        order_field(&mut keys, self.sort_order, &COURSE_CATEGORY_COLUMNS[6]);
+        order_field(&mut keys, self.is_visible, &COURSE_CATEGORY_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &COURSE_CATEGORY_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &COURSE_CATEGORY_COLUMNS[9]);
+        order_parent::<crate::entities::lms::CourseCategory, _>(&mut keys, self.parent.as_deref(), &COURSE_CATEGORY_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(CourseCategory, CourseCategoryConnection, CourseCategoryEdge);
+
+list_relation_filter!(CourseCategory, CourseCategoryWhere, CourseCategoryListRelationFilter);
 
 /// The unique keys of CourseCategory, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1057,6 +1051,22 @@ pub struct CourseWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "category")]
+    pub category: Option<Box<crate::entities::lms::CourseCategoryWhere>>,
+    #[graphql(name = "instructor")]
+    pub instructor: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "certificates")]
+    pub certificates: Option<crate::entities::credentials::CertificateListRelationFilter>,
+    #[graphql(name = "badges")]
+    pub badges: Option<crate::entities::credentials::BadgeListRelationFilter>,
+    #[graphql(name = "modules")]
+    pub modules: Option<crate::entities::lms::CourseModuleListRelationFilter>,
+    #[graphql(name = "enrollments")]
+    pub enrollments: Option<crate::entities::lms::EnrollmentListRelationFilter>,
+    #[graphql(name = "courseProgresses")]
+    pub course_progresses: Option<crate::entities::lms::CourseProgressListRelationFilter>,
+    #[graphql(name = "quizzes")]
+    pub quizzes: Option<crate::entities::lms::QuizListRelationFilter>,
 }
 
 impl WhereInput for CourseWhere {
@@ -1084,6 +1094,14 @@ impl WhereInput for CourseWhere {
         push_field(&mut all, self.currency.as_ref(), &COURSE_COLUMNS[19], path)?;
         push_field(&mut all, self.created_at.as_ref(), &COURSE_COLUMNS[20], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &COURSE_COLUMNS[21], path)?;
+        push_parent::<crate::entities::lms::CourseCategory, _>(&mut all, self.category.as_deref(), &COURSE_COLUMNS[2], "category", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.instructor.as_deref(), &COURSE_COLUMNS[3], "instructor", path)?;
+        push_children::<crate::entities::credentials::Certificate, _>(&mut all, self.certificates.as_ref(), &COURSE_COLUMNS[0], "course_id", "certificates", path)?;
+        push_children::<crate::entities::credentials::Badge, _>(&mut all, self.badges.as_ref(), &COURSE_COLUMNS[0], "course_id", "badges", path)?;
+        push_children::<crate::entities::lms::CourseModule, _>(&mut all, self.modules.as_ref(), &COURSE_COLUMNS[0], "course_id", "modules", path)?;
+        push_children::<crate::entities::lms::Enrollment, _>(&mut all, self.enrollments.as_ref(), &COURSE_COLUMNS[0], "course_id", "enrollments", path)?;
+        push_children::<crate::entities::lms::CourseProgress, _>(&mut all, self.course_progresses.as_ref(), &COURSE_COLUMNS[0], "course_id", "courseProgresses", path)?;
+        push_children::<crate::entities::lms::Quiz, _>(&mut all, self.quizzes.as_ref(), &COURSE_COLUMNS[0], "course_id", "quizzes", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1136,82 +1154,46 @@ pub struct CourseOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "category")]
+    pub category: Option<Box<crate::entities::lms::CourseCategoryOrderBy>>,
+    #[graphql(name = "instructor")]
+    pub instructor: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for CourseOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&COURSE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&COURSE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.category_id {
-            keys.push((&COURSE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.instructor_id {
-            keys.push((&COURSE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&COURSE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.short_name {
-            keys.push((&COURSE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&COURSE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.summary {
-            keys.push((&COURSE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&COURSE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.image_url {
-            keys.push((&COURSE_COLUMNS[9], o));
-        }
-        if let Some(o) = self.language {
-            keys.push((&COURSE_COLUMNS[10], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&COURSE_COLUMNS[11], o));
-        }
-        if let Some(o) = self.start_date {
-            keys.push((&COURSE_COLUMNS[12], o));
-        }
-        if let Some(o) = self.end_date {
-            keys.push((&COURSE_COLUMNS[13], o));
-        }
-        if let Some(o) = self.enrollment_start {
-            keys.push((&COURSE_COLUMNS[14], o));
-        }
-        if let Some(o) = self.enrollment_end {
-            keys.push((&COURSE_COLUMNS[15], o));
-        }
-        if let Some(o) = self.self_enrollment {
-            keys.push((&COURSE_COLUMNS[16], o));
-        }
-        if let Some(o) = self.estimated_minutes {
-            keys.push((&COURSE_COLUMNS[17], o));
-        }
-        if let Some(o) = self.price {
-            keys.push((&COURSE_COLUMNS[18], o));
-        }
-        if let Some(o) = self.currency {
-            keys.push((&COURSE_COLUMNS[19], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&COURSE_COLUMNS[20], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&COURSE_COLUMNS[21], o));
-        }
+        order_field(&mut keys, self.id, &COURSE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &COURSE_COLUMNS[1]);
+        order_field(&mut keys, self.category_id, &COURSE_COLUMNS[2]);
+        order_field(&mut keys, self.instructor_id, &COURSE_COLUMNS[3]);
+        order_field(&mut keys, self.title, &COURSE_COLUMNS[4]);
+        order_field(&mut keys, self.short_name, &COURSE_COLUMNS[5]);
+        order_field(&mut keys, self.slug, &COURSE_COLUMNS[6]);
+        order_field(&mut keys, self.summary, &COURSE_COLUMNS[7]);
+        order_field(&mut keys, self.description, &COURSE_COLUMNS[8]);
+        order_field(&mut keys, self.image_url, &COURSE_COLUMNS[9]);
+        order_field(&mut keys, self.language, &COURSE_COLUMNS[10]);
+        order_field(&mut keys, self.status, &COURSE_COLUMNS[11]);
+        order_field(&mut keys, self.start_date, &COURSE_COLUMNS[12]);
+        order_field(&mut keys, self.end_date, &COURSE_COLUMNS[13]);
+        order_field(&mut keys, self.enrollment_start, &COURSE_COLUMNS[14]);
+        order_field(&mut keys, self.enrollment_end, &COURSE_COLUMNS[15]);
+        order_field(&mut keys, self.self_enrollment, &COURSE_COLUMNS[16]);
+        order_field(&mut keys, self.estimated_minutes, &COURSE_COLUMNS[17]);
+        order_field(&mut keys, self.price, &COURSE_COLUMNS[18]);
+        order_field(&mut keys, self.currency, &COURSE_COLUMNS[19]);
+        order_field(&mut keys, self.created_at, &COURSE_COLUMNS[20]);
+        order_field(&mut keys, self.updated_at, &COURSE_COLUMNS[21]);
+        order_parent::<crate::entities::lms::CourseCategory, _>(&mut keys, self.category.as_deref(), &COURSE_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.instructor.as_deref(), &COURSE_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(Course, CourseConnection, CourseEdge);
+
+list_relation_filter!(Course, CourseWhere, CourseListRelationFilter);
 
 /// The unique keys of Course, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -1950,6 +1932,12 @@ pub struct CourseModuleWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseWhere>>,
+    #[graphql(name = "lessons")]
+    pub lessons: Option<crate::entities::lms::LessonListRelationFilter>,
+    #[graphql(name = "quizzes")]
+    pub quizzes: Option<crate::entities::lms::QuizListRelationFilter>,
 }
 
 impl WhereInput for CourseModuleWhere {
@@ -1965,6 +1953,9 @@ impl WhereInput for CourseModuleWhere {
         push_field(&mut all, self.available_from.as_ref(), &COURSE_MODULE_COLUMNS[7], path)?;
         push_field(&mut all, self.created_at.as_ref(), &COURSE_MODULE_COLUMNS[8], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &COURSE_MODULE_COLUMNS[9], path)?;
+        push_parent::<crate::entities::lms::Course, _>(&mut all, self.course.as_deref(), &COURSE_MODULE_COLUMNS[2], "course", path)?;
+        push_children::<crate::entities::lms::Lesson, _>(&mut all, self.lessons.as_ref(), &COURSE_MODULE_COLUMNS[0], "module_id", "lessons", path)?;
+        push_children::<crate::entities::lms::Quiz, _>(&mut all, self.quizzes.as_ref(), &COURSE_MODULE_COLUMNS[0], "module_id", "quizzes", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1993,46 +1984,31 @@ pub struct CourseModuleOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseOrderBy>>,
 }
 
 impl OrderInput for CourseModuleOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&COURSE_MODULE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&COURSE_MODULE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.course_id {
-            keys.push((&COURSE_MODULE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&COURSE_MODULE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.summary {
-            keys.push((&COURSE_MODULE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&COURSE_MODULE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.is_visible {
-            keys.push((&COURSE_MODULE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.available_from {
-            keys.push((&COURSE_MODULE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&COURSE_MODULE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&COURSE_MODULE_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &COURSE_MODULE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &COURSE_MODULE_COLUMNS[1]);
+        order_field(&mut keys, self.course_id, &COURSE_MODULE_COLUMNS[2]);
+        order_field(&mut keys, self.title, &COURSE_MODULE_COLUMNS[3]);
+        order_field(&mut keys, self.summary, &COURSE_MODULE_COLUMNS[4]);
+        order_field(&mut keys, self.sort_order, &COURSE_MODULE_COLUMNS[5]);
+        order_field(&mut keys, self.is_visible, &COURSE_MODULE_COLUMNS[6]);
+        order_field(&mut keys, self.available_from, &COURSE_MODULE_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &COURSE_MODULE_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &COURSE_MODULE_COLUMNS[9]);
+        order_parent::<crate::entities::lms::Course, _>(&mut keys, self.course.as_deref(), &COURSE_MODULE_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(CourseModule, CourseModuleConnection, CourseModuleEdge);
+
+list_relation_filter!(CourseModule, CourseModuleWhere, CourseModuleListRelationFilter);
 
 static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
     ColumnMeta {
@@ -2600,6 +2576,12 @@ pub struct LessonWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "module")]
+    pub module: Option<Box<crate::entities::lms::CourseModuleWhere>>,
+    #[graphql(name = "courseProgresses")]
+    pub course_progresses: Option<crate::entities::lms::CourseProgressListRelationFilter>,
+    #[graphql(name = "submissions")]
+    pub submissions: Option<crate::entities::lms::SubmissionListRelationFilter>,
 }
 
 impl WhereInput for LessonWhere {
@@ -2620,6 +2602,9 @@ impl WhereInput for LessonWhere {
         push_field(&mut all, self.max_score.as_ref(), &LESSON_COLUMNS[12], path)?;
         push_field(&mut all, self.created_at.as_ref(), &LESSON_COLUMNS[13], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &LESSON_COLUMNS[14], path)?;
+        push_parent::<crate::entities::lms::CourseModule, _>(&mut all, self.module.as_deref(), &LESSON_COLUMNS[2], "module", path)?;
+        push_children::<crate::entities::lms::CourseProgress, _>(&mut all, self.course_progresses.as_ref(), &LESSON_COLUMNS[0], "lesson_id", "courseProgresses", path)?;
+        push_children::<crate::entities::lms::Submission, _>(&mut all, self.submissions.as_ref(), &LESSON_COLUMNS[0], "lesson_id", "submissions", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -2658,61 +2643,36 @@ pub struct LessonOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "module")]
+    pub module: Option<Box<crate::entities::lms::CourseModuleOrderBy>>,
 }
 
 impl OrderInput for LessonOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&LESSON_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&LESSON_COLUMNS[1], o));
-        }
-        if let Some(o) = self.module_id {
-            keys.push((&LESSON_COLUMNS[2], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&LESSON_COLUMNS[3], o));
-        }
-        if let Some(o) = self.content_type {
-            keys.push((&LESSON_COLUMNS[4], o));
-        }
-        if let Some(o) = self.content {
-            keys.push((&LESSON_COLUMNS[5], o));
-        }
-        if let Some(o) = self.content_url {
-            keys.push((&LESSON_COLUMNS[6], o));
-        }
-        if let Some(o) = self.duration_minutes {
-            keys.push((&LESSON_COLUMNS[7], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&LESSON_COLUMNS[8], o));
-        }
-        if let Some(o) = self.is_preview {
-            keys.push((&LESSON_COLUMNS[9], o));
-        }
-        if let Some(o) = self.is_visible {
-            keys.push((&LESSON_COLUMNS[10], o));
-        }
-        if let Some(o) = self.due_at {
-            keys.push((&LESSON_COLUMNS[11], o));
-        }
-        if let Some(o) = self.max_score {
-            keys.push((&LESSON_COLUMNS[12], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&LESSON_COLUMNS[13], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&LESSON_COLUMNS[14], o));
-        }
+        order_field(&mut keys, self.id, &LESSON_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &LESSON_COLUMNS[1]);
+        order_field(&mut keys, self.module_id, &LESSON_COLUMNS[2]);
+        order_field(&mut keys, self.title, &LESSON_COLUMNS[3]);
+        order_field(&mut keys, self.content_type, &LESSON_COLUMNS[4]);
+        order_field(&mut keys, self.content, &LESSON_COLUMNS[5]);
+        order_field(&mut keys, self.content_url, &LESSON_COLUMNS[6]);
+        order_field(&mut keys, self.duration_minutes, &LESSON_COLUMNS[7]);
+        order_field(&mut keys, self.sort_order, &LESSON_COLUMNS[8]);
+        order_field(&mut keys, self.is_preview, &LESSON_COLUMNS[9]);
+        order_field(&mut keys, self.is_visible, &LESSON_COLUMNS[10]);
+        order_field(&mut keys, self.due_at, &LESSON_COLUMNS[11]);
+        order_field(&mut keys, self.max_score, &LESSON_COLUMNS[12]);
+        order_field(&mut keys, self.created_at, &LESSON_COLUMNS[13]);
+        order_field(&mut keys, self.updated_at, &LESSON_COLUMNS[14]);
+        order_parent::<crate::entities::lms::CourseModule, _>(&mut keys, self.module.as_deref(), &LESSON_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Lesson, LessonConnection, LessonEdge);
+
+list_relation_filter!(Lesson, LessonWhere, LessonListRelationFilter);
 
 static LESSON_COLUMNS: [ColumnMeta; 15] = [
     ColumnMeta {
@@ -3307,6 +3267,10 @@ pub struct EnrollmentWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseWhere>>,
 }
 
 impl WhereInput for EnrollmentWhere {
@@ -3326,6 +3290,8 @@ impl WhereInput for EnrollmentWhere {
         push_field(&mut all, self.completed_at.as_ref(), &ENROLLMENT_COLUMNS[11], path)?;
         push_field(&mut all, self.created_at.as_ref(), &ENROLLMENT_COLUMNS[12], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &ENROLLMENT_COLUMNS[13], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &ENROLLMENT_COLUMNS[2], "user", path)?;
+        push_parent::<crate::entities::lms::Course, _>(&mut all, self.course.as_deref(), &ENROLLMENT_COLUMNS[3], "course", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -3362,58 +3328,38 @@ pub struct EnrollmentOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseOrderBy>>,
 }
 
 impl OrderInput for EnrollmentOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&ENROLLMENT_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&ENROLLMENT_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&ENROLLMENT_COLUMNS[2], o));
-        }
-        if let Some(o) = self.course_id {
-            keys.push((&ENROLLMENT_COLUMNS[3], o));
-        }
-        if let Some(o) = self.role {
-            keys.push((&ENROLLMENT_COLUMNS[4], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&ENROLLMENT_COLUMNS[5], o));
-        }
-        if let Some(o) = self.enrolled_at {
-            keys.push((&ENROLLMENT_COLUMNS[6], o));
-        }
-        if let Some(o) = self.expires_at {
-            keys.push((&ENROLLMENT_COLUMNS[7], o));
-        }
-        if let Some(o) = self.last_accessed_at {
-            keys.push((&ENROLLMENT_COLUMNS[8], o));
-        }
-        if let Some(o) = self.progress_percent {
-            keys.push((&ENROLLMENT_COLUMNS[9], o));
-        }
-        if let Some(o) = self.final_grade {
-            keys.push((&ENROLLMENT_COLUMNS[10], o));
-        }
-        if let Some(o) = self.completed_at {
-            keys.push((&ENROLLMENT_COLUMNS[11], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&ENROLLMENT_COLUMNS[12], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&ENROLLMENT_COLUMNS[13], o));
-        }
+        order_field(&mut keys, self.id, &ENROLLMENT_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &ENROLLMENT_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &ENROLLMENT_COLUMNS[2]);
+        order_field(&mut keys, self.course_id, &ENROLLMENT_COLUMNS[3]);
+        order_field(&mut keys, self.role, &ENROLLMENT_COLUMNS[4]);
+        order_field(&mut keys, self.status, &ENROLLMENT_COLUMNS[5]);
+        order_field(&mut keys, self.enrolled_at, &ENROLLMENT_COLUMNS[6]);
+        order_field(&mut keys, self.expires_at, &ENROLLMENT_COLUMNS[7]);
+        order_field(&mut keys, self.last_accessed_at, &ENROLLMENT_COLUMNS[8]);
+        order_field(&mut keys, self.progress_percent, &ENROLLMENT_COLUMNS[9]);
+        order_field(&mut keys, self.final_grade, &ENROLLMENT_COLUMNS[10]);
+        order_field(&mut keys, self.completed_at, &ENROLLMENT_COLUMNS[11]);
+        order_field(&mut keys, self.created_at, &ENROLLMENT_COLUMNS[12]);
+        order_field(&mut keys, self.updated_at, &ENROLLMENT_COLUMNS[13]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &ENROLLMENT_COLUMNS[2]);
+        order_parent::<crate::entities::lms::Course, _>(&mut keys, self.course.as_deref(), &ENROLLMENT_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(Enrollment, EnrollmentConnection, EnrollmentEdge);
+
+list_relation_filter!(Enrollment, EnrollmentWhere, EnrollmentListRelationFilter);
 
 /// The unique keys of Enrollment, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -3988,6 +3934,12 @@ pub struct CourseProgressWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseWhere>>,
+    #[graphql(name = "lesson")]
+    pub lesson: Option<Box<crate::entities::lms::LessonWhere>>,
 }
 
 impl WhereInput for CourseProgressWhere {
@@ -4005,6 +3957,9 @@ impl WhereInput for CourseProgressWhere {
         push_field(&mut all, self.completed_at.as_ref(), &COURSE_PROGRESS_COLUMNS[9], path)?;
         push_field(&mut all, self.created_at.as_ref(), &COURSE_PROGRESS_COLUMNS[10], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &COURSE_PROGRESS_COLUMNS[11], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &COURSE_PROGRESS_COLUMNS[2], "user", path)?;
+        push_parent::<crate::entities::lms::Course, _>(&mut all, self.course.as_deref(), &COURSE_PROGRESS_COLUMNS[3], "course", path)?;
+        push_parent::<crate::entities::lms::Lesson, _>(&mut all, self.lesson.as_deref(), &COURSE_PROGRESS_COLUMNS[4], "lesson", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -4037,52 +3992,39 @@ pub struct CourseProgressOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseOrderBy>>,
+    #[graphql(name = "lesson")]
+    pub lesson: Option<Box<crate::entities::lms::LessonOrderBy>>,
 }
 
 impl OrderInput for CourseProgressOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&COURSE_PROGRESS_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&COURSE_PROGRESS_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&COURSE_PROGRESS_COLUMNS[2], o));
-        }
-        if let Some(o) = self.course_id {
-            keys.push((&COURSE_PROGRESS_COLUMNS[3], o));
-        }
-        if let Some(o) = self.lesson_id {
-            keys.push((&COURSE_PROGRESS_COLUMNS[4], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&COURSE_PROGRESS_COLUMNS[5], o));
-        }
-        if let Some(o) = self.progress_percent {
-            keys.push((&COURSE_PROGRESS_COLUMNS[6], o));
-        }
-        if let Some(o) = self.time_spent_seconds {
-            keys.push((&COURSE_PROGRESS_COLUMNS[7], o));
-        }
-        if let Some(o) = self.last_accessed_at {
-            keys.push((&COURSE_PROGRESS_COLUMNS[8], o));
-        }
-        if let Some(o) = self.completed_at {
-            keys.push((&COURSE_PROGRESS_COLUMNS[9], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&COURSE_PROGRESS_COLUMNS[10], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&COURSE_PROGRESS_COLUMNS[11], o));
-        }
+        order_field(&mut keys, self.id, &COURSE_PROGRESS_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &COURSE_PROGRESS_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &COURSE_PROGRESS_COLUMNS[2]);
+        order_field(&mut keys, self.course_id, &COURSE_PROGRESS_COLUMNS[3]);
+        order_field(&mut keys, self.lesson_id, &COURSE_PROGRESS_COLUMNS[4]);
+        order_field(&mut keys, self.status, &COURSE_PROGRESS_COLUMNS[5]);
+        order_field(&mut keys, self.progress_percent, &COURSE_PROGRESS_COLUMNS[6]);
+        order_field(&mut keys, self.time_spent_seconds, &COURSE_PROGRESS_COLUMNS[7]);
+        order_field(&mut keys, self.last_accessed_at, &COURSE_PROGRESS_COLUMNS[8]);
+        order_field(&mut keys, self.completed_at, &COURSE_PROGRESS_COLUMNS[9]);
+        order_field(&mut keys, self.created_at, &COURSE_PROGRESS_COLUMNS[10]);
+        order_field(&mut keys, self.updated_at, &COURSE_PROGRESS_COLUMNS[11]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &COURSE_PROGRESS_COLUMNS[2]);
+        order_parent::<crate::entities::lms::Course, _>(&mut keys, self.course.as_deref(), &COURSE_PROGRESS_COLUMNS[3]);
+        order_parent::<crate::entities::lms::Lesson, _>(&mut keys, self.lesson.as_deref(), &COURSE_PROGRESS_COLUMNS[4]);
         keys
     }
 }
 
 connection_types!(CourseProgress, CourseProgressConnection, CourseProgressEdge);
+
+list_relation_filter!(CourseProgress, CourseProgressWhere, CourseProgressListRelationFilter);
 
 /// The unique keys of CourseProgress, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -4744,6 +4686,14 @@ pub struct QuizWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseWhere>>,
+    #[graphql(name = "module")]
+    pub module: Option<Box<crate::entities::lms::CourseModuleWhere>>,
+    #[graphql(name = "questions")]
+    pub questions: Option<crate::entities::lms::QuestionListRelationFilter>,
+    #[graphql(name = "quizAttempts")]
+    pub quiz_attempts: Option<crate::entities::lms::QuizAttemptListRelationFilter>,
 }
 
 impl WhereInput for QuizWhere {
@@ -4767,6 +4717,10 @@ impl WhereInput for QuizWhere {
         push_field(&mut all, self.sort_order.as_ref(), &QUIZ_COLUMNS[15], path)?;
         push_field(&mut all, self.created_at.as_ref(), &QUIZ_COLUMNS[16], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &QUIZ_COLUMNS[17], path)?;
+        push_parent::<crate::entities::lms::Course, _>(&mut all, self.course.as_deref(), &QUIZ_COLUMNS[2], "course", path)?;
+        push_parent::<crate::entities::lms::CourseModule, _>(&mut all, self.module.as_deref(), &QUIZ_COLUMNS[3], "module", path)?;
+        push_children::<crate::entities::lms::Question, _>(&mut all, self.questions.as_ref(), &QUIZ_COLUMNS[0], "quiz_id", "questions", path)?;
+        push_children::<crate::entities::lms::QuizAttempt, _>(&mut all, self.quiz_attempts.as_ref(), &QUIZ_COLUMNS[0], "quiz_id", "quizAttempts", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -4811,70 +4765,42 @@ pub struct QuizOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "course")]
+    pub course: Option<Box<crate::entities::lms::CourseOrderBy>>,
+    #[graphql(name = "module")]
+    pub module: Option<Box<crate::entities::lms::CourseModuleOrderBy>>,
 }
 
 impl OrderInput for QuizOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&QUIZ_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&QUIZ_COLUMNS[1], o));
-        }
-        if let Some(o) = self.course_id {
-            keys.push((&QUIZ_COLUMNS[2], o));
-        }
-        if let Some(o) = self.module_id {
-            keys.push((&QUIZ_COLUMNS[3], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&QUIZ_COLUMNS[4], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&QUIZ_COLUMNS[5], o));
-        }
-        if let Some(o) = self.time_limit_minutes {
-            keys.push((&QUIZ_COLUMNS[6], o));
-        }
-        if let Some(o) = self.max_attempts {
-            keys.push((&QUIZ_COLUMNS[7], o));
-        }
-        if let Some(o) = self.grading_method {
-            keys.push((&QUIZ_COLUMNS[8], o));
-        }
-        if let Some(o) = self.passing_score {
-            keys.push((&QUIZ_COLUMNS[9], o));
-        }
-        if let Some(o) = self.shuffle_questions {
-            keys.push((&QUIZ_COLUMNS[10], o));
-        }
-        if let Some(o) = self.shuffle_options {
-            keys.push((&QUIZ_COLUMNS[11], o));
-        }
-        if let Some(o) = self.opens_at {
-            keys.push((&QUIZ_COLUMNS[12], o));
-        }
-        if let Some(o) = self.closes_at {
-            keys.push((&QUIZ_COLUMNS[13], o));
-        }
-        if let Some(o) = self.is_published {
-            keys.push((&QUIZ_COLUMNS[14], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&QUIZ_COLUMNS[15], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&QUIZ_COLUMNS[16], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&QUIZ_COLUMNS[17], o));
-        }
+        order_field(&mut keys, self.id, &QUIZ_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &QUIZ_COLUMNS[1]);
+        order_field(&mut keys, self.course_id, &QUIZ_COLUMNS[2]);
+        order_field(&mut keys, self.module_id, &QUIZ_COLUMNS[3]);
+        order_field(&mut keys, self.title, &QUIZ_COLUMNS[4]);
+        order_field(&mut keys, self.description, &QUIZ_COLUMNS[5]);
+        order_field(&mut keys, self.time_limit_minutes, &QUIZ_COLUMNS[6]);
+        order_field(&mut keys, self.max_attempts, &QUIZ_COLUMNS[7]);
+        order_field(&mut keys, self.grading_method, &QUIZ_COLUMNS[8]);
+        order_field(&mut keys, self.passing_score, &QUIZ_COLUMNS[9]);
+        order_field(&mut keys, self.shuffle_questions, &QUIZ_COLUMNS[10]);
+        order_field(&mut keys, self.shuffle_options, &QUIZ_COLUMNS[11]);
+        order_field(&mut keys, self.opens_at, &QUIZ_COLUMNS[12]);
+        order_field(&mut keys, self.closes_at, &QUIZ_COLUMNS[13]);
+        order_field(&mut keys, self.is_published, &QUIZ_COLUMNS[14]);
+        order_field(&mut keys, self.sort_order, &QUIZ_COLUMNS[15]);
+        order_field(&mut keys, self.created_at, &QUIZ_COLUMNS[16]);
+        order_field(&mut keys, self.updated_at, &QUIZ_COLUMNS[17]);
+        order_parent::<crate::entities::lms::Course, _>(&mut keys, self.course.as_deref(), &QUIZ_COLUMNS[2]);
+        order_parent::<crate::entities::lms::CourseModule, _>(&mut keys, self.module.as_deref(), &QUIZ_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(Quiz, QuizConnection, QuizEdge);
+
+list_relation_filter!(Quiz, QuizWhere, QuizListRelationFilter);
 
 static QUIZ_COLUMNS: [ColumnMeta; 18] = [
     ColumnMeta {
@@ -5524,6 +5450,12 @@ pub struct QuestionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "quiz")]
+    pub quiz: Option<Box<crate::entities::lms::QuizWhere>>,
+    #[graphql(name = "options")]
+    pub options: Option<crate::entities::lms::QuestionOptionListRelationFilter>,
+    #[graphql(name = "quizResponses")]
+    pub quiz_responses: Option<crate::entities::lms::QuizResponseListRelationFilter>,
 }
 
 impl WhereInput for QuestionWhere {
@@ -5539,6 +5471,9 @@ impl WhereInput for QuestionWhere {
         push_field(&mut all, self.sort_order.as_ref(), &QUESTION_COLUMNS[7], path)?;
         push_field(&mut all, self.created_at.as_ref(), &QUESTION_COLUMNS[8], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &QUESTION_COLUMNS[9], path)?;
+        push_parent::<crate::entities::lms::Quiz, _>(&mut all, self.quiz.as_deref(), &QUESTION_COLUMNS[2], "quiz", path)?;
+        push_children::<crate::entities::lms::QuestionOption, _>(&mut all, self.options.as_ref(), &QUESTION_COLUMNS[0], "question_id", "options", path)?;
+        push_children::<crate::entities::lms::QuizResponse, _>(&mut all, self.quiz_responses.as_ref(), &QUESTION_COLUMNS[0], "question_id", "quizResponses", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -5567,46 +5502,31 @@ pub struct QuestionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "quiz")]
+    pub quiz: Option<Box<crate::entities::lms::QuizOrderBy>>,
 }
 
 impl OrderInput for QuestionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&QUESTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&QUESTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.quiz_id {
-            keys.push((&QUESTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.type_ {
-            keys.push((&QUESTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.text {
-            keys.push((&QUESTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.explanation {
-            keys.push((&QUESTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.points {
-            keys.push((&QUESTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&QUESTION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&QUESTION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&QUESTION_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &QUESTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &QUESTION_COLUMNS[1]);
+        order_field(&mut keys, self.quiz_id, &QUESTION_COLUMNS[2]);
+        order_field(&mut keys, self.type_, &QUESTION_COLUMNS[3]);
+        order_field(&mut keys, self.text, &QUESTION_COLUMNS[4]);
+        order_field(&mut keys, self.explanation, &QUESTION_COLUMNS[5]);
+        order_field(&mut keys, self.points, &QUESTION_COLUMNS[6]);
+        order_field(&mut keys, self.sort_order, &QUESTION_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &QUESTION_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &QUESTION_COLUMNS[9]);
+        order_parent::<crate::entities::lms::Quiz, _>(&mut keys, self.quiz.as_deref(), &QUESTION_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Question, QuestionConnection, QuestionEdge);
+
+list_relation_filter!(Question, QuestionWhere, QuestionListRelationFilter);
 
 static QUESTION_COLUMNS: [ColumnMeta; 10] = [
     ColumnMeta {
@@ -6044,6 +5964,8 @@ pub struct QuestionOptionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "question")]
+    pub question: Option<Box<crate::entities::lms::QuestionWhere>>,
 }
 
 impl WhereInput for QuestionOptionWhere {
@@ -6058,6 +5980,7 @@ impl WhereInput for QuestionOptionWhere {
         push_field(&mut all, self.sort_order.as_ref(), &QUESTION_OPTION_COLUMNS[6], path)?;
         push_field(&mut all, self.created_at.as_ref(), &QUESTION_OPTION_COLUMNS[7], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &QUESTION_OPTION_COLUMNS[8], path)?;
+        push_parent::<crate::entities::lms::Question, _>(&mut all, self.question.as_deref(), &QUESTION_OPTION_COLUMNS[2], "question", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -6084,43 +6007,30 @@ pub struct QuestionOptionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "question")]
+    pub question: Option<Box<crate::entities::lms::QuestionOrderBy>>,
 }
 
 impl OrderInput for QuestionOptionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&QUESTION_OPTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&QUESTION_OPTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.question_id {
-            keys.push((&QUESTION_OPTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.text {
-            keys.push((&QUESTION_OPTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.is_correct {
-            keys.push((&QUESTION_OPTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.feedback {
-            keys.push((&QUESTION_OPTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&QUESTION_OPTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&QUESTION_OPTION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&QUESTION_OPTION_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &QUESTION_OPTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &QUESTION_OPTION_COLUMNS[1]);
+        order_field(&mut keys, self.question_id, &QUESTION_OPTION_COLUMNS[2]);
+        order_field(&mut keys, self.text, &QUESTION_OPTION_COLUMNS[3]);
+        order_field(&mut keys, self.is_correct, &QUESTION_OPTION_COLUMNS[4]);
+        order_field(&mut keys, self.feedback, &QUESTION_OPTION_COLUMNS[5]);
+        order_field(&mut keys, self.sort_order, &QUESTION_OPTION_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &QUESTION_OPTION_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &QUESTION_OPTION_COLUMNS[8]);
+        order_parent::<crate::entities::lms::Question, _>(&mut keys, self.question.as_deref(), &QUESTION_OPTION_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(QuestionOption, QuestionOptionConnection, QuestionOptionEdge);
+
+list_relation_filter!(QuestionOption, QuestionOptionWhere, QuestionOptionListRelationFilter);
 
 static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
     ColumnMeta {
@@ -6600,6 +6510,12 @@ pub struct QuizAttemptWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "quiz")]
+    pub quiz: Option<Box<crate::entities::lms::QuizWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "quizResponses")]
+    pub quiz_responses: Option<crate::entities::lms::QuizResponseListRelationFilter>,
 }
 
 impl WhereInput for QuizAttemptWhere {
@@ -6618,6 +6534,9 @@ impl WhereInput for QuizAttemptWhere {
         push_field(&mut all, self.graded_at.as_ref(), &QUIZ_ATTEMPT_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &QUIZ_ATTEMPT_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &QUIZ_ATTEMPT_COLUMNS[12], path)?;
+        push_parent::<crate::entities::lms::Quiz, _>(&mut all, self.quiz.as_deref(), &QUIZ_ATTEMPT_COLUMNS[2], "quiz", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &QUIZ_ATTEMPT_COLUMNS[3], "user", path)?;
+        push_children::<crate::entities::lms::QuizResponse, _>(&mut all, self.quiz_responses.as_ref(), &QUIZ_ATTEMPT_COLUMNS[0], "attempt_id", "quizResponses", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -6652,55 +6571,37 @@ pub struct QuizAttemptOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "quiz")]
+    pub quiz: Option<Box<crate::entities::lms::QuizOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for QuizAttemptOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[1], o));
-        }
-        if let Some(o) = self.quiz_id {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[3], o));
-        }
-        if let Some(o) = self.attempt_number {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[4], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[5], o));
-        }
-        if let Some(o) = self.started_at {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[6], o));
-        }
-        if let Some(o) = self.submitted_at {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[7], o));
-        }
-        if let Some(o) = self.score {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[8], o));
-        }
-        if let Some(o) = self.passed {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[9], o));
-        }
-        if let Some(o) = self.graded_at {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&QUIZ_ATTEMPT_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &QUIZ_ATTEMPT_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &QUIZ_ATTEMPT_COLUMNS[1]);
+        order_field(&mut keys, self.quiz_id, &QUIZ_ATTEMPT_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &QUIZ_ATTEMPT_COLUMNS[3]);
+        order_field(&mut keys, self.attempt_number, &QUIZ_ATTEMPT_COLUMNS[4]);
+        order_field(&mut keys, self.status, &QUIZ_ATTEMPT_COLUMNS[5]);
+        order_field(&mut keys, self.started_at, &QUIZ_ATTEMPT_COLUMNS[6]);
+        order_field(&mut keys, self.submitted_at, &QUIZ_ATTEMPT_COLUMNS[7]);
+        order_field(&mut keys, self.score, &QUIZ_ATTEMPT_COLUMNS[8]);
+        order_field(&mut keys, self.passed, &QUIZ_ATTEMPT_COLUMNS[9]);
+        order_field(&mut keys, self.graded_at, &QUIZ_ATTEMPT_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &QUIZ_ATTEMPT_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &QUIZ_ATTEMPT_COLUMNS[12]);
+        order_parent::<crate::entities::lms::Quiz, _>(&mut keys, self.quiz.as_deref(), &QUIZ_ATTEMPT_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &QUIZ_ATTEMPT_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(QuizAttempt, QuizAttemptConnection, QuizAttemptEdge);
+
+list_relation_filter!(QuizAttempt, QuizAttemptWhere, QuizAttemptListRelationFilter);
 
 /// The unique keys of QuizAttempt, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -7255,6 +7156,12 @@ pub struct QuizResponseWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "attempt")]
+    pub attempt: Option<Box<crate::entities::lms::QuizAttemptWhere>>,
+    #[graphql(name = "question")]
+    pub question: Option<Box<crate::entities::lms::QuestionWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for QuizResponseWhere {
@@ -7273,6 +7180,9 @@ impl WhereInput for QuizResponseWhere {
         push_field(&mut all, self.answered_at.as_ref(), &QUIZ_RESPONSE_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &QUIZ_RESPONSE_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &QUIZ_RESPONSE_COLUMNS[12], path)?;
+        push_parent::<crate::entities::lms::QuizAttempt, _>(&mut all, self.attempt.as_deref(), &QUIZ_RESPONSE_COLUMNS[2], "attempt", path)?;
+        push_parent::<crate::entities::lms::Question, _>(&mut all, self.question.as_deref(), &QUIZ_RESPONSE_COLUMNS[3], "question", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &QUIZ_RESPONSE_COLUMNS[4], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -7305,52 +7215,39 @@ pub struct QuizResponseOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "attempt")]
+    pub attempt: Option<Box<crate::entities::lms::QuizAttemptOrderBy>>,
+    #[graphql(name = "question")]
+    pub question: Option<Box<crate::entities::lms::QuestionOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for QuizResponseOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.attempt_id {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.question_id {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.answer_text {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_correct {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.score {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.feedback {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[9], o));
-        }
-        if let Some(o) = self.answered_at {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&QUIZ_RESPONSE_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &QUIZ_RESPONSE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &QUIZ_RESPONSE_COLUMNS[1]);
+        order_field(&mut keys, self.attempt_id, &QUIZ_RESPONSE_COLUMNS[2]);
+        order_field(&mut keys, self.question_id, &QUIZ_RESPONSE_COLUMNS[3]);
+        order_field(&mut keys, self.user_id, &QUIZ_RESPONSE_COLUMNS[4]);
+        order_field(&mut keys, self.answer_text, &QUIZ_RESPONSE_COLUMNS[6]);
+        order_field(&mut keys, self.is_correct, &QUIZ_RESPONSE_COLUMNS[7]);
+        order_field(&mut keys, self.score, &QUIZ_RESPONSE_COLUMNS[8]);
+        order_field(&mut keys, self.feedback, &QUIZ_RESPONSE_COLUMNS[9]);
+        order_field(&mut keys, self.answered_at, &QUIZ_RESPONSE_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &QUIZ_RESPONSE_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &QUIZ_RESPONSE_COLUMNS[12]);
+        order_parent::<crate::entities::lms::QuizAttempt, _>(&mut keys, self.attempt.as_deref(), &QUIZ_RESPONSE_COLUMNS[2]);
+        order_parent::<crate::entities::lms::Question, _>(&mut keys, self.question.as_deref(), &QUIZ_RESPONSE_COLUMNS[3]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &QUIZ_RESPONSE_COLUMNS[4]);
         keys
     }
 }
 
 connection_types!(QuizResponse, QuizResponseConnection, QuizResponseEdge);
+
+list_relation_filter!(QuizResponse, QuizResponseWhere, QuizResponseListRelationFilter);
 
 /// The unique keys of QuizResponse, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -7927,6 +7824,12 @@ pub struct SubmissionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "lesson")]
+    pub lesson: Option<Box<crate::entities::lms::LessonWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "gradedBy")]
+    pub graded_by: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for SubmissionWhere {
@@ -7947,6 +7850,9 @@ impl WhereInput for SubmissionWhere {
         push_field(&mut all, self.graded_at.as_ref(), &SUBMISSION_COLUMNS[12], path)?;
         push_field(&mut all, self.created_at.as_ref(), &SUBMISSION_COLUMNS[13], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &SUBMISSION_COLUMNS[14], path)?;
+        push_parent::<crate::entities::lms::Lesson, _>(&mut all, self.lesson.as_deref(), &SUBMISSION_COLUMNS[2], "lesson", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &SUBMISSION_COLUMNS[3], "user", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.graded_by.as_deref(), &SUBMISSION_COLUMNS[11], "gradedBy", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -7983,58 +7889,41 @@ pub struct SubmissionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "lesson")]
+    pub lesson: Option<Box<crate::entities::lms::LessonOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "gradedBy")]
+    pub graded_by: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for SubmissionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&SUBMISSION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&SUBMISSION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.lesson_id {
-            keys.push((&SUBMISSION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&SUBMISSION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.attempt_number {
-            keys.push((&SUBMISSION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&SUBMISSION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.content {
-            keys.push((&SUBMISSION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.submitted_at {
-            keys.push((&SUBMISSION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.grade {
-            keys.push((&SUBMISSION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.feedback {
-            keys.push((&SUBMISSION_COLUMNS[10], o));
-        }
-        if let Some(o) = self.graded_by_id {
-            keys.push((&SUBMISSION_COLUMNS[11], o));
-        }
-        if let Some(o) = self.graded_at {
-            keys.push((&SUBMISSION_COLUMNS[12], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&SUBMISSION_COLUMNS[13], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&SUBMISSION_COLUMNS[14], o));
-        }
+        order_field(&mut keys, self.id, &SUBMISSION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &SUBMISSION_COLUMNS[1]);
+        order_field(&mut keys, self.lesson_id, &SUBMISSION_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &SUBMISSION_COLUMNS[3]);
+        order_field(&mut keys, self.attempt_number, &SUBMISSION_COLUMNS[4]);
+        order_field(&mut keys, self.status, &SUBMISSION_COLUMNS[5]);
+        order_field(&mut keys, self.content, &SUBMISSION_COLUMNS[6]);
+        order_field(&mut keys, self.submitted_at, &SUBMISSION_COLUMNS[8]);
+        order_field(&mut keys, self.grade, &SUBMISSION_COLUMNS[9]);
+        order_field(&mut keys, self.feedback, &SUBMISSION_COLUMNS[10]);
+        order_field(&mut keys, self.graded_by_id, &SUBMISSION_COLUMNS[11]);
+        order_field(&mut keys, self.graded_at, &SUBMISSION_COLUMNS[12]);
+        order_field(&mut keys, self.created_at, &SUBMISSION_COLUMNS[13]);
+        order_field(&mut keys, self.updated_at, &SUBMISSION_COLUMNS[14]);
+        order_parent::<crate::entities::lms::Lesson, _>(&mut keys, self.lesson.as_deref(), &SUBMISSION_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &SUBMISSION_COLUMNS[3]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.graded_by.as_deref(), &SUBMISSION_COLUMNS[11]);
         keys
     }
 }
 
 connection_types!(Submission, SubmissionConnection, SubmissionEdge);
+
+list_relation_filter!(Submission, SubmissionWhere, SubmissionListRelationFilter);
 
 /// The unique keys of Submission, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -245,6 +245,10 @@ pub struct MediaAssetWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "uploadedBy")]
+    pub uploaded_by: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "jobs")]
+    pub jobs: Option<crate::entities::media::MediaJobListRelationFilter>,
 }
 
 impl WhereInput for MediaAssetWhere {
@@ -263,6 +267,8 @@ impl WhereInput for MediaAssetWhere {
         push_field(&mut all, self.uploaded_by_id.as_ref(), &MEDIA_ASSET_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &MEDIA_ASSET_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &MEDIA_ASSET_COLUMNS[12], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.uploaded_by.as_deref(), &MEDIA_ASSET_COLUMNS[10], "uploadedBy", path)?;
+        push_children::<crate::entities::media::MediaJob, _>(&mut all, self.jobs.as_ref(), &MEDIA_ASSET_COLUMNS[0], "asset_id", "jobs", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -295,52 +301,33 @@ pub struct MediaAssetOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "uploadedBy")]
+    pub uploaded_by: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for MediaAssetOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&MEDIA_ASSET_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&MEDIA_ASSET_COLUMNS[1], o));
-        }
-        if let Some(o) = self.filename {
-            keys.push((&MEDIA_ASSET_COLUMNS[2], o));
-        }
-        if let Some(o) = self.mime_type {
-            keys.push((&MEDIA_ASSET_COLUMNS[3], o));
-        }
-        if let Some(o) = self.size {
-            keys.push((&MEDIA_ASSET_COLUMNS[4], o));
-        }
-        if let Some(o) = self.width {
-            keys.push((&MEDIA_ASSET_COLUMNS[5], o));
-        }
-        if let Some(o) = self.height {
-            keys.push((&MEDIA_ASSET_COLUMNS[6], o));
-        }
-        if let Some(o) = self.duration {
-            keys.push((&MEDIA_ASSET_COLUMNS[7], o));
-        }
-        if let Some(o) = self.storage_path {
-            keys.push((&MEDIA_ASSET_COLUMNS[8], o));
-        }
-        if let Some(o) = self.uploaded_by_id {
-            keys.push((&MEDIA_ASSET_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&MEDIA_ASSET_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&MEDIA_ASSET_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &MEDIA_ASSET_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &MEDIA_ASSET_COLUMNS[1]);
+        order_field(&mut keys, self.filename, &MEDIA_ASSET_COLUMNS[2]);
+        order_field(&mut keys, self.mime_type, &MEDIA_ASSET_COLUMNS[3]);
+        order_field(&mut keys, self.size, &MEDIA_ASSET_COLUMNS[4]);
+        order_field(&mut keys, self.width, &MEDIA_ASSET_COLUMNS[5]);
+        order_field(&mut keys, self.height, &MEDIA_ASSET_COLUMNS[6]);
+        order_field(&mut keys, self.duration, &MEDIA_ASSET_COLUMNS[7]);
+        order_field(&mut keys, self.storage_path, &MEDIA_ASSET_COLUMNS[8]);
+        order_field(&mut keys, self.uploaded_by_id, &MEDIA_ASSET_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &MEDIA_ASSET_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &MEDIA_ASSET_COLUMNS[12]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.uploaded_by.as_deref(), &MEDIA_ASSET_COLUMNS[10]);
         keys
     }
 }
 
 connection_types!(MediaAsset, MediaAssetConnection, MediaAssetEdge);
+
+list_relation_filter!(MediaAsset, MediaAssetWhere, MediaAssetListRelationFilter);
 
 static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
     ColumnMeta {
@@ -879,6 +866,8 @@ pub struct MediaJobWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "asset")]
+    pub asset: Option<Box<crate::entities::media::MediaAssetWhere>>,
 }
 
 impl WhereInput for MediaJobWhere {
@@ -896,6 +885,7 @@ impl WhereInput for MediaJobWhere {
         push_field(&mut all, self.error.as_ref(), &MEDIA_JOB_COLUMNS[9], path)?;
         push_field(&mut all, self.created_at.as_ref(), &MEDIA_JOB_COLUMNS[10], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &MEDIA_JOB_COLUMNS[11], path)?;
+        push_parent::<crate::entities::media::MediaAsset, _>(&mut all, self.asset.as_deref(), &MEDIA_JOB_COLUMNS[2], "asset", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -926,49 +916,32 @@ pub struct MediaJobOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "asset")]
+    pub asset: Option<Box<crate::entities::media::MediaAssetOrderBy>>,
 }
 
 impl OrderInput for MediaJobOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&MEDIA_JOB_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&MEDIA_JOB_COLUMNS[1], o));
-        }
-        if let Some(o) = self.asset_id {
-            keys.push((&MEDIA_JOB_COLUMNS[2], o));
-        }
-        if let Some(o) = self.type_ {
-            keys.push((&MEDIA_JOB_COLUMNS[3], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&MEDIA_JOB_COLUMNS[4], o));
-        }
-        if let Some(o) = self.progress {
-            keys.push((&MEDIA_JOB_COLUMNS[5], o));
-        }
-        if let Some(o) = self.input_path {
-            keys.push((&MEDIA_JOB_COLUMNS[7], o));
-        }
-        if let Some(o) = self.output_path {
-            keys.push((&MEDIA_JOB_COLUMNS[8], o));
-        }
-        if let Some(o) = self.error {
-            keys.push((&MEDIA_JOB_COLUMNS[9], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&MEDIA_JOB_COLUMNS[10], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&MEDIA_JOB_COLUMNS[11], o));
-        }
+        order_field(&mut keys, self.id, &MEDIA_JOB_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &MEDIA_JOB_COLUMNS[1]);
+        order_field(&mut keys, self.asset_id, &MEDIA_JOB_COLUMNS[2]);
+        order_field(&mut keys, self.type_, &MEDIA_JOB_COLUMNS[3]);
+        order_field(&mut keys, self.status, &MEDIA_JOB_COLUMNS[4]);
+        order_field(&mut keys, self.progress, &MEDIA_JOB_COLUMNS[5]);
+        order_field(&mut keys, self.input_path, &MEDIA_JOB_COLUMNS[7]);
+        order_field(&mut keys, self.output_path, &MEDIA_JOB_COLUMNS[8]);
+        order_field(&mut keys, self.error, &MEDIA_JOB_COLUMNS[9]);
+        order_field(&mut keys, self.created_at, &MEDIA_JOB_COLUMNS[10]);
+        order_field(&mut keys, self.updated_at, &MEDIA_JOB_COLUMNS[11]);
+        order_parent::<crate::entities::media::MediaAsset, _>(&mut keys, self.asset.as_deref(), &MEDIA_JOB_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(MediaJob, MediaJobConnection, MediaJobEdge);
+
+list_relation_filter!(MediaJob, MediaJobWhere, MediaJobListRelationFilter);
 
 static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
     ColumnMeta {

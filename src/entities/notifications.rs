@@ -206,6 +206,8 @@ pub struct NotificationWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for NotificationWhere {
@@ -223,6 +225,7 @@ impl WhereInput for NotificationWhere {
         push_field(&mut all, self.expires_at.as_ref(), &NOTIFICATION_COLUMNS[9], path)?;
         push_field(&mut all, self.created_at.as_ref(), &NOTIFICATION_COLUMNS[10], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &NOTIFICATION_COLUMNS[11], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &NOTIFICATION_COLUMNS[2], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -253,49 +256,32 @@ pub struct NotificationOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for NotificationOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&NOTIFICATION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&NOTIFICATION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&NOTIFICATION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.type_ {
-            keys.push((&NOTIFICATION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&NOTIFICATION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.message {
-            keys.push((&NOTIFICATION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.icon {
-            keys.push((&NOTIFICATION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.read {
-            keys.push((&NOTIFICATION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.expires_at {
-            keys.push((&NOTIFICATION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&NOTIFICATION_COLUMNS[10], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&NOTIFICATION_COLUMNS[11], o));
-        }
+        order_field(&mut keys, self.id, &NOTIFICATION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &NOTIFICATION_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &NOTIFICATION_COLUMNS[2]);
+        order_field(&mut keys, self.type_, &NOTIFICATION_COLUMNS[3]);
+        order_field(&mut keys, self.title, &NOTIFICATION_COLUMNS[4]);
+        order_field(&mut keys, self.message, &NOTIFICATION_COLUMNS[5]);
+        order_field(&mut keys, self.icon, &NOTIFICATION_COLUMNS[6]);
+        order_field(&mut keys, self.read, &NOTIFICATION_COLUMNS[7]);
+        order_field(&mut keys, self.expires_at, &NOTIFICATION_COLUMNS[9]);
+        order_field(&mut keys, self.created_at, &NOTIFICATION_COLUMNS[10]);
+        order_field(&mut keys, self.updated_at, &NOTIFICATION_COLUMNS[11]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &NOTIFICATION_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Notification, NotificationConnection, NotificationEdge);
+
+list_relation_filter!(Notification, NotificationWhere, NotificationListRelationFilter);
 
 static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
     ColumnMeta {

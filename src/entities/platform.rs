@@ -259,6 +259,8 @@ pub struct PageConfigWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "componentNodes")]
+    pub component_nodes: Option<crate::entities::platform::ComponentNodeListRelationFilter>,
 }
 
 impl WhereInput for PageConfigWhere {
@@ -277,6 +279,7 @@ impl WhereInput for PageConfigWhere {
         push_field(&mut all, self.is_published.as_ref(), &PAGE_CONFIG_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &PAGE_CONFIG_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &PAGE_CONFIG_COLUMNS[12], path)?;
+        push_children::<crate::entities::platform::ComponentNode, _>(&mut all, self.component_nodes.as_ref(), &PAGE_CONFIG_COLUMNS[0], "page_id", "componentNodes", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -310,41 +313,19 @@ pub struct PageConfigOrderBy {
 }
 
 impl OrderInput for PageConfigOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&PAGE_CONFIG_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&PAGE_CONFIG_COLUMNS[1], o));
-        }
-        if let Some(o) = self.path {
-            keys.push((&PAGE_CONFIG_COLUMNS[2], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&PAGE_CONFIG_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&PAGE_CONFIG_COLUMNS[4], o));
-        }
-        if let Some(o) = self.icon {
-            keys.push((&PAGE_CONFIG_COLUMNS[5], o));
-        }
-        if let Some(o) = self.required_role {
-            keys.push((&PAGE_CONFIG_COLUMNS[8], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&PAGE_CONFIG_COLUMNS[9], o));
-        }
-        if let Some(o) = self.is_published {
-            keys.push((&PAGE_CONFIG_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&PAGE_CONFIG_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&PAGE_CONFIG_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &PAGE_CONFIG_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &PAGE_CONFIG_COLUMNS[1]);
+        order_field(&mut keys, self.path, &PAGE_CONFIG_COLUMNS[2]);
+        order_field(&mut keys, self.title, &PAGE_CONFIG_COLUMNS[3]);
+        order_field(&mut keys, self.description, &PAGE_CONFIG_COLUMNS[4]);
+        order_field(&mut keys, self.icon, &PAGE_CONFIG_COLUMNS[5]);
+        order_field(&mut keys, self.required_role, &PAGE_CONFIG_COLUMNS[8]);
+        order_field(&mut keys, self.sort_order, &PAGE_CONFIG_COLUMNS[9]);
+        order_field(&mut keys, self.is_published, &PAGE_CONFIG_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &PAGE_CONFIG_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &PAGE_CONFIG_COLUMNS[12]);
         keys
     }
 }
@@ -879,6 +860,12 @@ pub struct ComponentNodeWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "page")]
+    pub page: Option<Box<crate::entities::platform::PageConfigWhere>>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::platform::ComponentNodeWhere>>,
+    #[graphql(name = "children")]
+    pub children: Option<crate::entities::platform::ComponentNodeListRelationFilter>,
 }
 
 impl WhereInput for ComponentNodeWhere {
@@ -893,6 +880,9 @@ impl WhereInput for ComponentNodeWhere {
         push_field(&mut all, self.sort_order.as_ref(), &COMPONENT_NODE_COLUMNS[6], path)?;
         push_field(&mut all, self.created_at.as_ref(), &COMPONENT_NODE_COLUMNS[7], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &COMPONENT_NODE_COLUMNS[8], path)?;
+        push_parent::<crate::entities::platform::PageConfig, _>(&mut all, self.page.as_deref(), &COMPONENT_NODE_COLUMNS[2], "page", path)?;
+        push_parent::<crate::entities::platform::ComponentNode, _>(&mut all, self.parent.as_deref(), &COMPONENT_NODE_COLUMNS[3], "parent", path)?;
+        push_children::<crate::entities::platform::ComponentNode, _>(&mut all, self.children.as_ref(), &COMPONENT_NODE_COLUMNS[0], "parent_id", "children", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -917,40 +907,32 @@ pub struct ComponentNodeOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "page")]
+    pub page: Option<Box<crate::entities::platform::PageConfigOrderBy>>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::platform::ComponentNodeOrderBy>>,
 }
 
 impl OrderInput for ComponentNodeOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&COMPONENT_NODE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&COMPONENT_NODE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.page_id {
-            keys.push((&COMPONENT_NODE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.parent_id {
-            keys.push((&COMPONENT_NODE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.component_type {
-            keys.push((&COMPONENT_NODE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&COMPONENT_NODE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&COMPONENT_NODE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&COMPONENT_NODE_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &COMPONENT_NODE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &COMPONENT_NODE_COLUMNS[1]);
+        order_field(&mut keys, self.page_id, &COMPONENT_NODE_COLUMNS[2]);
+        order_field(&mut keys, self.parent_id, &COMPONENT_NODE_COLUMNS[3]);
+        order_field(&mut keys, self.component_type, &COMPONENT_NODE_COLUMNS[4]);
+        order_field(&mut keys, self.sort_order, &COMPONENT_NODE_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &COMPONENT_NODE_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &COMPONENT_NODE_COLUMNS[8]);
+        order_parent::<crate::entities::platform::PageConfig, _>(&mut keys, self.page.as_deref(), &COMPONENT_NODE_COLUMNS[2]);
+        order_parent::<crate::entities::platform::ComponentNode, _>(&mut keys, self.parent.as_deref(), &COMPONENT_NODE_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(ComponentNode, ComponentNodeConnection, ComponentNodeEdge);
+
+list_relation_filter!(ComponentNode, ComponentNodeWhere, ComponentNodeListRelationFilter);
 
 static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
     ColumnMeta {
@@ -1401,29 +1383,15 @@ pub struct ComponentConfigOrderBy {
 }
 
 impl OrderInput for ComponentConfigOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&COMPONENT_CONFIG_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&COMPONENT_CONFIG_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&COMPONENT_CONFIG_COLUMNS[2], o));
-        }
-        if let Some(o) = self.component_type {
-            keys.push((&COMPONENT_CONFIG_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&COMPONENT_CONFIG_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&COMPONENT_CONFIG_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&COMPONENT_CONFIG_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &COMPONENT_CONFIG_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &COMPONENT_CONFIG_COLUMNS[1]);
+        order_field(&mut keys, self.name, &COMPONENT_CONFIG_COLUMNS[2]);
+        order_field(&mut keys, self.component_type, &COMPONENT_CONFIG_COLUMNS[3]);
+        order_field(&mut keys, self.description, &COMPONENT_CONFIG_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &COMPONENT_CONFIG_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &COMPONENT_CONFIG_COLUMNS[8]);
         keys
     }
 }
@@ -1857,26 +1825,14 @@ pub struct SystemConfigOrderBy {
 }
 
 impl OrderInput for SystemConfigOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&SYSTEM_CONFIG_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&SYSTEM_CONFIG_COLUMNS[1], o));
-        }
-        if let Some(o) = self.key {
-            keys.push((&SYSTEM_CONFIG_COLUMNS[2], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&SYSTEM_CONFIG_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&SYSTEM_CONFIG_COLUMNS[5], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&SYSTEM_CONFIG_COLUMNS[6], o));
-        }
+        order_field(&mut keys, self.id, &SYSTEM_CONFIG_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &SYSTEM_CONFIG_COLUMNS[1]);
+        order_field(&mut keys, self.key, &SYSTEM_CONFIG_COLUMNS[2]);
+        order_field(&mut keys, self.description, &SYSTEM_CONFIG_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &SYSTEM_CONFIG_COLUMNS[5]);
+        order_field(&mut keys, self.updated_at, &SYSTEM_CONFIG_COLUMNS[6]);
         keys
     }
 }
@@ -2305,32 +2261,16 @@ pub struct FeatureFlagOrderBy {
 }
 
 impl OrderInput for FeatureFlagOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&FEATURE_FLAG_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&FEATURE_FLAG_COLUMNS[1], o));
-        }
-        if let Some(o) = self.key {
-            keys.push((&FEATURE_FLAG_COLUMNS[2], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&FEATURE_FLAG_COLUMNS[3], o));
-        }
-        if let Some(o) = self.enabled {
-            keys.push((&FEATURE_FLAG_COLUMNS[4], o));
-        }
-        if let Some(o) = self.rollout_percent {
-            keys.push((&FEATURE_FLAG_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&FEATURE_FLAG_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&FEATURE_FLAG_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &FEATURE_FLAG_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &FEATURE_FLAG_COLUMNS[1]);
+        order_field(&mut keys, self.key, &FEATURE_FLAG_COLUMNS[2]);
+        order_field(&mut keys, self.description, &FEATURE_FLAG_COLUMNS[3]);
+        order_field(&mut keys, self.enabled, &FEATURE_FLAG_COLUMNS[4]);
+        order_field(&mut keys, self.rollout_percent, &FEATURE_FLAG_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &FEATURE_FLAG_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &FEATURE_FLAG_COLUMNS[8]);
         keys
     }
 }
@@ -2782,29 +2722,15 @@ pub struct KeyValueOrderBy {
 }
 
 impl OrderInput for KeyValueOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&KEY_VALUE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&KEY_VALUE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.namespace {
-            keys.push((&KEY_VALUE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.key {
-            keys.push((&KEY_VALUE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.expires_at {
-            keys.push((&KEY_VALUE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&KEY_VALUE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&KEY_VALUE_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &KEY_VALUE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &KEY_VALUE_COLUMNS[1]);
+        order_field(&mut keys, self.namespace, &KEY_VALUE_COLUMNS[2]);
+        order_field(&mut keys, self.key, &KEY_VALUE_COLUMNS[3]);
+        order_field(&mut keys, self.expires_at, &KEY_VALUE_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &KEY_VALUE_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &KEY_VALUE_COLUMNS[7]);
         keys
     }
 }
@@ -3255,32 +3181,16 @@ pub struct InstalledPackageOrderBy {
 }
 
 impl OrderInput for InstalledPackageOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&INSTALLED_PACKAGE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&INSTALLED_PACKAGE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.package_id {
-            keys.push((&INSTALLED_PACKAGE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.version {
-            keys.push((&INSTALLED_PACKAGE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.enabled {
-            keys.push((&INSTALLED_PACKAGE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.installed_at {
-            keys.push((&INSTALLED_PACKAGE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&INSTALLED_PACKAGE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&INSTALLED_PACKAGE_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &INSTALLED_PACKAGE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &INSTALLED_PACKAGE_COLUMNS[1]);
+        order_field(&mut keys, self.package_id, &INSTALLED_PACKAGE_COLUMNS[2]);
+        order_field(&mut keys, self.version, &INSTALLED_PACKAGE_COLUMNS[3]);
+        order_field(&mut keys, self.enabled, &INSTALLED_PACKAGE_COLUMNS[4]);
+        order_field(&mut keys, self.installed_at, &INSTALLED_PACKAGE_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &INSTALLED_PACKAGE_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &INSTALLED_PACKAGE_COLUMNS[8]);
         keys
     }
 }
@@ -3717,26 +3627,14 @@ pub struct PackageDataOrderBy {
 }
 
 impl OrderInput for PackageDataOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&PACKAGE_DATA_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&PACKAGE_DATA_COLUMNS[1], o));
-        }
-        if let Some(o) = self.package_id {
-            keys.push((&PACKAGE_DATA_COLUMNS[2], o));
-        }
-        if let Some(o) = self.key {
-            keys.push((&PACKAGE_DATA_COLUMNS[3], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&PACKAGE_DATA_COLUMNS[5], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&PACKAGE_DATA_COLUMNS[6], o));
-        }
+        order_field(&mut keys, self.id, &PACKAGE_DATA_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &PACKAGE_DATA_COLUMNS[1]);
+        order_field(&mut keys, self.package_id, &PACKAGE_DATA_COLUMNS[2]);
+        order_field(&mut keys, self.key, &PACKAGE_DATA_COLUMNS[3]);
+        order_field(&mut keys, self.created_at, &PACKAGE_DATA_COLUMNS[5]);
+        order_field(&mut keys, self.updated_at, &PACKAGE_DATA_COLUMNS[6]);
         keys
     }
 }
@@ -4128,6 +4026,8 @@ pub struct ModelSchemaWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "records")]
+    pub records: Option<crate::entities::platform::DynamicDataListRelationFilter>,
 }
 
 impl WhereInput for ModelSchemaWhere {
@@ -4141,6 +4041,7 @@ impl WhereInput for ModelSchemaWhere {
         push_field(&mut all, self.description.as_ref(), &MODEL_SCHEMA_COLUMNS[5], path)?;
         push_field(&mut all, self.created_at.as_ref(), &MODEL_SCHEMA_COLUMNS[6], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &MODEL_SCHEMA_COLUMNS[7], path)?;
+        push_children::<crate::entities::platform::DynamicData, _>(&mut all, self.records.as_ref(), &MODEL_SCHEMA_COLUMNS[0], "schema_id", "records", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -4166,29 +4067,15 @@ pub struct ModelSchemaOrderBy {
 }
 
 impl OrderInput for ModelSchemaOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&MODEL_SCHEMA_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&MODEL_SCHEMA_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&MODEL_SCHEMA_COLUMNS[2], o));
-        }
-        if let Some(o) = self.version {
-            keys.push((&MODEL_SCHEMA_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&MODEL_SCHEMA_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&MODEL_SCHEMA_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&MODEL_SCHEMA_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &MODEL_SCHEMA_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &MODEL_SCHEMA_COLUMNS[1]);
+        order_field(&mut keys, self.name, &MODEL_SCHEMA_COLUMNS[2]);
+        order_field(&mut keys, self.version, &MODEL_SCHEMA_COLUMNS[3]);
+        order_field(&mut keys, self.description, &MODEL_SCHEMA_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &MODEL_SCHEMA_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &MODEL_SCHEMA_COLUMNS[7]);
         keys
     }
 }
@@ -4559,6 +4446,8 @@ pub struct DynamicDataWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "schema")]
+    pub schema: Option<Box<crate::entities::platform::ModelSchemaWhere>>,
 }
 
 impl WhereInput for DynamicDataWhere {
@@ -4570,6 +4459,7 @@ impl WhereInput for DynamicDataWhere {
         push_field(&mut all, self.data.as_ref(), &DYNAMIC_DATA_COLUMNS[3], path)?;
         push_field(&mut all, self.created_at.as_ref(), &DYNAMIC_DATA_COLUMNS[4], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &DYNAMIC_DATA_COLUMNS[5], path)?;
+        push_parent::<crate::entities::platform::ModelSchema, _>(&mut all, self.schema.as_deref(), &DYNAMIC_DATA_COLUMNS[2], "schema", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -4588,31 +4478,26 @@ pub struct DynamicDataOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "schema")]
+    pub schema: Option<Box<crate::entities::platform::ModelSchemaOrderBy>>,
 }
 
 impl OrderInput for DynamicDataOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&DYNAMIC_DATA_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&DYNAMIC_DATA_COLUMNS[1], o));
-        }
-        if let Some(o) = self.schema_id {
-            keys.push((&DYNAMIC_DATA_COLUMNS[2], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&DYNAMIC_DATA_COLUMNS[4], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&DYNAMIC_DATA_COLUMNS[5], o));
-        }
+        order_field(&mut keys, self.id, &DYNAMIC_DATA_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &DYNAMIC_DATA_COLUMNS[1]);
+        order_field(&mut keys, self.schema_id, &DYNAMIC_DATA_COLUMNS[2]);
+        order_field(&mut keys, self.created_at, &DYNAMIC_DATA_COLUMNS[4]);
+        order_field(&mut keys, self.updated_at, &DYNAMIC_DATA_COLUMNS[5]);
+        order_parent::<crate::entities::platform::ModelSchema, _>(&mut keys, self.schema.as_deref(), &DYNAMIC_DATA_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(DynamicData, DynamicDataConnection, DynamicDataEdge);
+
+list_relation_filter!(DynamicData, DynamicDataWhere, DynamicDataListRelationFilter);
 
 static DYNAMIC_DATA_COLUMNS: [ColumnMeta; 6] = [
     ColumnMeta {
@@ -5003,29 +4888,15 @@ pub struct TemplateOrderBy {
 }
 
 impl OrderInput for TemplateOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&TEMPLATE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&TEMPLATE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&TEMPLATE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.category {
-            keys.push((&TEMPLATE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&TEMPLATE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&TEMPLATE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&TEMPLATE_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &TEMPLATE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &TEMPLATE_COLUMNS[1]);
+        order_field(&mut keys, self.name, &TEMPLATE_COLUMNS[2]);
+        order_field(&mut keys, self.category, &TEMPLATE_COLUMNS[3]);
+        order_field(&mut keys, self.description, &TEMPLATE_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &TEMPLATE_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &TEMPLATE_COLUMNS[8]);
         keys
     }
 }
@@ -5510,35 +5381,17 @@ pub struct LuaScriptOrderBy {
 }
 
 impl OrderInput for LuaScriptOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&LUA_SCRIPT_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&LUA_SCRIPT_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&LUA_SCRIPT_COLUMNS[2], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&LUA_SCRIPT_COLUMNS[3], o));
-        }
-        if let Some(o) = self.code {
-            keys.push((&LUA_SCRIPT_COLUMNS[4], o));
-        }
-        if let Some(o) = self.is_sandboxed {
-            keys.push((&LUA_SCRIPT_COLUMNS[6], o));
-        }
-        if let Some(o) = self.timeout_ms {
-            keys.push((&LUA_SCRIPT_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&LUA_SCRIPT_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&LUA_SCRIPT_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &LUA_SCRIPT_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &LUA_SCRIPT_COLUMNS[1]);
+        order_field(&mut keys, self.name, &LUA_SCRIPT_COLUMNS[2]);
+        order_field(&mut keys, self.description, &LUA_SCRIPT_COLUMNS[3]);
+        order_field(&mut keys, self.code, &LUA_SCRIPT_COLUMNS[4]);
+        order_field(&mut keys, self.is_sandboxed, &LUA_SCRIPT_COLUMNS[6]);
+        order_field(&mut keys, self.timeout_ms, &LUA_SCRIPT_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &LUA_SCRIPT_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &LUA_SCRIPT_COLUMNS[9]);
         keys
     }
 }
@@ -5976,6 +5829,8 @@ pub struct TagWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "taggings")]
+    pub taggings: Option<crate::entities::platform::TaggingListRelationFilter>,
 }
 
 impl WhereInput for TagWhere {
@@ -5988,6 +5843,7 @@ impl WhereInput for TagWhere {
         push_field(&mut all, self.color.as_ref(), &TAG_COLUMNS[4], path)?;
         push_field(&mut all, self.created_at.as_ref(), &TAG_COLUMNS[5], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &TAG_COLUMNS[6], path)?;
+        push_children::<crate::entities::platform::Tagging, _>(&mut all, self.taggings.as_ref(), &TAG_COLUMNS[0], "tag_id", "taggings", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -6013,29 +5869,15 @@ pub struct TagOrderBy {
 }
 
 impl OrderInput for TagOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&TAG_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&TAG_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&TAG_COLUMNS[2], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&TAG_COLUMNS[3], o));
-        }
-        if let Some(o) = self.color {
-            keys.push((&TAG_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&TAG_COLUMNS[5], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&TAG_COLUMNS[6], o));
-        }
+        order_field(&mut keys, self.id, &TAG_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &TAG_COLUMNS[1]);
+        order_field(&mut keys, self.name, &TAG_COLUMNS[2]);
+        order_field(&mut keys, self.slug, &TAG_COLUMNS[3]);
+        order_field(&mut keys, self.color, &TAG_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &TAG_COLUMNS[5]);
+        order_field(&mut keys, self.updated_at, &TAG_COLUMNS[6]);
         keys
     }
 }
@@ -6401,6 +6243,8 @@ pub struct TaggingWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "tag")]
+    pub tag: Option<Box<crate::entities::platform::TagWhere>>,
 }
 
 impl WhereInput for TaggingWhere {
@@ -6413,6 +6257,7 @@ impl WhereInput for TaggingWhere {
         push_field(&mut all, self.entity_id.as_ref(), &TAGGING_COLUMNS[4], path)?;
         push_field(&mut all, self.created_at.as_ref(), &TAGGING_COLUMNS[5], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &TAGGING_COLUMNS[6], path)?;
+        push_parent::<crate::entities::platform::Tag, _>(&mut all, self.tag.as_deref(), &TAGGING_COLUMNS[2], "tag", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -6435,37 +6280,28 @@ pub struct TaggingOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "tag")]
+    pub tag: Option<Box<crate::entities::platform::TagOrderBy>>,
 }
 
 impl OrderInput for TaggingOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&TAGGING_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&TAGGING_COLUMNS[1], o));
-        }
-        if let Some(o) = self.tag_id {
-            keys.push((&TAGGING_COLUMNS[2], o));
-        }
-        if let Some(o) = self.entity_type {
-            keys.push((&TAGGING_COLUMNS[3], o));
-        }
-        if let Some(o) = self.entity_id {
-            keys.push((&TAGGING_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&TAGGING_COLUMNS[5], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&TAGGING_COLUMNS[6], o));
-        }
+        order_field(&mut keys, self.id, &TAGGING_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &TAGGING_COLUMNS[1]);
+        order_field(&mut keys, self.tag_id, &TAGGING_COLUMNS[2]);
+        order_field(&mut keys, self.entity_type, &TAGGING_COLUMNS[3]);
+        order_field(&mut keys, self.entity_id, &TAGGING_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &TAGGING_COLUMNS[5]);
+        order_field(&mut keys, self.updated_at, &TAGGING_COLUMNS[6]);
+        order_parent::<crate::entities::platform::Tag, _>(&mut keys, self.tag.as_deref(), &TAGGING_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Tagging, TaggingConnection, TaggingEdge);
+
+list_relation_filter!(Tagging, TaggingWhere, TaggingListRelationFilter);
 
 /// The unique keys of Tagging, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -6892,35 +6728,17 @@ pub struct EntityRelationOrderBy {
 }
 
 impl OrderInput for EntityRelationOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&ENTITY_RELATION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&ENTITY_RELATION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.from_type {
-            keys.push((&ENTITY_RELATION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.from_id {
-            keys.push((&ENTITY_RELATION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.to_type {
-            keys.push((&ENTITY_RELATION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.to_id {
-            keys.push((&ENTITY_RELATION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.kind {
-            keys.push((&ENTITY_RELATION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&ENTITY_RELATION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&ENTITY_RELATION_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &ENTITY_RELATION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &ENTITY_RELATION_COLUMNS[1]);
+        order_field(&mut keys, self.from_type, &ENTITY_RELATION_COLUMNS[2]);
+        order_field(&mut keys, self.from_id, &ENTITY_RELATION_COLUMNS[3]);
+        order_field(&mut keys, self.to_type, &ENTITY_RELATION_COLUMNS[4]);
+        order_field(&mut keys, self.to_id, &ENTITY_RELATION_COLUMNS[5]);
+        order_field(&mut keys, self.kind, &ENTITY_RELATION_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &ENTITY_RELATION_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &ENTITY_RELATION_COLUMNS[8]);
         keys
     }
 }
@@ -7395,35 +7213,17 @@ pub struct WebhookOrderBy {
 }
 
 impl OrderInput for WebhookOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&WEBHOOK_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&WEBHOOK_COLUMNS[1], o));
-        }
-        if let Some(o) = self.url {
-            keys.push((&WEBHOOK_COLUMNS[2], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&WEBHOOK_COLUMNS[3], o));
-        }
-        if let Some(o) = self.enabled {
-            keys.push((&WEBHOOK_COLUMNS[5], o));
-        }
-        if let Some(o) = self.last_delivery_at {
-            keys.push((&WEBHOOK_COLUMNS[6], o));
-        }
-        if let Some(o) = self.failure_count {
-            keys.push((&WEBHOOK_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&WEBHOOK_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&WEBHOOK_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &WEBHOOK_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &WEBHOOK_COLUMNS[1]);
+        order_field(&mut keys, self.url, &WEBHOOK_COLUMNS[2]);
+        order_field(&mut keys, self.description, &WEBHOOK_COLUMNS[3]);
+        order_field(&mut keys, self.enabled, &WEBHOOK_COLUMNS[5]);
+        order_field(&mut keys, self.last_delivery_at, &WEBHOOK_COLUMNS[6]);
+        order_field(&mut keys, self.failure_count, &WEBHOOK_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &WEBHOOK_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &WEBHOOK_COLUMNS[9]);
         keys
     }
 }
@@ -7884,6 +7684,12 @@ pub struct CommentWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "author")]
+    pub author: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::platform::CommentWhere>>,
+    #[graphql(name = "replies")]
+    pub replies: Option<crate::entities::platform::CommentListRelationFilter>,
 }
 
 impl WhereInput for CommentWhere {
@@ -7898,6 +7704,9 @@ impl WhereInput for CommentWhere {
         push_field(&mut all, self.content.as_ref(), &COMMENT_COLUMNS[6], path)?;
         push_field(&mut all, self.created_at.as_ref(), &COMMENT_COLUMNS[7], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &COMMENT_COLUMNS[8], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.author.as_deref(), &COMMENT_COLUMNS[4], "author", path)?;
+        push_parent::<crate::entities::platform::Comment, _>(&mut all, self.parent.as_deref(), &COMMENT_COLUMNS[5], "parent", path)?;
+        push_children::<crate::entities::platform::Comment, _>(&mut all, self.replies.as_ref(), &COMMENT_COLUMNS[0], "parent_id", "replies", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -7924,43 +7733,33 @@ pub struct CommentOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "author")]
+    pub author: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "parent")]
+    pub parent: Option<Box<crate::entities::platform::CommentOrderBy>>,
 }
 
 impl OrderInput for CommentOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&COMMENT_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&COMMENT_COLUMNS[1], o));
-        }
-        if let Some(o) = self.entity_type {
-            keys.push((&COMMENT_COLUMNS[2], o));
-        }
-        if let Some(o) = self.entity_id {
-            keys.push((&COMMENT_COLUMNS[3], o));
-        }
-        if let Some(o) = self.author_id {
-            keys.push((&COMMENT_COLUMNS[4], o));
-        }
-        if let Some(o) = self.parent_id {
-            keys.push((&COMMENT_COLUMNS[5], o));
-        }
-        if let Some(o) = self.content {
-            keys.push((&COMMENT_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&COMMENT_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&COMMENT_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &COMMENT_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &COMMENT_COLUMNS[1]);
+        order_field(&mut keys, self.entity_type, &COMMENT_COLUMNS[2]);
+        order_field(&mut keys, self.entity_id, &COMMENT_COLUMNS[3]);
+        order_field(&mut keys, self.author_id, &COMMENT_COLUMNS[4]);
+        order_field(&mut keys, self.parent_id, &COMMENT_COLUMNS[5]);
+        order_field(&mut keys, self.content, &COMMENT_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &COMMENT_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &COMMENT_COLUMNS[8]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.author.as_deref(), &COMMENT_COLUMNS[4]);
+        order_parent::<crate::entities::platform::Comment, _>(&mut keys, self.parent.as_deref(), &COMMENT_COLUMNS[5]);
         keys
     }
 }
 
 connection_types!(Comment, CommentConnection, CommentEdge);
+
+list_relation_filter!(Comment, CommentWhere, CommentListRelationFilter);
 
 static COMMENT_COLUMNS: [ColumnMeta; 9] = [
     ColumnMeta {
@@ -8406,6 +8205,8 @@ pub struct CSSThemeWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "createdBy")]
+    pub created_by: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for CSSThemeWhere {
@@ -8422,6 +8223,7 @@ impl WhereInput for CSSThemeWhere {
         push_field(&mut all, self.created_by_id.as_ref(), &CSS_THEME_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CSS_THEME_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CSS_THEME_COLUMNS[10], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.created_by.as_deref(), &CSS_THEME_COLUMNS[8], "createdBy", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -8448,43 +8250,30 @@ pub struct CSSThemeOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "createdBy")]
+    pub created_by: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for CSSThemeOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CSS_THEME_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CSS_THEME_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&CSS_THEME_COLUMNS[2], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&CSS_THEME_COLUMNS[3], o));
-        }
-        if let Some(o) = self.is_default {
-            keys.push((&CSS_THEME_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_public {
-            keys.push((&CSS_THEME_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_by_id {
-            keys.push((&CSS_THEME_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CSS_THEME_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CSS_THEME_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &CSS_THEME_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CSS_THEME_COLUMNS[1]);
+        order_field(&mut keys, self.name, &CSS_THEME_COLUMNS[2]);
+        order_field(&mut keys, self.description, &CSS_THEME_COLUMNS[3]);
+        order_field(&mut keys, self.is_default, &CSS_THEME_COLUMNS[6]);
+        order_field(&mut keys, self.is_public, &CSS_THEME_COLUMNS[7]);
+        order_field(&mut keys, self.created_by_id, &CSS_THEME_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &CSS_THEME_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &CSS_THEME_COLUMNS[10]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.created_by.as_deref(), &CSS_THEME_COLUMNS[8]);
         keys
     }
 }
 
 connection_types!(CSSTheme, CSSThemeConnection, CSSThemeEdge);
+
+list_relation_filter!(CSSTheme, CSSThemeWhere, CSSThemeListRelationFilter);
 
 /// The unique keys of CSSTheme, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -8981,6 +8770,8 @@ pub struct DashboardWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for DashboardWhere {
@@ -8997,6 +8788,7 @@ impl WhereInput for DashboardWhere {
         push_field(&mut all, self.is_shared.as_ref(), &DASHBOARD_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &DASHBOARD_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &DASHBOARD_COLUMNS[10], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &DASHBOARD_COLUMNS[2], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -9023,43 +8815,30 @@ pub struct DashboardOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for DashboardOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&DASHBOARD_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&DASHBOARD_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&DASHBOARD_COLUMNS[2], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&DASHBOARD_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&DASHBOARD_COLUMNS[4], o));
-        }
-        if let Some(o) = self.is_default {
-            keys.push((&DASHBOARD_COLUMNS[7], o));
-        }
-        if let Some(o) = self.is_shared {
-            keys.push((&DASHBOARD_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&DASHBOARD_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&DASHBOARD_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &DASHBOARD_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &DASHBOARD_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &DASHBOARD_COLUMNS[2]);
+        order_field(&mut keys, self.name, &DASHBOARD_COLUMNS[3]);
+        order_field(&mut keys, self.description, &DASHBOARD_COLUMNS[4]);
+        order_field(&mut keys, self.is_default, &DASHBOARD_COLUMNS[7]);
+        order_field(&mut keys, self.is_shared, &DASHBOARD_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &DASHBOARD_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &DASHBOARD_COLUMNS[10]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &DASHBOARD_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Dashboard, DashboardConnection, DashboardEdge);
+
+list_relation_filter!(Dashboard, DashboardWhere, DashboardListRelationFilter);
 
 /// The unique keys of Dashboard, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -9542,6 +9321,8 @@ pub struct DashboardWidgetWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for DashboardWidgetWhere {
@@ -9557,6 +9338,7 @@ impl WhereInput for DashboardWidgetWhere {
         push_field(&mut all, self.sort_order.as_ref(), &DASHBOARD_WIDGET_COLUMNS[7], path)?;
         push_field(&mut all, self.created_at.as_ref(), &DASHBOARD_WIDGET_COLUMNS[8], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &DASHBOARD_WIDGET_COLUMNS[9], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &DASHBOARD_WIDGET_COLUMNS[2], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -9581,40 +9363,29 @@ pub struct DashboardWidgetOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for DashboardWidgetOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&DASHBOARD_WIDGET_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&DASHBOARD_WIDGET_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&DASHBOARD_WIDGET_COLUMNS[2], o));
-        }
-        if let Some(o) = self.type_ {
-            keys.push((&DASHBOARD_WIDGET_COLUMNS[3], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&DASHBOARD_WIDGET_COLUMNS[4], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&DASHBOARD_WIDGET_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&DASHBOARD_WIDGET_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&DASHBOARD_WIDGET_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &DASHBOARD_WIDGET_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &DASHBOARD_WIDGET_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &DASHBOARD_WIDGET_COLUMNS[2]);
+        order_field(&mut keys, self.type_, &DASHBOARD_WIDGET_COLUMNS[3]);
+        order_field(&mut keys, self.title, &DASHBOARD_WIDGET_COLUMNS[4]);
+        order_field(&mut keys, self.sort_order, &DASHBOARD_WIDGET_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &DASHBOARD_WIDGET_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &DASHBOARD_WIDGET_COLUMNS[9]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &DASHBOARD_WIDGET_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(DashboardWidget, DashboardWidgetConnection, DashboardWidgetEdge);
+
+list_relation_filter!(DashboardWidget, DashboardWidgetWhere, DashboardWidgetListRelationFilter);
 
 static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
     ColumnMeta {
@@ -10120,6 +9891,10 @@ pub struct GuideWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "createdBy")]
+    pub created_by: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "steps")]
+    pub steps: Option<crate::entities::platform::GuideStepListRelationFilter>,
 }
 
 impl WhereInput for GuideWhere {
@@ -10138,6 +9913,8 @@ impl WhereInput for GuideWhere {
         push_field(&mut all, self.created_by_id.as_ref(), &GUIDE_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GUIDE_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GUIDE_COLUMNS[12], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.created_by.as_deref(), &GUIDE_COLUMNS[10], "createdBy", path)?;
+        push_children::<crate::entities::platform::GuideStep, _>(&mut all, self.steps.as_ref(), &GUIDE_COLUMNS[0], "guide_id", "steps", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -10170,52 +9947,33 @@ pub struct GuideOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "createdBy")]
+    pub created_by: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for GuideOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GUIDE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GUIDE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&GUIDE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&GUIDE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.content {
-            keys.push((&GUIDE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.category {
-            keys.push((&GUIDE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&GUIDE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.is_published {
-            keys.push((&GUIDE_COLUMNS[8], o));
-        }
-        if let Some(o) = self.views {
-            keys.push((&GUIDE_COLUMNS[9], o));
-        }
-        if let Some(o) = self.created_by_id {
-            keys.push((&GUIDE_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GUIDE_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GUIDE_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &GUIDE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GUIDE_COLUMNS[1]);
+        order_field(&mut keys, self.title, &GUIDE_COLUMNS[2]);
+        order_field(&mut keys, self.slug, &GUIDE_COLUMNS[3]);
+        order_field(&mut keys, self.content, &GUIDE_COLUMNS[4]);
+        order_field(&mut keys, self.category, &GUIDE_COLUMNS[5]);
+        order_field(&mut keys, self.sort_order, &GUIDE_COLUMNS[7]);
+        order_field(&mut keys, self.is_published, &GUIDE_COLUMNS[8]);
+        order_field(&mut keys, self.views, &GUIDE_COLUMNS[9]);
+        order_field(&mut keys, self.created_by_id, &GUIDE_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &GUIDE_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &GUIDE_COLUMNS[12]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.created_by.as_deref(), &GUIDE_COLUMNS[10]);
         keys
     }
 }
 
 connection_types!(Guide, GuideConnection, GuideEdge);
+
+list_relation_filter!(Guide, GuideWhere, GuideListRelationFilter);
 
 /// The unique keys of Guide, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -10737,6 +10495,8 @@ pub struct GuideStepWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "guide")]
+    pub guide: Option<Box<crate::entities::platform::GuideWhere>>,
 }
 
 impl WhereInput for GuideStepWhere {
@@ -10752,6 +10512,7 @@ impl WhereInput for GuideStepWhere {
         push_field(&mut all, self.action_data.as_ref(), &GUIDE_STEP_COLUMNS[7], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GUIDE_STEP_COLUMNS[8], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GUIDE_STEP_COLUMNS[9], path)?;
+        push_parent::<crate::entities::platform::Guide, _>(&mut all, self.guide.as_deref(), &GUIDE_STEP_COLUMNS[2], "guide", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -10778,43 +10539,30 @@ pub struct GuideStepOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "guide")]
+    pub guide: Option<Box<crate::entities::platform::GuideOrderBy>>,
 }
 
 impl OrderInput for GuideStepOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GUIDE_STEP_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GUIDE_STEP_COLUMNS[1], o));
-        }
-        if let Some(o) = self.guide_id {
-            keys.push((&GUIDE_STEP_COLUMNS[2], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&GUIDE_STEP_COLUMNS[3], o));
-        }
-        if let Some(o) = self.content {
-            keys.push((&GUIDE_STEP_COLUMNS[4], o));
-        }
-        if let Some(o) = self.sort_order {
-            keys.push((&GUIDE_STEP_COLUMNS[5], o));
-        }
-        if let Some(o) = self.action_type {
-            keys.push((&GUIDE_STEP_COLUMNS[6], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GUIDE_STEP_COLUMNS[8], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GUIDE_STEP_COLUMNS[9], o));
-        }
+        order_field(&mut keys, self.id, &GUIDE_STEP_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GUIDE_STEP_COLUMNS[1]);
+        order_field(&mut keys, self.guide_id, &GUIDE_STEP_COLUMNS[2]);
+        order_field(&mut keys, self.title, &GUIDE_STEP_COLUMNS[3]);
+        order_field(&mut keys, self.content, &GUIDE_STEP_COLUMNS[4]);
+        order_field(&mut keys, self.sort_order, &GUIDE_STEP_COLUMNS[5]);
+        order_field(&mut keys, self.action_type, &GUIDE_STEP_COLUMNS[6]);
+        order_field(&mut keys, self.created_at, &GUIDE_STEP_COLUMNS[8]);
+        order_field(&mut keys, self.updated_at, &GUIDE_STEP_COLUMNS[9]);
+        order_parent::<crate::entities::platform::Guide, _>(&mut keys, self.guide.as_deref(), &GUIDE_STEP_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(GuideStep, GuideStepConnection, GuideStepEdge);
+
+list_relation_filter!(GuideStep, GuideStepWhere, GuideStepListRelationFilter);
 
 static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
     ColumnMeta {
@@ -11312,6 +11060,8 @@ pub struct GitHubRepositoryWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "actions")]
+    pub actions: Option<crate::entities::platform::GitHubActionListRelationFilter>,
 }
 
 impl WhereInput for GitHubRepositoryWhere {
@@ -11329,6 +11079,7 @@ impl WhereInput for GitHubRepositoryWhere {
         push_field(&mut all, self.metadata.as_ref(), &GIT_HUB_REPOSITORY_COLUMNS[9], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GIT_HUB_REPOSITORY_COLUMNS[10], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GIT_HUB_REPOSITORY_COLUMNS[11], path)?;
+        push_children::<crate::entities::platform::GitHubAction, _>(&mut all, self.actions.as_ref(), &GIT_HUB_REPOSITORY_COLUMNS[0], "repository_id", "actions", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -11362,41 +11113,19 @@ pub struct GitHubRepositoryOrderBy {
 }
 
 impl OrderInput for GitHubRepositoryOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[2], o));
-        }
-        if let Some(o) = self.owner {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[3], o));
-        }
-        if let Some(o) = self.full_name {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[4], o));
-        }
-        if let Some(o) = self.url {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[5], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_private {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[7], o));
-        }
-        if let Some(o) = self.last_sync {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[10], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GIT_HUB_REPOSITORY_COLUMNS[11], o));
-        }
+        order_field(&mut keys, self.id, &GIT_HUB_REPOSITORY_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GIT_HUB_REPOSITORY_COLUMNS[1]);
+        order_field(&mut keys, self.name, &GIT_HUB_REPOSITORY_COLUMNS[2]);
+        order_field(&mut keys, self.owner, &GIT_HUB_REPOSITORY_COLUMNS[3]);
+        order_field(&mut keys, self.full_name, &GIT_HUB_REPOSITORY_COLUMNS[4]);
+        order_field(&mut keys, self.url, &GIT_HUB_REPOSITORY_COLUMNS[5]);
+        order_field(&mut keys, self.description, &GIT_HUB_REPOSITORY_COLUMNS[6]);
+        order_field(&mut keys, self.is_private, &GIT_HUB_REPOSITORY_COLUMNS[7]);
+        order_field(&mut keys, self.last_sync, &GIT_HUB_REPOSITORY_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &GIT_HUB_REPOSITORY_COLUMNS[10]);
+        order_field(&mut keys, self.updated_at, &GIT_HUB_REPOSITORY_COLUMNS[11]);
         keys
     }
 }
@@ -11947,6 +11676,8 @@ pub struct GitHubActionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "repository")]
+    pub repository: Option<Box<crate::entities::platform::GitHubRepositoryWhere>>,
 }
 
 impl WhereInput for GitHubActionWhere {
@@ -11965,6 +11696,7 @@ impl WhereInput for GitHubActionWhere {
         push_field(&mut all, self.completed_at.as_ref(), &GIT_HUB_ACTION_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GIT_HUB_ACTION_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GIT_HUB_ACTION_COLUMNS[12], path)?;
+        push_parent::<crate::entities::platform::GitHubRepository, _>(&mut all, self.repository.as_deref(), &GIT_HUB_ACTION_COLUMNS[2], "repository", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -11999,55 +11731,34 @@ pub struct GitHubActionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "repository")]
+    pub repository: Option<Box<crate::entities::platform::GitHubRepositoryOrderBy>>,
 }
 
 impl OrderInput for GitHubActionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.repository_id {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.workflow_name {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.run_number {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.conclusion {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.url {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.triggered_by {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.started_at {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.completed_at {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GIT_HUB_ACTION_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &GIT_HUB_ACTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GIT_HUB_ACTION_COLUMNS[1]);
+        order_field(&mut keys, self.repository_id, &GIT_HUB_ACTION_COLUMNS[2]);
+        order_field(&mut keys, self.workflow_name, &GIT_HUB_ACTION_COLUMNS[3]);
+        order_field(&mut keys, self.run_number, &GIT_HUB_ACTION_COLUMNS[4]);
+        order_field(&mut keys, self.status, &GIT_HUB_ACTION_COLUMNS[5]);
+        order_field(&mut keys, self.conclusion, &GIT_HUB_ACTION_COLUMNS[6]);
+        order_field(&mut keys, self.url, &GIT_HUB_ACTION_COLUMNS[7]);
+        order_field(&mut keys, self.triggered_by, &GIT_HUB_ACTION_COLUMNS[8]);
+        order_field(&mut keys, self.started_at, &GIT_HUB_ACTION_COLUMNS[9]);
+        order_field(&mut keys, self.completed_at, &GIT_HUB_ACTION_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &GIT_HUB_ACTION_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &GIT_HUB_ACTION_COLUMNS[12]);
+        order_parent::<crate::entities::platform::GitHubRepository, _>(&mut keys, self.repository.as_deref(), &GIT_HUB_ACTION_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(GitHubAction, GitHubActionConnection, GitHubActionEdge);
+
+list_relation_filter!(GitHubAction, GitHubActionWhere, GitHubActionListRelationFilter);
 
 /// The unique keys of GitHubAction, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -12655,6 +12366,10 @@ pub struct GameWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "sessions")]
+    pub sessions: Option<crate::entities::platform::GameSessionListRelationFilter>,
+    #[graphql(name = "highScores")]
+    pub high_scores: Option<crate::entities::platform::GameHighScoreListRelationFilter>,
 }
 
 impl WhereInput for GameWhere {
@@ -12674,6 +12389,8 @@ impl WhereInput for GameWhere {
         push_field(&mut all, self.play_count.as_ref(), &GAME_COLUMNS[11], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GAME_COLUMNS[12], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GAME_COLUMNS[13], path)?;
+        push_children::<crate::entities::platform::GameSession, _>(&mut all, self.sessions.as_ref(), &GAME_COLUMNS[0], "game_id", "sessions", path)?;
+        push_children::<crate::entities::platform::GameHighScore, _>(&mut all, self.high_scores.as_ref(), &GAME_COLUMNS[0], "game_id", "highScores", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -12711,47 +12428,21 @@ pub struct GameOrderBy {
 }
 
 impl OrderInput for GameOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GAME_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GAME_COLUMNS[1], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&GAME_COLUMNS[2], o));
-        }
-        if let Some(o) = self.slug {
-            keys.push((&GAME_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&GAME_COLUMNS[4], o));
-        }
-        if let Some(o) = self.thumbnail {
-            keys.push((&GAME_COLUMNS[5], o));
-        }
-        if let Some(o) = self.category {
-            keys.push((&GAME_COLUMNS[6], o));
-        }
-        if let Some(o) = self.core {
-            keys.push((&GAME_COLUMNS[7], o));
-        }
-        if let Some(o) = self.rom_path {
-            keys.push((&GAME_COLUMNS[8], o));
-        }
-        if let Some(o) = self.enabled {
-            keys.push((&GAME_COLUMNS[10], o));
-        }
-        if let Some(o) = self.play_count {
-            keys.push((&GAME_COLUMNS[11], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GAME_COLUMNS[12], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GAME_COLUMNS[13], o));
-        }
+        order_field(&mut keys, self.id, &GAME_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GAME_COLUMNS[1]);
+        order_field(&mut keys, self.name, &GAME_COLUMNS[2]);
+        order_field(&mut keys, self.slug, &GAME_COLUMNS[3]);
+        order_field(&mut keys, self.description, &GAME_COLUMNS[4]);
+        order_field(&mut keys, self.thumbnail, &GAME_COLUMNS[5]);
+        order_field(&mut keys, self.category, &GAME_COLUMNS[6]);
+        order_field(&mut keys, self.core, &GAME_COLUMNS[7]);
+        order_field(&mut keys, self.rom_path, &GAME_COLUMNS[8]);
+        order_field(&mut keys, self.enabled, &GAME_COLUMNS[10]);
+        order_field(&mut keys, self.play_count, &GAME_COLUMNS[11]);
+        order_field(&mut keys, self.created_at, &GAME_COLUMNS[12]);
+        order_field(&mut keys, self.updated_at, &GAME_COLUMNS[13]);
         keys
     }
 }
@@ -13321,6 +13012,10 @@ pub struct GameSessionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "game")]
+    pub game: Option<Box<crate::entities::platform::GameWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for GameSessionWhere {
@@ -13337,6 +13032,8 @@ impl WhereInput for GameSessionWhere {
         push_field(&mut all, self.achievements.as_ref(), &GAME_SESSION_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GAME_SESSION_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GAME_SESSION_COLUMNS[10], path)?;
+        push_parent::<crate::entities::platform::Game, _>(&mut all, self.game.as_deref(), &GAME_SESSION_COLUMNS[2], "game", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &GAME_SESSION_COLUMNS[3], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -13365,46 +13062,34 @@ pub struct GameSessionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "game")]
+    pub game: Option<Box<crate::entities::platform::GameOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for GameSessionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GAME_SESSION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GAME_SESSION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.game_id {
-            keys.push((&GAME_SESSION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&GAME_SESSION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.started_at {
-            keys.push((&GAME_SESSION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.ended_at {
-            keys.push((&GAME_SESSION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.duration {
-            keys.push((&GAME_SESSION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.save_state {
-            keys.push((&GAME_SESSION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GAME_SESSION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GAME_SESSION_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &GAME_SESSION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GAME_SESSION_COLUMNS[1]);
+        order_field(&mut keys, self.game_id, &GAME_SESSION_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &GAME_SESSION_COLUMNS[3]);
+        order_field(&mut keys, self.started_at, &GAME_SESSION_COLUMNS[4]);
+        order_field(&mut keys, self.ended_at, &GAME_SESSION_COLUMNS[5]);
+        order_field(&mut keys, self.duration, &GAME_SESSION_COLUMNS[6]);
+        order_field(&mut keys, self.save_state, &GAME_SESSION_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &GAME_SESSION_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &GAME_SESSION_COLUMNS[10]);
+        order_parent::<crate::entities::platform::Game, _>(&mut keys, self.game.as_deref(), &GAME_SESSION_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &GAME_SESSION_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(GameSession, GameSessionConnection, GameSessionEdge);
+
+list_relation_filter!(GameSession, GameSessionWhere, GameSessionListRelationFilter);
 
 static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
     ColumnMeta {
@@ -13854,6 +13539,10 @@ pub struct GameHighScoreWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "game")]
+    pub game: Option<Box<crate::entities::platform::GameWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for GameHighScoreWhere {
@@ -13867,6 +13556,8 @@ impl WhereInput for GameHighScoreWhere {
         push_field(&mut all, self.metadata.as_ref(), &GAME_HIGH_SCORE_COLUMNS[5], path)?;
         push_field(&mut all, self.created_at.as_ref(), &GAME_HIGH_SCORE_COLUMNS[6], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &GAME_HIGH_SCORE_COLUMNS[7], path)?;
+        push_parent::<crate::entities::platform::Game, _>(&mut all, self.game.as_deref(), &GAME_HIGH_SCORE_COLUMNS[2], "game", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &GAME_HIGH_SCORE_COLUMNS[3], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -13889,37 +13580,31 @@ pub struct GameHighScoreOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "game")]
+    pub game: Option<Box<crate::entities::platform::GameOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for GameHighScoreOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&GAME_HIGH_SCORE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&GAME_HIGH_SCORE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.game_id {
-            keys.push((&GAME_HIGH_SCORE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&GAME_HIGH_SCORE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.score {
-            keys.push((&GAME_HIGH_SCORE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&GAME_HIGH_SCORE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&GAME_HIGH_SCORE_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &GAME_HIGH_SCORE_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &GAME_HIGH_SCORE_COLUMNS[1]);
+        order_field(&mut keys, self.game_id, &GAME_HIGH_SCORE_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &GAME_HIGH_SCORE_COLUMNS[3]);
+        order_field(&mut keys, self.score, &GAME_HIGH_SCORE_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &GAME_HIGH_SCORE_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &GAME_HIGH_SCORE_COLUMNS[7]);
+        order_parent::<crate::entities::platform::Game, _>(&mut keys, self.game.as_deref(), &GAME_HIGH_SCORE_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &GAME_HIGH_SCORE_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(GameHighScore, GameHighScoreConnection, GameHighScoreEdge);
+
+list_relation_filter!(GameHighScore, GameHighScoreWhere, GameHighScoreListRelationFilter);
 
 static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
     ColumnMeta {

@@ -16,15 +16,16 @@ pub use serde::{Deserialize, Serialize};
 pub use serde_json::Value as JsonValue;
 pub use uuid::Uuid;
 
-pub use crate::db::sql::{Filter, SortOrder};
+pub use crate::db::sql::{Filter, SortKey, SortOrder};
 pub use crate::db::value::Value;
 pub use crate::db::{Conn, DbFuture};
 pub use crate::error::{ApiError, GqlResult};
 pub use crate::graphql::crud::{self, Entity, Never, WriteScope, Writable};
 pub use crate::graphql::filter::{
-    combinators, enum_filter, push_field, BigIntFilter, BooleanFilter, DateTimeFilter,
-    DecimalFilter, EnumFilterParts, FieldFilter, FloatFilter, IdFilter, IdListFilter, IntFilter,
-    IntListFilter, JsonFilter, OrderInput, StringFilter, StringListFilter, WhereInput,
+    combinators, enum_filter, order_field, order_parent, push_child, push_children, push_field,
+    push_parent, BigIntFilter, BooleanFilter, DateTimeFilter, DecimalFilter, EnumFilterParts,
+    FieldFilter, FloatFilter, IdFilter, IdListFilter, IntFilter, IntListFilter, JsonFilter,
+    OrderInput, StringFilter, StringListFilter, WhereInput,
 };
 pub use crate::graphql::input;
 pub use crate::graphql::meta::{
@@ -32,4 +33,4 @@ pub use crate::graphql::meta::{
 };
 pub use crate::graphql::page::PageArgs;
 pub use crate::graphql::scalars::{BigInt, Decimal};
-pub use crate::{connection_types, pg_enum};
+pub use crate::{connection_types, list_relation_filter, pg_enum};

@@ -165,29 +165,15 @@ pub struct SchemaPackageOrderBy {
 }
 
 impl OrderInput for SchemaPackageOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&SCHEMA_PACKAGE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.package_id {
-            keys.push((&SCHEMA_PACKAGE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.path {
-            keys.push((&SCHEMA_PACKAGE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.checksum {
-            keys.push((&SCHEMA_PACKAGE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.last_scanned_at {
-            keys.push((&SCHEMA_PACKAGE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&SCHEMA_PACKAGE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&SCHEMA_PACKAGE_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &SCHEMA_PACKAGE_COLUMNS[0]);
+        order_field(&mut keys, self.package_id, &SCHEMA_PACKAGE_COLUMNS[1]);
+        order_field(&mut keys, self.path, &SCHEMA_PACKAGE_COLUMNS[2]);
+        order_field(&mut keys, self.checksum, &SCHEMA_PACKAGE_COLUMNS[3]);
+        order_field(&mut keys, self.last_scanned_at, &SCHEMA_PACKAGE_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &SCHEMA_PACKAGE_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &SCHEMA_PACKAGE_COLUMNS[7]);
         keys
     }
 }
@@ -681,50 +667,22 @@ pub struct SchemaChangeOrderBy {
 }
 
 impl OrderInput for SchemaChangeOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[0], o));
-        }
-        if let Some(o) = self.package_id {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[1], o));
-        }
-        if let Some(o) = self.entity_name {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[2], o));
-        }
-        if let Some(o) = self.entity_version {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[3], o));
-        }
-        if let Some(o) = self.checksum {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[4], o));
-        }
-        if let Some(o) = self.previous_checksum {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[5], o));
-        }
-        if let Some(o) = self.kind {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[6], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[7], o));
-        }
-        if let Some(o) = self.approved_by_id {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[10], o));
-        }
-        if let Some(o) = self.approved_at {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[11], o));
-        }
-        if let Some(o) = self.applied_at {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[12], o));
-        }
-        if let Some(o) = self.error {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[13], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[14], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&SCHEMA_CHANGE_COLUMNS[15], o));
-        }
+        order_field(&mut keys, self.id, &SCHEMA_CHANGE_COLUMNS[0]);
+        order_field(&mut keys, self.package_id, &SCHEMA_CHANGE_COLUMNS[1]);
+        order_field(&mut keys, self.entity_name, &SCHEMA_CHANGE_COLUMNS[2]);
+        order_field(&mut keys, self.entity_version, &SCHEMA_CHANGE_COLUMNS[3]);
+        order_field(&mut keys, self.checksum, &SCHEMA_CHANGE_COLUMNS[4]);
+        order_field(&mut keys, self.previous_checksum, &SCHEMA_CHANGE_COLUMNS[5]);
+        order_field(&mut keys, self.kind, &SCHEMA_CHANGE_COLUMNS[6]);
+        order_field(&mut keys, self.status, &SCHEMA_CHANGE_COLUMNS[7]);
+        order_field(&mut keys, self.approved_by_id, &SCHEMA_CHANGE_COLUMNS[10]);
+        order_field(&mut keys, self.approved_at, &SCHEMA_CHANGE_COLUMNS[11]);
+        order_field(&mut keys, self.applied_at, &SCHEMA_CHANGE_COLUMNS[12]);
+        order_field(&mut keys, self.error, &SCHEMA_CHANGE_COLUMNS[13]);
+        order_field(&mut keys, self.created_at, &SCHEMA_CHANGE_COLUMNS[14]);
+        order_field(&mut keys, self.updated_at, &SCHEMA_CHANGE_COLUMNS[15]);
         keys
     }
 }
@@ -1235,29 +1193,15 @@ pub struct SchemaMigrationRecordOrderBy {
 }
 
 impl OrderInput for SchemaMigrationRecordOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&SCHEMA_MIGRATION_RECORD_COLUMNS[0], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&SCHEMA_MIGRATION_RECORD_COLUMNS[1], o));
-        }
-        if let Some(o) = self.checksum {
-            keys.push((&SCHEMA_MIGRATION_RECORD_COLUMNS[2], o));
-        }
-        if let Some(o) = self.applied_at {
-            keys.push((&SCHEMA_MIGRATION_RECORD_COLUMNS[3], o));
-        }
-        if let Some(o) = self.execution_time_ms {
-            keys.push((&SCHEMA_MIGRATION_RECORD_COLUMNS[4], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&SCHEMA_MIGRATION_RECORD_COLUMNS[6], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&SCHEMA_MIGRATION_RECORD_COLUMNS[7], o));
-        }
+        order_field(&mut keys, self.id, &SCHEMA_MIGRATION_RECORD_COLUMNS[0]);
+        order_field(&mut keys, self.name, &SCHEMA_MIGRATION_RECORD_COLUMNS[1]);
+        order_field(&mut keys, self.checksum, &SCHEMA_MIGRATION_RECORD_COLUMNS[2]);
+        order_field(&mut keys, self.applied_at, &SCHEMA_MIGRATION_RECORD_COLUMNS[3]);
+        order_field(&mut keys, self.execution_time_ms, &SCHEMA_MIGRATION_RECORD_COLUMNS[4]);
+        order_field(&mut keys, self.created_at, &SCHEMA_MIGRATION_RECORD_COLUMNS[6]);
+        order_field(&mut keys, self.updated_at, &SCHEMA_MIGRATION_RECORD_COLUMNS[7]);
         keys
     }
 }

@@ -350,6 +350,18 @@ pub struct TaskWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "assignedUser")]
+    pub assigned_user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "assignedGroup")]
+    pub assigned_group: Option<Box<crate::entities::core::GroupWhere>>,
+    #[graphql(name = "claimedBy")]
+    pub claimed_by: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "completedBy")]
+    pub completed_by: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "conversation")]
+    pub conversation: Option<Box<crate::entities::conversations::ConversationWhere>>,
+    #[graphql(name = "history")]
+    pub history: Option<crate::entities::tasks::TaskHistoryListRelationFilter>,
 }
 
 impl WhereInput for TaskWhere {
@@ -375,6 +387,12 @@ impl WhereInput for TaskWhere {
         push_field(&mut all, self.completed_by_id.as_ref(), &TASK_COLUMNS[17], path)?;
         push_field(&mut all, self.created_at.as_ref(), &TASK_COLUMNS[18], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &TASK_COLUMNS[19], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.assigned_user.as_deref(), &TASK_COLUMNS[8], "assignedUser", path)?;
+        push_parent::<crate::entities::core::Group, _>(&mut all, self.assigned_group.as_deref(), &TASK_COLUMNS[9], "assignedGroup", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.claimed_by.as_deref(), &TASK_COLUMNS[10], "claimedBy", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.completed_by.as_deref(), &TASK_COLUMNS[17], "completedBy", path)?;
+        push_parent::<crate::entities::conversations::Conversation, _>(&mut all, self.conversation.as_deref(), &TASK_COLUMNS[12], "conversation", path)?;
+        push_children::<crate::entities::tasks::TaskHistory, _>(&mut all, self.history.as_ref(), &TASK_COLUMNS[0], "task_id", "history", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -415,64 +433,49 @@ pub struct TaskOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "assignedUser")]
+    pub assigned_user: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "assignedGroup")]
+    pub assigned_group: Option<Box<crate::entities::core::GroupOrderBy>>,
+    #[graphql(name = "claimedBy")]
+    pub claimed_by: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "completedBy")]
+    pub completed_by: Option<Box<crate::entities::core::UserOrderBy>>,
+    #[graphql(name = "conversation")]
+    pub conversation: Option<Box<crate::entities::conversations::ConversationOrderBy>>,
 }
 
 impl OrderInput for TaskOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&TASK_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&TASK_COLUMNS[1], o));
-        }
-        if let Some(o) = self.workflow_id {
-            keys.push((&TASK_COLUMNS[2], o));
-        }
-        if let Some(o) = self.workflow_run_id {
-            keys.push((&TASK_COLUMNS[3], o));
-        }
-        if let Some(o) = self.title {
-            keys.push((&TASK_COLUMNS[4], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&TASK_COLUMNS[5], o));
-        }
-        if let Some(o) = self.assigned_user_id {
-            keys.push((&TASK_COLUMNS[8], o));
-        }
-        if let Some(o) = self.assigned_group_id {
-            keys.push((&TASK_COLUMNS[9], o));
-        }
-        if let Some(o) = self.claimed_by_id {
-            keys.push((&TASK_COLUMNS[10], o));
-        }
-        if let Some(o) = self.conversation_id {
-            keys.push((&TASK_COLUMNS[12], o));
-        }
-        if let Some(o) = self.sla_deadline {
-            keys.push((&TASK_COLUMNS[13], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&TASK_COLUMNS[15], o));
-        }
-        if let Some(o) = self.completed_at {
-            keys.push((&TASK_COLUMNS[16], o));
-        }
-        if let Some(o) = self.completed_by_id {
-            keys.push((&TASK_COLUMNS[17], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&TASK_COLUMNS[18], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&TASK_COLUMNS[19], o));
-        }
+        order_field(&mut keys, self.id, &TASK_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &TASK_COLUMNS[1]);
+        order_field(&mut keys, self.workflow_id, &TASK_COLUMNS[2]);
+        order_field(&mut keys, self.workflow_run_id, &TASK_COLUMNS[3]);
+        order_field(&mut keys, self.title, &TASK_COLUMNS[4]);
+        order_field(&mut keys, self.description, &TASK_COLUMNS[5]);
+        order_field(&mut keys, self.assigned_user_id, &TASK_COLUMNS[8]);
+        order_field(&mut keys, self.assigned_group_id, &TASK_COLUMNS[9]);
+        order_field(&mut keys, self.claimed_by_id, &TASK_COLUMNS[10]);
+        order_field(&mut keys, self.conversation_id, &TASK_COLUMNS[12]);
+        order_field(&mut keys, self.sla_deadline, &TASK_COLUMNS[13]);
+        order_field(&mut keys, self.status, &TASK_COLUMNS[15]);
+        order_field(&mut keys, self.completed_at, &TASK_COLUMNS[16]);
+        order_field(&mut keys, self.completed_by_id, &TASK_COLUMNS[17]);
+        order_field(&mut keys, self.created_at, &TASK_COLUMNS[18]);
+        order_field(&mut keys, self.updated_at, &TASK_COLUMNS[19]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.assigned_user.as_deref(), &TASK_COLUMNS[8]);
+        order_parent::<crate::entities::core::Group, _>(&mut keys, self.assigned_group.as_deref(), &TASK_COLUMNS[9]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.claimed_by.as_deref(), &TASK_COLUMNS[10]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.completed_by.as_deref(), &TASK_COLUMNS[17]);
+        order_parent::<crate::entities::conversations::Conversation, _>(&mut keys, self.conversation.as_deref(), &TASK_COLUMNS[12]);
         keys
     }
 }
 
 connection_types!(Task, TaskConnection, TaskEdge);
+
+list_relation_filter!(Task, TaskWhere, TaskListRelationFilter);
 
 static TASK_COLUMNS: [ColumnMeta; 20] = [
     ColumnMeta {
@@ -1047,6 +1050,8 @@ pub struct TaskHistoryWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "task")]
+    pub task: Option<Box<crate::entities::tasks::TaskWhere>>,
 }
 
 impl WhereInput for TaskHistoryWhere {
@@ -1061,6 +1066,7 @@ impl WhereInput for TaskHistoryWhere {
         push_field(&mut all, self.details.as_ref(), &TASK_HISTORY_COLUMNS[6], path)?;
         push_field(&mut all, self.created_at.as_ref(), &TASK_HISTORY_COLUMNS[7], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &TASK_HISTORY_COLUMNS[8], path)?;
+        push_parent::<crate::entities::tasks::Task, _>(&mut all, self.task.as_deref(), &TASK_HISTORY_COLUMNS[2], "task", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1085,40 +1091,29 @@ pub struct TaskHistoryOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "task")]
+    pub task: Option<Box<crate::entities::tasks::TaskOrderBy>>,
 }
 
 impl OrderInput for TaskHistoryOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&TASK_HISTORY_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&TASK_HISTORY_COLUMNS[1], o));
-        }
-        if let Some(o) = self.task_id {
-            keys.push((&TASK_HISTORY_COLUMNS[2], o));
-        }
-        if let Some(o) = self.action {
-            keys.push((&TASK_HISTORY_COLUMNS[3], o));
-        }
-        if let Some(o) = self.actor_type {
-            keys.push((&TASK_HISTORY_COLUMNS[4], o));
-        }
-        if let Some(o) = self.actor_id {
-            keys.push((&TASK_HISTORY_COLUMNS[5], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&TASK_HISTORY_COLUMNS[7], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&TASK_HISTORY_COLUMNS[8], o));
-        }
+        order_field(&mut keys, self.id, &TASK_HISTORY_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &TASK_HISTORY_COLUMNS[1]);
+        order_field(&mut keys, self.task_id, &TASK_HISTORY_COLUMNS[2]);
+        order_field(&mut keys, self.action, &TASK_HISTORY_COLUMNS[3]);
+        order_field(&mut keys, self.actor_type, &TASK_HISTORY_COLUMNS[4]);
+        order_field(&mut keys, self.actor_id, &TASK_HISTORY_COLUMNS[5]);
+        order_field(&mut keys, self.created_at, &TASK_HISTORY_COLUMNS[7]);
+        order_field(&mut keys, self.updated_at, &TASK_HISTORY_COLUMNS[8]);
+        order_parent::<crate::entities::tasks::Task, _>(&mut keys, self.task.as_deref(), &TASK_HISTORY_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(TaskHistory, TaskHistoryConnection, TaskHistoryEdge);
+
+list_relation_filter!(TaskHistory, TaskHistoryWhere, TaskHistoryListRelationFilter);
 
 static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
     ColumnMeta {

@@ -245,6 +245,10 @@ pub struct WorkflowWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "owner")]
+    pub owner: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "executions")]
+    pub executions: Option<crate::entities::workflow::WorkflowExecutionListRelationFilter>,
 }
 
 impl WhereInput for WorkflowWhere {
@@ -263,6 +267,8 @@ impl WhereInput for WorkflowWhere {
         push_field(&mut all, self.version.as_ref(), &WORKFLOW_COLUMNS[10], path)?;
         push_field(&mut all, self.created_at.as_ref(), &WORKFLOW_COLUMNS[11], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &WORKFLOW_COLUMNS[12], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.owner.as_deref(), &WORKFLOW_COLUMNS[2], "owner", path)?;
+        push_children::<crate::entities::workflow::WorkflowExecution, _>(&mut all, self.executions.as_ref(), &WORKFLOW_COLUMNS[0], "workflow_id", "executions", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -291,46 +297,31 @@ pub struct WorkflowOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "owner")]
+    pub owner: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for WorkflowOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&WORKFLOW_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&WORKFLOW_COLUMNS[1], o));
-        }
-        if let Some(o) = self.owner_id {
-            keys.push((&WORKFLOW_COLUMNS[2], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&WORKFLOW_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&WORKFLOW_COLUMNS[4], o));
-        }
-        if let Some(o) = self.enabled {
-            keys.push((&WORKFLOW_COLUMNS[7], o));
-        }
-        if let Some(o) = self.is_public {
-            keys.push((&WORKFLOW_COLUMNS[8], o));
-        }
-        if let Some(o) = self.version {
-            keys.push((&WORKFLOW_COLUMNS[10], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&WORKFLOW_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&WORKFLOW_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &WORKFLOW_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &WORKFLOW_COLUMNS[1]);
+        order_field(&mut keys, self.owner_id, &WORKFLOW_COLUMNS[2]);
+        order_field(&mut keys, self.name, &WORKFLOW_COLUMNS[3]);
+        order_field(&mut keys, self.description, &WORKFLOW_COLUMNS[4]);
+        order_field(&mut keys, self.enabled, &WORKFLOW_COLUMNS[7]);
+        order_field(&mut keys, self.is_public, &WORKFLOW_COLUMNS[8]);
+        order_field(&mut keys, self.version, &WORKFLOW_COLUMNS[10]);
+        order_field(&mut keys, self.created_at, &WORKFLOW_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &WORKFLOW_COLUMNS[12]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.owner.as_deref(), &WORKFLOW_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(Workflow, WorkflowConnection, WorkflowEdge);
+
+list_relation_filter!(Workflow, WorkflowWhere, WorkflowListRelationFilter);
 
 static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
     ColumnMeta {
@@ -890,6 +881,12 @@ pub struct WorkflowExecutionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "workflow")]
+    pub workflow: Option<Box<crate::entities::workflow::WorkflowWhere>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
+    #[graphql(name = "nodeExecutions")]
+    pub node_executions: Option<crate::entities::workflow::NodeExecutionListRelationFilter>,
 }
 
 impl WhereInput for WorkflowExecutionWhere {
@@ -907,6 +904,9 @@ impl WhereInput for WorkflowExecutionWhere {
         push_field(&mut all, self.output.as_ref(), &WORKFLOW_EXECUTION_COLUMNS[9], path)?;
         push_field(&mut all, self.created_at.as_ref(), &WORKFLOW_EXECUTION_COLUMNS[10], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &WORKFLOW_EXECUTION_COLUMNS[11], path)?;
+        push_parent::<crate::entities::workflow::Workflow, _>(&mut all, self.workflow.as_deref(), &WORKFLOW_EXECUTION_COLUMNS[2], "workflow", path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &WORKFLOW_EXECUTION_COLUMNS[3], "user", path)?;
+        push_children::<crate::entities::workflow::NodeExecution, _>(&mut all, self.node_executions.as_ref(), &WORKFLOW_EXECUTION_COLUMNS[0], "execution_id", "nodeExecutions", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -935,46 +935,34 @@ pub struct WorkflowExecutionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "workflow")]
+    pub workflow: Option<Box<crate::entities::workflow::WorkflowOrderBy>>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for WorkflowExecutionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.workflow_id {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.started_at {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.finished_at {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.error {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[10], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&WORKFLOW_EXECUTION_COLUMNS[11], o));
-        }
+        order_field(&mut keys, self.id, &WORKFLOW_EXECUTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &WORKFLOW_EXECUTION_COLUMNS[1]);
+        order_field(&mut keys, self.workflow_id, &WORKFLOW_EXECUTION_COLUMNS[2]);
+        order_field(&mut keys, self.user_id, &WORKFLOW_EXECUTION_COLUMNS[3]);
+        order_field(&mut keys, self.status, &WORKFLOW_EXECUTION_COLUMNS[4]);
+        order_field(&mut keys, self.started_at, &WORKFLOW_EXECUTION_COLUMNS[5]);
+        order_field(&mut keys, self.finished_at, &WORKFLOW_EXECUTION_COLUMNS[6]);
+        order_field(&mut keys, self.error, &WORKFLOW_EXECUTION_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &WORKFLOW_EXECUTION_COLUMNS[10]);
+        order_field(&mut keys, self.updated_at, &WORKFLOW_EXECUTION_COLUMNS[11]);
+        order_parent::<crate::entities::workflow::Workflow, _>(&mut keys, self.workflow.as_deref(), &WORKFLOW_EXECUTION_COLUMNS[2]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &WORKFLOW_EXECUTION_COLUMNS[3]);
         keys
     }
 }
 
 connection_types!(WorkflowExecution, WorkflowExecutionConnection, WorkflowExecutionEdge);
+
+list_relation_filter!(WorkflowExecution, WorkflowExecutionWhere, WorkflowExecutionListRelationFilter);
 
 static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
     ColumnMeta {
@@ -1480,6 +1468,8 @@ pub struct NodeExecutionWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "execution")]
+    pub execution: Option<Box<crate::entities::workflow::WorkflowExecutionWhere>>,
 }
 
 impl WhereInput for NodeExecutionWhere {
@@ -1496,6 +1486,7 @@ impl WhereInput for NodeExecutionWhere {
         push_field(&mut all, self.error.as_ref(), &NODE_EXECUTION_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &NODE_EXECUTION_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &NODE_EXECUTION_COLUMNS[10], path)?;
+        push_parent::<crate::entities::workflow::WorkflowExecution, _>(&mut all, self.execution.as_deref(), &NODE_EXECUTION_COLUMNS[2], "execution", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -1524,46 +1515,31 @@ pub struct NodeExecutionOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "execution")]
+    pub execution: Option<Box<crate::entities::workflow::WorkflowExecutionOrderBy>>,
 }
 
 impl OrderInput for NodeExecutionOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&NODE_EXECUTION_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&NODE_EXECUTION_COLUMNS[1], o));
-        }
-        if let Some(o) = self.execution_id {
-            keys.push((&NODE_EXECUTION_COLUMNS[2], o));
-        }
-        if let Some(o) = self.node_id {
-            keys.push((&NODE_EXECUTION_COLUMNS[3], o));
-        }
-        if let Some(o) = self.status {
-            keys.push((&NODE_EXECUTION_COLUMNS[4], o));
-        }
-        if let Some(o) = self.started_at {
-            keys.push((&NODE_EXECUTION_COLUMNS[5], o));
-        }
-        if let Some(o) = self.completed_at {
-            keys.push((&NODE_EXECUTION_COLUMNS[6], o));
-        }
-        if let Some(o) = self.error {
-            keys.push((&NODE_EXECUTION_COLUMNS[8], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&NODE_EXECUTION_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&NODE_EXECUTION_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &NODE_EXECUTION_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &NODE_EXECUTION_COLUMNS[1]);
+        order_field(&mut keys, self.execution_id, &NODE_EXECUTION_COLUMNS[2]);
+        order_field(&mut keys, self.node_id, &NODE_EXECUTION_COLUMNS[3]);
+        order_field(&mut keys, self.status, &NODE_EXECUTION_COLUMNS[4]);
+        order_field(&mut keys, self.started_at, &NODE_EXECUTION_COLUMNS[5]);
+        order_field(&mut keys, self.completed_at, &NODE_EXECUTION_COLUMNS[6]);
+        order_field(&mut keys, self.error, &NODE_EXECUTION_COLUMNS[8]);
+        order_field(&mut keys, self.created_at, &NODE_EXECUTION_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &NODE_EXECUTION_COLUMNS[10]);
+        order_parent::<crate::entities::workflow::WorkflowExecution, _>(&mut keys, self.execution.as_deref(), &NODE_EXECUTION_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(NodeExecution, NodeExecutionConnection, NodeExecutionEdge);
+
+list_relation_filter!(NodeExecution, NodeExecutionWhere, NodeExecutionListRelationFilter);
 
 static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
     ColumnMeta {
@@ -2127,41 +2103,19 @@ pub struct BlockLibraryOrderBy {
 }
 
 impl OrderInput for BlockLibraryOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[0], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[1], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[2], o));
-        }
-        if let Some(o) = self.category {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[3], o));
-        }
-        if let Some(o) = self.block_type {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[4], o));
-        }
-        if let Some(o) = self.execution_code {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_public {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[7], o));
-        }
-        if let Some(o) = self.rating {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[8], o));
-        }
-        if let Some(o) = self.usage_count {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[9], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[11], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&BLOCK_LIBRARY_COLUMNS[12], o));
-        }
+        order_field(&mut keys, self.id, &BLOCK_LIBRARY_COLUMNS[0]);
+        order_field(&mut keys, self.name, &BLOCK_LIBRARY_COLUMNS[1]);
+        order_field(&mut keys, self.description, &BLOCK_LIBRARY_COLUMNS[2]);
+        order_field(&mut keys, self.category, &BLOCK_LIBRARY_COLUMNS[3]);
+        order_field(&mut keys, self.block_type, &BLOCK_LIBRARY_COLUMNS[4]);
+        order_field(&mut keys, self.execution_code, &BLOCK_LIBRARY_COLUMNS[6]);
+        order_field(&mut keys, self.is_public, &BLOCK_LIBRARY_COLUMNS[7]);
+        order_field(&mut keys, self.rating, &BLOCK_LIBRARY_COLUMNS[8]);
+        order_field(&mut keys, self.usage_count, &BLOCK_LIBRARY_COLUMNS[9]);
+        order_field(&mut keys, self.created_at, &BLOCK_LIBRARY_COLUMNS[11]);
+        order_field(&mut keys, self.updated_at, &BLOCK_LIBRARY_COLUMNS[12]);
         keys
     }
 }
@@ -2691,6 +2645,8 @@ pub struct CustomBlockWhere {
     pub created_at: Option<DateTimeFilter>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<DateTimeFilter>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserWhere>>,
 }
 
 impl WhereInput for CustomBlockWhere {
@@ -2707,6 +2663,7 @@ impl WhereInput for CustomBlockWhere {
         push_field(&mut all, self.tags.as_ref(), &CUSTOM_BLOCK_COLUMNS[8], path)?;
         push_field(&mut all, self.created_at.as_ref(), &CUSTOM_BLOCK_COLUMNS[9], path)?;
         push_field(&mut all, self.updated_at.as_ref(), &CUSTOM_BLOCK_COLUMNS[10], path)?;
+        push_parent::<crate::entities::core::User, _>(&mut all, self.user.as_deref(), &CUSTOM_BLOCK_COLUMNS[2], "user", path)?;
         Ok(Filter::and(all))
     }
 }
@@ -2735,46 +2692,31 @@ pub struct CustomBlockOrderBy {
     pub created_at: Option<SortOrder>,
     #[graphql(name = "updatedAt")]
     pub updated_at: Option<SortOrder>,
+    #[graphql(name = "user")]
+    pub user: Option<Box<crate::entities::core::UserOrderBy>>,
 }
 
 impl OrderInput for CustomBlockOrderBy {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, SortOrder)> {
+    fn keys(&self) -> Vec<SortKey> {
         let mut keys = Vec::new();
-        if let Some(o) = self.id {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[0], o));
-        }
-        if let Some(o) = self.tenant_id {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[1], o));
-        }
-        if let Some(o) = self.user_id {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[2], o));
-        }
-        if let Some(o) = self.name {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[3], o));
-        }
-        if let Some(o) = self.description {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[4], o));
-        }
-        if let Some(o) = self.code {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[5], o));
-        }
-        if let Some(o) = self.category {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[6], o));
-        }
-        if let Some(o) = self.is_public {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[7], o));
-        }
-        if let Some(o) = self.created_at {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[9], o));
-        }
-        if let Some(o) = self.updated_at {
-            keys.push((&CUSTOM_BLOCK_COLUMNS[10], o));
-        }
+        order_field(&mut keys, self.id, &CUSTOM_BLOCK_COLUMNS[0]);
+        order_field(&mut keys, self.tenant_id, &CUSTOM_BLOCK_COLUMNS[1]);
+        order_field(&mut keys, self.user_id, &CUSTOM_BLOCK_COLUMNS[2]);
+        order_field(&mut keys, self.name, &CUSTOM_BLOCK_COLUMNS[3]);
+        order_field(&mut keys, self.description, &CUSTOM_BLOCK_COLUMNS[4]);
+        order_field(&mut keys, self.code, &CUSTOM_BLOCK_COLUMNS[5]);
+        order_field(&mut keys, self.category, &CUSTOM_BLOCK_COLUMNS[6]);
+        order_field(&mut keys, self.is_public, &CUSTOM_BLOCK_COLUMNS[7]);
+        order_field(&mut keys, self.created_at, &CUSTOM_BLOCK_COLUMNS[9]);
+        order_field(&mut keys, self.updated_at, &CUSTOM_BLOCK_COLUMNS[10]);
+        order_parent::<crate::entities::core::User, _>(&mut keys, self.user.as_deref(), &CUSTOM_BLOCK_COLUMNS[2]);
         keys
     }
 }
 
 connection_types!(CustomBlock, CustomBlockConnection, CustomBlockEdge);
+
+list_relation_filter!(CustomBlock, CustomBlockWhere, CustomBlockListRelationFilter);
 
 static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
     ColumnMeta {

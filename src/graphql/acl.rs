@@ -4,8 +4,9 @@
 //! missing one. Writes the caller's role may not make at all are refused with FORBIDDEN.
 
 use crate::auth::{RequestContext, Role};
-use crate::db::sql::Filter;
+use crate::db::sql::{Filter, SortKey};
 use crate::db::value::Value;
+use crate::error::ApiError;
 use crate::graphql::meta::{AclRole, EntityMeta, EntityScope};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,4 +83,55 @@ pub fn row_scope(meta: &'static EntityMeta, rc: &RequestContext, op: Op) -> Filt
         Grant::None => return Filter::False,
     }
     Filter::and(parts)
+}
+
+/// How deep a `where` may nest relation conditions, and an `orderBy` may reach through
+/// `belongsTo` relations: each level is a correlated subquery.
+pub const MAX_RELATION_DEPTH: usize = 4;
+
+/// Confines every relation condition of a client's filter to the related rows the caller may
+/// read, so a filter can never reveal a row its reader could not fetch.
+pub fn scope_relations(f: &mut Filter, rc: &RequestContext, depth: usize) -> Result<(), ApiError> {
+    match f {
+        Filter::And(parts) | Filter::Or(parts) => {
+            for p in parts {
+                scope_relations(p, rc, depth)?;
+            }
+        }
+        Filter::Not(inner) => scope_relations(inner, rc, depth)?,
+        Filter::Related {
+            link,
+            filter,
+            scope,
+            ..
+        } => {
+            if depth >= MAX_RELATION_DEPTH {
+                return Err(ApiError::bad_input(
+                    "where",
+                    format!("where may nest relations at most {MAX_RELATION_DEPTH} deep"),
+                ));
+            }
+            *scope = Some(Box::new(row_scope(link.target, rc, Op::Read)));
+            scope_relations(filter, rc, depth + 1)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The same for sort keys through relations: a related row the caller may not read sorts as
+/// if it were missing (null).
+pub fn scope_sort_keys(keys: &mut [SortKey], rc: &RequestContext) -> Result<(), ApiError> {
+    for k in keys {
+        if k.hops.len() > MAX_RELATION_DEPTH {
+            return Err(ApiError::bad_input(
+                "orderBy",
+                format!("orderBy may reach through at most {MAX_RELATION_DEPTH} relations"),
+            ));
+        }
+        for hop in &mut k.hops {
+            hop.scope = Some(Box::new(row_scope(hop.link.target, rc, Op::Read)));
+        }
+    }
+    Ok(())
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Change};
 use crate::auth::RequestContext;
-use crate::db::sql::{Filter, SortOrder, SqlBuilder};
+use crate::db::sql::{Filter, SortKey, SortOrder, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::{Conn, Db, DbFuture};
 use crate::entities::CONSTRAINTS;
@@ -25,7 +25,9 @@ use crate::graphql::filter::{OrderInput, WhereInput};
 use crate::graphql::input;
 use crate::graphql::loaders::{self, ById, ChildCount, ChildCountKey, ChildPageKey, ChildSpec};
 use crate::graphql::meta::{ColumnMeta, EntityMeta};
-use crate::graphql::page::{decode_cursor, encode_cursor, CountSource, Page, PageArgs, PageInfo};
+use crate::graphql::page::{
+    decode_cursor, encode_cursor, CountSource, Keyed, Page, PageArgs, PageInfo,
+};
 
 /// A row type of the catalog (generated).
 pub trait Entity: QueryableByName<Pg> + Serialize + Send + Sync + Sized + 'static {
@@ -93,7 +95,7 @@ fn database<'c>(ctx: &'c Context<'_>) -> Result<&'c Db, ApiError> {
 async fn select<E: Entity>(
     conn: &mut Conn,
     filter: &Filter,
-    order: &[(&'static ColumnMeta, SortOrder)],
+    order: &[SortKey],
     limit: Option<i64>,
     for_update: bool,
 ) -> Result<Vec<E>, ApiError> {
@@ -141,7 +143,8 @@ pub async fn get<E: Entity>(ctx: &Context<'_>, id: &ID) -> GqlResult<Option<E>> 
 fn sort_keys<O: OrderInput>(
     meta: &'static EntityMeta,
     order: Option<&[O]>,
-) -> Result<Vec<(&'static ColumnMeta, SortOrder)>, ApiError> {
+    rc: &RequestContext,
+) -> Result<Vec<SortKey>, ApiError> {
     let mut keys = Vec::new();
     for (i, o) in order.unwrap_or_default().iter().enumerate() {
         let k = o.keys();
@@ -153,13 +156,25 @@ fn sort_keys<O: OrderInput>(
         }
         keys.extend(k);
     }
+    acl::scope_sort_keys(&mut keys, rc)?;
     let id = meta.id_column();
-    match keys.iter().position(|(c, _)| std::ptr::eq(*c, id)) {
+    match keys
+        .iter()
+        .position(|k| k.is_local() && std::ptr::eq(k.col, id))
+    {
         // Anything after id can never break a tie.
         Some(p) => keys.truncate(p + 1),
-        None => keys.push((id, SortOrder::Asc)),
+        None => keys.push(SortKey::new(id, SortOrder::Asc)),
     }
     Ok(keys)
+}
+
+/// A client's `where`, with its relation conditions confined to what the caller may read.
+fn where_filter<W: WhereInput>(w: Option<&W>, rc: &RequestContext) -> Result<Filter, ApiError> {
+    let Some(w) = w else { return Ok(Filter::True) };
+    let mut f = w.to_filter("where")?;
+    acl::scope_relations(&mut f, rc, 0)?;
+    Ok(f)
 }
 
 fn page_size(limits: PageLimits, args: &PageArgs) -> Result<i64, ApiError> {
@@ -180,6 +195,89 @@ fn page_size(limits: PageLimits, args: &PageArgs) -> Result<i64, ApiError> {
     Ok(i64::from(n))
 }
 
+/// The arguments of a list or relation connection, checked and resolved.
+struct ListQuery {
+    /// The client's `where` (relation conditions scoped, the entity's own scope not added).
+    filter: Filter,
+    keys: Vec<SortKey>,
+    /// Page size; one more row is fetched to learn whether there are more.
+    n: i64,
+    backward: bool,
+    after: Option<Vec<Value>>,
+    before: Option<Vec<Value>>,
+}
+
+impl ListQuery {
+    fn parse<E: Entity, W: WhereInput, O: OrderInput>(
+        ctx: &Context<'_>,
+        filter: Option<&W>,
+        order: Option<&[O]>,
+        args: &PageArgs,
+    ) -> Result<Self, ApiError> {
+        let rc = caller(ctx)?;
+        let limits = ctx.data_opt::<PageLimits>().copied().unwrap_or(PageLimits {
+            default: 50,
+            max: 500,
+        });
+        let keys = sort_keys(E::META, order, rc)?;
+        let cursor = |c: &Option<String>, arg| match c {
+            Some(c) => decode_cursor(&keys, c, arg).map(Some),
+            None => Ok(None),
+        };
+        Ok(ListQuery {
+            filter: where_filter(filter, rc)?,
+            n: page_size(limits, args)?,
+            backward: args.last.is_some(),
+            after: cursor(&args.after, "after")?,
+            before: cursor(&args.before, "before")?,
+            keys,
+        })
+    }
+
+    /// The rows' order in SQL: reversed when paging backwards.
+    fn sql_order(&self) -> Vec<SortKey> {
+        if self.backward {
+            self.keys.iter().map(SortKey::reversed).collect()
+        } else {
+            self.keys.clone()
+        }
+    }
+
+    /// ` AND <after the cursors>` conditions.
+    fn push_cursors(&self, b: &mut SqlBuilder) {
+        if let Some(values) = &self.after {
+            b.push(" AND ");
+            b.after(&self.keys, values);
+        }
+        if let Some(values) = &self.before {
+            let reversed: Vec<SortKey> = self.keys.iter().map(SortKey::reversed).collect();
+            b.push(" AND ");
+            b.after(&reversed, values);
+        }
+    }
+
+    /// Turns up to `n + 1` fetched rows into a page: cursors, and whether more rows exist.
+    fn page<E: Entity>(&self, mut rows: Vec<Keyed<E>>, count: CountSource) -> Page<E> {
+        let more = rows.len() as i64 > self.n;
+        rows.truncate(self.n as usize);
+        if self.backward {
+            rows.reverse();
+        }
+        let edges: Vec<(String, E)> = rows
+            .into_iter()
+            .map(|r| (encode_cursor(&self.keys, &r.key_values(&self.keys)), r.row))
+            .collect();
+        let (after, before) = (self.after.is_some(), self.before.is_some());
+        let info = PageInfo {
+            has_next_page: if self.backward { before } else { more },
+            has_previous_page: if self.backward { more } else { after },
+            start_cursor: edges.as_slice().first().map(|(c, _)| c.clone()),
+            end_cursor: edges.last().map(|(c, _)| c.clone()),
+        };
+        Page { edges, info, count }
+    }
+}
+
 pub async fn list<E: Entity, W: WhereInput, O: OrderInput>(
     ctx: &Context<'_>,
     filter: Option<&W>,
@@ -187,86 +285,25 @@ pub async fn list<E: Entity, W: WhereInput, O: OrderInput>(
     args: PageArgs,
 ) -> GqlResult<Page<E>> {
     let rc = caller(ctx)?;
-    let limits = ctx.data_opt::<PageLimits>().copied().unwrap_or(PageLimits {
-        default: 50,
-        max: 500,
-    });
-    let user_filter = match filter {
-        Some(w) => w.to_filter("where")?,
-        None => Filter::True,
-    };
-    let scoped = Filter::and(vec![acl::row_scope(E::META, rc, Op::Read), user_filter]);
-    let keys = sort_keys(E::META, order)?;
-    let n = page_size(limits, &args)?;
-    let backward = args.last.is_some();
-
-    let mut conds = vec![scoped.clone()];
+    let q = ListQuery::parse::<E, W, O>(ctx, filter, order, &args)?;
+    let scoped = Filter::and(vec![
+        acl::row_scope(E::META, rc, Op::Read),
+        q.filter.clone(),
+    ]);
     let mut b = SqlBuilder::new("SELECT ");
     b.select_list(E::META);
+    b.foreign_key_values(&q.keys);
     b.push(&format!(" FROM \"{}\" t WHERE ", E::META.table));
-    let reversed: Vec<_> = keys.iter().map(|(c, d)| (*c, d.reversed())).collect();
-    let after = match &args.after {
-        Some(c) => Some(decode_cursor(&keys, c, "after")?),
-        None => None,
-    };
-    let before = match &args.before {
-        Some(c) => Some(decode_cursor(&keys, c, "before")?),
-        None => None,
-    };
-    b.filter(&Filter::and(std::mem::take(&mut conds)));
-    if let Some(values) = &after {
-        b.push(" AND ");
-        b.after(&keys, values);
-    }
-    if let Some(values) = &before {
-        b.push(" AND ");
-        b.after(&reversed, values);
-    }
-    b.order_by(if backward { &reversed } else { &keys });
-    b.push(&format!(" LIMIT {}", n + 1));
+    b.filter(&scoped);
+    q.push_cursors(&mut b);
+    b.order_by(&q.sql_order());
+    b.push(&format!(" LIMIT {}", q.n + 1));
 
-    let rows: Vec<E> = in_tx(ctx, true, move |conn| {
-        async move { b.into_query().load::<E>(conn).await.map_err(db_err::<E>) }.boxed()
+    let rows: Vec<Keyed<E>> = in_tx(ctx, true, move |conn| {
+        async move { b.into_query().load(conn).await.map_err(db_err::<E>) }.boxed()
     })
     .await?;
-    Ok(make_page(
-        rows,
-        n,
-        backward,
-        &keys,
-        (after.is_some(), before.is_some()),
-        CountSource::Filter(scoped),
-    ))
-}
-
-/// Turns up to `n + 1` fetched rows into a page: cursors, and whether more rows exist.
-fn make_page<E: Entity>(
-    mut rows: Vec<E>,
-    n: i64,
-    backward: bool,
-    keys: &[(&'static ColumnMeta, SortOrder)],
-    (after, before): (bool, bool),
-    count: CountSource,
-) -> Page<E> {
-    let more = rows.len() as i64 > n;
-    rows.truncate(n as usize);
-    if backward {
-        rows.reverse();
-    }
-    let edges: Vec<(String, E)> = rows
-        .into_iter()
-        .map(|row| {
-            let values: Vec<Value> = keys.iter().map(|(c, _)| row.value(c.column)).collect();
-            (encode_cursor(keys, &values), row)
-        })
-        .collect();
-    let info = PageInfo {
-        has_next_page: if backward { before } else { more },
-        has_previous_page: if backward { more } else { after },
-        start_cursor: edges.as_slice().first().map(|(c, _)| c.clone()),
-        end_cursor: edges.last().map(|(c, _)| c.clone()),
-    };
-    Page { edges, info, count }
+    Ok(q.page(rows, CountSource::Filter(scoped)))
 }
 
 /// The parent of a `belongsTo` relation, batched with every other parent of the request.
@@ -289,7 +326,7 @@ async fn child_rows<E: Entity + Clone>(
     ctx: &Context<'_>,
     parent: Uuid,
     spec: Arc<ChildSpec>,
-) -> GqlResult<Vec<E>> {
+) -> GqlResult<Vec<Keyed<E>>> {
     let rows = loaders::loader(ctx)?
         .load_one(ChildPageKey::<E>::new(parent, spec))
         .await?
@@ -305,7 +342,7 @@ pub async fn has_one<E: Entity + Clone>(
 ) -> GqlResult<Option<E>> {
     caller(ctx)?;
     let fk = child_column(E::META, fk)?;
-    let keys = vec![(E::META.id_column(), SortOrder::Asc)];
+    let keys = vec![SortKey::new(E::META.id_column(), SortOrder::Asc)];
     let fingerprint = ChildSpec::fingerprint_of(fk, &Filter::True, &keys, &[&"one"]);
     let spec = Arc::new(ChildSpec {
         fk,
@@ -317,7 +354,8 @@ pub async fn has_one<E: Entity + Clone>(
         backward: false,
         fingerprint,
     });
-    Ok(child_rows::<E>(ctx, parent, spec).await?.into_iter().next())
+    let rows = child_rows::<E>(ctx, parent, spec).await?;
+    Ok(rows.into_iter().next().map(|r| r.row))
 }
 
 /// A `hasMany` relation as a connection with the arguments of a root list, paged per parent.
@@ -329,48 +367,26 @@ pub async fn has_many<E: Entity + Clone, W: WhereInput, O: OrderInput>(
     order: Option<&[O]>,
     args: PageArgs,
 ) -> GqlResult<Page<E>> {
-    caller(ctx)?;
     let fk = child_column(E::META, fk)?;
-    let limits = ctx.data_opt::<PageLimits>().copied().unwrap_or(PageLimits {
-        default: 50,
-        max: 500,
-    });
-    let user_filter = match filter {
-        Some(w) => w.to_filter("where")?,
-        None => Filter::True,
-    };
-    let keys = sort_keys(E::META, order)?;
-    let n = page_size(limits, &args)?;
-    let backward = args.last.is_some();
-    let after = match &args.after {
-        Some(c) => Some(decode_cursor(&keys, c, "after")?),
-        None => None,
-    };
-    let before = match &args.before {
-        Some(c) => Some(decode_cursor(&keys, c, "before")?),
-        None => None,
-    };
-    let fingerprint =
-        ChildSpec::fingerprint_of(fk, &user_filter, &keys, &[&after, &before, &n, &backward]);
+    let q = ListQuery::parse::<E, W, O>(ctx, filter, order, &args)?;
+    let fingerprint = ChildSpec::fingerprint_of(
+        fk,
+        &q.filter,
+        &q.keys,
+        &[&q.after, &q.before, &q.n, &q.backward],
+    );
     let spec = Arc::new(ChildSpec {
         fk,
-        filter: user_filter,
-        keys: keys.clone(),
-        after: after.clone(),
-        before: before.clone(),
-        limit: n + 1,
-        backward,
+        filter: q.filter.clone(),
+        keys: q.keys.clone(),
+        after: q.after.clone(),
+        before: q.before.clone(),
+        limit: q.n + 1,
+        backward: q.backward,
         fingerprint,
     });
     let rows = child_rows::<E>(ctx, parent, spec.clone()).await?;
-    Ok(make_page(
-        rows,
-        n,
-        backward,
-        &keys,
-        (after.is_some(), before.is_some()),
-        CountSource::Child(ChildCount { parent, spec }),
-    ))
+    Ok(q.page(rows, CountSource::Child(ChildCount { parent, spec })))
 }
 
 #[derive(QueryableByName)]
@@ -581,14 +597,14 @@ pub async fn update_many<E: Writable, W: WhereInput>(
     let grant = require(E::META, &rc, Op::Update)?;
     let filter = Filter::and(vec![
         acl::row_scope(E::META, &rc, Op::Update),
-        filter.to_filter("where")?,
+        where_filter(Some(filter), &rc)?,
     ]);
     let rows = in_tx(ctx, false, move |conn| {
         async move {
             let old = select::<E>(
                 conn,
                 &filter,
-                &[(E::META.id_column(), SortOrder::Asc)],
+                &[SortKey::new(E::META.id_column(), SortOrder::Asc)],
                 None,
                 true,
             )
@@ -622,7 +638,7 @@ pub async fn delete_many<E: Writable, W: WhereInput>(
     require(E::META, &rc, Op::Delete)?;
     let filter = Filter::and(vec![
         acl::row_scope(E::META, &rc, Op::Delete),
-        filter.to_filter("where")?,
+        where_filter(Some(filter), &rc)?,
     ]);
     delete_where::<E>(ctx, rc, filter).await
 }
@@ -635,7 +651,14 @@ async fn delete_where<E: Writable>(
     let rows = in_tx(ctx, false, move |conn| {
         async move {
             let id = E::META.id_column();
-            let old = select::<E>(conn, &filter, &[(id, SortOrder::Asc)], None, true).await?;
+            let old = select::<E>(
+                conn,
+                &filter,
+                &[SortKey::new(id, SortOrder::Asc)],
+                None,
+                true,
+            )
+            .await?;
             if old.is_empty() {
                 return Ok(Vec::new());
             }

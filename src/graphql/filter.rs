@@ -5,9 +5,12 @@ use async_graphql::{InputObject, ID};
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 
-use crate::db::sql::{ArrayOp, CmpOp, Filter, JsonOp, TextMatch};
+use crate::db::sql::{
+    ArrayOp, CmpOp, Filter, Hop, JsonOp, Link, Quantifier, SortKey, SortOrder, TextMatch,
+};
 use crate::db::value::Value;
 use crate::error::ApiError;
+use crate::graphql::crud::Entity;
 use crate::graphql::input;
 use crate::graphql::meta::ColumnMeta;
 use crate::graphql::scalars::{BigInt, Decimal};
@@ -555,7 +558,165 @@ pub fn enum_filter(
     Ok(Filter::and(out))
 }
 
-/// A generated `XOrderBy` input: one sort key per element of `orderBy`.
+/// A generated `XOrderBy` input: the sort keys it sets (exactly one is allowed per entry).
 pub trait OrderInput {
-    fn keys(&self) -> Vec<(&'static ColumnMeta, crate::db::sql::SortOrder)>;
+    fn keys(&self) -> Vec<SortKey>;
+}
+
+/// Adds the key of a scalar field, when set.
+pub fn order_field(keys: &mut Vec<SortKey>, dir: Option<SortOrder>, col: &'static ColumnMeta) {
+    if let Some(dir) = dir {
+        keys.push(SortKey::new(col, dir));
+    }
+}
+
+/// Adds the keys of a `belongsTo` relation's order input (`orderBy: {category: {name: ASC}}`),
+/// reached through the row's `fk` column.
+pub fn order_parent<T: Entity, O: OrderInput>(
+    keys: &mut Vec<SortKey>,
+    nested: Option<&O>,
+    fk: &'static ColumnMeta,
+) {
+    let Some(nested) = nested else { return };
+    for mut k in nested.keys() {
+        k.hops.insert(
+            0,
+            Hop {
+                link: Link {
+                    target: T::META,
+                    outer: fk,
+                    inner: T::META.id_column(),
+                },
+                scope: None,
+            },
+        );
+        keys.push(k);
+    }
+}
+
+/// `where: {category: {...}}`: the row this one references through `fk` matches.
+pub fn push_parent<T: Entity, W: WhereInput>(
+    all: &mut Vec<Filter>,
+    nested: Option<&W>,
+    fk: &'static ColumnMeta,
+    name: &str,
+    path: &str,
+) -> Result<(), ApiError> {
+    let Some(w) = nested else { return Ok(()) };
+    let link = Link {
+        target: T::META,
+        outer: fk,
+        inner: T::META.id_column(),
+    };
+    all.push(related(
+        link,
+        Quantifier::Some,
+        w,
+        &format!("{path}.{name}"),
+    )?);
+    Ok(())
+}
+
+fn child_link<T: Entity>(id: &'static ColumnMeta, fk: &str) -> Result<Link, ApiError> {
+    let inner = T::META
+        .column(fk)
+        .ok_or_else(|| ApiError::internal(format!("{} has no column {fk}", T::META.name)))?;
+    Ok(Link {
+        target: T::META,
+        outer: id,
+        inner,
+    })
+}
+
+fn related<W: WhereInput>(
+    link: Link,
+    quantifier: Quantifier,
+    w: &W,
+    path: &str,
+) -> Result<Filter, ApiError> {
+    Ok(Filter::Related {
+        link,
+        quantifier,
+        filter: Box::new(w.to_filter(path)?),
+        scope: None,
+    })
+}
+
+/// `where: {profile: {...}}`: the `hasOne` row pointing at this one through `fk` matches.
+pub fn push_child<T: Entity, W: WhereInput>(
+    all: &mut Vec<Filter>,
+    nested: Option<&W>,
+    id: &'static ColumnMeta,
+    fk: &str,
+    name: &str,
+    path: &str,
+) -> Result<(), ApiError> {
+    let Some(w) = nested else { return Ok(()) };
+    let link = child_link::<T>(id, fk)?;
+    all.push(related(
+        link,
+        Quantifier::Some,
+        w,
+        &format!("{path}.{name}"),
+    )?);
+    Ok(())
+}
+
+/// `where: {posts: {some: {...}, every: {...}, none: {...}}}` over a `hasMany` relation.
+pub fn push_children<T: Entity, L: ListRelationInput>(
+    all: &mut Vec<Filter>,
+    nested: Option<&L>,
+    id: &'static ColumnMeta,
+    fk: &str,
+    name: &str,
+    path: &str,
+) -> Result<(), ApiError> {
+    let Some(l) = nested else { return Ok(()) };
+    let link = child_link::<T>(id, fk)?;
+    for (quantifier, key, w) in l.parts() {
+        if let Some(w) = w {
+            all.push(related(
+                link,
+                quantifier,
+                w,
+                &format!("{path}.{name}.{key}"),
+            )?);
+        }
+    }
+    Ok(())
+}
+
+/// A generated `XListRelationFilter` input (see `list_relation_filter!`).
+pub trait ListRelationInput {
+    type Where: WhereInput;
+    fn parts(&self) -> [(Quantifier, &'static str, Option<&Self::Where>); 3];
+}
+
+/// Declares the `some` / `every` / `none` input of a `hasMany` relation towards `$node`.
+#[macro_export]
+macro_rules! list_relation_filter {
+    ($node:ident, $where:ident, $filter:ident) => {
+        #[doc = concat!("Conditions on a list of related ", stringify!($node), " rows.")]
+        #[derive(async_graphql::InputObject, Default)]
+        pub struct $filter {
+            /// At least one related row matches.
+            pub some: Option<Box<$where>>,
+            /// Every related row matches (true when there are none).
+            pub every: Option<Box<$where>>,
+            /// No related row matches.
+            pub none: Option<Box<$where>>,
+        }
+
+        impl $crate::graphql::filter::ListRelationInput for $filter {
+            type Where = $where;
+            fn parts(&self) -> [($crate::db::sql::Quantifier, &'static str, Option<&$where>); 3] {
+                use $crate::db::sql::Quantifier;
+                [
+                    (Quantifier::Some, "some", self.some.as_deref()),
+                    (Quantifier::Every, "every", self.every.as_deref()),
+                    (Quantifier::None, "none", self.none.as_deref()),
+                ]
+            }
+        }
+    };
 }

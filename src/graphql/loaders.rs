@@ -18,14 +18,15 @@ use futures::FutureExt;
 use uuid::Uuid;
 
 use crate::auth::RequestContext;
-use crate::db::sql::{Filter, SortOrder, SqlBuilder};
+use crate::db::sql::{Filter, SortKey, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::Db;
 use crate::entities::CONSTRAINTS;
 use crate::error::ApiError;
 use crate::graphql::acl::{self, Op};
 use crate::graphql::crud::Entity;
-use crate::graphql::meta::{ColumnMeta, ColumnType};
+use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
+use crate::graphql::page::Keyed;
 
 /// The loaders of one request.
 pub struct RowLoader {
@@ -47,8 +48,25 @@ pub fn loader<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestLoader, ApiError> {
 
 type LoadError = async_graphql::Error;
 
-fn fail(e: ApiError) -> LoadError {
-    e.into()
+impl RowLoader {
+    /// Runs one read statement in the caller's tenant.
+    async fn fetch<T>(&self, meta: &'static EntityMeta, b: SqlBuilder) -> Result<Vec<T>, LoadError>
+    where
+        T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
+    {
+        self.db
+            .transaction(&self.rc, true, move |conn| {
+                async move {
+                    b.into_query()
+                        .load::<T>(conn)
+                        .await
+                        .map_err(|e| ApiError::from_db(e, meta.name, CONSTRAINTS))
+                }
+                .boxed()
+            })
+            .await
+            .map_err(LoadError::from)
+    }
 }
 
 /// A row of `E` by id.
@@ -95,19 +113,7 @@ impl<E: Entity + Clone> Loader<ById<E>> for RowLoader {
         b.select_list(meta);
         b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
         b.filter(&filter);
-        let rows: Vec<E> = self
-            .db
-            .transaction(&self.rc, true, move |conn| {
-                async move {
-                    b.into_query()
-                        .load::<E>(conn)
-                        .await
-                        .map_err(|e| ApiError::from_db(e, meta.name, CONSTRAINTS))
-                }
-                .boxed()
-            })
-            .await
-            .map_err(fail)?;
+        let rows: Vec<E> = self.fetch(meta, b).await?;
         Ok(rows.into_iter().map(|r| (ById::new(r.id()), r)).collect())
     }
 }
@@ -118,7 +124,7 @@ pub struct ChildSpec {
     pub fk: &'static ColumnMeta,
     /// The client's `where`, without scoping (the loader adds the caller's scope).
     pub filter: Filter,
-    pub keys: Vec<(&'static ColumnMeta, SortOrder)>,
+    pub keys: Vec<SortKey>,
     pub after: Option<Vec<Value>>,
     pub before: Option<Vec<Value>>,
     pub limit: i64,
@@ -131,10 +137,9 @@ impl ChildSpec {
     pub fn fingerprint_of(
         fk: &ColumnMeta,
         filter: &Filter,
-        keys: &[(&'static ColumnMeta, SortOrder)],
+        keys: &[SortKey],
         parts: &[&dyn std::fmt::Debug],
     ) -> String {
-        let keys: Vec<(&str, SortOrder)> = keys.iter().map(|(c, d)| (c.column, *d)).collect();
         format!("{}|{filter:?}|{keys:?}|{parts:?}", fk.column)
     }
 }
@@ -187,29 +192,26 @@ fn groups<K>(keys: &[K], spec: impl Fn(&K) -> &Arc<ChildSpec>) -> Vec<(Arc<Child
 }
 
 impl<E: Entity + Clone> Loader<ChildPageKey<E>> for RowLoader {
-    type Value = Arc<Vec<E>>;
+    type Value = Arc<Vec<Keyed<E>>>;
     type Error = LoadError;
 
     async fn load(
         &self,
         keys: &[ChildPageKey<E>],
-    ) -> Result<HashMap<ChildPageKey<E>, Arc<Vec<E>>>, LoadError> {
+    ) -> Result<HashMap<ChildPageKey<E>, Self::Value>, LoadError> {
         let meta = E::META;
         let mut out = HashMap::new();
         for (spec, members) in groups(keys, |k| &k.spec) {
             let parents: Vec<Uuid> = members.iter().map(|k| k.parent).collect();
-            let order: Vec<(&'static ColumnMeta, SortOrder)> = if spec.backward {
-                spec.keys.iter().map(|(c, d)| (*c, d.reversed())).collect()
-            } else {
-                spec.keys.clone()
-            };
-            let reversed: Vec<_> = spec.keys.iter().map(|(c, d)| (*c, d.reversed())).collect();
+            let reversed: Vec<SortKey> = spec.keys.iter().map(SortKey::reversed).collect();
+            let order = if spec.backward { &reversed } else { &spec.keys };
             // Up to limit rows per parent, in one statement for all parents.
             let mut b = SqlBuilder::new("SELECT * FROM (SELECT ");
             b.select_list(meta);
+            b.foreign_key_values(&spec.keys);
             b.push(", row_number() OVER (PARTITION BY ");
             b.column(spec.fk);
-            b.order_by(&order);
+            b.order_by(order);
             b.push(&format!(") AS \"__rn\" FROM \"{}\" t WHERE ", meta.table));
             b.column(spec.fk).push(" = ANY(");
             b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
@@ -230,22 +232,10 @@ impl<E: Entity + Clone> Loader<ChildPageKey<E>> for RowLoader {
                 ") s WHERE s.\"__rn\" <= {} ORDER BY s.\"__rn\"",
                 spec.limit
             ));
-            let rows: Vec<E> = self
-                .db
-                .transaction(&self.rc, true, move |conn| {
-                    async move {
-                        b.into_query()
-                            .load::<E>(conn)
-                            .await
-                            .map_err(|e| ApiError::from_db(e, meta.name, CONSTRAINTS))
-                    }
-                    .boxed()
-                })
-                .await
-                .map_err(fail)?;
-            let mut by_parent: HashMap<Uuid, Vec<E>> = HashMap::new();
+            let rows: Vec<Keyed<E>> = self.fetch(meta, b).await?;
+            let mut by_parent: HashMap<Uuid, Vec<Keyed<E>>> = HashMap::new();
             for row in rows {
-                if let Value::Uuid(p) = row.value(spec.fk.column) {
+                if let Value::Uuid(p) = row.row.value(spec.fk.column) {
                     by_parent.entry(p).or_default().push(row);
                 }
             }
@@ -332,19 +322,7 @@ impl<E: Entity> Loader<ChildCountKey<E>> for RowLoader {
             ]));
             b.push(" GROUP BY ");
             b.column(spec.fk);
-            let counts: Vec<ParentCount> = self
-                .db
-                .transaction(&self.rc, true, move |conn| {
-                    async move {
-                        b.into_query()
-                            .load::<ParentCount>(conn)
-                            .await
-                            .map_err(|e| ApiError::from_db(e, meta.name, CONSTRAINTS))
-                    }
-                    .boxed()
-                })
-                .await
-                .map_err(fail)?;
+            let counts: Vec<ParentCount> = self.fetch(meta, b).await?;
             let by_parent: HashMap<Uuid, i64> =
                 counts.into_iter().map(|c| (c.parent, c.count)).collect();
             for k in members {

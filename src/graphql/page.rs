@@ -9,10 +9,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value as Json};
 
-use crate::db::sql::{Filter, SortOrder};
+use diesel::deserialize::{self, QueryableByName};
+use diesel::pg::Pg;
+use diesel::row::NamedRow;
+use diesel::sql_types::{Jsonb, Nullable};
+
+use crate::db::sql::{Filter, SortKey, SortOrder};
 use crate::db::value::Value;
 use crate::error::ApiError;
-use crate::graphql::meta::ColumnMeta;
 
 /// The Relay pagination arguments of a list field.
 #[derive(Debug, Default, Clone)]
@@ -50,33 +54,74 @@ pub struct Page<E> {
     pub count: CountSource,
 }
 
-/// Sort keys as `column:ASC`, so a cursor made for another order is refused.
-fn signature(keys: &[(&'static ColumnMeta, SortOrder)]) -> Vec<String> {
-    keys.iter()
-        .map(|(c, d)| {
-            format!(
-                "{}:{}",
-                c.column,
-                match d {
-                    SortOrder::Asc => "A",
-                    SortOrder::Desc => "D",
+/// A row of a sorted page, with the values of its sort keys that lie in related rows (the
+/// `__keys` column written by `SqlBuilder::foreign_key_values`).
+#[derive(Clone)]
+pub struct Keyed<E> {
+    pub row: E,
+    foreign: Vec<Json>,
+}
+
+impl<E: QueryableByName<Pg>> QueryableByName<Pg> for Keyed<E> {
+    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
+        let foreign: Option<Json> = NamedRow::get::<Nullable<Jsonb>, _>(row, "__keys")?;
+        let foreign = match foreign {
+            Some(Json::Array(values)) => values,
+            _ => Vec::new(),
+        };
+        Ok(Keyed {
+            row: E::build(row)?,
+            foreign,
+        })
+    }
+}
+
+impl<E: crate::graphql::crud::Entity> Keyed<E> {
+    /// The row's value for each key, for its cursor.
+    pub fn key_values(&self, keys: &[SortKey]) -> Vec<Value> {
+        let mut foreign = self.foreign.iter();
+        keys.iter()
+            .map(|k| {
+                if k.is_local() {
+                    self.row.value(k.col.column)
+                } else {
+                    foreign
+                        .next()
+                        .and_then(|v| Value::from_json(k.col.ty, v))
+                        .unwrap_or(Value::Null)
                 }
-            )
+            })
+            .collect()
+    }
+}
+
+/// Sort keys as `column:A` (through relations `fk>column:A`), so a cursor made for another
+/// order is refused.
+fn signature(keys: &[SortKey]) -> Vec<String> {
+    keys.iter()
+        .map(|k| {
+            let mut s = String::new();
+            for hop in &k.hops {
+                s.push_str(hop.link.outer.column);
+                s.push('>');
+            }
+            s.push_str(k.col.column);
+            s.push_str(match k.dir {
+                SortOrder::Asc => ":A",
+                SortOrder::Desc => ":D",
+            });
+            s
         })
         .collect()
 }
 
-pub fn encode_cursor(keys: &[(&'static ColumnMeta, SortOrder)], values: &[Value]) -> String {
+pub fn encode_cursor(keys: &[SortKey], values: &[Value]) -> String {
     let v: Vec<Json> = values.iter().map(Value::to_json).collect();
     let doc = json!({ "k": signature(keys), "v": v });
     URL_SAFE_NO_PAD.encode(doc.to_string())
 }
 
-pub fn decode_cursor(
-    keys: &[(&'static ColumnMeta, SortOrder)],
-    cursor: &str,
-    arg: &str,
-) -> Result<Vec<Value>, ApiError> {
+pub fn decode_cursor(keys: &[SortKey], cursor: &str, arg: &str) -> Result<Vec<Value>, ApiError> {
     let bad = || ApiError::bad_input(arg, format!("{arg} is not a cursor of this list and order"));
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor.as_bytes())
@@ -95,7 +140,7 @@ pub fn decode_cursor(
     }
     keys.iter()
         .zip(values)
-        .map(|((col, _), v)| Value::from_json(col.ty, v).ok_or_else(bad))
+        .map(|(k, v)| Value::from_json(k.col.ty, v).ok_or_else(bad))
         .collect()
 }
 

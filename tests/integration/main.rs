@@ -7,5 +7,6 @@ mod http_spec;
 mod js_clients;
 mod mutations;
 mod pagination;
+mod relation_filters;
 mod relations;
 mod sweep;
