@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The `gateway` command: serve, migrate, tenants, tokens, schema export. The transport and the
 //! process (signals, private database) live here; the schema is the library's.
 

@@ -1,0 +1,284 @@
+//! The benchmark harness (`cargo run --release -p gateway-bench`): seeds the standard data set
+//! into a private PostgreSQL, starts the release gateway on loopback, loads it with wrk and
+//! prints requests/s, p50/p99 latency per scenario and the gateway's peak RSS.
+//!
+//! Options (environment): BENCH_DURATION seconds per scenario (10), BENCH_CONNECTIONS (32),
+//! GATEWAY_BIN (default: target/release/gateway, built first).
+
+mod load;
+mod seed;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use gateway::auth::JwtKeys;
+use gateway::db::cluster::{ClusterOptions, PrivateCluster};
+use gateway::db::{self, Conn};
+use gateway::tenants;
+use serde_json::json;
+
+use load::Scenario;
+use seed::TenantIds;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// wrk from Debian's packages when it is missing and we may install it.
+fn ensure_wrk() -> Result<(), String> {
+    let have = || {
+        Command::new("wrk")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if have() {
+        return Ok(());
+    }
+    eprintln!("installing wrk (apt-get install wrk)...");
+    let _ = Command::new("apt-get").arg("update").arg("-qq").status();
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "wrk"])
+        .status();
+    if have() {
+        Ok(())
+    } else {
+        Err("wrk is required: apt-get install wrk".into())
+    }
+}
+
+fn gateway_binary() -> Result<PathBuf, String> {
+    if let Ok(bin) = std::env::var("GATEWAY_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    eprintln!("building the release gateway...");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-p", "gateway", "--bin", "gateway"])
+        .current_dir(workspace())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    Ok(workspace().join("target/release/gateway"))
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// Peak and current resident set of a process, in MiB.
+fn memory(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn scenarios(tokens: &[String], ids: &[TenantIds]) -> Vec<Scenario> {
+    let per_tenant =
+        |make: &dyn Fn(&TenantIds) -> Vec<serde_json::Value>| -> Vec<(String, Vec<String>)> {
+            tokens
+                .iter()
+                .zip(ids)
+                .map(|(t, i)| (t.clone(), make(i).iter().map(|b| b.to_string()).collect()))
+                .collect()
+        };
+    let take = 200;
+    vec![
+        Scenario {
+            name: "by-id lookup",
+            tenants: per_tenant(&|i| {
+                i.threads.iter().take(take).map(|id| json!({
+                    "query": "query($id: ID!) { forumThread(id: $id) { id title slug createdAt } }",
+                    "variables": { "id": id },
+                })).collect()
+            }),
+        },
+        Scenario {
+            name: "category > 20 threads > 10 posts > author",
+            tenants: per_tenant(&|i| {
+                i.categories.iter().map(|id| json!({
+                    "query": "query($id: ID!) { forumCategory(id: $id) { name threads(first: 20, orderBy: [{createdAt: DESC}]) { nodes { title posts(first: 10, orderBy: [{createdAt: ASC}]) { nodes { content author { name } } } } } } }",
+                    "variables": { "id": id },
+                })).collect()
+            }),
+        },
+        Scenario {
+            name: "workflow > 10 executions > node executions",
+            tenants: per_tenant(&|i| {
+                i.workflows.iter().take(take).map(|id| json!({
+                    "query": "query($id: ID!) { workflow(id: $id) { name executions(first: 10, orderBy: [{startedAt: DESC}]) { nodes { status nodeExecutions { nodes { nodeId status } } } } } }",
+                    "variables": { "id": id },
+                })).collect()
+            }),
+        },
+        Scenario {
+            name: "filtered, ordered list page",
+            tenants: per_tenant(&|i| {
+                i.users.iter().take(take).map(|id| json!({
+                    "query": "query($u: ID!) { notifications(where: {userId: {equals: $u}, read: {equals: false}}, orderBy: [{createdAt: DESC}], first: 20) { totalCount pageInfo { hasNextPage endCursor } nodes { id title createdAt } } }",
+                    "variables": { "u": id },
+                })).collect()
+            }),
+        },
+        Scenario {
+            name: "create mutation",
+            tenants: per_tenant(&|i| {
+                i.threads.iter().take(take).zip(i.users.iter().cycle()).map(|(t, u)| json!({
+                    "query": "mutation($t: ID!, $a: ID!) { createForumPost(input: {threadId: $t, authorId: $a, content: \"benchmark post\"}) { id createdAt } }",
+                    "variables": { "t": t, "a": u },
+                })).collect()
+            }),
+        },
+    ]
+}
+
+async fn prepare(url_admin: &str, url: &str) -> Result<(), String> {
+    let mut conn = Conn::establish(url_admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    conn.batch_execute("DROP DATABASE IF EXISTS bench WITH (FORCE)")
+        .await
+        .map_err(|e| e.to_string())?;
+    db::create_database(url_admin, "bench", None).await?;
+    db::migrate(url).await?;
+    Ok(())
+}
+
+async fn run() -> Result<(), String> {
+    let duration = env_num("BENCH_DURATION", 10);
+    let connections = env_num("BENCH_CONNECTIONS", 32) as u32;
+    ensure_wrk()?;
+    let bin = gateway_binary()?;
+    let dir = workspace().join(".data/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let cluster = PrivateCluster::ensure(&dir.join("postgres"), &ClusterOptions::default())
+        .map_err(|e| e.to_string())?;
+    let url = cluster.url("bench");
+    prepare(&cluster.url("postgres"), &url).await?;
+
+    let secret: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    let keys = JwtKeys::hs256(secret.as_bytes());
+    let sizes = seed::STANDARD;
+    let started = Instant::now();
+    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..seed::TENANTS {
+        let slug = format!("bench-{}", i + 1);
+        let t = tenants::create_tenant(
+            &url,
+            &keys,
+            &slug,
+            &slug,
+            &format!("admin@{slug}.example"),
+            86_400,
+        )
+        .await?;
+        ids.push(seed::tenant(&url, i, t.tenant_id, &sizes).await?);
+        tokens.push(t.token);
+    }
+    seed::analyze(&url).await?;
+    println!(
+        "seeded {} tenants, {} users, {} categories, {} threads, {} posts, {} workflows, {} executions, {} notifications in {:.1}s",
+        seed::TENANTS, sizes.users, sizes.categories, sizes.threads, sizes.posts, sizes.workflows,
+        sizes.executions, sizes.notifications, started.elapsed().as_secs_f64()
+    );
+
+    let port = free_port()?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = Command::new(&bin)
+        .args(["serve", "--no-migrate", "--bind", &addr.to_string()])
+        .env("DATABASE_URL", &url)
+        .env("GATEWAY_JWT_SECRET", &secret)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let gw = Gateway(child);
+    let pid = gw.0.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(load::http(addr, "GET", "/readyz", None, ""), Ok((200, _))) {
+        if Instant::now() > deadline {
+            return Err("the gateway did not become ready in 30s".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, idle) = memory(pid);
+
+    let scenarios = scenarios(&tokens, &ids);
+    // Every scenario must answer without errors before it is timed.
+    for s in &scenarios {
+        let (token, bodies) = &s.tenants[0];
+        let body = bodies.first().ok_or("no request bodies")?;
+        let (status, resp) = load::http(addr, "POST", "/graphql", Some(token), body)?;
+        if status != 200 || resp.contains("\"errors\"") {
+            return Err(format!("{}: HTTP {status}: {resp}", s.name));
+        }
+    }
+    println!(
+        "\nwrk, {connections} connections, 2 threads, {duration}s per scenario, release gateway on {addr}\n"
+    );
+    println!("| scenario | requests/s | p50 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|");
+    for s in &scenarios {
+        let f = load::run(s, addr, duration, connections, &dir)?;
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} |",
+            s.name,
+            f.rps(),
+            f.p50_ms,
+            f.p99_ms,
+            f.errors
+        );
+    }
+    let (peak, now) = memory(pid);
+    println!("\ngateway memory: {idle:.0} MiB RSS when ready, {now:.0} MiB after the run, {peak:.0} MiB peak RSS");
+    drop(gw);
+    cluster.stop().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
