@@ -12,6 +12,7 @@
 //! | `GATEWAY_MAX_DEPTH` | deepest query accepted | `12` |
 //! | `GATEWAY_MAX_COMPLEXITY` | most complex query accepted | `5000` |
 //! | `GATEWAY_MAX_BODY_BYTES` | largest request body | `1048576` |
+//! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
 //! | `RUST_LOG` | log filter (tracing-subscriber syntax) | `info` |
 
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub data_dir: PathBuf,
     pub pool_size: usize,
+    pub event_retention: std::time::Duration,
     pub limits: Limits,
 }
 
@@ -80,6 +82,10 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| project_dir().join(".data")),
             pool_size: parsed("GATEWAY_DB_POOL_SIZE", 16)?,
+            event_retention: std::time::Duration::from_secs(parsed(
+                "GATEWAY_EVENT_RETENTION_SECS",
+                86_400,
+            )?),
             limits: Limits {
                 default_page_size: parsed("GATEWAY_DEFAULT_PAGE_SIZE", defaults.default_page_size)?,
                 max_page_size: parsed("GATEWAY_MAX_PAGE_SIZE", defaults.max_page_size)?,

@@ -11,4 +11,5 @@ pub mod demo;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod live;
 pub mod tenants;

@@ -10,6 +10,7 @@ use gateway::auth::{JwtKeys, Role};
 use gateway::config::Config;
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
 use gateway::db::{self, Db};
+use gateway::live::Hub;
 use gateway::{demo, graphql, http, tenants};
 
 #[derive(Parser)]
@@ -163,7 +164,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env()?;
     match cli.command {
         Command::ExportSchema => {
-            print!("{}", graphql::build(None, &config.limits).sdl());
+            print!("{}", graphql::build(None, None, &config.limits).sdl());
             Ok(())
         }
         Command::Migrate => {
@@ -232,7 +233,8 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         }
     }
     let pool = Db::connect(&url, config.pool_size)?;
-    let schema = graphql::build(Some(pool.clone()), &config.limits);
+    let hub = Hub::start(url.clone(), config.event_retention).await?;
+    let schema = graphql::build(Some(pool.clone()), Some(hub), &config.limits);
 
     let mut demo_header = None;
     if cluster.is_some() {

@@ -579,6 +579,7 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
 
     // Connection.
     let _ = writeln!(s, "connection_types!({n}, {n}Connection, {n}Edge);\n");
+    let _ = writeln!(s, "change_type!({n}, {n}Change);\n");
     if e.relations
         .iter()
         .any(|r| r.inverse_type == InverseType::HasMany)
@@ -1046,6 +1047,25 @@ fn package_objects(s: &mut String, pkg: &str, entities: &[&Entity]) {
     }
     s.push_str("}\n\n");
 
+    // In a module of its own: the subscription macro's expansion must not see the Diesel
+    // query traits the rest of this file imports.
+    let sub = format!("{}Subscription", pkg.to_upper_camel_case());
+    let _ = writeln!(
+        s,
+        "pub use self::change_feeds::{sub};\n\nmod change_feeds {{\n    use async_graphql::{{Context, Subscription}};\n    use futures::{{Stream, StreamExt}};\n\n    use crate::error::GqlResult;\n    use crate::live::{{self, ChangeOp}};\n\n    /// Subscriptions of package `{pkg}`.\n    #[derive(Default)]\n    pub struct {sub};\n"
+    );
+    let _ = writeln!(s, "    #[Subscription]\n    impl {sub} {{");
+    for e in entities {
+        let n = &e.name;
+        let _ = writeln!(
+            s,
+            "        /// Changes of {n} rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.\n        #[graphql(name = \"{}Changed\")]\n        async fn {}_changed(\n            &self,\n            ctx: &Context<'_>,\n            #[graphql(name = \"where\")] filter: Option<super::{n}Where>,\n            ops: Option<Vec<ChangeOp>>,\n            after: Option<String>,\n        ) -> Result<impl Stream<Item = GqlResult<super::{n}Change>>, async_graphql::Error> {{\n            let changes = live::changes::<super::{n}, _>(ctx, filter.as_ref(), ops, after).await?;\n            Ok(changes.map(|c| c.map(super::{n}Change)))\n        }}\n",
+            e.singular(),
+            e.singular().to_snake_case()
+        );
+    }
+    s.push_str("    }\n}\n\n");
+
     let has_mutations = entities
         .iter()
         .any(|e| e.can_create() || e.can_update() || e.can_delete());
@@ -1198,8 +1218,18 @@ pub fn mod_rs(c: &Catalog) -> String {
     );
     let _ = writeln!(
         s,
-        "/// The generated mutation fields of every package.\n#[derive(async_graphql::MergedObject, Default)]\npub struct EntityMutation({});",
+        "/// The generated mutation fields of every package.\n#[derive(async_graphql::MergedObject, Default)]\npub struct EntityMutation({});\n",
         mutations.join(", ")
+    );
+    let subscriptions: Vec<String> = c
+        .packages
+        .iter()
+        .map(|p| format!("{}::{}Subscription", p.name, p.name.to_upper_camel_case()))
+        .collect();
+    let _ = writeln!(
+        s,
+        "/// The generated subscription fields of every package.\n#[derive(async_graphql::MergedSubscription, Default)]\npub struct EntitySubscription({});",
+        subscriptions.join(", ")
     );
     s
 }

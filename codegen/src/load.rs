@@ -49,6 +49,47 @@ impl std::error::Error for Problems {}
 
 const IMPLICIT: &[&str] = &["id", "tenantId", "createdAt", "updatedAt"];
 
+/// GraphQL types written by hand in the gateway.
+const GATEWAY_TYPES: &[&str] = &[
+    "Query",
+    "Mutation",
+    "SubscriptionRoot",
+    "PageInfo",
+    "Viewer",
+    "SortOrder",
+    "ChangeOp",
+    "QueryMode",
+    "BigInt",
+    "Decimal",
+    "DateTime",
+    "JSON",
+    "BigIntFilter",
+    "BooleanFilter",
+    "DateTimeFilter",
+    "DecimalFilter",
+    "FloatFilter",
+    "IDFilter",
+    "IDListFilter",
+    "IntFilter",
+    "JSONFilter",
+    "StringFilter",
+    "StringListFilter",
+];
+
+/// The types generated for each entity, by suffix of its name.
+const ENTITY_TYPE_SUFFIXES: &[&str] = &[
+    "",
+    "Connection",
+    "Edge",
+    "Where",
+    "OrderBy",
+    "CreateInput",
+    "UpdateInput",
+    "UniqueKey",
+    "ListRelationFilter",
+    "Change",
+];
+
 /// Reads every `<dir>/<package>/entities.yaml`, in package-name order.
 pub fn load_dir(dir: &Path) -> Result<Catalog, Problems> {
     let mut files = Vec::new();
@@ -315,10 +356,48 @@ impl Validator {
             }
         }
 
+        self.type_names(&packages, &entities, &enums);
         Catalog {
             packages,
             enums,
             entities,
+        }
+    }
+
+    /// Every GraphQL type the gateway will define must have one owner: an entity's name and
+    /// its generated companions, an enum and its filter, or the gateway's own types.
+    fn type_names(&mut self, packages: &[Package], entities: &[Entity], enums: &[EnumDef]) {
+        let mut owners: HashMap<String, String> = GATEWAY_TYPES
+            .iter()
+            .map(|t| (t.to_string(), "the gateway".to_string()))
+            .collect();
+        let mut claim = |this: &mut Self, file: &str, name: String, owner: String| {
+            if let Some(prev) = owners.insert(name.clone(), owner.clone()) {
+                if prev != owner {
+                    this.problem(
+                        file,
+                        None,
+                        None,
+                        format!("GraphQL type `{name}` of {owner} is already defined by {prev}"),
+                    );
+                }
+            }
+        };
+        for e in entities {
+            for suffix in ENTITY_TYPE_SUFFIXES {
+                let owner = format!("entity `{}`", e.name);
+                claim(self, &e.file, format!("{}{suffix}", e.name), owner);
+            }
+        }
+        for en in enums {
+            let file = packages
+                .iter()
+                .find(|p| p.name == en.package)
+                .map_or_else(String::new, |p| p.file.clone());
+            for suffix in ["", "Filter"] {
+                let owner = format!("enum `{}`", en.name);
+                claim(self, &file, format!("{}{suffix}", en.name), owner);
+            }
         }
     }
 

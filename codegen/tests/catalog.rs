@@ -291,3 +291,41 @@ fn generated_files_are_marked_and_fresh() {
         "stale generated files: {stale:?}; run `cargo run -p gateway-codegen`"
     );
 }
+
+#[test]
+fn generated_graphql_type_names_never_collide() {
+    let clash = r#"
+package: billing
+enums:
+  - name: PlanChange
+    values: [UP, DOWN]
+entities:
+  - name: Plan
+    fields:
+      name: { type: string, required: true }
+    acl: { create: [admin], read: [user], update: [admin], delete: [admin] }
+  - name: PageInfo
+    fields:
+      name: { type: string, required: true }
+    acl: { create: [admin], read: [user], update: [admin], delete: [admin] }
+"#;
+    let problems = load(&[
+        ("core/entities.yaml", CORE),
+        ("billing/entities.yaml", clash),
+    ])
+    .err()
+    .unwrap_or_default();
+    let text = messages(&problems).join("\n");
+    assert!(
+        text.contains(
+            "GraphQL type `PlanChange` of enum `PlanChange` is already defined by entity `Plan`"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "GraphQL type `PageInfo` of entity `PageInfo` is already defined by the gateway"
+        ),
+        "{text}"
+    );
+}

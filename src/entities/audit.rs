@@ -267,6 +267,8 @@ impl OrderInput for AuditLogOrderBy {
 
 connection_types!(AuditLog, AuditLogConnection, AuditLogEdge);
 
+change_type!(AuditLog, AuditLogChange);
+
 static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
     ColumnMeta {
         field: "id",
@@ -660,5 +662,36 @@ impl AuditQuery {
             .map(AuditLogConnection)
     }
 
+}
+
+pub use self::change_feeds::AuditSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `audit`.
+    #[derive(Default)]
+    pub struct AuditSubscription;
+
+    #[Subscription]
+    impl AuditSubscription {
+        /// Changes of AuditLog rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "auditLogChanged")]
+        async fn audit_log_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::AuditLogWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::AuditLogChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::AuditLog, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::AuditLogChange)))
+        }
+
+    }
 }
 

@@ -355,6 +355,8 @@ impl OrderInput for ChatRoomOrderBy {
 
 connection_types!(ChatRoom, ChatRoomConnection, ChatRoomEdge);
 
+change_type!(ChatRoom, ChatRoomChange);
+
 list_relation_filter!(ChatRoom, ChatRoomWhere, ChatRoomListRelationFilter);
 
 /// The unique keys of ChatRoom, for upserts.
@@ -975,6 +977,8 @@ impl OrderInput for ChatRoomMemberOrderBy {
 
 connection_types!(ChatRoomMember, ChatRoomMemberConnection, ChatRoomMemberEdge);
 
+change_type!(ChatRoomMember, ChatRoomMemberChange);
+
 list_relation_filter!(ChatRoomMember, ChatRoomMemberWhere, ChatRoomMemberListRelationFilter);
 
 /// The unique keys of ChatRoomMember, for upserts.
@@ -1593,6 +1597,8 @@ impl OrderInput for ChatMessageOrderBy {
 
 connection_types!(ChatMessage, ChatMessageConnection, ChatMessageEdge);
 
+change_type!(ChatMessage, ChatMessageChange);
+
 list_relation_filter!(ChatMessage, ChatMessageWhere, ChatMessageListRelationFilter);
 
 static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
@@ -2091,6 +2097,8 @@ impl OrderInput for ChatReadReceiptOrderBy {
 
 connection_types!(ChatReadReceipt, ChatReadReceiptConnection, ChatReadReceiptEdge);
 
+change_type!(ChatReadReceipt, ChatReadReceiptChange);
+
 list_relation_filter!(ChatReadReceipt, ChatReadReceiptWhere, ChatReadReceiptListRelationFilter);
 
 /// The unique keys of ChatReadReceipt, for upserts.
@@ -2432,6 +2440,76 @@ impl ChatQuery {
             .map(ChatReadReceiptConnection)
     }
 
+}
+
+pub use self::change_feeds::ChatSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `chat`.
+    #[derive(Default)]
+    pub struct ChatSubscription;
+
+    #[Subscription]
+    impl ChatSubscription {
+        /// Changes of ChatRoom rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "chatRoomChanged")]
+        async fn chat_room_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ChatRoomWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ChatRoomChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ChatRoom, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ChatRoomChange)))
+        }
+
+        /// Changes of ChatRoomMember rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "chatRoomMemberChanged")]
+        async fn chat_room_member_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ChatRoomMemberWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ChatRoomMemberChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ChatRoomMember, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ChatRoomMemberChange)))
+        }
+
+        /// Changes of ChatMessage rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "chatMessageChanged")]
+        async fn chat_message_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ChatMessageWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ChatMessageChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ChatMessage, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ChatMessageChange)))
+        }
+
+        /// Changes of ChatReadReceipt rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "chatReadReceiptChanged")]
+        async fn chat_read_receipt_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ChatReadReceiptWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ChatReadReceiptChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ChatReadReceipt, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ChatReadReceiptChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `chat`. Each field runs in one transaction with its audit rows.

@@ -334,6 +334,8 @@ impl OrderInput for ComplianceActionOrderBy {
 
 connection_types!(ComplianceAction, ComplianceActionConnection, ComplianceActionEdge);
 
+change_type!(ComplianceAction, ComplianceActionChange);
+
 list_relation_filter!(ComplianceAction, ComplianceActionWhere, ComplianceActionListRelationFilter);
 
 static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
@@ -728,6 +730,37 @@ impl ComplianceQuery {
             .map(ComplianceActionConnection)
     }
 
+}
+
+pub use self::change_feeds::ComplianceSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `compliance`.
+    #[derive(Default)]
+    pub struct ComplianceSubscription;
+
+    #[Subscription]
+    impl ComplianceSubscription {
+        /// Changes of ComplianceAction rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "complianceActionChanged")]
+        async fn compliance_action_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ComplianceActionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ComplianceActionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ComplianceAction, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ComplianceActionChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `compliance`. Each field runs in one transaction with its audit rows.

@@ -265,6 +265,8 @@ impl OrderInput for ConversationOrderBy {
 
 connection_types!(Conversation, ConversationConnection, ConversationEdge);
 
+change_type!(Conversation, ConversationChange);
+
 static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
     ColumnMeta {
         field: "id",
@@ -727,6 +729,8 @@ impl OrderInput for ConversationMessageOrderBy {
 
 connection_types!(ConversationMessage, ConversationMessageConnection, ConversationMessageEdge);
 
+change_type!(ConversationMessage, ConversationMessageChange);
+
 list_relation_filter!(ConversationMessage, ConversationMessageWhere, ConversationMessageListRelationFilter);
 
 static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
@@ -1026,6 +1030,50 @@ impl ConversationsQuery {
             .map(ConversationMessageConnection)
     }
 
+}
+
+pub use self::change_feeds::ConversationsSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `conversations`.
+    #[derive(Default)]
+    pub struct ConversationsSubscription;
+
+    #[Subscription]
+    impl ConversationsSubscription {
+        /// Changes of Conversation rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "conversationChanged")]
+        async fn conversation_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ConversationWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ConversationChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Conversation, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ConversationChange)))
+        }
+
+        /// Changes of ConversationMessage rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "conversationMessageChanged")]
+        async fn conversation_message_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ConversationMessageWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ConversationMessageChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ConversationMessage, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ConversationMessageChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `conversations`. Each field runs in one transaction with its audit rows.

@@ -176,6 +176,8 @@ impl OrderInput for TenantOrderBy {
 
 connection_types!(Tenant, TenantConnection, TenantEdge);
 
+change_type!(Tenant, TenantChange);
+
 static TENANT_COLUMNS: [ColumnMeta; 8] = [
     ColumnMeta {
         field: "id",
@@ -1517,6 +1519,8 @@ impl OrderInput for UserOrderBy {
 
 connection_types!(User, UserConnection, UserEdge);
 
+change_type!(User, UserChange);
+
 /// The unique keys of User, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "UserUniqueKey")]
@@ -2060,6 +2064,8 @@ impl OrderInput for ProfileOrderBy {
 
 connection_types!(Profile, ProfileConnection, ProfileEdge);
 
+change_type!(Profile, ProfileChange);
+
 /// The unique keys of Profile, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "ProfileUniqueKey")]
@@ -2517,6 +2523,8 @@ impl OrderInput for CredentialOrderBy {
 
 connection_types!(Credential, CredentialConnection, CredentialEdge);
 
+change_type!(Credential, CredentialChange);
+
 list_relation_filter!(Credential, CredentialWhere, CredentialListRelationFilter);
 
 static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
@@ -2917,6 +2925,8 @@ impl OrderInput for SessionOrderBy {
 }
 
 connection_types!(Session, SessionConnection, SessionEdge);
+
+change_type!(Session, SessionChange);
 
 list_relation_filter!(Session, SessionWhere, SessionListRelationFilter);
 
@@ -3380,6 +3390,8 @@ impl OrderInput for AccountOrderBy {
 
 connection_types!(Account, AccountConnection, AccountEdge);
 
+change_type!(Account, AccountChange);
+
 list_relation_filter!(Account, AccountWhere, AccountListRelationFilter);
 
 static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
@@ -3818,6 +3830,8 @@ impl OrderInput for VerificationTokenOrderBy {
 }
 
 connection_types!(VerificationToken, VerificationTokenConnection, VerificationTokenEdge);
+
+change_type!(VerificationToken, VerificationTokenChange);
 
 static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
     ColumnMeta {
@@ -4274,6 +4288,8 @@ impl OrderInput for GroupOrderBy {
 }
 
 connection_types!(Group, GroupConnection, GroupEdge);
+
+change_type!(Group, GroupChange);
 
 /// The unique keys of Group, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -4740,6 +4756,8 @@ impl OrderInput for GroupMemberOrderBy {
 }
 
 connection_types!(GroupMember, GroupMemberConnection, GroupMemberEdge);
+
+change_type!(GroupMember, GroupMemberChange);
 
 list_relation_filter!(GroupMember, GroupMemberWhere, GroupMemberListRelationFilter);
 
@@ -5227,6 +5245,141 @@ impl CoreQuery {
             .map(GroupMemberConnection)
     }
 
+}
+
+pub use self::change_feeds::CoreSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `core`.
+    #[derive(Default)]
+    pub struct CoreSubscription;
+
+    #[Subscription]
+    impl CoreSubscription {
+        /// Changes of Tenant rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "tenantChanged")]
+        async fn tenant_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::TenantWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::TenantChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Tenant, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::TenantChange)))
+        }
+
+        /// Changes of User rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "userChanged")]
+        async fn user_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::UserWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::UserChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::User, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::UserChange)))
+        }
+
+        /// Changes of Profile rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "profileChanged")]
+        async fn profile_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ProfileWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ProfileChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Profile, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ProfileChange)))
+        }
+
+        /// Changes of Credential rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "credentialChanged")]
+        async fn credential_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CredentialWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CredentialChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Credential, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CredentialChange)))
+        }
+
+        /// Changes of Session rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "sessionChanged")]
+        async fn session_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::SessionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::SessionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Session, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::SessionChange)))
+        }
+
+        /// Changes of Account rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "accountChanged")]
+        async fn account_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::AccountWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::AccountChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Account, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::AccountChange)))
+        }
+
+        /// Changes of VerificationToken rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "verificationTokenChanged")]
+        async fn verification_token_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::VerificationTokenWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::VerificationTokenChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::VerificationToken, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::VerificationTokenChange)))
+        }
+
+        /// Changes of Group rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "groupChanged")]
+        async fn group_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GroupWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GroupChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Group, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GroupChange)))
+        }
+
+        /// Changes of GroupMember rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "groupMemberChanged")]
+        async fn group_member_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GroupMemberWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GroupMemberChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::GroupMember, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GroupMemberChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `core`. Each field runs in one transaction with its audit rows.

@@ -383,6 +383,8 @@ impl OrderInput for CertificateOrderBy {
 
 connection_types!(Certificate, CertificateConnection, CertificateEdge);
 
+change_type!(Certificate, CertificateChange);
+
 list_relation_filter!(Certificate, CertificateWhere, CertificateListRelationFilter);
 
 /// The unique keys of Certificate, for upserts.
@@ -1164,6 +1166,8 @@ impl OrderInput for BadgeOrderBy {
 
 connection_types!(Badge, BadgeConnection, BadgeEdge);
 
+change_type!(Badge, BadgeChange);
+
 list_relation_filter!(Badge, BadgeWhere, BadgeListRelationFilter);
 
 /// The unique keys of Badge, for upserts.
@@ -1879,6 +1883,8 @@ impl OrderInput for UserBadgeOrderBy {
 
 connection_types!(UserBadge, UserBadgeConnection, UserBadgeEdge);
 
+change_type!(UserBadge, UserBadgeChange);
+
 list_relation_filter!(UserBadge, UserBadgeWhere, UserBadgeListRelationFilter);
 
 /// The unique keys of UserBadge, for upserts.
@@ -2317,6 +2323,63 @@ impl CredentialsQuery {
             .map(UserBadgeConnection)
     }
 
+}
+
+pub use self::change_feeds::CredentialsSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `credentials`.
+    #[derive(Default)]
+    pub struct CredentialsSubscription;
+
+    #[Subscription]
+    impl CredentialsSubscription {
+        /// Changes of Certificate rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "certificateChanged")]
+        async fn certificate_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CertificateWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CertificateChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Certificate, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CertificateChange)))
+        }
+
+        /// Changes of Badge rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "badgeChanged")]
+        async fn badge_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::BadgeWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::BadgeChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Badge, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::BadgeChange)))
+        }
+
+        /// Changes of UserBadge rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "userBadgeChanged")]
+        async fn user_badge_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::UserBadgeWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::UserBadgeChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::UserBadge, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::UserBadgeChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `credentials`. Each field runs in one transaction with its audit rows.

@@ -289,6 +289,8 @@ impl OrderInput for WalletOrderBy {
 
 connection_types!(Wallet, WalletConnection, WalletEdge);
 
+change_type!(Wallet, WalletChange);
+
 list_relation_filter!(Wallet, WalletWhere, WalletListRelationFilter);
 
 /// The unique keys of Wallet, for upserts.
@@ -872,6 +874,8 @@ impl OrderInput for TransactionOrderBy {
 
 connection_types!(Transaction, TransactionConnection, TransactionEdge);
 
+change_type!(Transaction, TransactionChange);
+
 list_relation_filter!(Transaction, TransactionWhere, TransactionListRelationFilter);
 
 static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
@@ -1414,6 +1418,8 @@ impl OrderInput for StakingOrderBy {
 
 connection_types!(Staking, StakingConnection, StakingEdge);
 
+change_type!(Staking, StakingChange);
+
 list_relation_filter!(Staking, StakingWhere, StakingListRelationFilter);
 
 static STAKING_COLUMNS: [ColumnMeta; 12] = [
@@ -1940,6 +1946,8 @@ impl OrderInput for PricingTierOrderBy {
 }
 
 connection_types!(PricingTier, PricingTierConnection, PricingTierEdge);
+
+change_type!(PricingTier, PricingTierChange);
 
 /// The unique keys of PricingTier, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -2520,6 +2528,8 @@ impl OrderInput for SubscriptionOrderBy {
 }
 
 connection_types!(Subscription, SubscriptionConnection, SubscriptionEdge);
+
+change_type!(Subscription, SubscriptionChange);
 
 list_relation_filter!(Subscription, SubscriptionWhere, SubscriptionListRelationFilter);
 
@@ -3146,6 +3156,8 @@ impl OrderInput for BlockchainTransactionOrderBy {
 }
 
 connection_types!(BlockchainTransaction, BlockchainTransactionConnection, BlockchainTransactionEdge);
+
+change_type!(BlockchainTransaction, BlockchainTransactionChange);
 
 /// The unique keys of BlockchainTransaction, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -3793,6 +3805,8 @@ impl OrderInput for MicroserviceMeterOrderBy {
 
 connection_types!(MicroserviceMeter, MicroserviceMeterConnection, MicroserviceMeterEdge);
 
+change_type!(MicroserviceMeter, MicroserviceMeterChange);
+
 list_relation_filter!(MicroserviceMeter, MicroserviceMeterWhere, MicroserviceMeterListRelationFilter);
 
 static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
@@ -4297,6 +4311,115 @@ impl FinanceQuery {
             .map(MicroserviceMeterConnection)
     }
 
+}
+
+pub use self::change_feeds::FinanceSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `finance`.
+    #[derive(Default)]
+    pub struct FinanceSubscription;
+
+    #[Subscription]
+    impl FinanceSubscription {
+        /// Changes of Wallet rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "walletChanged")]
+        async fn wallet_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::WalletWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::WalletChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Wallet, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::WalletChange)))
+        }
+
+        /// Changes of Transaction rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "transactionChanged")]
+        async fn transaction_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::TransactionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::TransactionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Transaction, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::TransactionChange)))
+        }
+
+        /// Changes of Staking rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "stakingChanged")]
+        async fn staking_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::StakingWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::StakingChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Staking, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::StakingChange)))
+        }
+
+        /// Changes of PricingTier rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "pricingTierChanged")]
+        async fn pricing_tier_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::PricingTierWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::PricingTierChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::PricingTier, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::PricingTierChange)))
+        }
+
+        /// Changes of Subscription rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "subscriptionChanged")]
+        async fn subscription_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::SubscriptionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::SubscriptionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Subscription, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::SubscriptionChange)))
+        }
+
+        /// Changes of BlockchainTransaction rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "blockchainTransactionChanged")]
+        async fn blockchain_transaction_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::BlockchainTransactionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::BlockchainTransactionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::BlockchainTransaction, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::BlockchainTransactionChange)))
+        }
+
+        /// Changes of MicroserviceMeter rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "microserviceMeterChanged")]
+        async fn microservice_meter_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::MicroserviceMeterWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::MicroserviceMeterChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::MicroserviceMeter, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::MicroserviceMeterChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `finance`. Each field runs in one transaction with its audit rows.

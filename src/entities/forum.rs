@@ -275,6 +275,8 @@ impl OrderInput for ForumCategoryOrderBy {
 
 connection_types!(ForumCategory, ForumCategoryConnection, ForumCategoryEdge);
 
+change_type!(ForumCategory, ForumCategoryChange);
+
 list_relation_filter!(ForumCategory, ForumCategoryWhere, ForumCategoryListRelationFilter);
 
 /// The unique keys of ForumCategory, for upserts.
@@ -855,6 +857,8 @@ impl OrderInput for ForumThreadOrderBy {
 }
 
 connection_types!(ForumThread, ForumThreadConnection, ForumThreadEdge);
+
+change_type!(ForumThread, ForumThreadChange);
 
 list_relation_filter!(ForumThread, ForumThreadWhere, ForumThreadListRelationFilter);
 
@@ -1484,6 +1488,8 @@ impl OrderInput for ForumPostOrderBy {
 
 connection_types!(ForumPost, ForumPostConnection, ForumPostEdge);
 
+change_type!(ForumPost, ForumPostChange);
+
 list_relation_filter!(ForumPost, ForumPostWhere, ForumPostListRelationFilter);
 
 static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
@@ -1897,6 +1903,8 @@ impl OrderInput for ForumReactionOrderBy {
 
 connection_types!(ForumReaction, ForumReactionConnection, ForumReactionEdge);
 
+change_type!(ForumReaction, ForumReactionChange);
+
 list_relation_filter!(ForumReaction, ForumReactionWhere, ForumReactionListRelationFilter);
 
 static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
@@ -2172,6 +2180,76 @@ impl ForumQuery {
             .map(ForumReactionConnection)
     }
 
+}
+
+pub use self::change_feeds::ForumSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `forum`.
+    #[derive(Default)]
+    pub struct ForumSubscription;
+
+    #[Subscription]
+    impl ForumSubscription {
+        /// Changes of ForumCategory rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "forumCategoryChanged")]
+        async fn forum_category_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ForumCategoryWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ForumCategoryChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ForumCategory, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ForumCategoryChange)))
+        }
+
+        /// Changes of ForumThread rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "forumThreadChanged")]
+        async fn forum_thread_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ForumThreadWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ForumThreadChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ForumThread, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ForumThreadChange)))
+        }
+
+        /// Changes of ForumPost rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "forumPostChanged")]
+        async fn forum_post_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ForumPostWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ForumPostChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ForumPost, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ForumPostChange)))
+        }
+
+        /// Changes of ForumReaction rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "forumReactionChanged")]
+        async fn forum_reaction_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ForumReactionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ForumReactionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ForumReaction, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ForumReactionChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `forum`. Each field runs in one transaction with its audit rows.

@@ -301,6 +301,8 @@ impl OrderInput for CourseCategoryOrderBy {
 
 connection_types!(CourseCategory, CourseCategoryConnection, CourseCategoryEdge);
 
+change_type!(CourseCategory, CourseCategoryChange);
+
 list_relation_filter!(CourseCategory, CourseCategoryWhere, CourseCategoryListRelationFilter);
 
 /// The unique keys of CourseCategory, for upserts.
@@ -1193,6 +1195,8 @@ impl OrderInput for CourseOrderBy {
 
 connection_types!(Course, CourseConnection, CourseEdge);
 
+change_type!(Course, CourseChange);
+
 list_relation_filter!(Course, CourseWhere, CourseListRelationFilter);
 
 /// The unique keys of Course, for upserts.
@@ -2008,6 +2012,8 @@ impl OrderInput for CourseModuleOrderBy {
 
 connection_types!(CourseModule, CourseModuleConnection, CourseModuleEdge);
 
+change_type!(CourseModule, CourseModuleChange);
+
 list_relation_filter!(CourseModule, CourseModuleWhere, CourseModuleListRelationFilter);
 
 static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
@@ -2671,6 +2677,8 @@ impl OrderInput for LessonOrderBy {
 }
 
 connection_types!(Lesson, LessonConnection, LessonEdge);
+
+change_type!(Lesson, LessonChange);
 
 list_relation_filter!(Lesson, LessonWhere, LessonListRelationFilter);
 
@@ -3359,6 +3367,8 @@ impl OrderInput for EnrollmentOrderBy {
 
 connection_types!(Enrollment, EnrollmentConnection, EnrollmentEdge);
 
+change_type!(Enrollment, EnrollmentChange);
+
 list_relation_filter!(Enrollment, EnrollmentWhere, EnrollmentListRelationFilter);
 
 /// The unique keys of Enrollment, for upserts.
@@ -4023,6 +4033,8 @@ impl OrderInput for CourseProgressOrderBy {
 }
 
 connection_types!(CourseProgress, CourseProgressConnection, CourseProgressEdge);
+
+change_type!(CourseProgress, CourseProgressChange);
 
 list_relation_filter!(CourseProgress, CourseProgressWhere, CourseProgressListRelationFilter);
 
@@ -4800,6 +4812,8 @@ impl OrderInput for QuizOrderBy {
 
 connection_types!(Quiz, QuizConnection, QuizEdge);
 
+change_type!(Quiz, QuizChange);
+
 list_relation_filter!(Quiz, QuizWhere, QuizListRelationFilter);
 
 static QUIZ_COLUMNS: [ColumnMeta; 18] = [
@@ -5526,6 +5540,8 @@ impl OrderInput for QuestionOrderBy {
 
 connection_types!(Question, QuestionConnection, QuestionEdge);
 
+change_type!(Question, QuestionChange);
+
 list_relation_filter!(Question, QuestionWhere, QuestionListRelationFilter);
 
 static QUESTION_COLUMNS: [ColumnMeta; 10] = [
@@ -6029,6 +6045,8 @@ impl OrderInput for QuestionOptionOrderBy {
 }
 
 connection_types!(QuestionOption, QuestionOptionConnection, QuestionOptionEdge);
+
+change_type!(QuestionOption, QuestionOptionChange);
 
 list_relation_filter!(QuestionOption, QuestionOptionWhere, QuestionOptionListRelationFilter);
 
@@ -6600,6 +6618,8 @@ impl OrderInput for QuizAttemptOrderBy {
 }
 
 connection_types!(QuizAttempt, QuizAttemptConnection, QuizAttemptEdge);
+
+change_type!(QuizAttempt, QuizAttemptChange);
 
 list_relation_filter!(QuizAttempt, QuizAttemptWhere, QuizAttemptListRelationFilter);
 
@@ -7246,6 +7266,8 @@ impl OrderInput for QuizResponseOrderBy {
 }
 
 connection_types!(QuizResponse, QuizResponseConnection, QuizResponseEdge);
+
+change_type!(QuizResponse, QuizResponseChange);
 
 list_relation_filter!(QuizResponse, QuizResponseWhere, QuizResponseListRelationFilter);
 
@@ -7922,6 +7944,8 @@ impl OrderInput for SubmissionOrderBy {
 }
 
 connection_types!(Submission, SubmissionConnection, SubmissionEdge);
+
+change_type!(Submission, SubmissionChange);
 
 list_relation_filter!(Submission, SubmissionWhere, SubmissionListRelationFilter);
 
@@ -8615,6 +8639,180 @@ impl LmsQuery {
             .map(SubmissionConnection)
     }
 
+}
+
+pub use self::change_feeds::LmsSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `lms`.
+    #[derive(Default)]
+    pub struct LmsSubscription;
+
+    #[Subscription]
+    impl LmsSubscription {
+        /// Changes of CourseCategory rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "courseCategoryChanged")]
+        async fn course_category_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CourseCategoryWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CourseCategoryChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::CourseCategory, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CourseCategoryChange)))
+        }
+
+        /// Changes of Course rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "courseChanged")]
+        async fn course_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CourseWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CourseChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Course, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CourseChange)))
+        }
+
+        /// Changes of CourseModule rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "courseModuleChanged")]
+        async fn course_module_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CourseModuleWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CourseModuleChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::CourseModule, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CourseModuleChange)))
+        }
+
+        /// Changes of Lesson rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "lessonChanged")]
+        async fn lesson_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::LessonWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::LessonChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Lesson, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::LessonChange)))
+        }
+
+        /// Changes of Enrollment rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "enrollmentChanged")]
+        async fn enrollment_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::EnrollmentWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::EnrollmentChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Enrollment, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::EnrollmentChange)))
+        }
+
+        /// Changes of CourseProgress rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "courseProgressChanged")]
+        async fn course_progress_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CourseProgressWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CourseProgressChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::CourseProgress, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CourseProgressChange)))
+        }
+
+        /// Changes of Quiz rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "quizChanged")]
+        async fn quiz_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::QuizWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::QuizChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Quiz, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::QuizChange)))
+        }
+
+        /// Changes of Question rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "questionChanged")]
+        async fn question_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::QuestionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::QuestionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Question, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::QuestionChange)))
+        }
+
+        /// Changes of QuestionOption rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "questionOptionChanged")]
+        async fn question_option_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::QuestionOptionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::QuestionOptionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::QuestionOption, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::QuestionOptionChange)))
+        }
+
+        /// Changes of QuizAttempt rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "quizAttemptChanged")]
+        async fn quiz_attempt_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::QuizAttemptWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::QuizAttemptChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::QuizAttempt, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::QuizAttemptChange)))
+        }
+
+        /// Changes of QuizResponse rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "quizResponseChanged")]
+        async fn quiz_response_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::QuizResponseWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::QuizResponseChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::QuizResponse, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::QuizResponseChange)))
+        }
+
+        /// Changes of Submission rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "submissionChanged")]
+        async fn submission_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::SubmissionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::SubmissionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Submission, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::SubmissionChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `lms`. Each field runs in one transaction with its audit rows.

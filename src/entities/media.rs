@@ -327,6 +327,8 @@ impl OrderInput for MediaAssetOrderBy {
 
 connection_types!(MediaAsset, MediaAssetConnection, MediaAssetEdge);
 
+change_type!(MediaAsset, MediaAssetChange);
+
 list_relation_filter!(MediaAsset, MediaAssetWhere, MediaAssetListRelationFilter);
 
 static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
@@ -941,6 +943,8 @@ impl OrderInput for MediaJobOrderBy {
 
 connection_types!(MediaJob, MediaJobConnection, MediaJobEdge);
 
+change_type!(MediaJob, MediaJobChange);
+
 list_relation_filter!(MediaJob, MediaJobWhere, MediaJobListRelationFilter);
 
 static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
@@ -1320,6 +1324,50 @@ impl MediaQuery {
             .map(MediaJobConnection)
     }
 
+}
+
+pub use self::change_feeds::MediaSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `media`.
+    #[derive(Default)]
+    pub struct MediaSubscription;
+
+    #[Subscription]
+    impl MediaSubscription {
+        /// Changes of MediaAsset rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "mediaAssetChanged")]
+        async fn media_asset_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::MediaAssetWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::MediaAssetChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::MediaAsset, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::MediaAssetChange)))
+        }
+
+        /// Changes of MediaJob rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "mediaJobChanged")]
+        async fn media_job_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::MediaJobWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::MediaJobChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::MediaJob, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::MediaJobChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `media`. Each field runs in one transaction with its audit rows.

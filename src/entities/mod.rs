@@ -478,3 +478,7 @@ pub struct EntityQuery(audit::AuditQuery, chat::ChatQuery, compliance::Complianc
 /// The generated mutation fields of every package.
 #[derive(async_graphql::MergedObject, Default)]
 pub struct EntityMutation(chat::ChatMutation, compliance::ComplianceMutation, conversations::ConversationsMutation, core::CoreMutation, credentials::CredentialsMutation, finance::FinanceMutation, forum::ForumMutation, lms::LmsMutation, media::MediaMutation, notifications::NotificationsMutation, platform::PlatformMutation, registry::RegistryMutation, tasks::TasksMutation, workflow::WorkflowMutation);
+
+/// The generated subscription fields of every package.
+#[derive(async_graphql::MergedSubscription, Default)]
+pub struct EntitySubscription(audit::AuditSubscription, chat::ChatSubscription, compliance::ComplianceSubscription, conversations::ConversationsSubscription, core::CoreSubscription, credentials::CredentialsSubscription, finance::FinanceSubscription, forum::ForumSubscription, lms::LmsSubscription, media::MediaSubscription, notifications::NotificationsSubscription, platform::PlatformSubscription, registry::RegistrySubscription, tasks::TasksSubscription, workflow::WorkflowSubscription);

@@ -281,6 +281,8 @@ impl OrderInput for NotificationOrderBy {
 
 connection_types!(Notification, NotificationConnection, NotificationEdge);
 
+change_type!(Notification, NotificationChange);
+
 list_relation_filter!(Notification, NotificationWhere, NotificationListRelationFilter);
 
 static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
@@ -635,6 +637,37 @@ impl NotificationsQuery {
             .map(NotificationConnection)
     }
 
+}
+
+pub use self::change_feeds::NotificationsSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `notifications`.
+    #[derive(Default)]
+    pub struct NotificationsSubscription;
+
+    #[Subscription]
+    impl NotificationsSubscription {
+        /// Changes of Notification rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "notificationChanged")]
+        async fn notification_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::NotificationWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::NotificationChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Notification, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::NotificationChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `notifications`. Each field runs in one transaction with its audit rows.

@@ -332,6 +332,8 @@ impl OrderInput for PageConfigOrderBy {
 
 connection_types!(PageConfig, PageConfigConnection, PageConfigEdge);
 
+change_type!(PageConfig, PageConfigChange);
+
 /// The unique keys of PageConfig, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "PageConfigUniqueKey")]
@@ -932,6 +934,8 @@ impl OrderInput for ComponentNodeOrderBy {
 
 connection_types!(ComponentNode, ComponentNodeConnection, ComponentNodeEdge);
 
+change_type!(ComponentNode, ComponentNodeChange);
+
 list_relation_filter!(ComponentNode, ComponentNodeWhere, ComponentNodeListRelationFilter);
 
 static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
@@ -1398,6 +1402,8 @@ impl OrderInput for ComponentConfigOrderBy {
 
 connection_types!(ComponentConfig, ComponentConfigConnection, ComponentConfigEdge);
 
+change_type!(ComponentConfig, ComponentConfigChange);
+
 /// The unique keys of ComponentConfig, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "ComponentConfigUniqueKey")]
@@ -1839,6 +1845,8 @@ impl OrderInput for SystemConfigOrderBy {
 
 connection_types!(SystemConfig, SystemConfigConnection, SystemConfigEdge);
 
+change_type!(SystemConfig, SystemConfigChange);
+
 /// The unique keys of SystemConfig, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "SystemConfigUniqueKey")]
@@ -2276,6 +2284,8 @@ impl OrderInput for FeatureFlagOrderBy {
 }
 
 connection_types!(FeatureFlag, FeatureFlagConnection, FeatureFlagEdge);
+
+change_type!(FeatureFlag, FeatureFlagChange);
 
 /// The unique keys of FeatureFlag, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -2737,6 +2747,8 @@ impl OrderInput for KeyValueOrderBy {
 
 connection_types!(KeyValue, KeyValueConnection, KeyValueEdge);
 
+change_type!(KeyValue, KeyValueChange);
+
 /// The unique keys of KeyValue, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "KeyValueUniqueKey")]
@@ -3197,6 +3209,8 @@ impl OrderInput for InstalledPackageOrderBy {
 
 connection_types!(InstalledPackage, InstalledPackageConnection, InstalledPackageEdge);
 
+change_type!(InstalledPackage, InstalledPackageChange);
+
 /// The unique keys of InstalledPackage, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "InstalledPackageUniqueKey")]
@@ -3641,6 +3655,8 @@ impl OrderInput for PackageDataOrderBy {
 
 connection_types!(PackageData, PackageDataConnection, PackageDataEdge);
 
+change_type!(PackageData, PackageDataChange);
+
 /// The unique keys of PackageData, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "PackageDataUniqueKey")]
@@ -4082,6 +4098,8 @@ impl OrderInput for ModelSchemaOrderBy {
 
 connection_types!(ModelSchema, ModelSchemaConnection, ModelSchemaEdge);
 
+change_type!(ModelSchema, ModelSchemaChange);
+
 /// The unique keys of ModelSchema, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "ModelSchemaUniqueKey")]
@@ -4497,6 +4515,8 @@ impl OrderInput for DynamicDataOrderBy {
 
 connection_types!(DynamicData, DynamicDataConnection, DynamicDataEdge);
 
+change_type!(DynamicData, DynamicDataChange);
+
 list_relation_filter!(DynamicData, DynamicDataWhere, DynamicDataListRelationFilter);
 
 static DYNAMIC_DATA_COLUMNS: [ColumnMeta; 6] = [
@@ -4902,6 +4922,8 @@ impl OrderInput for TemplateOrderBy {
 }
 
 connection_types!(Template, TemplateConnection, TemplateEdge);
+
+change_type!(Template, TemplateChange);
 
 /// The unique keys of Template, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -5398,6 +5420,8 @@ impl OrderInput for LuaScriptOrderBy {
 
 connection_types!(LuaScript, LuaScriptConnection, LuaScriptEdge);
 
+change_type!(LuaScript, LuaScriptChange);
+
 /// The unique keys of LuaScript, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "LuaScriptUniqueKey")]
@@ -5884,6 +5908,8 @@ impl OrderInput for TagOrderBy {
 
 connection_types!(Tag, TagConnection, TagEdge);
 
+change_type!(Tag, TagChange);
+
 /// The unique keys of Tag, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "TagUniqueKey")]
@@ -6300,6 +6326,8 @@ impl OrderInput for TaggingOrderBy {
 }
 
 connection_types!(Tagging, TaggingConnection, TaggingEdge);
+
+change_type!(Tagging, TaggingChange);
 
 list_relation_filter!(Tagging, TaggingWhere, TaggingListRelationFilter);
 
@@ -6744,6 +6772,8 @@ impl OrderInput for EntityRelationOrderBy {
 }
 
 connection_types!(EntityRelation, EntityRelationConnection, EntityRelationEdge);
+
+change_type!(EntityRelation, EntityRelationChange);
 
 /// The unique keys of EntityRelation, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -7229,6 +7259,8 @@ impl OrderInput for WebhookOrderBy {
 }
 
 connection_types!(Webhook, WebhookConnection, WebhookEdge);
+
+change_type!(Webhook, WebhookChange);
 
 static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
     ColumnMeta {
@@ -7759,6 +7791,8 @@ impl OrderInput for CommentOrderBy {
 
 connection_types!(Comment, CommentConnection, CommentEdge);
 
+change_type!(Comment, CommentChange);
+
 list_relation_filter!(Comment, CommentWhere, CommentListRelationFilter);
 
 static COMMENT_COLUMNS: [ColumnMeta; 9] = [
@@ -8272,6 +8306,8 @@ impl OrderInput for CSSThemeOrderBy {
 }
 
 connection_types!(CSSTheme, CSSThemeConnection, CSSThemeEdge);
+
+change_type!(CSSTheme, CSSThemeChange);
 
 list_relation_filter!(CSSTheme, CSSThemeWhere, CSSThemeListRelationFilter);
 
@@ -8838,6 +8874,8 @@ impl OrderInput for DashboardOrderBy {
 
 connection_types!(Dashboard, DashboardConnection, DashboardEdge);
 
+change_type!(Dashboard, DashboardChange);
+
 list_relation_filter!(Dashboard, DashboardWhere, DashboardListRelationFilter);
 
 /// The unique keys of Dashboard, for upserts.
@@ -9384,6 +9422,8 @@ impl OrderInput for DashboardWidgetOrderBy {
 }
 
 connection_types!(DashboardWidget, DashboardWidgetConnection, DashboardWidgetEdge);
+
+change_type!(DashboardWidget, DashboardWidgetChange);
 
 list_relation_filter!(DashboardWidget, DashboardWidgetWhere, DashboardWidgetListRelationFilter);
 
@@ -9972,6 +10012,8 @@ impl OrderInput for GuideOrderBy {
 }
 
 connection_types!(Guide, GuideConnection, GuideEdge);
+
+change_type!(Guide, GuideChange);
 
 list_relation_filter!(Guide, GuideWhere, GuideListRelationFilter);
 
@@ -10562,6 +10604,8 @@ impl OrderInput for GuideStepOrderBy {
 
 connection_types!(GuideStep, GuideStepConnection, GuideStepEdge);
 
+change_type!(GuideStep, GuideStepChange);
+
 list_relation_filter!(GuideStep, GuideStepWhere, GuideStepListRelationFilter);
 
 static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
@@ -11131,6 +11175,8 @@ impl OrderInput for GitHubRepositoryOrderBy {
 }
 
 connection_types!(GitHubRepository, GitHubRepositoryConnection, GitHubRepositoryEdge);
+
+change_type!(GitHubRepository, GitHubRepositoryChange);
 
 /// The unique keys of GitHubRepository, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -11757,6 +11803,8 @@ impl OrderInput for GitHubActionOrderBy {
 }
 
 connection_types!(GitHubAction, GitHubActionConnection, GitHubActionEdge);
+
+change_type!(GitHubAction, GitHubActionChange);
 
 list_relation_filter!(GitHubAction, GitHubActionWhere, GitHubActionListRelationFilter);
 
@@ -12449,6 +12497,8 @@ impl OrderInput for GameOrderBy {
 
 connection_types!(Game, GameConnection, GameEdge);
 
+change_type!(Game, GameChange);
+
 /// The unique keys of Game, for upserts.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "GameUniqueKey")]
@@ -13089,6 +13139,8 @@ impl OrderInput for GameSessionOrderBy {
 
 connection_types!(GameSession, GameSessionConnection, GameSessionEdge);
 
+change_type!(GameSession, GameSessionChange);
+
 list_relation_filter!(GameSession, GameSessionWhere, GameSessionListRelationFilter);
 
 static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
@@ -13603,6 +13655,8 @@ impl OrderInput for GameHighScoreOrderBy {
 }
 
 connection_types!(GameHighScore, GameHighScoreConnection, GameHighScoreEdge);
+
+change_type!(GameHighScore, GameHighScoreChange);
 
 list_relation_filter!(GameHighScore, GameHighScoreWhere, GameHighScoreListRelationFilter);
 
@@ -14528,6 +14582,375 @@ impl PlatformQuery {
             .map(GameHighScoreConnection)
     }
 
+}
+
+pub use self::change_feeds::PlatformSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `platform`.
+    #[derive(Default)]
+    pub struct PlatformSubscription;
+
+    #[Subscription]
+    impl PlatformSubscription {
+        /// Changes of PageConfig rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "pageConfigChanged")]
+        async fn page_config_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::PageConfigWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::PageConfigChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::PageConfig, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::PageConfigChange)))
+        }
+
+        /// Changes of ComponentNode rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "componentNodeChanged")]
+        async fn component_node_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ComponentNodeWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ComponentNodeChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ComponentNode, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ComponentNodeChange)))
+        }
+
+        /// Changes of ComponentConfig rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "componentConfigChanged")]
+        async fn component_config_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ComponentConfigWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ComponentConfigChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ComponentConfig, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ComponentConfigChange)))
+        }
+
+        /// Changes of SystemConfig rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "systemConfigChanged")]
+        async fn system_config_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::SystemConfigWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::SystemConfigChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::SystemConfig, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::SystemConfigChange)))
+        }
+
+        /// Changes of FeatureFlag rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "featureFlagChanged")]
+        async fn feature_flag_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::FeatureFlagWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::FeatureFlagChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::FeatureFlag, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::FeatureFlagChange)))
+        }
+
+        /// Changes of KeyValue rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "keyValueChanged")]
+        async fn key_value_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::KeyValueWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::KeyValueChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::KeyValue, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::KeyValueChange)))
+        }
+
+        /// Changes of InstalledPackage rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "installedPackageChanged")]
+        async fn installed_package_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::InstalledPackageWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::InstalledPackageChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::InstalledPackage, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::InstalledPackageChange)))
+        }
+
+        /// Changes of PackageData rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "packageDataChanged")]
+        async fn package_data_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::PackageDataWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::PackageDataChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::PackageData, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::PackageDataChange)))
+        }
+
+        /// Changes of ModelSchema rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "modelSchemaChanged")]
+        async fn model_schema_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::ModelSchemaWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::ModelSchemaChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::ModelSchema, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::ModelSchemaChange)))
+        }
+
+        /// Changes of DynamicData rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "dynamicDataChanged")]
+        async fn dynamic_data_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::DynamicDataWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::DynamicDataChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::DynamicData, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::DynamicDataChange)))
+        }
+
+        /// Changes of Template rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "templateChanged")]
+        async fn template_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::TemplateWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::TemplateChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Template, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::TemplateChange)))
+        }
+
+        /// Changes of LuaScript rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "luaScriptChanged")]
+        async fn lua_script_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::LuaScriptWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::LuaScriptChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::LuaScript, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::LuaScriptChange)))
+        }
+
+        /// Changes of Tag rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "tagChanged")]
+        async fn tag_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::TagWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::TagChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Tag, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::TagChange)))
+        }
+
+        /// Changes of Tagging rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "taggingChanged")]
+        async fn tagging_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::TaggingWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::TaggingChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Tagging, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::TaggingChange)))
+        }
+
+        /// Changes of EntityRelation rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "entityRelationChanged")]
+        async fn entity_relation_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::EntityRelationWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::EntityRelationChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::EntityRelation, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::EntityRelationChange)))
+        }
+
+        /// Changes of Webhook rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "webhookChanged")]
+        async fn webhook_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::WebhookWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::WebhookChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Webhook, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::WebhookChange)))
+        }
+
+        /// Changes of Comment rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "commentChanged")]
+        async fn comment_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CommentWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CommentChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Comment, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CommentChange)))
+        }
+
+        /// Changes of CSSTheme rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "cssThemeChanged")]
+        async fn css_theme_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CSSThemeWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CSSThemeChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::CSSTheme, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CSSThemeChange)))
+        }
+
+        /// Changes of Dashboard rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "dashboardChanged")]
+        async fn dashboard_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::DashboardWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::DashboardChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Dashboard, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::DashboardChange)))
+        }
+
+        /// Changes of DashboardWidget rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "dashboardWidgetChanged")]
+        async fn dashboard_widget_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::DashboardWidgetWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::DashboardWidgetChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::DashboardWidget, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::DashboardWidgetChange)))
+        }
+
+        /// Changes of Guide rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "guideChanged")]
+        async fn guide_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GuideWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GuideChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Guide, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GuideChange)))
+        }
+
+        /// Changes of GuideStep rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "guideStepChanged")]
+        async fn guide_step_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GuideStepWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GuideStepChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::GuideStep, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GuideStepChange)))
+        }
+
+        /// Changes of GitHubRepository rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "gitHubRepositoryChanged")]
+        async fn git_hub_repository_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GitHubRepositoryWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GitHubRepositoryChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::GitHubRepository, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GitHubRepositoryChange)))
+        }
+
+        /// Changes of GitHubAction rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "gitHubActionChanged")]
+        async fn git_hub_action_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GitHubActionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GitHubActionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::GitHubAction, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GitHubActionChange)))
+        }
+
+        /// Changes of Game rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "gameChanged")]
+        async fn game_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GameWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GameChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Game, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GameChange)))
+        }
+
+        /// Changes of GameSession rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "gameSessionChanged")]
+        async fn game_session_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GameSessionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GameSessionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::GameSession, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GameSessionChange)))
+        }
+
+        /// Changes of GameHighScore rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "gameHighScoreChanged")]
+        async fn game_high_score_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::GameHighScoreWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::GameHighScoreChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::GameHighScore, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::GameHighScoreChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `platform`. Each field runs in one transaction with its audit rows.

@@ -33,4 +33,4 @@ pub use crate::graphql::meta::{
 };
 pub use crate::graphql::page::PageArgs;
 pub use crate::graphql::scalars::{BigInt, Decimal};
-pub use crate::{connection_types, list_relation_filter, pg_enum};
+pub use crate::{change_type, connection_types, list_relation_filter, pg_enum};

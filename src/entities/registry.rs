@@ -180,6 +180,8 @@ impl OrderInput for SchemaPackageOrderBy {
 
 connection_types!(SchemaPackage, SchemaPackageConnection, SchemaPackageEdge);
 
+change_type!(SchemaPackage, SchemaPackageChange);
+
 static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
     ColumnMeta {
         field: "id",
@@ -688,6 +690,8 @@ impl OrderInput for SchemaChangeOrderBy {
 }
 
 connection_types!(SchemaChange, SchemaChangeConnection, SchemaChangeEdge);
+
+change_type!(SchemaChange, SchemaChangeChange);
 
 static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
     ColumnMeta {
@@ -1208,6 +1212,8 @@ impl OrderInput for SchemaMigrationRecordOrderBy {
 
 connection_types!(SchemaMigrationRecord, SchemaMigrationRecordConnection, SchemaMigrationRecordEdge);
 
+change_type!(SchemaMigrationRecord, SchemaMigrationRecordChange);
+
 static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
     ColumnMeta {
         field: "id",
@@ -1474,6 +1480,63 @@ impl RegistryQuery {
             .map(SchemaMigrationRecordConnection)
     }
 
+}
+
+pub use self::change_feeds::RegistrySubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `registry`.
+    #[derive(Default)]
+    pub struct RegistrySubscription;
+
+    #[Subscription]
+    impl RegistrySubscription {
+        /// Changes of SchemaPackage rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "schemaPackageChanged")]
+        async fn schema_package_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::SchemaPackageWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::SchemaPackageChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::SchemaPackage, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::SchemaPackageChange)))
+        }
+
+        /// Changes of SchemaChange rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "schemaChangeChanged")]
+        async fn schema_change_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::SchemaChangeWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::SchemaChangeChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::SchemaChange, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::SchemaChangeChange)))
+        }
+
+        /// Changes of SchemaMigrationRecord rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "schemaMigrationRecordChanged")]
+        async fn schema_migration_record_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::SchemaMigrationRecordWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::SchemaMigrationRecordChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::SchemaMigrationRecord, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::SchemaMigrationRecordChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `registry`. Each field runs in one transaction with its audit rows.

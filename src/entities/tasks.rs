@@ -475,6 +475,8 @@ impl OrderInput for TaskOrderBy {
 
 connection_types!(Task, TaskConnection, TaskEdge);
 
+change_type!(Task, TaskChange);
+
 list_relation_filter!(Task, TaskWhere, TaskListRelationFilter);
 
 static TASK_COLUMNS: [ColumnMeta; 20] = [
@@ -1113,6 +1115,8 @@ impl OrderInput for TaskHistoryOrderBy {
 
 connection_types!(TaskHistory, TaskHistoryConnection, TaskHistoryEdge);
 
+change_type!(TaskHistory, TaskHistoryChange);
+
 list_relation_filter!(TaskHistory, TaskHistoryWhere, TaskHistoryListRelationFilter);
 
 static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
@@ -1373,6 +1377,50 @@ impl TasksQuery {
             .map(TaskHistoryConnection)
     }
 
+}
+
+pub use self::change_feeds::TasksSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `tasks`.
+    #[derive(Default)]
+    pub struct TasksSubscription;
+
+    #[Subscription]
+    impl TasksSubscription {
+        /// Changes of Task rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "taskChanged")]
+        async fn task_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::TaskWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::TaskChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Task, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::TaskChange)))
+        }
+
+        /// Changes of TaskHistory rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "taskHistoryChanged")]
+        async fn task_history_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::TaskHistoryWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::TaskHistoryChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::TaskHistory, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::TaskHistoryChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `tasks`. Each field runs in one transaction with its audit rows.

@@ -321,6 +321,8 @@ impl OrderInput for WorkflowOrderBy {
 
 connection_types!(Workflow, WorkflowConnection, WorkflowEdge);
 
+change_type!(Workflow, WorkflowChange);
+
 list_relation_filter!(Workflow, WorkflowWhere, WorkflowListRelationFilter);
 
 static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
@@ -962,6 +964,8 @@ impl OrderInput for WorkflowExecutionOrderBy {
 
 connection_types!(WorkflowExecution, WorkflowExecutionConnection, WorkflowExecutionEdge);
 
+change_type!(WorkflowExecution, WorkflowExecutionChange);
+
 list_relation_filter!(WorkflowExecution, WorkflowExecutionWhere, WorkflowExecutionListRelationFilter);
 
 static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
@@ -1538,6 +1542,8 @@ impl OrderInput for NodeExecutionOrderBy {
 }
 
 connection_types!(NodeExecution, NodeExecutionConnection, NodeExecutionEdge);
+
+change_type!(NodeExecution, NodeExecutionChange);
 
 list_relation_filter!(NodeExecution, NodeExecutionWhere, NodeExecutionListRelationFilter);
 
@@ -2121,6 +2127,8 @@ impl OrderInput for BlockLibraryOrderBy {
 }
 
 connection_types!(BlockLibrary, BlockLibraryConnection, BlockLibraryEdge);
+
+change_type!(BlockLibrary, BlockLibraryChange);
 
 static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
     ColumnMeta {
@@ -2716,6 +2724,8 @@ impl OrderInput for CustomBlockOrderBy {
 
 connection_types!(CustomBlock, CustomBlockConnection, CustomBlockEdge);
 
+change_type!(CustomBlock, CustomBlockChange);
+
 list_relation_filter!(CustomBlock, CustomBlockWhere, CustomBlockListRelationFilter);
 
 static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
@@ -3150,6 +3160,89 @@ impl WorkflowQuery {
             .map(CustomBlockConnection)
     }
 
+}
+
+pub use self::change_feeds::WorkflowSubscription;
+
+mod change_feeds {
+    use async_graphql::{Context, Subscription};
+    use futures::{Stream, StreamExt};
+
+    use crate::error::GqlResult;
+    use crate::live::{self, ChangeOp};
+
+    /// Subscriptions of package `workflow`.
+    #[derive(Default)]
+    pub struct WorkflowSubscription;
+
+    #[Subscription]
+    impl WorkflowSubscription {
+        /// Changes of Workflow rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "workflowChanged")]
+        async fn workflow_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::WorkflowWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::WorkflowChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::Workflow, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::WorkflowChange)))
+        }
+
+        /// Changes of WorkflowExecution rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "workflowExecutionChanged")]
+        async fn workflow_execution_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::WorkflowExecutionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::WorkflowExecutionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::WorkflowExecution, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::WorkflowExecutionChange)))
+        }
+
+        /// Changes of NodeExecution rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "nodeExecutionChanged")]
+        async fn node_execution_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::NodeExecutionWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::NodeExecutionChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::NodeExecution, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::NodeExecutionChange)))
+        }
+
+        /// Changes of BlockLibrary rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "blockLibraryChanged")]
+        async fn block_library_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::BlockLibraryWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::BlockLibraryChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::BlockLibrary, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::BlockLibraryChange)))
+        }
+
+        /// Changes of CustomBlock rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.
+        #[graphql(name = "customBlockChanged")]
+        async fn custom_block_changed(
+            &self,
+            ctx: &Context<'_>,
+            #[graphql(name = "where")] filter: Option<super::CustomBlockWhere>,
+            ops: Option<Vec<ChangeOp>>,
+            after: Option<String>,
+        ) -> Result<impl Stream<Item = GqlResult<super::CustomBlockChange>>, async_graphql::Error> {
+            let changes = live::changes::<super::CustomBlock, _>(ctx, filter.as_ref(), ops, after).await?;
+            Ok(changes.map(|c| c.map(super::CustomBlockChange)))
+        }
+
+    }
 }
 
 /// Mutations of package `workflow`. Each field runs in one transaction with its audit rows.

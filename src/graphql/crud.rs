@@ -28,6 +28,7 @@ use crate::graphql::meta::{ColumnMeta, EntityMeta};
 use crate::graphql::page::{
     decode_cursor, encode_cursor, CountSource, Keyed, Page, PageArgs, PageInfo,
 };
+use crate::live::outbox::{self, ChangeOp};
 
 /// A row type of the catalog (generated).
 pub trait Entity: QueryableByName<Pg> + Serialize + Send + Sync + Sized + 'static {
@@ -483,7 +484,7 @@ async fn insert_rows<E: Writable>(
     let rows = E::insert(conn, forms).await.map_err(db_err::<E>)?;
     check_owned(grant, rc, &rows)?;
     let changes = rows.iter().map(Change::created).collect();
-    audit::record(conn, rc, audit::Action::Create, E::META.name, changes).await?;
+    record::<E>(conn, rc, audit::Action::Create, changes).await?;
     Ok(rows)
 }
 
@@ -511,8 +512,24 @@ async fn update_rows<E: Writable>(
         .zip(new.iter())
         .map(|(o, n)| Change::updated(o, n))
         .collect();
-    audit::record(conn, rc, audit::Action::Update, E::META.name, changes).await?;
+    record::<E>(conn, rc, audit::Action::Update, changes).await?;
     Ok(new)
+}
+
+/// The trail of a mutation, in its transaction: change events for subscribers, audit rows.
+async fn record<E: Entity>(
+    conn: &mut Conn,
+    rc: &RequestContext,
+    action: audit::Action,
+    changes: Vec<Change>,
+) -> Result<(), ApiError> {
+    let op = match action {
+        audit::Action::Create => ChangeOp::Created,
+        audit::Action::Update => ChangeOp::Updated,
+        _ => ChangeOp::Deleted,
+    };
+    outbox::record(conn, E::META, rc.tenant_id, op, &changes).await?;
+    audit::record(conn, rc, action, E::META.name, changes).await
 }
 
 async fn create<E: Writable>(
@@ -668,7 +685,7 @@ async fn delete_where<E: Writable>(
                 .map_err(db_err::<E>)?;
             gone.sort_by_key(Entity::id);
             let changes = gone.iter().map(Change::deleted).collect();
-            audit::record(conn, &rc, audit::Action::Delete, E::META.name, changes).await?;
+            record::<E>(conn, &rc, audit::Action::Delete, changes).await?;
             Ok(gone)
         }
         .boxed()

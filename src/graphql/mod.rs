@@ -10,12 +10,15 @@ pub mod meta;
 pub mod page;
 pub mod scalars;
 
-use async_graphql::{EmptySubscription, MergedObject, Object, Schema};
+use async_graphql::{MergedObject, MergedSubscription, Object, Schema, Subscription};
+use futures::{Stream, StreamExt};
 
 use crate::config::Limits;
 use crate::db::Db;
-use crate::entities::{EntityMutation, EntityQuery};
+use crate::entities::notifications::{Notification, NotificationChange, NotificationWhere};
+use crate::entities::{EntityMutation, EntityQuery, EntitySubscription};
 use crate::graphql::crud::PageLimits;
+use crate::live::{ChangeOp, Hub};
 
 /// Fields that are not per-entity.
 #[derive(Default)]
@@ -54,7 +57,46 @@ pub struct Query(SystemQuery, EntityQuery);
 #[derive(MergedObject, Default)]
 pub struct Mutation(EntityMutation);
 
-pub type GatewaySchema = Schema<Query, Mutation, EmptySubscription>;
+/// Subscriptions that are not per-entity.
+#[derive(Default)]
+pub struct SystemSubscription;
+
+#[Subscription]
+impl SystemSubscription {
+    /// The caller's own notifications: each new one, and changes such as being read.
+    /// `after` (a change's cursor) first replays what was missed.
+    #[graphql(name = "myNotifications")]
+    async fn my_notifications(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        after: Option<String>,
+    ) -> Result<impl Stream<Item = crate::error::GqlResult<NotificationChange>>, async_graphql::Error>
+    {
+        let rc = ctx
+            .data_opt::<crate::auth::RequestContext>()
+            .ok_or_else(|| {
+                crate::error::ApiError::unauthenticated("a valid bearer token is required")
+            })?;
+        let mine = NotificationWhere {
+            user_id: Some(crate::graphql::filter::IdFilter {
+                equals: Some(async_graphql::ID(rc.user_id.to_string())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let ops = vec![ChangeOp::Created, ChangeOp::Updated];
+        let changes =
+            crate::live::changes::<Notification, _>(ctx, Some(&mine), Some(ops), after).await?;
+        Ok(changes.map(|c| c.map(NotificationChange)))
+    }
+}
+
+/// Named `SubscriptionRoot`: the catalog's billing entity is called `Subscription`.
+#[derive(MergedSubscription, Default)]
+#[graphql(name = "SubscriptionRoot")]
+pub struct Subscription(SystemSubscription, EntitySubscription);
+
+pub type GatewaySchema = Schema<Query, Mutation, Subscription>;
 
 /// Attaches the caller and its request-scoped loaders to a request.
 pub fn with_caller(
@@ -67,18 +109,32 @@ pub fn with_caller(
         .data(rc)
 }
 
-/// Builds the schema. Without a database it still serves `export-schema` and introspection.
-pub fn build(db: Option<Db>, limits: &Limits) -> GatewaySchema {
-    let mut b = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(64)
-        .data(PageLimits {
-            default: limits.default_page_size,
-            max: limits.max_page_size,
-        });
+/// The same for a WebSocket connection: its subscriptions resolve events with these.
+pub fn with_caller_data(data: &mut async_graphql::Data, db: &Db, rc: crate::auth::RequestContext) {
+    data.insert(loaders::for_request(db.clone(), rc.clone()));
+    data.insert(rc);
+}
+
+/// Builds the schema. Without a database it still serves `export-schema` and introspection;
+/// without a hub, subscriptions answer with an error.
+pub fn build(db: Option<Db>, hub: Option<Hub>, limits: &Limits) -> GatewaySchema {
+    let mut b = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(64)
+    .data(PageLimits {
+        default: limits.default_page_size,
+        max: limits.max_page_size,
+    });
     if let Some(db) = db {
         b = b.data(db);
+    }
+    if let Some(hub) = hub {
+        b = b.data(hub);
     }
     b.finish()
 }

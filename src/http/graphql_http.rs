@@ -325,7 +325,17 @@ fn peer_of(req: &Request) -> Option<SocketAddr> {
         .map(|c| c.0)
 }
 
+pub(super) fn peer_from_parts(parts: &axum::http::request::Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
 pub async fn get_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    if super::ws::is_upgrade(&req) {
+        return super::ws::upgrade(state, req).await;
+    }
     let headers = req.headers().clone();
     let raw = req.uri().query().unwrap_or("").to_string();
     let wants_html = headers
@@ -336,6 +346,7 @@ pub async fn get_handler(State(state): State<Arc<AppState>>, req: Request) -> Re
         return Html(
             GraphiQLSource::build()
                 .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
                 .title("Gateway GraphiQL")
                 .finish(),
         )

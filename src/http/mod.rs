@@ -1,7 +1,8 @@
 //! The HTTP transport: GraphQL over HTTP (POST and GET, per the GraphQL-over-HTTP spec),
-//! GraphiQL for browsers, and health endpoints.
+//! GraphQL over WebSocket for subscriptions, GraphiQL for browsers, and health endpoints.
 
 mod graphql_http;
+mod ws;
 
 use std::sync::Arc;
 

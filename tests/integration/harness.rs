@@ -12,6 +12,7 @@ use gateway::auth::{JwtKeys, Role};
 use gateway::config::Limits;
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
 use gateway::db::{self, Db};
+use gateway::live::Hub;
 use gateway::{graphql, http as gw_http, tenants};
 use http_body_util::BodyExt;
 use serde_json::{json, Value as Json};
@@ -183,7 +184,10 @@ impl TestApp {
         let url = format!("{}/{name}", server.base);
         let keys = JwtKeys::hs256(SECRET);
         let pool = Db::connect(&url, 8).expect("pool");
-        let schema = graphql::build(Some(pool.clone()), &limits);
+        let hub = Hub::start(url.clone(), std::time::Duration::from_secs(3600))
+            .await
+            .expect("change hub");
+        let schema = graphql::build(Some(pool.clone()), Some(hub), &limits);
         let router = gw_http::router(gw_http::AppState {
             schema,
             keys: keys.clone(),
@@ -201,6 +205,23 @@ impl TestApp {
         app.a = app.tenant("alpha").await;
         app.b = app.tenant("beta").await;
         app
+    }
+
+    /// Serves the router on a free loopback port (for clients that need a real socket).
+    pub async fn listen(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = self.router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+        });
+        addr
     }
 
     /// A tenant with an admin and one ordinary user, with tokens for both.

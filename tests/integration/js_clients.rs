@@ -1,6 +1,5 @@
 //! Real JavaScript clients from the npm registry against a gateway listening on loopback.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -26,30 +25,13 @@ fn ensure_node_modules() {
     assert!(status.success(), "npm ci failed in tests/js");
 }
 
-/// Serves the test app's router on 127.0.0.1 and returns its address.
-async fn listen(app: &TestApp) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = app.router.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphql_http_audit_reports_no_errors() {
     tokio::task::spawn_blocking(ensure_node_modules)
         .await
         .expect("npm");
     let app = TestApp::new().await;
-    let addr = listen(&app).await;
+    let addr = app.listen().await;
     let url = format!("http://{addr}/graphql");
     let token = app.a.user.clone();
     let out = tokio::task::spawn_blocking(move || {

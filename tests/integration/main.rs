@@ -9,4 +9,5 @@ mod mutations;
 mod pagination;
 mod relation_filters;
 mod relations;
+mod subscriptions;
 mod sweep;

@@ -1,0 +1,2 @@
+DROP TABLE "change_event_horizon";
+DROP TABLE "change_events";

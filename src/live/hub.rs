@@ -1,0 +1,244 @@
+//! The instance's view of the outbox: one task LISTENs for commits, reads which events became
+//! final, and tells the subscriptions of this instance which tenants and entities changed.
+//!
+//! "Final" matters because sequence numbers are taken before commit: event 11 can commit
+//! before event 10. The hub only advances its cursor over a gap once every transaction that
+//! could still fill it has ended (the gap's snapshot `xmax` is below the current `xmin`), so a
+//! subscription that has read up to the cursor has missed nothing, ever.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use crate::db::Conn;
+use crate::live::outbox::CHANNEL;
+
+/// Events `(after, upto]` are final; these tenants (None: global) and entities changed.
+#[derive(Debug)]
+pub struct Batch {
+    pub after: i64,
+    pub upto: i64,
+    pub touched: HashSet<(Option<Uuid>, String)>,
+}
+
+impl Batch {
+    pub fn touches(&self, tenant: Uuid, entity: &str) -> bool {
+        self.touched.contains(&(Some(tenant), entity.to_string()))
+            || self.touched.contains(&(None, entity.to_string()))
+    }
+}
+
+/// Handle shared by the subscriptions of one instance.
+#[derive(Clone)]
+pub struct Hub {
+    batches: broadcast::Sender<Arc<Batch>>,
+    cursor: watch::Receiver<i64>,
+}
+
+impl Hub {
+    /// Starts the listener task on `url`; the hub is ready once it has read the cursor.
+    pub async fn start(url: String, retention: Duration) -> Result<Hub, String> {
+        let mut conn = Conn::establish(&url)
+            .await
+            .map_err(|e| format!("cannot connect the change listener: {e}"))?;
+        let start = max_seq(&mut conn)
+            .await
+            .map_err(|e| format!("cannot read the change cursor: {e}"))?;
+        let (batches, _) = broadcast::channel(1024);
+        let (cursor_tx, cursor) = watch::channel(start);
+        let hub = Hub { batches, cursor };
+        let listener = Listener {
+            url,
+            retention,
+            batches: hub.batches.clone(),
+            cursor: cursor_tx,
+            gap: None,
+        };
+        tokio::spawn(listener.run(conn));
+        Ok(hub)
+    }
+
+    /// Every event up to this sequence number is final.
+    pub fn cursor(&self) -> i64 {
+        *self.cursor.borrow()
+    }
+
+    pub fn batches(&self) -> broadcast::Receiver<Arc<Batch>> {
+        self.batches.subscribe()
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct MaxSeq {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+async fn max_seq(conn: &mut Conn) -> diesel::QueryResult<i64> {
+    let row: MaxSeq = diesel::sql_query("SELECT coalesce(max(seq), 0) AS seq FROM change_events")
+        .get_result(conn)
+        .await?;
+    Ok(row.seq)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Pending {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    tenant_id: Option<Uuid>,
+    #[diesel(sql_type = Text)]
+    entity: String,
+    /// The reading snapshot's horizons (the same on every row).
+    #[diesel(sql_type = BigInt)]
+    snap_xmin: i64,
+    #[diesel(sql_type = BigInt)]
+    snap_xmax: i64,
+}
+
+struct Listener {
+    url: String,
+    retention: Duration,
+    batches: broadcast::Sender<Arc<Batch>>,
+    cursor: watch::Sender<i64>,
+    /// A gap right after the cursor, and the `xmax` of the snapshot that first saw it.
+    gap: Option<(i64, i64)>,
+}
+
+impl Listener {
+    async fn run(mut self, first: Conn) {
+        let mut conn = Some(first);
+        let mut backoff = Duration::from_millis(100);
+        let mut last_prune = tokio::time::Instant::now();
+        loop {
+            let mut c = match conn.take() {
+                Some(c) => c,
+                None => match Conn::establish(&self.url).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("change listener cannot reconnect: {e}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) = self.listen(&mut c, &mut last_prune).await {
+                tracing::warn!("change listener lost its connection: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            backoff = Duration::from_millis(100);
+        }
+    }
+
+    /// LISTENs on `conn` and reads the outbox after every notification (and every second,
+    /// for gaps and for notifications lost with a connection) until the connection fails.
+    async fn listen(
+        &mut self,
+        conn: &mut Conn,
+        last_prune: &mut tokio::time::Instant,
+    ) -> diesel::QueryResult<()> {
+        conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // Whatever committed while we were away.
+        self.read(conn).await?;
+        loop {
+            let woke = {
+                let mut notes = std::pin::pin!(conn.notifications_stream());
+                tokio::time::timeout(Duration::from_secs(1), notes.next()).await
+            };
+            match woke {
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) => {
+                    return Err(diesel::result::Error::BrokenTransactionManager);
+                }
+                Ok(Some(Ok(_))) | Err(_) => {}
+            }
+            self.read(conn).await?;
+            if last_prune.elapsed() > Duration::from_secs(60) {
+                self.prune(conn).await?;
+                *last_prune = tokio::time::Instant::now();
+            }
+        }
+    }
+
+    /// Advances the cursor over every event that is final, and announces them.
+    async fn read(&mut self, conn: &mut Conn) -> diesel::QueryResult<()> {
+        loop {
+            let after = *self.cursor.borrow();
+            let rows: Vec<Pending> = diesel::sql_query(
+                "SELECT seq, tenant_id, entity,
+                        pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS snap_xmin,
+                        pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS snap_xmax
+                 FROM change_events WHERE seq > $1 ORDER BY seq LIMIT 5000",
+            )
+            .bind::<BigInt, _>(after)
+            .load(conn)
+            .await?;
+            if rows.is_empty() {
+                self.gap = None;
+                return Ok(());
+            }
+            let mut upto = after;
+            let mut touched = HashSet::new();
+            for r in &rows {
+                if r.seq != upto + 1 {
+                    // A gap: skip it only once every transaction that might fill it is over.
+                    let (gap_at, gap_xmax) = match self.gap {
+                        Some((at, xmax)) if at == upto + 1 => (at, xmax),
+                        _ => (upto + 1, r.snap_xmax),
+                    };
+                    if r.snap_xmin < gap_xmax {
+                        self.gap = Some((gap_at, gap_xmax));
+                        break;
+                    }
+                    self.gap = None;
+                }
+                upto = r.seq;
+                touched.insert((r.tenant_id, r.entity.clone()));
+            }
+            if upto > after {
+                self.cursor.send_replace(upto);
+                // No receiver is not an error: nobody subscribes yet.
+                let _ = self.batches.send(Arc::new(Batch {
+                    after,
+                    upto,
+                    touched,
+                }));
+            }
+            // A full batch read without stopping at a gap: there may be more right away.
+            // Otherwise a gap waits for the next notification or tick.
+            let full = rows.len() == 5000 && rows.last().is_some_and(|r| r.seq == upto);
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Drops events older than the retention, remembering how far (never past the cursor).
+    async fn prune(&mut self, conn: &mut Conn) -> diesel::QueryResult<()> {
+        let secs = self.retention.as_secs() as i64;
+        let cursor = *self.cursor.borrow();
+        diesel::sql_query(
+            "WITH gone AS (
+               DELETE FROM change_events
+               WHERE created_at < now() - make_interval(secs => $1) AND seq <= $2
+               RETURNING seq
+             )
+             UPDATE change_event_horizon SET pruned_upto = greatest(pruned_upto, (SELECT max(seq) FROM gone))
+             WHERE EXISTS (SELECT 1 FROM gone)",
+        )
+        .bind::<BigInt, _>(secs)
+        .bind::<BigInt, _>(cursor)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
