@@ -12,6 +12,7 @@
 //! | `GATEWAY_MAX_DEPTH` | deepest query accepted | `12` |
 //! | `GATEWAY_MAX_COMPLEXITY` | most complex query accepted | `5000` |
 //! | `GATEWAY_MAX_BODY_BYTES` | largest request body | `1048576` |
+//! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
 //! | `RUST_LOG` | log filter (tracing-subscriber syntax) | `info` |
 
@@ -45,6 +46,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub pool_size: usize,
     pub event_retention: std::time::Duration,
+    pub allowed_origins: Vec<String>,
     pub limits: Limits,
 }
 
@@ -82,6 +84,14 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| project_dir().join(".data")),
             pool_size: parsed("GATEWAY_DB_POOL_SIZE", 16)?,
+            allowed_origins: var("GATEWAY_ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_string())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             event_retention: std::time::Duration::from_secs(parsed(
                 "GATEWAY_EVENT_RETENTION_SECS",
                 86_400,

@@ -263,6 +263,7 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         keys,
         db: pool,
         limits: config.limits.clone(),
+        allowed_origins: config.allowed_origins.clone(),
     });
     println!("GraphiQL: http://{local}/graphql");
     if let Some(token) = &demo_header {

@@ -579,44 +579,22 @@ pub fn order_parent<T: Entity, O: OrderInput>(
 ) {
     let Some(nested) = nested else { return };
     for mut k in nested.keys() {
-        k.hops.insert(
-            0,
-            Hop {
-                link: Link {
-                    target: T::META,
-                    outer: fk,
-                    inner: T::META.id_column(),
-                },
-                scope: None,
-            },
-        );
+        let link = parent_link::<T>(fk);
+        k.hops.insert(0, Hop { link, scope: None });
         keys.push(k);
     }
 }
 
-/// `where: {category: {...}}`: the row this one references through `fk` matches.
-pub fn push_parent<T: Entity, W: WhereInput>(
-    all: &mut Vec<Filter>,
-    nested: Option<&W>,
-    fk: &'static ColumnMeta,
-    name: &str,
-    path: &str,
-) -> Result<(), ApiError> {
-    let Some(w) = nested else { return Ok(()) };
-    let link = Link {
+/// From a row to the row its `fk` column references.
+fn parent_link<T: Entity>(fk: &'static ColumnMeta) -> Link {
+    Link {
         target: T::META,
         outer: fk,
         inner: T::META.id_column(),
-    };
-    all.push(related(
-        link,
-        Quantifier::Some,
-        w,
-        &format!("{path}.{name}"),
-    )?);
-    Ok(())
+    }
 }
 
+/// From a row (its `id` column) to the rows of `T` whose `fk` column references it.
 fn child_link<T: Entity>(id: &'static ColumnMeta, fk: &str) -> Result<Link, ApiError> {
     let inner = T::META
         .column(fk)
@@ -642,6 +620,35 @@ fn related<W: WhereInput>(
     })
 }
 
+/// A condition on the one row a relation leads to, when given.
+fn push_one<W: WhereInput>(
+    all: &mut Vec<Filter>,
+    nested: Option<&W>,
+    link: impl FnOnce() -> Result<Link, ApiError>,
+    name: &str,
+    path: &str,
+) -> Result<(), ApiError> {
+    let Some(w) = nested else { return Ok(()) };
+    all.push(related(
+        link()?,
+        Quantifier::Some,
+        w,
+        &format!("{path}.{name}"),
+    )?);
+    Ok(())
+}
+
+/// `where: {category: {...}}`: the row this one references through `fk` matches.
+pub fn push_parent<T: Entity, W: WhereInput>(
+    all: &mut Vec<Filter>,
+    nested: Option<&W>,
+    fk: &'static ColumnMeta,
+    name: &str,
+    path: &str,
+) -> Result<(), ApiError> {
+    push_one(all, nested, || Ok(parent_link::<T>(fk)), name, path)
+}
+
 /// `where: {profile: {...}}`: the `hasOne` row pointing at this one through `fk` matches.
 pub fn push_child<T: Entity, W: WhereInput>(
     all: &mut Vec<Filter>,
@@ -651,15 +658,7 @@ pub fn push_child<T: Entity, W: WhereInput>(
     name: &str,
     path: &str,
 ) -> Result<(), ApiError> {
-    let Some(w) = nested else { return Ok(()) };
-    let link = child_link::<T>(id, fk)?;
-    all.push(related(
-        link,
-        Quantifier::Some,
-        w,
-        &format!("{path}.{name}"),
-    )?);
-    Ok(())
+    push_one(all, nested, || child_link::<T>(id, fk), name, path)
 }
 
 /// `where: {posts: {some: {...}, every: {...}, none: {...}}}` over a `hasMany` relation.

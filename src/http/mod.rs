@@ -23,6 +23,8 @@ pub struct AppState {
     pub keys: JwtKeys,
     pub db: Db,
     pub limits: Limits,
+    /// `Origin`s allowed to open WebSockets besides the gateway's own (see `config`).
+    pub allowed_origins: Vec<String>,
 }
 
 pub fn router(state: AppState) -> Router {

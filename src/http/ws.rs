@@ -42,7 +42,34 @@ fn token(payload: &Json) -> Option<String> {
     obj.get("headers").and_then(token)
 }
 
+/// Browsers send `Origin` with every WebSocket handshake and apply no CORS to it, so a page
+/// of any site could open a socket with a token it holds: only the gateway's own pages and
+/// configured origins may. Clients that are not browsers send no `Origin`.
+fn origin_allowed(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if state
+        .allowed_origins
+        .iter()
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let authority = origin.split_once("://").map(|(_, a)| a);
+    matches!((host, authority), (Some(h), Some(a)) if h.eq_ignore_ascii_case(a))
+}
+
 pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
+    if !origin_allowed(&state, req.headers()) {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "this Origin may not open subscriptions (GATEWAY_ALLOWED_ORIGINS)",
+        )
+            .into_response();
+    }
     let (mut parts, _) = req.into_parts();
     let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
         Ok(p) => p,

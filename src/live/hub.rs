@@ -19,6 +19,14 @@ use uuid::Uuid;
 use crate::db::Conn;
 use crate::live::outbox::CHANNEL;
 
+/// `application_name` of the listening connection, to find it in `pg_stat_activity`.
+pub const LISTENER_NAME: &str = "gateway-change-listener";
+
+fn listener_url(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}application_name={LISTENER_NAME}")
+}
+
 /// Events `(after, upto]` are final; these tenants (None: global) and entities changed.
 #[derive(Debug)]
 pub struct Batch {
@@ -44,6 +52,7 @@ pub struct Hub {
 impl Hub {
     /// Starts the listener task on `url`; the hub is ready once it has read the cursor.
     pub async fn start(url: String, retention: Duration) -> Result<Hub, String> {
+        let url = listener_url(&url);
         let mut conn = Conn::establish(&url)
             .await
             .map_err(|e| format!("cannot connect the change listener: {e}"))?;

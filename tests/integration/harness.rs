@@ -193,6 +193,7 @@ impl TestApp {
             keys: keys.clone(),
             db: pool.clone(),
             limits,
+            allowed_origins: vec!["https://app.example".into()],
         });
         let mut app = TestApp {
             router,
@@ -209,19 +210,26 @@ impl TestApp {
 
     /// Serves the router on a free loopback port (for clients that need a real socket).
     pub async fn listen(&self) -> std::net::SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        serve(self.router.clone()).await
+    }
+
+    /// Another gateway instance over the same database, with its own pool and change
+    /// listener, served on a port of its own.
+    pub async fn second_instance(&self) -> std::net::SocketAddr {
+        let pool = Db::connect(&self.url, 4).expect("pool");
+        let hub = Hub::start(self.url.clone(), std::time::Duration::from_secs(3600))
             .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = self.router.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await;
-        });
-        addr
+            .expect("change hub");
+        let limits = Limits::default();
+        let schema = graphql::build(Some(pool.clone()), Some(hub), &limits);
+        serve(gw_http::router(gw_http::AppState {
+            schema,
+            keys: self.keys.clone(),
+            db: pool,
+            limits,
+            allowed_origins: Vec::new(),
+        }))
+        .await
     }
 
     /// A tenant with an admin and one ordinary user, with tokens for both.
@@ -338,4 +346,19 @@ impl Tenant {
             user: String::new(),
         }
     }
+}
+
+async fn serve(router: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    addr
 }

@@ -322,3 +322,97 @@ async fn the_legacy_graphql_ws_protocol_works_too() {
         json!("legacy")
     );
 }
+
+#[tokio::test]
+async fn events_reach_subscribers_of_another_instance() {
+    let app = TestApp::new().await;
+    let other = app.second_instance().await;
+    let mut ws = subscribe(other, &app.a.admin, CATEGORIES, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The mutation goes through the first instance.
+    create_category(&app, &app.a.admin, "elsewhere").await;
+    let e = next_event(&mut ws).await;
+    assert_eq!(
+        e["forumCategoryChanged"]["node"]["slug"],
+        json!("elsewhere")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_listener_catches_up_without_loss_or_duplicates() {
+    let app = TestApp::new().await;
+    let addr = app.listen().await;
+    let mut ws = subscribe(
+        addr,
+        &app.a.admin,
+        "subscription { forumCategoryChanged(ops: [CREATED]) { node { slug } } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Kill the change listener's connection again and again while the burst runs.
+    let url = app.url.clone();
+    let killer = tokio::spawn(async move {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        let mut conn = gateway::db::Conn::establish(&url).await.expect("connect");
+        let mut kills = 0;
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            kills += diesel::sql_query(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = '{}' AND datname = current_database()",
+                gateway::live::hub::LISTENER_NAME
+            ))
+            .execute(&mut conn)
+            .await
+            .expect("terminate");
+        }
+        kills
+    });
+    const N: usize = 1000;
+    for i in 0..N {
+        create_category(&app, &app.a.admin, &format!("s{i:04}")).await;
+    }
+    let kills = killer.await.expect("killer");
+    assert!(kills > 0, "the listener was never killed");
+    let mut got = Vec::with_capacity(N);
+    while got.len() < N {
+        let e = next_event(&mut ws).await;
+        got.push(
+            e["forumCategoryChanged"]["node"]["slug"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    let want: Vec<String> = (0..N).map(|i| format!("s{i:04}")).collect();
+    assert_eq!(got, want);
+    assert_eq!(recv(&mut ws, QUIET).await, None);
+}
+
+#[tokio::test]
+async fn only_allowed_origins_may_open_sockets() {
+    let app = TestApp::new().await;
+    let addr = app.listen().await;
+    let handshake = |origin: &'static str| async move {
+        let mut req = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .expect("request");
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        req.headers_mut()
+            .insert("Origin", origin.parse().expect("header"));
+        match tokio_tungstenite::connect_async(req).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => res.status().as_u16(),
+            Err(e) => panic!("handshake: {e}"),
+        }
+    };
+    assert_eq!(handshake("https://evil.example").await, 403);
+    assert_eq!(handshake("https://app.example").await, 101);
+    // The gateway's own GraphiQL page.
+    let own: &'static str = Box::leak(format!("http://{addr}").into_boxed_str());
+    assert_eq!(handshake(own).await, 101);
+}
