@@ -11,10 +11,21 @@ fn js_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
 }
 
-/// Installs the pinned packages once (`npm ci`), unless they are there already.
+/// Installs the pinned packages (`npm ci`) unless every one of them is there already; one
+/// test at a time.
 fn ensure_node_modules() {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = js_dir();
-    if dir.join("node_modules/graphql-http").is_dir() {
+    let manifest: Json = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("package.json")).expect("tests/js/package.json"),
+    )
+    .expect("package.json");
+    let installed = manifest["dependencies"].as_object().is_some_and(|deps| {
+        deps.keys()
+            .all(|d| dir.join("node_modules").join(d).is_dir())
+    });
+    if installed {
         return;
     }
     let status = Command::new("npm")
@@ -59,5 +70,44 @@ async fn graphql_http_audit_reports_no_errors() {
         .collect();
     if !warnings.is_empty() {
         eprintln!("graphql-http audit warnings:\n{}", warnings.join("\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_ws_apollo_and_legacy_clients_receive_events() {
+    tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .expect("npm");
+    let app = TestApp::new().await;
+    let addr = app.listen().await;
+    let (http, ws) = (
+        format!("http://{addr}/graphql"),
+        format!("ws://{addr}/graphql"),
+    );
+    let token = app.a.admin.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(js_dir().join("subscription-clients.mjs"))
+            .args([&http, &ws, &token])
+            .output()
+            .expect("node is needed for the subscription client tests")
+    })
+    .await
+    .expect("node");
+    assert!(
+        out.status.success(),
+        "client script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Json = serde_json::from_slice(&out.stdout).expect("client output");
+    for (client, slug) in [
+        ("graphqlWs", "gws-1"),
+        ("apollo", "apollo-1"),
+        ("legacy", "legacy-1"),
+    ] {
+        let event = &got[client];
+        assert_eq!(event["op"], "CREATED", "{client}: {event}");
+        assert_eq!(event["node"]["slug"], slug, "{client}: {event}");
+        assert!(event["cursor"].is_string(), "{client}: {event}");
     }
 }
