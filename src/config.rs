@@ -12,6 +12,7 @@
 //! | `GATEWAY_MAX_DEPTH` | deepest query accepted | `12` |
 //! | `GATEWAY_MAX_COMPLEXITY` | most complex query accepted | `5000` |
 //! | `GATEWAY_MAX_BODY_BYTES` | largest request body | `1048576` |
+//! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
 //! | `RUST_LOG` | log filter (tracing-subscriber syntax) | `info` |
@@ -25,6 +26,8 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_body_bytes: usize,
+    /// How long a WebSocket client has to send `connection_init`.
+    pub ws_init_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -35,6 +38,7 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 5000,
             max_body_bytes: 1 << 20,
+            ws_init_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -102,6 +106,10 @@ impl Config {
                 max_depth: parsed("GATEWAY_MAX_DEPTH", defaults.max_depth)?,
                 max_complexity: parsed("GATEWAY_MAX_COMPLEXITY", defaults.max_complexity)?,
                 max_body_bytes: parsed("GATEWAY_MAX_BODY_BYTES", defaults.max_body_bytes)?,
+                ws_init_timeout: std::time::Duration::from_secs(parsed(
+                    "GATEWAY_WS_INIT_TIMEOUT_SECS",
+                    defaults.ws_init_timeout.as_secs(),
+                )?),
             },
         })
     }

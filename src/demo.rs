@@ -44,6 +44,7 @@ pub async fn seed(schema: &GatewaySchema, tenant_id: Uuid, admin_id: Uuid) -> Re
         role: Role::Admin,
         client_ip: None,
         user_agent: Some("gateway demo seed".into()),
+        expires_at: None,
     };
     let admin = admin_id.to_string();
 

@@ -78,6 +78,7 @@ impl JwtKeys {
             role,
             client_ip: None,
             user_agent: None,
+            expires_at: Some(c.exp),
         })
     }
 }

@@ -37,4 +37,6 @@ pub struct RequestContext {
     pub role: Role,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// When the credential expires (unix seconds): subscription sockets close then.
+    pub expires_at: Option<i64>,
 }

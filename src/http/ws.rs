@@ -1,11 +1,12 @@
-//! GraphQL over WebSocket on `/graphql`: the `graphql-transport-ws` protocol and the legacy
-//! `graphql-ws` one, with the bearer token in the `connection_init` payload.
+//! GraphQL over WebSocket on `/graphql`: the `graphql-transport-ws` protocol (our own, see
+//! `transport_ws`) and the legacy `graphql-ws` one (async-graphql's), with the bearer token in
+//! the `connection_init` payload; upgrades only from allowed `Origin`s.
 
 use std::sync::Arc;
 
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,7 @@ pub fn is_upgrade(req: &Request) -> bool {
 
 /// The token of a `connection_init` payload: `{"Authorization": "Bearer <token>"}` (any case),
 /// as Apollo and urql send headers, or `{"token": "<token>"}`.
-fn token(payload: &Json) -> Option<String> {
+pub(super) fn token(payload: &Json) -> Option<String> {
     let obj = payload.as_object()?;
     for (k, v) in obj {
         let Some(v) = v.as_str() else { continue };
@@ -70,18 +71,42 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
         )
             .into_response();
     }
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
+        .collect();
     let (mut parts, _) = req.into_parts();
-    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
     let peer = super::graphql_http::peer_from_parts(&parts);
+    if offered.iter().any(|p| p == "graphql-transport-ws") {
+        return upgrade
+            .protocols(["graphql-transport-ws"])
+            .on_upgrade(move |socket| super::transport_ws::serve(socket, state, peer));
+    }
+    if !offered.iter().any(|p| p == "graphql-ws") {
+        // PROTOCOL.md: a socket without a known subprotocol is closed with 4406.
+        return upgrade.on_upgrade(|mut socket| async move {
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: 4406,
+                    reason: "Subprotocol not acceptable".into(),
+                })))
+                .await;
+        });
+    }
+    // The legacy protocol of subscriptions-transport-ws, as async-graphql implements it.
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .protocols(["graphql-ws"])
         .on_upgrade(move |socket| async move {
             let schema = state.schema.clone();
             GraphQLWebSocket::new(socket, schema, protocol)

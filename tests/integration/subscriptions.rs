@@ -19,8 +19,10 @@ async fn connect(addr: SocketAddr, protocol: &str) -> Socket {
     let mut req = format!("ws://{addr}/graphql")
         .into_client_request()
         .expect("request");
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
+    if !protocol.is_empty() {
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
+    }
     let (ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .expect("connect");
@@ -283,10 +285,8 @@ async fn connection_init_without_a_valid_token_is_refused() {
         json!({ "type": "connection_init", "payload": { "Authorization": "Bearer not-a-token" } }),
     )
     .await;
-    // Refused: the socket closes without a connection_ack. (graphql-ws's PROTOCOL.md asks
-    // for close code 4403 here; async-graphql closes with 1002.)
     let m = recv(&mut ws, WAIT).await.expect("an answer");
-    assert!(m.get("close").is_some(), "{m}");
+    assert_eq!(m, json!({ "close": 4403 }));
 }
 
 #[tokio::test]
@@ -415,4 +415,136 @@ async fn only_allowed_origins_may_open_sockets() {
     // The gateway's own GraphiQL page.
     let own: &'static str = Box::leak(format!("http://{addr}").into_boxed_str());
     assert_eq!(handshake(own).await, 101);
+}
+
+/// A graphql-transport-ws socket after `connection_init` and its ack.
+async fn acked(addr: SocketAddr, token: &str) -> Socket {
+    let mut ws = connect(addr, "graphql-transport-ws").await;
+    send(
+        &mut ws,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }),
+    )
+    .await;
+    let ack = recv(&mut ws, WAIT).await.expect("ack");
+    assert_eq!(ack["type"], json!("connection_ack"));
+    ws
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_the_specified_codes() {
+    let app = TestApp::with_limits(gateway::config::Limits {
+        ws_init_timeout: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
+    let addr = app.listen().await;
+    let sub =
+        |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": CATEGORIES } });
+
+    // 4400: not a protocol message.
+    let mut ws = acked(addr, &app.a.admin).await;
+    ws.send(Message::Text("{not json".into()))
+        .await
+        .expect("send");
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4400 })));
+    let mut ws = acked(addr, &app.a.admin).await;
+    send(&mut ws, json!({ "type": "shout" })).await;
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4400 })));
+
+    // 4401: subscribe before the ack.
+    let mut ws = connect(addr, "graphql-transport-ws").await;
+    send(&mut ws, sub("1")).await;
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4401 })));
+
+    // 4408: no connection_init in time.
+    let mut ws = connect(addr, "graphql-transport-ws").await;
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4408 })));
+
+    // 4409: a second subscription under a live id.
+    let mut ws = acked(addr, &app.a.admin).await;
+    send(&mut ws, sub("same")).await;
+    send(&mut ws, sub("same")).await;
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4409 })));
+
+    // 4429: a second connection_init.
+    let mut ws = acked(addr, &app.a.admin).await;
+    send(
+        &mut ws,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.a.admin) } }),
+    )
+    .await;
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4429 })));
+
+    // 4406: no subprotocol the server speaks.
+    let mut ws = connect(addr, "").await;
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4406 })));
+}
+
+#[tokio::test]
+async fn ping_errors_completion_caps_and_token_expiry() {
+    let app = TestApp::new().await;
+    let addr = app.listen().await;
+    let mut ws = acked(addr, &app.a.admin).await;
+    send(&mut ws, json!({ "type": "ping", "payload": { "n": 1 } })).await;
+    assert_eq!(
+        recv(&mut ws, WAIT).await,
+        Some(json!({ "type": "pong", "payload": { "n": 1 } }))
+    );
+    // An operation that cannot run gets one `error` message, and the socket stays open.
+    send(
+        &mut ws,
+        json!({ "id": "bad", "type": "subscribe", "payload": { "query": "subscription { nope }" } }),
+    )
+    .await;
+    let m = recv(&mut ws, WAIT).await.expect("error");
+    assert_eq!(m["type"], json!("error"), "{m}");
+    assert_eq!(m["id"], json!("bad"));
+    // A query over the socket runs once and completes.
+    send(
+        &mut ws,
+        json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ viewer { role } }" } }),
+    )
+    .await;
+    let m = recv(&mut ws, WAIT).await.expect("next");
+    assert_eq!(
+        m["payload"]["data"]["viewer"]["role"],
+        json!("admin"),
+        "{m}"
+    );
+    assert_eq!(
+        recv(&mut ws, WAIT).await,
+        Some(json!({ "id": "q", "type": "complete" }))
+    );
+    // The id of a completed operation can be used again; `complete` from the client ends one.
+    send(
+        &mut ws,
+        json!({ "id": "q", "type": "subscribe", "payload": { "query": CATEGORIES } }),
+    )
+    .await;
+    send(&mut ws, json!({ "id": "q", "type": "complete" })).await;
+    assert_eq!(recv(&mut ws, QUIET).await, None);
+
+    // At most 100 subscriptions per socket.
+    for i in 0..100 {
+        send(&mut ws, json!({ "id": format!("s{i}"), "type": "subscribe", "payload": { "query": CATEGORIES } })).await;
+    }
+    send(
+        &mut ws,
+        json!({ "id": "extra", "type": "subscribe", "payload": { "query": CATEGORIES } }),
+    )
+    .await;
+    let m = recv(&mut ws, WAIT).await.expect("limit error");
+    assert_eq!(m["id"], json!("extra"), "{m}");
+    assert_eq!(
+        m["payload"][0]["extensions"]["code"],
+        json!("LIMIT_EXCEEDED")
+    );
+
+    // The socket closes when its token expires.
+    let short = app
+        .keys
+        .issue(app.a.id, app.a.user_id, gateway::auth::Role::User, 1)
+        .expect("token");
+    let mut ws = acked(addr, &short).await;
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4403 })));
 }

@@ -1,0 +1,229 @@
+//! The `graphql-transport-ws` protocol as graphql-ws's PROTOCOL.md specifies it, close codes
+//! included: 4400 bad message, 4401 subscribe before the ack, 4403 refused init, 4408 no init
+//! in time, 4409 duplicate subscription id, 4429 second init. Also: a cap on subscriptions per
+//! socket, the socket closed when its token expires, and a client that stops reading closed
+//! instead of buffered for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value as Json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::AppState;
+use crate::auth::RequestContext;
+use crate::graphql::with_caller;
+
+/// Subscriptions one socket may hold at once.
+pub const MAX_SUBSCRIPTIONS: usize = 100;
+/// Messages queued for a socket before its subscriptions wait.
+const QUEUE: usize = 64;
+/// How long one write may wait for a client that does not read before it counts as too slow.
+const SLOW_CLIENT: Duration = Duration::from_secs(5);
+
+enum Out {
+    Text(String),
+    /// A subscription ended by itself; forget its id.
+    Done(String),
+}
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+
+/// Why a write did not go through.
+enum WriteError {
+    Gone,
+    TooSlow,
+}
+
+/// Writes one message, giving up on a client that has not read for `SLOW_CLIENT`: its
+/// messages would otherwise pile up in the server.
+async fn write(sink: &mut Sink, text: String) -> Result<(), WriteError> {
+    match tokio::time::timeout(SLOW_CLIENT, sink.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteError::Gone),
+        Err(_) => Err(WriteError::TooSlow),
+    }
+}
+
+fn ended(e: WriteError) -> Option<(u16, &'static str)> {
+    match e {
+        WriteError::Gone => None,
+        // 1008: policy violation.
+        WriteError::TooSlow => Some((1008, "Client too slow")),
+    }
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Serves one socket until either side closes it.
+pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::net::SocketAddr>) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
+    let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut caller: Option<RequestContext> = None;
+    let mut init_seen = false;
+    let init_deadline = tokio::time::sleep(state.limits.ws_init_timeout);
+    tokio::pin!(init_deadline);
+    let expiry = tokio::time::sleep(Duration::from_secs(u32::MAX as u64));
+    tokio::pin!(expiry);
+
+    let outcome: Option<(u16, &'static str)> = loop {
+        tokio::select! {
+            _ = &mut init_deadline, if !init_seen => {
+                break Some((4408, "Connection initialisation timeout"));
+            }
+            _ = &mut expiry, if caller.is_some() => {
+                break Some((4403, "Forbidden: the token has expired"));
+            }
+            out = out_rx.recv() => match out {
+                Some(Out::Text(t)) => {
+                    if let Err(e) = write(&mut sink, t).await {
+                        break ended(e);
+                    }
+                }
+                Some(Out::Done(id)) => {
+                    subs.remove(&id);
+                }
+                None => break None,
+            },
+            msg = stream.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t.to_string(),
+                    Some(Ok(Message::Binary(_))) => break Some((4400, "Binary messages are not supported")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                };
+                let Ok(msg) = serde_json::from_str::<Json>(&text) else {
+                    break Some((4400, "Invalid message received"));
+                };
+                match msg.get("type").and_then(Json::as_str) {
+                    Some("connection_init") => {
+                        if init_seen {
+                            break Some((4429, "Too many initialisation requests"));
+                        }
+                        init_seen = true;
+                        let payload = msg.get("payload").cloned().unwrap_or(Json::Null);
+                        let verified = super::ws::token(&payload)
+                            .and_then(|t| state.keys.verify(&t).ok());
+                        let Some(mut rc) = verified else {
+                            break Some((4403, "Forbidden"));
+                        };
+                        rc.client_ip = peer.map(|p| p.ip().to_string());
+                        if let Some(exp) = rc.expires_at {
+                            let left = exp - chrono::Utc::now().timestamp();
+                            expiry.as_mut().reset(
+                                tokio::time::Instant::now()
+                                    + Duration::from_secs(left.max(0) as u64),
+                            );
+                        }
+                        caller = Some(rc);
+                        let ack = json!({ "type": "connection_ack" }).to_string();
+                        if let Err(e) = write(&mut sink, ack).await {
+                            break ended(e);
+                        }
+                    }
+                    Some("ping") => {
+                        let mut pong = json!({ "type": "pong" });
+                        if let Some(p) = msg.get("payload") {
+                            pong["payload"] = p.clone();
+                        }
+                        if let Err(e) = write(&mut sink, pong.to_string()).await {
+                            break ended(e);
+                        }
+                    }
+                    Some("pong") => {}
+                    Some("subscribe") => {
+                        let Some(rc) = caller.clone() else {
+                            break Some((4401, "Unauthorized"));
+                        };
+                        let (Some(id), Some(payload)) = (
+                            msg.get("id").and_then(Json::as_str),
+                            msg.get("payload"),
+                        ) else {
+                            break Some((4400, "Invalid message received"));
+                        };
+                        if subs.get(id).is_some_and(|h| !h.is_finished()) {
+                            break Some((4409, "Subscriber for this id already exists"));
+                        }
+                        let Ok(request) =
+                            serde_json::from_value::<async_graphql::Request>(payload.clone())
+                        else {
+                            break Some((4400, "Invalid message received"));
+                        };
+                        if subs.len() >= MAX_SUBSCRIPTIONS {
+                            let err = json!({ "id": id, "type": "error", "payload": [{
+                                "message": format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
+                                "extensions": { "code": "LIMIT_EXCEEDED" },
+                            }] });
+                            if let Err(e) = write(&mut sink, err.to_string()).await {
+                                break ended(e);
+                            }
+                            continue;
+                        }
+                        let request = with_caller(request, &state.db, rc);
+                        let handle = tokio::spawn(run(
+                            state.clone(),
+                            id.to_string(),
+                            request,
+                            out_tx.clone(),
+                        ));
+                        subs.insert(id.to_string(), handle);
+                    }
+                    Some("complete") => {
+                        if let Some(h) = msg.get("id").and_then(Json::as_str).and_then(|id| subs.remove(id)) {
+                            h.abort();
+                        }
+                    }
+                    _ => break Some((4400, "Invalid message received")),
+                }
+            }
+        }
+    };
+    for (_, h) in subs.drain() {
+        h.abort();
+    }
+    if let Some((code, reason)) = outcome {
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// Runs one operation, sending `next` per result and `complete` at the end; a request that
+/// fails before executing gets one `error` message.
+async fn run(
+    state: Arc<AppState>,
+    id: String,
+    request: async_graphql::Request,
+    out: mpsc::Sender<Out>,
+) {
+    let mut results = state.schema.execute_stream(request);
+    let mut first = true;
+    while let Some(resp) = results.next().await {
+        let message = if first && resp.data == async_graphql::Value::Null && resp.is_err() {
+            // Validation and similar errors: the operation never started.
+            let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);
+            let msg = json!({ "id": id, "type": "error", "payload": errors });
+            let _ = out.send(Out::Text(msg.to_string())).await;
+            let _ = out.send(Out::Done(id)).await;
+            return;
+        } else {
+            json!({ "id": id, "type": "next", "payload": resp })
+        };
+        first = false;
+        if out.send(Out::Text(message.to_string())).await.is_err() {
+            return;
+        }
+    }
+    let done = json!({ "id": id, "type": "complete" });
+    let _ = out.send(Out::Text(done.to_string())).await;
+    let _ = out.send(Out::Done(id)).await;
+}
