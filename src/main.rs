@@ -258,12 +258,14 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         .await
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let app = http::router(http::AppState {
         schema,
         keys,
         db: pool,
         limits: config.limits.clone(),
         allowed_origins: config.allowed_origins.clone(),
+        draining: drain_rx,
     });
     println!("GraphiQL: http://{local}/graphql");
     if let Some(token) = &demo_header {
@@ -276,7 +278,11 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing subscription sockets");
+        let _ = drain_tx.send(true);
+    })
     .await
     .map_err(|e| format!("server error: {e}"));
     if let Some(cluster) = cluster {

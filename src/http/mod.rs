@@ -26,6 +26,9 @@ pub struct AppState {
     pub limits: Limits,
     /// `Origin`s allowed to open WebSockets besides the gateway's own (see `config`).
     pub allowed_origins: Vec<String>,
+    /// Turns true when the process is shutting down: readiness fails, upgrades are refused and
+    /// open sockets are closed so that their clients reconnect elsewhere.
+    pub draining: tokio::sync::watch::Receiver<bool>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -48,7 +51,9 @@ async fn healthz() -> &'static str {
 
 /// The database answers: the instance can take traffic.
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if state.db.ready().await {
+    if *state.draining.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if state.db.ready().await {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")

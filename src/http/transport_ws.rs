@@ -75,6 +75,8 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
     tokio::pin!(init_deadline);
     let expiry = tokio::time::sleep(Duration::from_secs(u32::MAX as u64));
     tokio::pin!(expiry);
+    let mut draining = state.draining.clone();
+    let mut drain_watch = true;
 
     let outcome: Option<(u16, &'static str)> = loop {
         tokio::select! {
@@ -83,6 +85,14 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
             }
             _ = &mut expiry, if caller.is_some() => {
                 break Some((4403, "Forbidden: the token has expired"));
+            }
+            drained = async { draining.wait_for(|d| *d).await.is_ok() }, if drain_watch => {
+                if drained {
+                    // 1001: going away; the client reconnects (elsewhere) and resumes from
+                    // its cursor.
+                    break Some((1001, "Server shutting down"));
+                }
+                drain_watch = false;
             }
             out = out_rx.recv() => match out {
                 Some(Out::Text(t)) => {

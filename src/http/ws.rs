@@ -64,6 +64,13 @@ fn origin_allowed(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
 }
 
 pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
+    if *state.draining.borrow() {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down: connect to another instance",
+        )
+            .into_response();
+    }
     if !origin_allowed(&state, req.headers()) {
         return (
             axum::http::StatusCode::FORBIDDEN,
@@ -109,7 +116,15 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
         .protocols(["graphql-ws"])
         .on_upgrade(move |socket| async move {
             let schema = state.schema.clone();
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let mut draining = state.draining.clone();
+            // This protocol has no close of its own here: on shutdown the socket is dropped.
+            let drained = async move {
+                let drained = draining.wait_for(|d| *d).await.is_ok();
+                if !drained {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let serve = GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let token = token(&payload).ok_or_else(|| {
                         async_graphql::Error::from(ApiError::unauthenticated(
@@ -122,7 +137,10 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
                     with_caller_data(&mut data, &state.db, rc);
                     Ok(data)
                 })
-                .serve()
-                .await
+                .serve();
+            tokio::select! {
+                _ = serve => {}
+                _ = drained => {}
+            }
         })
 }

@@ -156,6 +156,8 @@ pub struct TestApp {
     pub db: Db,
     pub a: Tenant,
     pub b: Tenant,
+    /// Send true to make the instance drain as on SIGTERM.
+    pub drain: tokio::sync::watch::Sender<bool>,
 }
 
 impl TestApp {
@@ -188,12 +190,14 @@ impl TestApp {
             .await
             .expect("change hub");
         let schema = graphql::build(Some(pool.clone()), Some(hub), &limits);
+        let drain = tokio::sync::watch::channel(false).0;
         let router = gw_http::router(gw_http::AppState {
             schema,
             keys: keys.clone(),
             db: pool.clone(),
             limits,
             allowed_origins: vec!["https://app.example".into()],
+            draining: drain.subscribe(),
         });
         let mut app = TestApp {
             router,
@@ -202,6 +206,7 @@ impl TestApp {
             db: pool,
             a: Tenant::empty(),
             b: Tenant::empty(),
+            drain,
         };
         app.a = app.tenant("alpha").await;
         app.b = app.tenant("beta").await;
@@ -228,6 +233,7 @@ impl TestApp {
             db: pool,
             limits,
             allowed_origins: Vec::new(),
+            draining: tokio::sync::watch::channel(false).1,
         }))
         .await
     }

@@ -548,3 +548,55 @@ async fn ping_errors_completion_caps_and_token_expiry() {
     let mut ws = acked(addr, &short).await;
     assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 4403 })));
 }
+
+#[tokio::test]
+async fn draining_fails_readiness_refuses_upgrades_and_closes_sockets() {
+    let app = TestApp::new().await;
+    let addr = app.listen().await;
+    let mut ws = subscribe(addr, &app.a.admin, CATEGORIES, json!({})).await;
+    let mut legacy = connect(addr, "graphql-ws").await;
+    send(
+        &mut legacy,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.a.admin) } }),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut legacy, WAIT).await.expect("ack")["type"],
+        json!("connection_ack")
+    );
+
+    app.drain.send_replace(true);
+    assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 1001 })));
+    // The legacy socket is dropped.
+    let m = loop {
+        let m = recv(&mut legacy, WAIT)
+            .await
+            .expect("end of the legacy socket");
+        if m["type"] != "ka" {
+            break m;
+        }
+    };
+    assert!(m.get("close").is_some(), "{m}");
+
+    let (status, _, _) = app
+        .send(
+            axum::http::Request::get("/readyz")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    let mut req = format!("ws://{addr}/graphql")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 503)
+        }
+        other => panic!("upgrade while draining: {:?}", other.map(|_| ())),
+    }
+}
