@@ -64,17 +64,7 @@ const QUIET: Duration = Duration::from_millis(700);
 
 /// A graphql-transport-ws connection of `token` with one subscription `query` as id "1".
 async fn subscribe(addr: SocketAddr, token: &str, query: &str, variables: Json) -> Socket {
-    let mut ws = connect(addr, "graphql-transport-ws").await;
-    send(
-        &mut ws,
-        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }),
-    )
-    .await;
-    let ack = recv(&mut ws, WAIT).await;
-    assert_eq!(
-        ack.as_ref().map(|a| &a["type"]),
-        Some(&json!("connection_ack"))
-    );
+    let mut ws = acked(addr, token).await;
     send(
         &mut ws,
         json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } }),
@@ -294,13 +284,7 @@ async fn the_legacy_graphql_ws_protocol_works_too() {
     let app = TestApp::new().await;
     let addr = app.listen().await;
     let mut ws = connect(addr, "graphql-ws").await;
-    send(
-        &mut ws,
-        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.a.admin) } }),
-    )
-    .await;
-    let ack = recv(&mut ws, WAIT).await.expect("ack");
-    assert_eq!(ack["type"], json!("connection_ack"));
+    init(&mut ws, &app.a.admin).await;
     send(
         &mut ws,
         json!({ "id": "7", "type": "start", "payload": { "query": CATEGORIES } }),
@@ -420,14 +404,19 @@ async fn only_allowed_origins_may_open_sockets() {
 /// A graphql-transport-ws socket after `connection_init` and its ack.
 async fn acked(addr: SocketAddr, token: &str) -> Socket {
     let mut ws = connect(addr, "graphql-transport-ws").await;
+    init(&mut ws, token).await;
+    ws
+}
+
+/// Sends `connection_init` with `token` (either protocol) and expects the ack.
+async fn init(ws: &mut Socket, token: &str) {
     send(
-        &mut ws,
+        ws,
         json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }),
     )
     .await;
-    let ack = recv(&mut ws, WAIT).await.expect("ack");
-    assert_eq!(ack["type"], json!("connection_ack"));
-    ws
+    let ack = recv(ws, WAIT).await.expect("ack");
+    assert_eq!(ack["type"], json!("connection_ack"), "{ack}");
 }
 
 #[tokio::test]
@@ -555,15 +544,7 @@ async fn draining_fails_readiness_refuses_upgrades_and_closes_sockets() {
     let addr = app.listen().await;
     let mut ws = subscribe(addr, &app.a.admin, CATEGORIES, json!({})).await;
     let mut legacy = connect(addr, "graphql-ws").await;
-    send(
-        &mut legacy,
-        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.a.admin) } }),
-    )
-    .await;
-    assert_eq!(
-        recv(&mut legacy, WAIT).await.expect("ack")["type"],
-        json!("connection_ack")
-    );
+    init(&mut legacy, &app.a.admin).await;
 
     app.drain.send_replace(true);
     assert_eq!(recv(&mut ws, WAIT).await, Some(json!({ "close": 1001 })));
