@@ -6,6 +6,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY codegen codegen
+COPY bench bench
 COPY src src
 COPY migrations migrations
 COPY tests tests
