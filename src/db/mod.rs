@@ -98,6 +98,29 @@ impl Db {
         }
     }
 
+    /// Runs one read statement in a read-only transaction of the caller's tenant; database
+    /// errors are reported as errors of `entity`.
+    pub async fn read<T>(
+        &self,
+        rc: &RequestContext,
+        entity: &'static str,
+        b: sql::SqlBuilder,
+    ) -> Result<Vec<T>, ApiError>
+    where
+        T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
+    {
+        self.transaction(rc, true, move |conn| {
+            async move {
+                b.into_query()
+                    .load::<T>(conn)
+                    .await
+                    .map_err(|e| ApiError::from_db(e, entity, crate::entities::CONSTRAINTS))
+            }
+            .boxed()
+        })
+        .await
+    }
+
     /// SQL statements sent through this pool so far (tests use it to prove batching).
     pub fn statements(&self) -> u64 {
         AtomicU64::load(&self.statements, Ordering::Relaxed)

@@ -300,10 +300,7 @@ pub async fn list<E: Entity, W: WhereInput, O: OrderInput>(
     b.order_by(&q.sql_order());
     b.push(&format!(" LIMIT {}", q.n + 1));
 
-    let rows: Vec<Keyed<E>> = in_tx(ctx, true, move |conn| {
-        async move { b.into_query().load(conn).await.map_err(db_err::<E>) }.boxed()
-    })
-    .await?;
+    let rows: Vec<Keyed<E>> = database(ctx)?.read(rc, E::META.name, b).await?;
     Ok(q.page(rows, CountSource::Filter(scoped)))
 }
 

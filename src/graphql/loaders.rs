@@ -13,15 +13,12 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::Context;
-use diesel_async::RunQueryDsl;
-use futures::FutureExt;
 use uuid::Uuid;
 
 use crate::auth::RequestContext;
 use crate::db::sql::{Filter, SortKey, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::Db;
-use crate::entities::CONSTRAINTS;
 use crate::error::ApiError;
 use crate::graphql::acl::{self, Op};
 use crate::graphql::crud::Entity;
@@ -55,15 +52,7 @@ impl RowLoader {
         T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
     {
         self.db
-            .transaction(&self.rc, true, move |conn| {
-                async move {
-                    b.into_query()
-                        .load::<T>(conn)
-                        .await
-                        .map_err(|e| ApiError::from_db(e, meta.name, CONSTRAINTS))
-                }
-                .boxed()
-            })
+            .read(&self.rc, meta.name, b)
             .await
             .map_err(LoadError::from)
     }

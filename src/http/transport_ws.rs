@@ -122,12 +122,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         }
                         init_seen = true;
                         let payload = msg.get("payload").cloned().unwrap_or(Json::Null);
-                        let verified = super::ws::token(&payload)
-                            .and_then(|t| state.keys.verify(&t).ok());
-                        let Some(mut rc) = verified else {
+                        let Ok(rc) = super::ws::caller(&state, &payload, peer) else {
                             break Some((4403, "Forbidden"));
                         };
-                        rc.client_ip = peer.map(|p| p.ip().to_string());
                         if let Some(exp) = rc.expires_at {
                             let left = exp - chrono::Utc::now().timestamp();
                             expiry.as_mut().reset(

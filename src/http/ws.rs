@@ -26,7 +26,7 @@ pub fn is_upgrade(req: &Request) -> bool {
 
 /// The token of a `connection_init` payload: `{"Authorization": "Bearer <token>"}` (any case),
 /// as Apollo and urql send headers, or `{"token": "<token>"}`.
-pub(super) fn token(payload: &Json) -> Option<String> {
+fn token(payload: &Json) -> Option<String> {
     let obj = payload.as_object()?;
     for (k, v) in obj {
         let Some(v) = v.as_str() else { continue };
@@ -61,6 +61,20 @@ fn origin_allowed(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let authority = origin.split_once("://").map(|(_, a)| a);
     matches!((host, authority), (Some(h), Some(a)) if h.eq_ignore_ascii_case(a))
+}
+
+/// The caller a `connection_init` payload authenticates, seen from `peer`.
+pub(super) fn caller(
+    state: &AppState,
+    payload: &Json,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<crate::auth::RequestContext, ApiError> {
+    let token = token(payload).ok_or_else(|| {
+        ApiError::unauthenticated("send {\"Authorization\": \"Bearer <token>\"} in connection_init")
+    })?;
+    let mut rc = state.keys.verify(&token)?;
+    rc.client_ip = peer.map(|p| p.ip().to_string());
+    Ok(rc)
 }
 
 pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
@@ -126,13 +140,7 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
             };
             let serve = GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
-                    let token = token(&payload).ok_or_else(|| {
-                        async_graphql::Error::from(ApiError::unauthenticated(
-                            "send {\"Authorization\": \"Bearer <token>\"} in connection_init",
-                        ))
-                    })?;
-                    let mut rc = state.keys.verify(&token)?;
-                    rc.client_ip = peer.map(|p| p.ip().to_string());
+                    let rc = caller(&state, &payload, peer)?;
                     let mut data = Data::default();
                     with_caller_data(&mut data, &state.db, rc);
                     Ok(data)

@@ -25,7 +25,6 @@ use crate::auth::RequestContext;
 use crate::db::sql::{Filter, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::Db;
-use crate::entities::CONSTRAINTS;
 use crate::error::{ApiError, GqlResult};
 use crate::graphql::acl::{self, Grant, Op};
 use crate::graphql::crud::Entity;
@@ -151,19 +150,7 @@ impl<E: Entity> State<E> {
             return Ok(());
         }
         let b = self.query(upto);
-        let meta = E::META;
-        let rows: Vec<EventRow<E>> = self
-            .db
-            .transaction(&self.rc, true, move |conn| {
-                async move {
-                    b.into_query()
-                        .load(conn)
-                        .await
-                        .map_err(|e| ApiError::from_db(e, meta.name, CONSTRAINTS))
-                }
-                .boxed()
-            })
-            .await?;
+        let rows: Vec<EventRow<E>> = self.db.read(&self.rc, E::META.name, b).await?;
         let mut events = 0;
         for r in rows {
             if r.previous {
