@@ -251,6 +251,11 @@ impl SqlBuilder {
         self
     }
 
+    /// The statement and its bind values as text: equal fingerprints, equal statements.
+    pub fn fingerprint(&self) -> String {
+        format!("{} {:?}", self.sql, self.binds)
+    }
+
     pub fn into_query<'a>(self) -> Query<'a> {
         let mut q = diesel::sql_query(self.sql).into_boxed();
         for v in self.binds {

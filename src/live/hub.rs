@@ -47,6 +47,8 @@ impl Batch {
 pub struct Hub {
     batches: broadcast::Sender<Arc<Batch>>,
     cursor: watch::Receiver<i64>,
+    /// The shared reads of this instance's subscriptions.
+    pub(crate) feeds: crate::live::feed::Feeds,
 }
 
 impl Hub {
@@ -61,7 +63,11 @@ impl Hub {
             .map_err(|e| format!("cannot read the change cursor: {e}"))?;
         let (batches, _) = broadcast::channel(1024);
         let (cursor_tx, cursor) = watch::channel(start);
-        let hub = Hub { batches, cursor };
+        let hub = Hub {
+            batches,
+            cursor,
+            feeds: Default::default(),
+        };
         let listener = Listener {
             url,
             retention,

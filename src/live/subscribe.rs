@@ -1,10 +1,11 @@
 //! One subscription: the change events of one entity that its subscriber may read and asked
 //! for, in outbox order, from its `after` cursor (or from the moment it starts) on.
 //!
-//! A subscription holds only its position in the outbox; each time the hub announces events
-//! for its tenant and entity, it reads the next ones from the outbox with its filter, evaluated
-//! by PostgreSQL over the event's row. A slow reader therefore costs no memory, and a
-//! reconnecting client resumes exactly where its last cursor points.
+//! A subscription holds its position in the outbox and a place in the feed of its statement
+//! (see `feed`): the filter is evaluated by PostgreSQL over the event's row, once per feed.
+//! Whatever the feed cannot hand it (events before it joined, chunks dropped while it was
+//! slow) it reads from the outbox itself, so a reconnecting client resumes exactly where its
+//! last cursor points.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::graphql::acl::{self, Grant, Op};
 use crate::graphql::crud::Entity;
 use crate::graphql::filter::WhereInput;
 use crate::graphql::meta::ColumnType;
+use crate::live::feed::{self, Chunk, Feed};
 use crate::live::hub::Hub;
 use crate::live::outbox::ChangeOp;
 
@@ -80,22 +82,15 @@ impl<E: QueryableByName<Pg>> QueryableByName<Pg> for EventRow<E> {
     }
 }
 
-struct State<E> {
+/// What one statement reads: the events of `E` in the caller's tenant that the caller may
+/// read (`scope`, on the new row) and asked for (`where` on either side, and `ops`).
+pub struct Reader<E> {
     db: Db,
-    hub: Hub,
     rc: RequestContext,
-    /// What the subscriber may read.
     scope: Filter,
-    /// What it asked for (`where`), matched by the row before or after the change.
     filter: Filter,
     ops: Vec<ChangeOp>,
-    /// Every event up to here has been delivered or did not concern this subscription.
-    last: i64,
-    /// Events may have arrived after `last`: read the outbox before waiting again.
-    pending: bool,
-    batches: tokio::sync::broadcast::Receiver<Arc<crate::live::hub::Batch>>,
-    ready: VecDeque<Change<E>>,
-    failed: bool,
+    _entity: std::marker::PhantomData<fn() -> E>,
 }
 
 fn populated(b: &mut SqlBuilder, table: &str, json: &str, cond: &Filter) {
@@ -106,13 +101,24 @@ fn populated(b: &mut SqlBuilder, table: &str, json: &str, cond: &Filter) {
     b.push(")");
 }
 
-impl<E: Entity> State<E> {
-    /// The statement reading this subscription's next events in `(last, upto]`.
-    fn query(&self, upto: i64) -> SqlBuilder {
+impl<E: Entity> Reader<E> {
+    pub fn tenant(&self) -> uuid::Uuid {
+        self.rc.tenant_id
+    }
+
+    /// Identifies the statement: readers with equal fingerprints read the same events.
+    /// Everything a reader's results depend on is in the statement (the tenant is a bind
+    /// value, the caller's identity is in `scope`), and `Db::read` sets only the tenant.
+    pub fn fingerprint(&self) -> String {
+        self.query(0, 0).fingerprint()
+    }
+
+    /// The statement reading the next events in `(last, upto]`.
+    fn query(&self, last: i64, upto: i64) -> SqlBuilder {
         let meta = E::META;
         let table = meta.table;
         let mut b = SqlBuilder::new("WITH hit AS (SELECT e.seq, e.op, e.node, e.previous FROM change_events e WHERE e.seq > ");
-        b.bind(Value::BigInt(self.last), ColumnType::BigInt, false);
+        b.bind(Value::BigInt(last), ColumnType::BigInt, false);
         b.push(" AND e.seq <= ");
         b.bind(Value::BigInt(upto), ColumnType::BigInt, false);
         b.push(" AND e.entity = ");
@@ -142,44 +148,63 @@ impl<E: Entity> State<E> {
         b
     }
 
-    /// Reads the next events into `ready`, advancing `last`.
-    async fn fetch(&mut self) -> Result<(), ApiError> {
-        let upto = self.hub.cursor();
-        if upto <= self.last {
-            self.pending = false;
-            return Ok(());
+    /// Reads the next events after `last`, up to `upto`: at most `CHUNK` of them, and how far
+    /// they cover the outbox (`upto` unless the chunk was full).
+    pub async fn read(
+        &self,
+        last: i64,
+        upto: i64,
+    ) -> Result<(Vec<(i64, Change<E>)>, i64), ApiError> {
+        if upto <= last {
+            return Ok((Vec::new(), last));
         }
-        let b = self.query(upto);
-        let rows: Vec<EventRow<E>> = self.db.read(&self.rc, E::META.name, b).await?;
-        let mut events = 0;
+        let rows: Vec<EventRow<E>> = self
+            .db
+            .read(&self.rc, E::META.name, self.query(last, upto))
+            .await?;
+        let mut out: Vec<(i64, Change<E>)> = Vec::new();
         for r in rows {
             if r.previous {
-                if let Some(last) = self.ready.back_mut() {
-                    if last.cursor == encode_cursor(r.seq) {
-                        last.previous = Some(r.row);
+                if let Some((seq, change)) = out.last_mut() {
+                    if *seq == r.seq {
+                        change.previous = Some(r.row);
                     }
                 }
                 continue;
             }
-            events += 1;
             let op = ChangeOp::parse(&r.op)
                 .ok_or_else(|| ApiError::internal(format!("unknown change op {}", r.op)))?;
-            self.last = r.seq;
-            self.ready.push_back(Change {
-                op,
-                node: r.row,
-                previous: None,
-                cursor: encode_cursor(r.seq),
-            });
+            out.push((
+                r.seq,
+                Change {
+                    op,
+                    node: r.row,
+                    previous: None,
+                    cursor: encode_cursor(r.seq),
+                },
+            ));
         }
-        if events < CHUNK {
-            // Nothing else of ours up to `upto`.
-            self.last = upto;
-            self.pending = false;
-        }
-        Ok(())
+        let covered = match out.last() {
+            Some((seq, _)) if out.len() as i64 >= CHUNK => *seq,
+            _ => upto,
+        };
+        Ok((out, covered))
     }
+}
 
+/// One subscriber's stream: chunks of its feed, with gaps before them read from the outbox.
+struct Member<E> {
+    feed: Arc<Feed<E>>,
+    chunks: tokio::sync::broadcast::Receiver<Arc<Chunk<E>>>,
+    /// Every event up to here has been delivered or did not concern this subscription.
+    last: i64,
+    /// The next chunk to deliver, once the gap before it is filled.
+    held: Option<Arc<Chunk<E>>>,
+    ready: VecDeque<Change<E>>,
+    failed: bool,
+}
+
+impl<E: Entity + Clone> Member<E> {
     async fn next(mut self) -> Option<(GqlResult<Change<E>>, Self)> {
         loop {
             if self.failed {
@@ -188,26 +213,31 @@ impl<E: Entity> State<E> {
             if let Some(c) = self.ready.pop_front() {
                 return Some((Ok(c), self));
             }
-            if self.pending {
-                if let Err(e) = self.fetch().await {
-                    self.failed = true;
-                    return Some((Err(e.into()), self));
+            if let Some(chunk) = self.held.take() {
+                if self.last < chunk.after {
+                    match self.feed.reader.read(self.last, chunk.after).await {
+                        Ok((changes, covered)) => {
+                            self.ready.extend(changes.into_iter().map(|(_, c)| c));
+                            self.last = covered;
+                            self.held = Some(chunk);
+                        }
+                        Err(e) => {
+                            self.failed = true;
+                            return Some((Err(e.into()), self));
+                        }
+                    }
+                    continue;
                 }
+                let fresh = chunk.changes.iter().filter(|(seq, _)| *seq > self.last);
+                self.ready.extend(fresh.map(|(_, c)| c.clone()));
+                self.last = self.last.max(chunk.upto);
                 continue;
             }
-            match self.batches.recv().await {
-                Ok(batch) => {
-                    if batch.upto <= self.last {
-                        continue;
-                    }
-                    if batch.after <= self.last && !batch.touches(self.rc.tenant_id, E::META.name) {
-                        self.last = batch.upto;
-                    } else {
-                        self.pending = true;
-                    }
-                }
-                // Missed announcements: the outbox still has the events.
-                Err(RecvError::Lagged(_)) => self.pending = true,
+            match self.chunks.recv().await {
+                Ok(chunk) if chunk.upto > self.last => self.held = Some(chunk),
+                Ok(_) => {}
+                // Dropped chunks: the next one starts past `last` and the gap is read.
+                Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return None,
             }
         }
@@ -235,7 +265,7 @@ async fn pruned_upto(db: &Db, rc: &RequestContext) -> Result<i64, ApiError> {
 }
 
 /// The changes of `E` for the caller of `ctx`.
-pub async fn changes<E: Entity, W: WhereInput>(
+pub async fn changes<E: Entity + Clone, W: WhereInput>(
     ctx: &Context<'_>,
     filter: Option<&W>,
     ops: Option<Vec<ChangeOp>>,
@@ -268,8 +298,6 @@ pub async fn changes<E: Entity, W: WhereInput>(
         Some(o) if !o.is_empty() => o,
         _ => vec![ChangeOp::Created, ChangeOp::Updated, ChangeOp::Deleted],
     };
-    // Subscribe before reading the cursor, so nothing announced in between is missed.
-    let batches = hub.batches();
     let last = match after {
         Some(c) => {
             let seq = decode_cursor(&c)?;
@@ -283,18 +311,30 @@ pub async fn changes<E: Entity, W: WhereInput>(
         }
         None => hub.cursor(),
     };
-    let state = State::<E> {
+    let reader = Reader::<E> {
         scope: acl::row_scope(E::META, &rc, Op::Read),
         db,
-        hub,
         rc,
         filter,
         ops,
+        _entity: std::marker::PhantomData,
+    };
+    let (feed, chunks, from) = feed::join(&hub, reader);
+    // Joined with an older cursor: what lies between is read before the feed's first chunk.
+    let held = (last < from).then(|| {
+        Arc::new(Chunk {
+            after: from,
+            upto: from,
+            changes: Vec::new(),
+        })
+    });
+    let member = Member {
+        feed,
+        chunks,
         last,
-        pending: true,
-        batches,
+        held,
         ready: VecDeque::new(),
         failed: false,
     };
-    Ok(stream::unfold(state, State::next))
+    Ok(stream::unfold(member, Member::next))
 }

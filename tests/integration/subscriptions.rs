@@ -581,3 +581,158 @@ async fn draining_fails_readiness_refuses_upgrades_and_closes_sockets() {
         other => panic!("upgrade while draining: {:?}", other.map(|_| ())),
     }
 }
+
+/// Statements the pool ran while one change was made and every socket received its event,
+/// and the event's cursor.
+async fn statements_for_one_change(
+    app: &TestApp,
+    sockets: &mut [Socket],
+    slug: &str,
+) -> (u64, String) {
+    let before = app.db.statements();
+    create_category(app, &app.a.admin, slug).await;
+    let mut cursor = String::new();
+    for ws in sockets.iter_mut() {
+        let e = next_event(ws).await;
+        assert_eq!(e["forumCategoryChanged"]["node"]["slug"], json!(slug));
+        cursor = e["forumCategoryChanged"]["cursor"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+    }
+    (app.db.statements() - before, cursor)
+}
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_read_per_change() {
+    let app = TestApp::new().await;
+    let addr = app.listen().await;
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    let (mutation_only, _) = statements_for_one_change(&app, &mut [], "s0").await;
+
+    let mut sockets = vec![subscribe(addr, &app.a.user, CATEGORIES, json!({})).await];
+    settle().await;
+    let (one, s1) = statements_for_one_change(&app, &mut sockets, "s1").await;
+    let read = one - mutation_only;
+    assert!(read > 0, "a subscription reads its events");
+
+    // Nineteen more, by callers allowed the same rows: still one read per change.
+    for i in 0..19 {
+        let token = if i % 2 == 0 {
+            &app.a.admin
+        } else {
+            &app.a.user
+        };
+        sockets.push(subscribe(addr, token, CATEGORIES, json!({})).await);
+    }
+    settle().await;
+    assert_eq!(
+        statements_for_one_change(&app, &mut sockets, "s2").await.0,
+        one
+    );
+
+    // A different filter is a different statement: one more read.
+    let filter = json!({ "w": { "slug": { "startsWith": "s" } } });
+    sockets.push(subscribe(addr, &app.a.user, CATEGORIES, filter).await);
+    settle().await;
+    let (mixed, _) = statements_for_one_change(&app, &mut sockets, "s3").await;
+    assert_eq!(mixed, one + read);
+
+    // Tenant B's identical subscription shares nothing with A's and sees none of it.
+    let mut b = subscribe(addr, &app.b.user, CATEGORIES, json!({})).await;
+    settle().await;
+    statements_for_one_change(&app, &mut sockets, "s4").await;
+    assert_eq!(recv(&mut b, QUIET).await, None);
+
+    // Joining the shared feed with an older cursor: the missed events first (read from the
+    // outbox), then live ones from the feed, each once.
+    let mut late = subscribe(addr, &app.a.admin, CATEGORIES, json!({ "after": s1 })).await;
+    for slug in ["s2", "s3", "s4"] {
+        let e = next_event(&mut late).await;
+        assert_eq!(e["forumCategoryChanged"]["node"]["slug"], json!(slug));
+    }
+    sockets.push(late);
+    statements_for_one_change(&app, &mut sockets, "s5").await;
+    for ws in sockets.iter_mut() {
+        assert_eq!(recv(ws, QUIET).await, None);
+    }
+}
+
+/// A socket whose client reads through a tiny receive buffer, so the server's writes to it
+/// block as soon as the client stops reading.
+async fn connect_small_buffer(addr: SocketAddr) -> Socket {
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = tcp.connect(addr).await.expect("connect");
+    let mut req = format!("ws://{addr}/graphql")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_and_slows_no_one() {
+    let app = TestApp::new().await;
+    let addr = app.listen().await;
+    let id = create_category(&app, &app.a.admin, "big").await;
+    let query =
+        "subscription { forumCategoryChanged { node { description } previous { description } } }";
+    let mut slow = connect_small_buffer(addr).await;
+    init(&mut slow, &app.a.user).await;
+    send(
+        &mut slow,
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+    )
+    .await;
+    let mut fast = subscribe(addr, &app.a.user, query, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // 150 updates with 40 kB descriptions: ~12 MB of events, far beyond the socket buffers.
+    const UPDATES: usize = 150;
+    for i in 0..UPDATES {
+        let text = format!("{i:03}").repeat(40_000 / 3);
+        app.ok(
+            &app.a.admin,
+            "mutation($id: ID!, $d: String!) { updateForumCategory(id: $id, input: {description: $d}) { id } }",
+            json!({ "id": id, "d": text }),
+        )
+        .await;
+    }
+    // The reader that keeps up receives everything, in order, while the other is stuck.
+    for i in 0..UPDATES {
+        let e = next_event(&mut fast).await;
+        let d = e["forumCategoryChanged"]["node"]["description"]
+            .as_str()
+            .unwrap_or("");
+        assert!(d.starts_with(&format!("{i:03}")), "event {i} out of order");
+    }
+
+    // Past the server's patience (5 s without progress), the stuck one has been dropped:
+    // reading again yields what was in flight, then the end, never all 150 events.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let mut received = 0;
+    let end = loop {
+        match recv(&mut slow, WAIT).await {
+            Some(m) if m["type"] == "next" => received += 1,
+            Some(m) if m.get("close").is_some() => break m,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(
+        received < UPDATES,
+        "all {received} events were buffered for a stuck client"
+    );
+    // The close frame itself may not fit through the full buffer; when it does, it says why.
+    assert!(
+        end["close"] == json!(1008) || end["close"].is_null(),
+        "{end}"
+    );
+}
