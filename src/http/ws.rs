@@ -3,6 +3,7 @@
 //! the `connection_init` payload; upgrades only from allowed `Origin`s.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
@@ -10,6 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
 use serde_json::Value as Json;
 
 use super::AppState;
@@ -131,14 +133,21 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
         .on_upgrade(move |socket| async move {
             let schema = state.schema.clone();
             let mut draining = state.draining.clone();
-            // This protocol has no close of its own here: on shutdown the socket is dropped.
             let drained = async move {
                 let drained = draining.wait_for(|d| *d).await.is_ok();
                 if !drained {
                     std::future::pending::<()>().await;
                 }
             };
-            let serve = GraphQLWebSocket::new(socket, schema, protocol)
+            // The sink is shared so that, on shutdown, the close frame goes out on it after
+            // async-graphql's serving loop is dropped.
+            let (sink, stream) = socket.split();
+            let sink = Arc::new(tokio::sync::Mutex::new(sink));
+            let shared = futures::sink::unfold(sink.clone(), |sink, msg: Message| async move {
+                sink.lock().await.send(msg).await?;
+                Ok::<_, axum::Error>(sink)
+            });
+            let serve = GraphQLWebSocket::new_with_pair(Box::pin(shared), stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let rc = caller(&state, &payload, peer)?;
                     let mut data = Data::default();
@@ -148,7 +157,14 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
                 .serve();
             tokio::select! {
                 _ = serve => {}
-                _ = drained => {}
+                _ = drained => {
+                    let close = Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "Server shutting down".into(),
+                    }));
+                    let mut sink = sink.lock().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
+                }
             }
         })
 }
