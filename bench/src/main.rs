@@ -2,11 +2,17 @@
 //! into a private PostgreSQL, starts the release gateway on loopback, loads it with wrk and
 //! prints requests/s, p50/p99 latency per scenario and the gateway's peak RSS.
 //!
+//! Then `BENCH_SUBSCRIBERS` WebSocket subscribers on the same instance: memory per subscriber
+//! and latency from a mutation to its delivery to all of them (see `subscribers`).
+//!
 //! Options (environment): BENCH_DURATION seconds per scenario (10), BENCH_CONNECTIONS (32),
-//! GATEWAY_BIN (default: target/release/gateway, built first).
+//! BENCH_SUBSCRIBERS (10000), BENCH_CHANGES mutations timed for them (20), BENCH_ONLY
+//! (`http` or `subscribers`: one part only), GATEWAY_BIN (default: target/release/gateway,
+//! built first).
 
 mod load;
 mod seed;
+mod subscribers;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -165,6 +171,43 @@ fn scenarios(tokens: &[String], ids: &[TenantIds]) -> Vec<Scenario> {
     ]
 }
 
+fn http_scenarios(
+    addr: SocketAddr,
+    tokens: &[String],
+    ids: &[TenantIds],
+    duration: u64,
+    connections: u32,
+    dir: &Path,
+) -> Result<(), String> {
+    let scenarios = scenarios(tokens, ids);
+    // Every scenario must answer without errors before it is timed.
+    for s in &scenarios {
+        let (token, bodies) = &s.tenants[0];
+        let body = bodies.first().ok_or("no request bodies")?;
+        let (status, resp) = load::http(addr, "POST", "/graphql", Some(token), body)?;
+        if status != 200 || resp.contains("\"errors\"") {
+            return Err(format!("{}: HTTP {status}: {resp}", s.name));
+        }
+    }
+    println!(
+        "\nwrk, {connections} connections, 2 threads, {duration}s per scenario, release gateway on {addr}\n"
+    );
+    println!("| scenario | requests/s | p50 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|");
+    for s in &scenarios {
+        let f = load::run(s, addr, duration, connections, dir)?;
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} |",
+            s.name,
+            f.rps(),
+            f.p50_ms,
+            f.p99_ms,
+            f.errors
+        );
+    }
+    Ok(())
+}
+
 async fn prepare(url_admin: &str, url: &str) -> Result<(), String> {
     let mut conn = Conn::establish(url_admin)
         .await
@@ -239,31 +282,41 @@ async fn run() -> Result<(), String> {
     }
     let (_, idle) = memory(pid);
 
-    let scenarios = scenarios(&tokens, &ids);
-    // Every scenario must answer without errors before it is timed.
-    for s in &scenarios {
-        let (token, bodies) = &s.tenants[0];
-        let body = bodies.first().ok_or("no request bodies")?;
-        let (status, resp) = load::http(addr, "POST", "/graphql", Some(token), body)?;
-        if status != 200 || resp.contains("\"errors\"") {
-            return Err(format!("{}: HTTP {status}: {resp}", s.name));
-        }
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only != "subscribers" {
+        http_scenarios(addr, &tokens, &ids, duration, connections, &dir)?;
     }
-    println!(
-        "\nwrk, {connections} connections, 2 threads, {duration}s per scenario, release gateway on {addr}\n"
-    );
-    println!("| scenario | requests/s | p50 ms | p99 ms | errors |");
-    println!("|---|---:|---:|---:|---:|");
-    for s in &scenarios {
-        let f = load::run(s, addr, duration, connections, &dir)?;
+    if only != "http" {
+        let count = env_num("BENCH_SUBSCRIBERS", 10_000) as usize;
+        let changes = env_num("BENCH_CHANGES", 20) as usize;
+        let (thread, author) = match (ids[0].threads.first(), ids[0].users.first()) {
+            (Some(t), Some(u)) => (*t, *u),
+            _ => return Err("no seeded thread or user".into()),
+        };
+        let f = subscribers::run(addr, pid, &tokens[0], thread, author, count, changes).await?;
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} |",
-            s.name,
-            f.rps(),
-            f.p50_ms,
-            f.p99_ms,
-            f.errors
+            "\n{} subscribers (graphql-transport-ws, one subscription each, all on one thread's posts), connected and live in {:.1}s\n",
+            f.subscribers, f.connect_seconds
         );
+        println!("| figure | value |");
+        println!("|---|---:|");
+        println!(
+            "| gateway RSS before / with subscribers | {:.0} / {:.0} MiB |",
+            f.rss_before_mib, f.rss_after_mib
+        );
+        println!("| memory per subscriber | {:.1} KiB |", f.kib_per_subscriber());
+        println!("| mutation round trip p50 | {:.1} ms |", f.mutation_p50_ms);
+        println!(
+            "| mutation sent -> delivered, p50 / p99 of {} deliveries | {:.1} / {:.1} ms |",
+            f.changes * f.subscribers - f.lost,
+            f.delivery_p50_ms,
+            f.delivery_p99_ms
+        );
+        println!(
+            "| mutation sent -> delivered to all, p50 / p99 of {} changes | {:.1} / {:.1} ms |",
+            f.changes, f.all_p50_ms, f.all_p99_ms
+        );
+        println!("| deliveries missing after 30 s | {} |", f.lost);
     }
     let (peak, now) = memory(pid);
     println!("\ngateway memory: {idle:.0} MiB RSS when ready, {now:.0} MiB after the run, {peak:.0} MiB peak RSS");

@@ -1,0 +1,260 @@
+//! Many concurrent subscribers on one instance: `BENCH_SUBSCRIBERS` graphql-transport-ws
+//! sockets (one subscription each) watch the posts of one thread; the harness then creates
+//! posts there one at a time over HTTP and times each post's arrival at every subscriber.
+//!
+//! Figures: the gateway's resident memory per subscriber (growth from before the first socket
+//! to all subscribed, divided by their number), and latency from sending the mutation to
+//! delivery (the commit lies in between; the mutation's own round trip is printed beside it),
+//! per delivery and until the last subscriber has it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value as Json};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+use crate::load;
+
+/// Sockets opened at once while connecting.
+const CONNECTING: usize = 200;
+
+pub struct Figures {
+    pub subscribers: usize,
+    pub connect_seconds: f64,
+    pub rss_before_mib: f64,
+    pub rss_after_mib: f64,
+    pub changes: usize,
+    pub mutation_p50_ms: f64,
+    pub delivery_p50_ms: f64,
+    pub delivery_p99_ms: f64,
+    pub all_p50_ms: f64,
+    pub all_p99_ms: f64,
+    pub lost: usize,
+}
+
+impl Figures {
+    pub fn kib_per_subscriber(&self) -> f64 {
+        (self.rss_after_mib - self.rss_before_mib) * 1024.0 / self.subscribers as f64
+    }
+}
+
+/// Arrival times per change number, from every subscriber.
+type Arrivals = Arc<Mutex<Vec<Vec<Instant>>>>;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// One subscriber: connects, subscribes, then records when each numbered post arrives.
+async fn subscriber(
+    addr: SocketAddr,
+    token: String,
+    thread: Uuid,
+    arrivals: Arrivals,
+    ready: Arc<Semaphore>,
+    connecting: tokio::sync::OwnedSemaphorePermit,
+) -> Result<(), String> {
+    let mut req = format!("ws://{addr}/graphql")
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws"
+            .parse()
+            .map_err(|_| "header".to_string())?,
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    ws.send(Message::Text(init.to_string().into()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($t: ID!) { forumPostChanged(where: {threadId: {equals: $t}}, ops: [CREATED]) { op node { id content createdAt } cursor } }",
+        "variables": { "t": thread },
+    } });
+    let mut acked = false;
+    let mut live = false;
+    let mut connecting = Some(connecting);
+    while let Some(msg) = ws.next().await {
+        let text = match msg.map_err(|e| e.to_string())? {
+            Message::Text(t) => t,
+            Message::Close(f) => return Err(format!("closed: {f:?}")),
+            _ => continue,
+        };
+        let now = Instant::now();
+        let v: Json = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        match v["type"].as_str() {
+            Some("connection_ack") if !acked => {
+                acked = true;
+                ws.send(Message::Text(subscribe.to_string().into()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Subscribed: let the next socket connect.
+                connecting.take();
+            }
+            Some("next") => {
+                let content = v["payload"]["data"]["forumPostChanged"]["node"]["content"]
+                    .as_str()
+                    .unwrap_or("");
+                if content == "warm-up" {
+                    if !live {
+                        live = true;
+                        ready.add_permits(1);
+                    }
+                } else if let Some(n) = content.strip_prefix("change ") {
+                    let n: usize = n.parse().map_err(|_| "bad content".to_string())?;
+                    if let Ok(mut a) = arrivals.lock() {
+                        if let Some(slot) = a.get_mut(n) {
+                            slot.push(now);
+                        }
+                    }
+                }
+            }
+            Some("ping") => {
+                ws.send(Message::Text(json!({ "type": "pong" }).to_string().into()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Some("error") => return Err(format!("subscription error: {v}")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn create_post(
+    addr: SocketAddr,
+    token: &str,
+    thread: Uuid,
+    author: Uuid,
+    content: &str,
+) -> Result<(), String> {
+    let body = json!({
+        "query": "mutation($t: ID!, $a: ID!, $c: String!) { createForumPost(input: {threadId: $t, authorId: $a, content: $c}) { id } }",
+        "variables": { "t": thread, "a": author, "c": content },
+    });
+    let (status, resp) = load::http(addr, "POST", "/graphql", Some(token), &body.to_string())?;
+    if status != 200 || resp.contains("\"errors\"") {
+        return Err(format!("mutation: HTTP {status}: {resp}"));
+    }
+    Ok(())
+}
+
+pub async fn run(
+    addr: SocketAddr,
+    pid: u32,
+    token: &str,
+    thread: Uuid,
+    author: Uuid,
+    subscribers: usize,
+    changes: usize,
+) -> Result<Figures, String> {
+    let arrivals: Arrivals = Arc::new(Mutex::new(vec![Vec::new(); changes]));
+    let ready = Arc::new(Semaphore::new(0));
+    let (_, rss_before) = crate::memory(pid);
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(CONNECTING));
+    let mut tasks = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        let permit = gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (token, arrivals, ready) = (token.to_string(), arrivals.clone(), ready.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = subscriber(addr, token, thread, arrivals, ready, permit).await;
+            if let Err(e) = &r {
+                eprintln!("subscriber: {e}");
+            }
+            r
+        }));
+    }
+    // Warm-up posts until every subscriber has received one: then all are live.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (t, a) = (token.to_string(), author);
+        tokio::task::spawn_blocking(move || create_post(addr, &t, thread, a, "warm-up"))
+            .await
+            .map_err(|e| e.to_string())??;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if tasks.iter().any(|t| t.is_finished()) {
+            return Err("a subscriber ended early".into());
+        }
+        let live = ready.available_permits();
+        if live >= subscribers {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("only {live} of {subscribers} subscribers live after 300s"));
+        }
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    // Settle the warm-up deliveries before measuring memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, rss_after) = crate::memory(pid);
+
+    let mut mutation_ms = Vec::new();
+    let mut delivery_ms = Vec::new();
+    let mut all_ms = Vec::new();
+    let mut lost = 0;
+    for n in 0..changes {
+        let (t, a) = (token.to_string(), author);
+        let sent = Instant::now();
+        tokio::task::spawn_blocking(move || {
+            create_post(addr, &t, thread, a, &format!("change {n}"))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        mutation_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+        let wait_until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = arrivals.lock().map(|a| a[n].len()).unwrap_or(0);
+            if got >= subscribers || Instant::now() > wait_until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let times = arrivals.lock().map(|a| a[n].clone()).unwrap_or_default();
+        lost += subscribers.saturating_sub(times.len());
+        let mut last: f64 = 0.0;
+        for t in times {
+            let ms = t.duration_since(sent).as_secs_f64() * 1000.0;
+            last = last.max(ms);
+            delivery_ms.push(ms);
+        }
+        all_ms.push(last);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    let sort = |v: &mut Vec<f64>| v.sort_by(|a, b| a.total_cmp(b));
+    sort(&mut mutation_ms);
+    sort(&mut delivery_ms);
+    sort(&mut all_ms);
+    Ok(Figures {
+        subscribers,
+        connect_seconds,
+        rss_before_mib: rss_before,
+        rss_after_mib: rss_after,
+        changes,
+        mutation_p50_ms: percentile(&mutation_ms, 0.5),
+        delivery_p50_ms: percentile(&delivery_ms, 0.5),
+        delivery_p99_ms: percentile(&delivery_ms, 0.99),
+        all_p50_ms: percentile(&all_ms, 0.5),
+        all_p99_ms: percentile(&all_ms, 0.99),
+        lost,
+    })
+}
