@@ -18,6 +18,9 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::graphql::with_caller_data;
 
+/// Read and write buffer of one socket.
+const SOCKET_BUFFER: usize = 4096;
+
 /// True for a WebSocket upgrade request.
 pub fn is_upgrade(req: &Request) -> bool {
     req.headers()
@@ -103,7 +106,13 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
         .collect();
     let (mut parts, _) = req.into_parts();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(u) => u,
+        // tungstenite's defaults (128 KiB buffers, 64 MiB messages) suit file transfer; a
+        // subscription socket carries small JSON messages, and there may be 10,000 of them.
+        Ok(u) => u
+            .read_buffer_size(SOCKET_BUFFER)
+            .write_buffer_size(SOCKET_BUFFER)
+            .max_message_size(state.limits.max_body_bytes)
+            .max_frame_size(state.limits.max_body_bytes),
         Err(e) => return e.into_response(),
     };
     let peer = super::graphql_http::peer_from_parts(&parts);

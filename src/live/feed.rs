@@ -49,12 +49,19 @@ pub struct Feed<E> {
     tx: broadcast::Sender<Arc<Chunk<E>>>,
 }
 
-/// Joins (or starts) the feed of `reader`'s statement. Returns the feed, a receiver of its
-/// chunks and where the first of them will start.
-pub fn join<E: Entity + Clone>(
-    hub: &Hub,
-    reader: Reader<E>,
-) -> (Arc<Feed<E>>, broadcast::Receiver<Arc<Chunk<E>>>, i64) {
+/// A receiver of a feed's chunks.
+pub type Chunks<E> = broadcast::Receiver<Arc<Chunk<E>>>;
+
+/// A member's place in a feed.
+pub struct Joined<E> {
+    pub feed: Arc<Feed<E>>,
+    pub chunks: Chunks<E>,
+    /// Where the first chunk received will start.
+    pub from: i64,
+}
+
+/// Joins (or starts) the feed of `reader`'s statement.
+pub fn join<E: Entity + Clone>(hub: &Hub, reader: Reader<E>) -> Joined<E> {
     let key = reader.fingerprint();
     let mut feeds = lock(&hub.feeds);
     let existing = feeds
@@ -76,10 +83,10 @@ pub fn join<E: Entity + Clone>(
         }
     };
     let sent = lock(&feed.sent);
-    let rx = feed.tx.subscribe();
+    let chunks = feed.tx.subscribe();
     let from = *sent;
     drop(sent);
-    (feed, rx, from)
+    Joined { feed, chunks, from }
 }
 
 /// Reads the feed's events whenever the hub announces some for its tenant and entity, until

@@ -195,7 +195,7 @@ impl<E: Entity> Reader<E> {
 /// One subscriber's stream: chunks of its feed, with gaps before them read from the outbox.
 struct Member<E> {
     feed: Arc<Feed<E>>,
-    chunks: tokio::sync::broadcast::Receiver<Arc<Chunk<E>>>,
+    chunks: feed::Chunks<E>,
     /// Every event up to here has been delivered or did not concern this subscription.
     last: i64,
     /// The next chunk to deliver, once the gap before it is filled.
@@ -319,7 +319,7 @@ pub async fn changes<E: Entity + Clone, W: WhereInput>(
         ops,
         _entity: std::marker::PhantomData,
     };
-    let (feed, chunks, from) = feed::join(&hub, reader);
+    let feed::Joined { feed, chunks, from } = feed::join(&hub, reader);
     // Joined with an older cursor: what lies between is read before the feed's first chunk.
     let held = (last < from).then(|| {
         Arc::new(Chunk {
