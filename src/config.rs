@@ -12,12 +12,25 @@
 //! | `GATEWAY_MAX_DEPTH` | deepest query accepted | `12` |
 //! | `GATEWAY_MAX_COMPLEXITY` | most complex query accepted | `5000` |
 //! | `GATEWAY_MAX_BODY_BYTES` | largest request body | `1048576` |
+//! | `GATEWAY_MAX_ALIASES_PER_FIELD` | how often one field may be aliased in a document | `15` |
+//! | `GATEWAY_MAX_DIRECTIVES` | directives in one document | `50` |
+//! | `GATEWAY_INTROSPECTION` | who may introspect the schema: `all` or `admin` | `all` |
+//! | `GATEWAY_FIELD_SUGGESTIONS` | who gets "Did you mean" hints in errors: `all` or `admin` | `all` |
 //! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
+//! | `GATEWAY_ACCESS_TOKEN_TTL_SECS` | lifetime of access tokens issued by `login` / `refreshSession` | `900` |
+//! | `GATEWAY_REFRESH_TOKEN_TTL_SECS` | lifetime of a sign-in session (its refresh tokens) | `2592000` (30 days) |
+//! | `GATEWAY_LOGIN_ACCOUNT_BURST` | sign-in attempts per account before it must wait | `5` |
+//! | `GATEWAY_LOGIN_ACCOUNT_REFILL_SECS` | then one more attempt per account every | `60` |
+//! | `GATEWAY_LOGIN_ADDRESS_BURST` | sign-in attempts per client address before it must wait | `30` |
+//! | `GATEWAY_LOGIN_ADDRESS_REFILL_SECS` | then one more attempt per address every | `2` |
 //! | `RUST_LOG` | log filter (tracing-subscriber syntax) | `info` |
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::auth::limiter::Allowance;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -28,6 +41,32 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// How long a WebSocket client has to send `connection_init`.
     pub ws_init_timeout: std::time::Duration,
+    /// How often one field may appear under different aliases in a document.
+    pub max_aliases_per_field: usize,
+    /// Directives one document may carry.
+    pub max_directives: usize,
+    /// Who may introspect the schema.
+    pub introspection: Exposure,
+    /// Who gets "Did you mean ...?" suggestions in validation errors.
+    pub suggestions: Exposure,
+}
+
+/// Who a schema-revealing feature is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    Everyone,
+    Admins,
+}
+
+impl std::str::FromStr for Exposure {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "all" | "everyone" => Ok(Exposure::Everyone),
+            "admin" | "admins" => Ok(Exposure::Admins),
+            _ => Err(()),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -39,7 +78,64 @@ impl Default for Limits {
             max_complexity: 5000,
             max_body_bytes: 1 << 20,
             ws_init_timeout: std::time::Duration::from_secs(10),
+            max_aliases_per_field: 15,
+            max_directives: 50,
+            introspection: Exposure::Everyone,
+            suggestions: Exposure::Everyone,
         }
+    }
+}
+
+/// Signing in: token lifetimes and attempt limits.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub login_per_account: Allowance,
+    pub login_per_address: Allowance,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            login_per_account: Allowance {
+                burst: 5,
+                refill: Duration::from_secs(60),
+            },
+            login_per_address: Allowance {
+                burst: 30,
+                refill: Duration::from_secs(2),
+            },
+        }
+    }
+}
+
+impl AuthSettings {
+    fn from_env() -> Result<Self, String> {
+        let d = AuthSettings::default();
+        let secs = |name: &str, default: Duration| -> Result<Duration, String> {
+            Ok(Duration::from_secs(parsed(name, default.as_secs())?))
+        };
+        Ok(AuthSettings {
+            access_ttl: secs("GATEWAY_ACCESS_TOKEN_TTL_SECS", d.access_ttl)?,
+            refresh_ttl: secs("GATEWAY_REFRESH_TOKEN_TTL_SECS", d.refresh_ttl)?,
+            login_per_account: Allowance {
+                burst: parsed("GATEWAY_LOGIN_ACCOUNT_BURST", d.login_per_account.burst)?,
+                refill: secs(
+                    "GATEWAY_LOGIN_ACCOUNT_REFILL_SECS",
+                    d.login_per_account.refill,
+                )?,
+            },
+            login_per_address: Allowance {
+                burst: parsed("GATEWAY_LOGIN_ADDRESS_BURST", d.login_per_address.burst)?,
+                refill: secs(
+                    "GATEWAY_LOGIN_ADDRESS_REFILL_SECS",
+                    d.login_per_address.refill,
+                )?,
+            },
+        })
     }
 }
 
@@ -52,6 +148,7 @@ pub struct Config {
     pub event_retention: std::time::Duration,
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
+    pub auth: AuthSettings,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -100,6 +197,7 @@ impl Config {
                 "GATEWAY_EVENT_RETENTION_SECS",
                 86_400,
             )?),
+            auth: AuthSettings::from_env()?,
             limits: Limits {
                 default_page_size: parsed("GATEWAY_DEFAULT_PAGE_SIZE", defaults.default_page_size)?,
                 max_page_size: parsed("GATEWAY_MAX_PAGE_SIZE", defaults.max_page_size)?,
@@ -110,6 +208,13 @@ impl Config {
                     "GATEWAY_WS_INIT_TIMEOUT_SECS",
                     defaults.ws_init_timeout.as_secs(),
                 )?),
+                max_aliases_per_field: parsed(
+                    "GATEWAY_MAX_ALIASES_PER_FIELD",
+                    defaults.max_aliases_per_field,
+                )?,
+                max_directives: parsed("GATEWAY_MAX_DIRECTIVES", defaults.max_directives)?,
+                introspection: parsed("GATEWAY_INTROSPECTION", defaults.introspection)?,
+                suggestions: parsed("GATEWAY_FIELD_SUGGESTIONS", defaults.suggestions)?,
             },
         })
     }

@@ -45,6 +45,7 @@ pub async fn seed(schema: &GatewaySchema, tenant_id: Uuid, admin_id: Uuid) -> Re
         client_ip: None,
         user_agent: Some("gateway demo seed".into()),
         expires_at: None,
+        session_id: None,
     };
     let admin = admin_id.to_string();
 

@@ -73,6 +73,11 @@ impl ApiError {
             message: message.into(),
         }
     }
+    pub fn limit_exceeded(message: impl Into<String>) -> Self {
+        ApiError::LimitExceeded {
+            message: message.into(),
+        }
+    }
     pub fn internal(detail: impl Into<String>) -> Self {
         ApiError::Internal {
             detail: detail.into(),
@@ -207,6 +212,14 @@ impl From<ApiError> for async_graphql::Error {
             }
         })
     }
+}
+
+/// An error raised before execution, with no position in the document.
+pub fn server_error(err: ApiError) -> async_graphql::ServerError {
+    let err = async_graphql::Error::from(err);
+    let mut out = async_graphql::ServerError::new(err.message, None);
+    out.extensions = err.extensions;
+    out
 }
 
 fn camel(snake: &str) -> String {

@@ -164,7 +164,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env()?;
     match cli.command {
         Command::ExportSchema => {
-            print!("{}", graphql::build(None, None, &config.limits).sdl());
+            print!("{}", graphql::build(None, None, None, &config.limits).sdl());
             Ok(())
         }
         Command::Migrate => {
@@ -234,7 +234,16 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
     }
     let pool = Db::connect(&url, config.pool_size)?;
     let hub = Hub::start(url.clone(), config.event_retention).await?;
-    let schema = graphql::build(Some(pool.clone()), Some(hub), &config.limits);
+    gateway::auth::password::prepare()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let accounts = gateway::auth::Accounts::new(keys.clone(), &config.auth);
+    let schema = graphql::build(
+        Some(pool.clone()),
+        Some(hub),
+        Some(accounts),
+        &config.limits,
+    );
 
     let mut demo_header = None;
     if cluster.is_some() {

@@ -304,7 +304,10 @@ async fn run() -> Result<(), String> {
             "| gateway RSS before / with subscribers | {:.0} / {:.0} MiB |",
             f.rss_before_mib, f.rss_after_mib
         );
-        println!("| memory per subscriber | {:.1} KiB |", f.kib_per_subscriber());
+        println!(
+            "| memory per subscriber | {:.1} KiB |",
+            f.kib_per_subscriber()
+        );
         println!("| mutation round trip p50 | {:.1} ms |", f.mutation_p50_ms);
         println!(
             "| mutation sent -> delivered, p50 / p99 of {} deliveries | {:.1} / {:.1} ms |",

@@ -197,7 +197,9 @@ pub async fn run(
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!("only {live} of {subscribers} subscribers live after 300s"));
+            return Err(format!(
+                "only {live} of {subscribers} subscribers live after 300s"
+            ));
         }
     }
     let connect_seconds = started.elapsed().as_secs_f64();

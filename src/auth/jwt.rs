@@ -16,6 +16,9 @@ pub struct Claims {
     pub exp: i64,
     #[serde(default)]
     pub iat: Option<i64>,
+    /// The sign-in session (tokens from `login` and `refreshSession`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[derive(Clone)]
@@ -46,6 +49,18 @@ impl JwtKeys {
         role: Role,
         ttl_secs: i64,
     ) -> Result<String, ApiError> {
+        self.issue_for_session(tenant, user, role, None, ttl_secs)
+    }
+
+    /// Signs a token, naming the sign-in session it belongs to.
+    pub fn issue_for_session(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        role: Role,
+        session: Option<Uuid>,
+        ttl_secs: i64,
+    ) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user.to_string(),
@@ -53,6 +68,7 @@ impl JwtKeys {
             role: role.as_str().to_string(),
             exp: now + ttl_secs,
             iat: Some(now),
+            sid: session.map(|s| s.to_string()),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
@@ -72,6 +88,13 @@ impl JwtKeys {
             .map_err(|_| ApiError::unauthenticated("invalid token: tenant_id is not an id"))?;
         let role = Role::parse(&c.role)
             .ok_or_else(|| ApiError::unauthenticated("invalid token: unknown role"))?;
+        let session_id = match &c.sid {
+            None => None,
+            Some(s) => Some(
+                Uuid::parse_str(s)
+                    .map_err(|_| ApiError::unauthenticated("invalid token: sid is not an id"))?,
+            ),
+        };
         Ok(RequestContext {
             tenant_id,
             user_id,
@@ -79,6 +102,7 @@ impl JwtKeys {
             client_ip: None,
             user_agent: None,
             expires_at: Some(c.exp),
+            session_id,
         })
     }
 }

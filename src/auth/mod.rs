@@ -1,10 +1,20 @@
-//! Who is calling: the request context, taken only from a verified credential.
+//! Who is calling: the request context, taken only from a verified credential, and signing in
+//! (passwords, sessions, attempt limits).
 
 mod jwt;
+pub mod limiter;
+pub mod password;
+pub mod sessions;
 
 pub use jwt::{Claims, JwtKeys};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use uuid::Uuid;
+
+use crate::config::AuthSettings;
+use limiter::LoginLimiter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -39,4 +49,36 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
     /// When the credential expires (unix seconds): subscription sockets close then.
     pub expires_at: Option<i64>,
+    /// The sign-in session the token was issued for (`login`); None for operator tokens.
+    pub session_id: Option<Uuid>,
+}
+
+/// Where a request comes from, known for anonymous requests too (sign-in limits, sessions).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What signing in needs: the signing keys, token lifetimes and the attempt limiter.
+#[derive(Clone)]
+pub struct Accounts {
+    pub keys: JwtKeys,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub limiter: Arc<LoginLimiter>,
+}
+
+impl Accounts {
+    pub fn new(keys: JwtKeys, settings: &AuthSettings) -> Self {
+        Accounts {
+            keys,
+            access_ttl: settings.access_ttl,
+            refresh_ttl: settings.refresh_ttl,
+            limiter: Arc::new(LoginLimiter::new(
+                settings.login_per_account,
+                settings.login_per_address,
+            )),
+        }
+    }
 }

@@ -81,9 +81,23 @@ impl Db {
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
+        self.transaction_in(rc.tenant_id, read_only, f).await
+    }
+
+    /// The same for a tenant known before there is a caller (signing in).
+    pub async fn transaction_in<T, F>(
+        &self,
+        tenant: uuid::Uuid,
+        read_only: bool,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
+    {
         let mut pooled = self.get().await?;
         let conn: &mut Conn = &mut pooled;
-        let tenant = rc.tenant_id.to_string();
+        let tenant = tenant.to_string();
         let body = async move |conn: &mut Conn| {
             diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
                 .bind::<diesel::sql_types::Text, _>(tenant)

@@ -82,12 +82,12 @@ fn db_err<E: Entity>(e: diesel::result::Error) -> ApiError {
     ApiError::from_db(e, E::META.name, CONSTRAINTS)
 }
 
-fn caller<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestContext, ApiError> {
+pub(crate) fn caller<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestContext, ApiError> {
     ctx.data_opt::<RequestContext>()
         .ok_or_else(|| ApiError::unauthenticated("a valid bearer token is required"))
 }
 
-fn database<'c>(ctx: &'c Context<'_>) -> Result<&'c Db, ApiError> {
+pub(crate) fn database<'c>(ctx: &'c Context<'_>) -> Result<&'c Db, ApiError> {
     ctx.data_opt::<Db>()
         .ok_or_else(|| ApiError::internal("no database in the schema data"))
 }
@@ -514,7 +514,7 @@ async fn update_rows<E: Writable>(
 }
 
 /// The trail of a mutation, in its transaction: change events for subscribers, audit rows.
-async fn record<E: Entity>(
+pub(crate) async fn record<E: Entity>(
     conn: &mut Conn,
     rc: &RequestContext,
     action: audit::Action,

@@ -1,15 +1,18 @@
 //! The GraphQL schema: generated entity fields merged with hand-written ones, and the limits
 //! every request runs under.
 
+pub mod account;
 pub mod acl;
 pub mod crud;
 pub mod filter;
 pub mod input;
+pub mod limits;
 pub mod loaders;
 pub mod meta;
 pub mod page;
 pub mod scalars;
 
+use async_graphql::parser::types::Selection;
 use async_graphql::{MergedObject, MergedSubscription, Object, Schema, Subscription};
 use futures::{Stream, StreamExt};
 
@@ -17,6 +20,7 @@ use crate::config::Limits;
 use crate::db::Db;
 use crate::entities::notifications::{Notification, NotificationChange, NotificationWhere};
 use crate::entities::{EntityMutation, EntityQuery, EntitySubscription};
+use crate::error::ApiError;
 use crate::graphql::crud::PageLimits;
 use crate::live::{ChangeOp, Hub};
 
@@ -52,10 +56,10 @@ pub struct Viewer {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(SystemQuery, EntityQuery);
+pub struct Query(SystemQuery, account::AccountQuery, EntityQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(EntityMutation);
+pub struct Mutation(account::AccountMutation, EntityMutation);
 
 /// Subscriptions that are not per-entity.
 #[derive(Default)]
@@ -98,6 +102,56 @@ pub struct Subscription(SystemSubscription, EntitySubscription);
 
 pub type GatewaySchema = Schema<Query, Mutation, Subscription>;
 
+/// Admits a request for `rc` (None: anonymous): the document limits, and introspection only
+/// for those the configuration allows. Parses the query once; execution reuses the parse.
+pub fn admit(
+    mut request: async_graphql::Request,
+    rc: Option<&crate::auth::RequestContext>,
+    limits: &Limits,
+) -> Result<async_graphql::Request, Vec<async_graphql::ServerError>> {
+    if let Ok(doc) = request.parsed_query() {
+        limits::check(doc, limits).map_err(|e| vec![crate::error::server_error(e)])?;
+    }
+    if !exposed(limits.introspection, rc) {
+        let asks = request.parsed_query().is_ok_and(|doc| {
+            doc.operations.iter().any(|(_, op)| {
+                op.node.selection_set.node.items.iter().any(|s| {
+                    matches!(&s.node, Selection::Field(f) if f.node.name.node == "__schema" || f.node.name.node == "__type")
+                })
+            })
+        });
+        if asks {
+            return Err(vec![crate::error::server_error(ApiError::forbidden(
+                "introspection is only for admins here",
+            ))]);
+        }
+        // Nested or in fragments: answered with null.
+        request = request.disable_introspection();
+    }
+    Ok(request)
+}
+
+fn exposed(to: crate::config::Exposure, rc: Option<&crate::auth::RequestContext>) -> bool {
+    to == crate::config::Exposure::Everyone
+        || rc.is_some_and(|rc| rc.role == crate::auth::Role::Admin)
+}
+
+/// Drops "Did you mean ...?" hints from errors for callers not meant to learn field names.
+pub fn scrub_suggestions(
+    errors: &mut [async_graphql::ServerError],
+    rc: Option<&crate::auth::RequestContext>,
+    limits: &Limits,
+) {
+    if exposed(limits.suggestions, rc) {
+        return;
+    }
+    for e in errors {
+        if let Some(i) = e.message.find(" Did you mean") {
+            e.message.truncate(i);
+        }
+    }
+}
+
 /// Attaches the caller and its request-scoped loaders to a request.
 pub fn with_caller(
     request: async_graphql::Request,
@@ -116,8 +170,13 @@ pub fn with_caller_data(data: &mut async_graphql::Data, db: &Db, rc: crate::auth
 }
 
 /// Builds the schema. Without a database it still serves `export-schema` and introspection;
-/// without a hub, subscriptions answer with an error.
-pub fn build(db: Option<Db>, hub: Option<Hub>, limits: &Limits) -> GatewaySchema {
+/// without a hub, subscriptions answer with an error; without accounts, signing in does.
+pub fn build(
+    db: Option<Db>,
+    hub: Option<Hub>,
+    accounts: Option<crate::auth::Accounts>,
+    limits: &Limits,
+) -> GatewaySchema {
     let mut b = Schema::build(
         Query::default(),
         Mutation::default(),
@@ -135,6 +194,9 @@ pub fn build(db: Option<Db>, hub: Option<Hub>, limits: &Limits) -> GatewaySchema
     }
     if let Some(hub) = hub {
         b = b.data(hub);
+    }
+    if let Some(accounts) = accounts {
+        b = b.data(accounts);
     }
     b.finish()
 }

@@ -11,7 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, OperationType, Selection,
+};
+use async_graphql::Positioned;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -19,6 +22,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::{json, Map, Value as Json};
 
 use super::AppState;
+use crate::auth::Client;
 use crate::error::{classify_engine_error, ApiError};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -200,11 +204,49 @@ fn decode(s: &str) -> String {
 }
 
 /// Reads the bearer token; the caller's context or a 401 response.
+/// Top-level fields that run without a bearer token: they are how one gets a token.
+const SIGN_IN_FIELDS: &[&str] = &["login", "refreshSession", "__typename"];
+
+/// The operation a request runs: the one named, or the only one.
+fn operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
+    match name {
+        Some(name) => doc
+            .operations
+            .iter()
+            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name))
+            .map(|(_, o)| o),
+        None => doc.operations.iter().next().map(|(_, o)| o),
+    }
+}
+
+/// A mutation of sign-in fields only (no fragments: they could carry anything).
+fn signs_in_only(op: &OperationDefinition) -> bool {
+    op.ty == OperationType::Mutation
+        && !op.selection_set.node.items.is_empty()
+        && op.selection_set.node.items.iter().all(|s| match &s.node {
+            Selection::Field(f) => SIGN_IN_FIELDS.contains(&f.node.name.node.as_str()),
+            _ => false,
+        })
+}
+
+fn client_of(headers: &HeaderMap, peer: Option<SocketAddr>) -> Client {
+    Client {
+        ip: peer.map(|p| p.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+    }
+}
+
 fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     media: MediaType,
-    peer: Option<SocketAddr>,
+    client: &Client,
 ) -> Result<crate::auth::RequestContext, Box<Response>> {
     let unauthorized = |e: ApiError| {
         let mut res = json_response(
@@ -230,11 +272,8 @@ fn authenticate(
         )));
     };
     let mut rc = state.keys.verify(token).map_err(unauthorized)?;
-    rc.client_ip = peer.map(|p| p.ip().to_string());
-    rc.user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect());
+    rc.client_ip = client.ip.clone();
+    rc.user_agent = client.user_agent.clone();
     Ok(rc)
 }
 
@@ -248,16 +287,13 @@ async fn execute(
 ) -> Response {
     // Over GET only queries run; decide before authenticating or executing anything.
     let doc = async_graphql::parser::parse_query(&params.query);
+    let op = doc
+        .as_ref()
+        .ok()
+        .and_then(|d| operation(d, params.operation_name.as_deref()));
     if method == Method::GET {
-        if let Ok(doc) = &doc {
-            let op = match &params.operation_name {
-                Some(name) => doc
-                    .operations
-                    .iter()
-                    .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str()))
-                    .map(|(_, o)| o.node.ty),
-                None => doc.operations.iter().next().map(|(_, o)| o.node.ty),
-            };
+        {
+            let op = op.map(|o| o.node.ty);
             if matches!(
                 op,
                 Some(OperationType::Mutation) | Some(OperationType::Subscription)
@@ -276,9 +312,16 @@ async fn execute(
             }
         }
     }
-    let rc = match authenticate(state, headers, media, peer) {
-        Ok(rc) => rc,
-        Err(res) => return *res,
+    let client = client_of(headers, peer);
+    let anonymous =
+        headers.get(header::AUTHORIZATION).is_none() && op.is_some_and(|o| signs_in_only(&o.node));
+    let rc = if anonymous {
+        None
+    } else {
+        match authenticate(state, headers, media, &client) {
+            Ok(rc) => Some(rc),
+            Err(res) => return *res,
+        }
     };
 
     let mut request = async_graphql::Request::new(params.query);
@@ -295,8 +338,19 @@ async fn execute(
             }
         }
     }
-    let request = crate::graphql::with_caller(request, &state.db, rc);
-    let mut response = state.schema.execute(request).await;
+    let policy_rc = rc.clone();
+    let mut response = match crate::graphql::admit(request, rc.as_ref(), &state.limits) {
+        Ok(request) => {
+            let request = match rc {
+                Some(rc) => crate::graphql::with_caller(request, &state.db, rc),
+                None => request,
+            }
+            .data(client);
+            state.schema.execute(request).await
+        }
+        Err(errors) => async_graphql::Response::from_errors(errors),
+    };
+    crate::graphql::scrub_suggestions(&mut response.errors, policy_rc.as_ref(), &state.limits);
     for err in &mut response.errors {
         classify_engine_error(err);
     }

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::AppState;
 use crate::auth::RequestContext;
-use crate::graphql::with_caller;
+use crate::graphql::{admit, scrub_suggestions, with_caller};
 
 /// Subscriptions one socket may hold at once.
 pub const MAX_SUBSCRIPTIONS: usize = 100;
@@ -176,11 +176,22 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                             }
                             continue;
                         }
-                        let request = with_caller(request, &state.db, rc);
+                        let request = match admit(request, Some(&rc), &state.limits) {
+                            Ok(r) => r,
+                            Err(errors) => {
+                                let err = json!({ "id": id, "type": "error", "payload": errors });
+                                if let Err(e) = write(&mut sink, err.to_string()).await {
+                                    break ended(e);
+                                }
+                                continue;
+                            }
+                        };
+                        let request = with_caller(request, &state.db, rc.clone());
                         let handle = tokio::spawn(run(
                             state.clone(),
                             id.to_string(),
                             request,
+                            rc,
                             out_tx.clone(),
                         ));
                         subs.insert(id.to_string(), handle);
@@ -210,11 +221,13 @@ async fn run(
     state: Arc<AppState>,
     id: String,
     request: async_graphql::Request,
+    rc: RequestContext,
     out: mpsc::Sender<Out>,
 ) {
     let mut results = state.schema.execute_stream(request);
     let mut first = true;
-    while let Some(resp) = results.next().await {
+    while let Some(mut resp) = results.next().await {
+        scrub_suggestions(&mut resp.errors, Some(&rc), &state.limits);
         let message = if first && resp.data == async_graphql::Value::Null && resp.is_err() {
             // Validation and similar errors: the operation never started.
             let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use gateway::auth::{JwtKeys, Role};
-use gateway::config::Limits;
+use gateway::auth::{Accounts, JwtKeys, Role};
+use gateway::config::{AuthSettings, Limits};
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
 use gateway::db::{self, Db};
 use gateway::live::Hub;
@@ -189,7 +189,8 @@ impl TestApp {
         let hub = Hub::start(url.clone(), std::time::Duration::from_secs(3600))
             .await
             .expect("change hub");
-        let schema = graphql::build(Some(pool.clone()), Some(hub), &limits);
+        let accounts = Accounts::new(keys.clone(), &AuthSettings::default());
+        let schema = graphql::build(Some(pool.clone()), Some(hub), Some(accounts), &limits);
         let drain = tokio::sync::watch::channel(false).0;
         let router = gw_http::router(gw_http::AppState {
             schema,
@@ -226,7 +227,8 @@ impl TestApp {
             .await
             .expect("change hub");
         let limits = Limits::default();
-        let schema = graphql::build(Some(pool.clone()), Some(hub), &limits);
+        let accounts = Accounts::new(self.keys.clone(), &AuthSettings::default());
+        let schema = graphql::build(Some(pool.clone()), Some(hub), Some(accounts), &limits);
         serve(gw_http::router(gw_http::AppState {
             schema,
             keys: self.keys.clone(),
@@ -302,6 +304,58 @@ impl TestApp {
         let (status, _, text) = self.send(req).await;
         assert_eq!(status, StatusCode::OK, "response: {text}");
         serde_json::from_str(&text).expect("JSON response")
+    }
+
+    /// POSTs a GraphQL request without a token, from client address `ip` when given.
+    pub async fn anon_request(
+        &self,
+        query: &str,
+        variables: Json,
+        ip: Option<&str>,
+    ) -> (StatusCode, String) {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        if let Some(ip) = ip {
+            let addr: std::net::SocketAddr = format!("{ip}:40000").parse().expect("address");
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(addr));
+        }
+        let (status, _, text) = self.send(req).await;
+        (status, text)
+    }
+
+    /// An anonymous request that must be answered with 200; returns the response document.
+    pub async fn anon(&self, query: &str, variables: Json, ip: Option<&str>) -> Json {
+        let (status, text) = self.anon_request(query, variables, ip).await;
+        assert_eq!(status, StatusCode::OK, "response: {text}");
+        serde_json::from_str(&text).expect("JSON response")
+    }
+
+    /// An anonymous request's status and body.
+    pub async fn anon_status(&self, query: &str, variables: Json) -> (u16, String) {
+        let (status, text) = self.anon_request(query, variables, None).await;
+        (status.as_u16(), text)
+    }
+
+    /// The first column of the first row of `sql`, as text, run directly in the database.
+    pub async fn scalar(&self, sql: &str) -> String {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct V {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        let mut conn = self.db.get().await.expect("conn");
+        let rows: Vec<V> = diesel::sql_query(format!("SELECT ({sql}) AS v"))
+            .load(&mut conn)
+            .await
+            .expect("scalar query");
+        rows.into_iter().next().map(|r| r.v).unwrap_or_default()
     }
 
     /// Like `gql`, but the request must succeed without errors; returns `data`.

@@ -1,10 +1,12 @@
 //! The integration tests: one binary, every test against a real PostgreSQL through the real
 //! HTTP router, each with a database of its own.
 
+mod accounts;
 mod filters;
 mod harness;
 mod http_spec;
 mod js_clients;
+mod limits;
 mod mutations;
 mod pagination;
 mod relation_filters;
