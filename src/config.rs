@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | `DATABASE_URL` | PostgreSQL to serve from | unset: a private cluster under `.data/postgres` |
 //! | `GATEWAY_JWT_SECRET` | HS256 secret of bearer tokens (at least 32 bytes) | required with `DATABASE_URL`; otherwise generated once into `.data/jwt-secret` |
+//! | `GATEWAY_JWT_ISSUER` | when set, tokens must carry this `iss` (and are issued with it) | unset |
+//! | `GATEWAY_JWT_AUDIENCE` | when set, tokens must carry this `aud` (and are issued with it) | unset |
 //! | `GATEWAY_BIND` | listen address of `serve` | `127.0.0.1:8080` |
 //! | `GATEWAY_DATA_DIR` | where the private cluster and the dev secret live | `<project>/.data` |
 //! | `GATEWAY_DB_POOL_SIZE` | connections in the pool | `16` |
@@ -143,6 +145,8 @@ impl AuthSettings {
 pub struct Config {
     pub database_url: Option<String>,
     pub jwt_secret: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
     pub data_dir: PathBuf,
     pub pool_size: usize,
     pub event_retention: std::time::Duration,
@@ -181,6 +185,8 @@ impl Config {
         Ok(Config {
             database_url: var("DATABASE_URL"),
             jwt_secret: var("GATEWAY_JWT_SECRET"),
+            jwt_issuer: var("GATEWAY_JWT_ISSUER"),
+            jwt_audience: var("GATEWAY_JWT_AUDIENCE"),
             data_dir: var("GATEWAY_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| project_dir().join(".data")),

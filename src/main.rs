@@ -118,8 +118,14 @@ async fn database(config: &Config) -> Result<(String, Option<PrivateCluster>), S
     Ok((cluster.url("gateway"), Some(cluster)))
 }
 
-/// The token secret: configured, or (for the private cluster only) generated once and kept.
+/// The token keys, with the configured issuer and audience.
 fn jwt_keys(config: &Config, private: bool) -> Result<JwtKeys, String> {
+    Ok(secret_keys(config, private)?
+        .with_issuer_audience(config.jwt_issuer.clone(), config.jwt_audience.clone()))
+}
+
+/// The token secret: configured, or (for the private cluster only) generated once and kept.
+fn secret_keys(config: &Config, private: bool) -> Result<JwtKeys, String> {
     if let Some(secret) = &config.jwt_secret {
         if secret.len() < 32 {
             return Err("GATEWAY_JWT_SECRET must be at least 32 bytes".into());

@@ -1,4 +1,6 @@
-//! HS256 JSON Web Tokens: the credential of every request.
+//! HS256 JSON Web Tokens: the credential of every request. Only HS256 is accepted (no `none`,
+//! no other algorithm named in the header); `exp` is required, `nbf` honoured, and `iss` /
+//! `aud` required when configured (GATEWAY_JWT_ISSUER, GATEWAY_JWT_AUDIENCE).
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -19,12 +21,19 @@ pub struct Claims {
     /// The sign-in session (tokens from `login` and `refreshSession`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// A string or a list of strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
 }
 
 #[derive(Clone)]
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -38,7 +47,20 @@ impl JwtKeys {
         JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            issuer: None,
+            audience: None,
         }
+    }
+
+    /// Tokens carry, and must carry, this issuer and audience.
+    pub fn with_issuer_audience(
+        mut self,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        self.issuer = issuer;
+        self.audience = audience;
+        self
     }
 
     /// Signs a token for operators and tests (`gateway token`).
@@ -69,6 +91,8 @@ impl JwtKeys {
             exp: now + ttl_secs,
             iat: Some(now),
             sid: session.map(|s| s.to_string()),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone().map(serde_json::Value::String),
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
@@ -77,8 +101,24 @@ impl JwtKeys {
     /// Verifies signature, algorithm and expiry, and reads the caller out of the claims.
     pub fn verify(&self, token: &str) -> Result<RequestContext, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
         validation.leeway = 5;
+        validation.validate_nbf = true;
+        match &self.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
         let data = decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|e| ApiError::unauthenticated(format!("invalid token: {}", reason(&e))))?;
         let c = data.claims;
@@ -115,6 +155,43 @@ fn reason(e: &jsonwebtoken::errors::Error) -> &'static str {
         ErrorKind::InvalidAlgorithm => "wrong algorithm",
         ErrorKind::ImmatureSignature => "not yet valid",
         ErrorKind::MissingRequiredClaim(_) => "missing claim",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
         _ => "malformed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"unit-test-secret-unit-test-secret-0123";
+
+    fn ids() -> (Uuid, Uuid) {
+        (Uuid::now_v7(), Uuid::now_v7())
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required_when_configured() {
+        let plain = JwtKeys::hs256(SECRET);
+        let strict = JwtKeys::hs256(SECRET)
+            .with_issuer_audience(Some("https://gw.example".into()), Some("gateway".into()));
+        let other_iss = JwtKeys::hs256(SECRET)
+            .with_issuer_audience(Some("https://evil.example".into()), Some("gateway".into()));
+        let other_aud = JwtKeys::hs256(SECRET)
+            .with_issuer_audience(Some("https://gw.example".into()), Some("billing".into()));
+        let (t, u) = ids();
+        let good = strict.issue(t, u, Role::User, 60).unwrap();
+        assert_eq!(strict.verify(&good).unwrap().user_id, u);
+        for bad in [
+            plain.issue(t, u, Role::User, 60).unwrap(),
+            other_iss.issue(t, u, Role::User, 60).unwrap(),
+            other_aud.issue(t, u, Role::User, 60).unwrap(),
+        ] {
+            let e = strict.verify(&bad).unwrap_err();
+            assert_eq!(e.code(), "UNAUTHENTICATED");
+        }
+        // Without configuration, a token naming an issuer and audience is still fine.
+        assert!(plain.verify(&good).is_ok());
     }
 }

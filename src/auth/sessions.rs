@@ -519,7 +519,7 @@ async fn store_password(
                 .await
                 .optional()
                 .map_err(db_err("Credential"))?;
-            match existing {
+            let (action, change) = match existing {
                 Some(old) => {
                     let new: Credential = diesel::update(credentials::table)
                         .filter(credentials::id.eq(old.id))
@@ -531,13 +531,7 @@ async fn store_password(
                         .get_result(conn)
                         .await
                         .map_err(db_err("Credential"))?;
-                    crate::graphql::crud::record::<Credential>(
-                        conn,
-                        &rc2,
-                        audit::Action::Update,
-                        vec![Change::updated(&old, &new)],
-                    )
-                    .await?;
+                    (audit::Action::Update, Change::updated(&old, &new))
                 }
                 None => {
                     let new: Credential = diesel::insert_into(credentials::table)
@@ -552,15 +546,10 @@ async fn store_password(
                         .get_result(conn)
                         .await
                         .map_err(db_err("Credential"))?;
-                    crate::graphql::crud::record::<Credential>(
-                        conn,
-                        &rc2,
-                        audit::Action::Create,
-                        vec![Change::created(&new)],
-                    )
-                    .await?;
+                    (audit::Action::Create, Change::created(&new))
                 }
-            }
+            };
+            crate::graphql::crud::record::<Credential>(conn, &rc2, action, vec![change]).await?;
             revoke(conn, &rc2, Which::AllOf { user, except: keep }).await?;
             Ok(())
         }

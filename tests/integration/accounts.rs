@@ -235,30 +235,16 @@ async fn logout_logout_everywhere_and_password_changes() {
     signed_in(&app, "user@alpha.test", "a new long password").await;
 
     // setUserPassword: admins only, own tenant only (another tenant's user is "not found").
-    let (c, _) = app
-        .err(
-            &app.a.user,
-            SET_PASSWORD,
-            json!({ "u": app.a.admin_id.to_string(), "p": PASSWORD }),
-        )
-        .await;
-    assert_eq!(c, "FORBIDDEN");
-    let (c, _) = app
-        .err(
-            &app.a.admin,
-            SET_PASSWORD,
-            json!({ "u": app.b.user_id.to_string(), "p": PASSWORD }),
-        )
-        .await;
-    assert_eq!(c, "NOT_FOUND");
-    let (c, _) = app
-        .err(
-            &app.a.admin,
-            SET_PASSWORD,
-            json!({ "u": uuid::Uuid::new_v4().to_string(), "p": PASSWORD }),
-        )
-        .await;
-    assert_eq!(c, "NOT_FOUND");
+    let cases = [
+        (&app.a.user, app.a.admin_id, "FORBIDDEN"),
+        (&app.a.admin, app.b.user_id, "NOT_FOUND"),
+        (&app.a.admin, uuid::Uuid::new_v4(), "NOT_FOUND"),
+    ];
+    for (token, target, expected) in cases {
+        let vars = json!({ "u": target.to_string(), "p": PASSWORD });
+        let (c, _) = app.err(token, SET_PASSWORD, vars).await;
+        assert_eq!(c, expected, "{target}");
+    }
 }
 
 #[tokio::test]

@@ -329,6 +329,20 @@ impl TestApp {
         (status, text)
     }
 
+    /// POSTs `query` with `Authorization: Bearer <token>`, whatever the answer.
+    pub async fn bearer_request(&self, token: &str, query: &str) -> (u16, String) {
+        let body = json!({ "query": query }).to_string();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(body))
+            .expect("request");
+        let (status, _, text) = self.send(req).await;
+        (status.as_u16(), text)
+    }
+
     /// An anonymous request that must be answered with 200; returns the response document.
     pub async fn anon(&self, query: &str, variables: Json, ip: Option<&str>) -> Json {
         let (status, text) = self.anon_request(query, variables, ip).await;

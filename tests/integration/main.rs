@@ -13,3 +13,4 @@ mod relation_filters;
 mod relations;
 mod subscriptions;
 mod sweep;
+mod tokens;

@@ -15,7 +15,11 @@ use crate::harness::TestApp;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(addr: SocketAddr, protocol: &str) -> Socket {
+/// The upgrade request for `/graphql` offering `protocol` (none when empty).
+fn upgrade_request(
+    addr: SocketAddr,
+    protocol: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let mut req = format!("ws://{addr}/graphql")
         .into_client_request()
         .expect("request");
@@ -23,6 +27,11 @@ async fn connect(addr: SocketAddr, protocol: &str) -> Socket {
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
     }
+    req
+}
+
+async fn connect(addr: SocketAddr, protocol: &str) -> Socket {
+    let req = upgrade_request(addr, protocol);
     let (ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .expect("connect");
@@ -379,13 +388,7 @@ async fn only_allowed_origins_may_open_sockets() {
     let app = TestApp::new().await;
     let addr = app.listen().await;
     let handshake = |origin: &'static str| async move {
-        let mut req = format!("ws://{addr}/graphql")
-            .into_client_request()
-            .expect("request");
-        req.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().expect("header"),
-        );
+        let mut req = upgrade_request(addr, "graphql-transport-ws");
         req.headers_mut()
             .insert("Origin", origin.parse().expect("header"));
         match tokio_tungstenite::connect_async(req).await {
@@ -567,13 +570,7 @@ async fn draining_fails_readiness_refuses_upgrades_and_closes_sockets() {
         )
         .await;
     assert_eq!(status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
-    let mut req = format!("ws://{addr}/graphql")
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
+    let req = upgrade_request(addr, "graphql-transport-ws");
     match tokio_tungstenite::connect_async(req).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
             assert_eq!(res.status().as_u16(), 503)
@@ -666,13 +663,7 @@ async fn connect_small_buffer(addr: SocketAddr) -> Socket {
     let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
     tcp.set_recv_buffer_size(4096).expect("SO_RCVBUF");
     let stream = tcp.connect(addr).await.expect("connect");
-    let mut req = format!("ws://{addr}/graphql")
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
+    let req = upgrade_request(addr, "graphql-transport-ws");
     let (ws, _) =
         tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
             .await
@@ -686,7 +677,7 @@ async fn a_client_that_stops_reading_is_closed_and_slows_no_one() {
     let addr = app.listen().await;
     let id = create_category(&app, &app.a.admin, "big").await;
     let query =
-        "subscription { forumCategoryChanged { node { description } previous { description } } }";
+        "subscription { forumCategoryChanged(ops: [UPDATED]) { node { description } previous { description } } }";
     let mut slow = connect_small_buffer(addr).await;
     init(&mut slow, &app.a.user).await;
     send(
