@@ -43,6 +43,14 @@ async fn signed_in(app: &TestApp, email: &str, password: &str) -> (String, Strin
     )
 }
 
+/// Gives tenant A's user the password `PASSWORD`; returns the user's id.
+async fn with_password(app: &TestApp) -> String {
+    let user = app.a.user_id.to_string();
+    let vars = json!({ "u": user, "p": PASSWORD });
+    app.ok(&app.a.admin, SET_PASSWORD, vars).await;
+    user
+}
+
 async fn refresh(app: &TestApp, token: &str) -> Json {
     app.anon(REFRESH, json!({ "r": token }), None).await
 }
@@ -50,13 +58,7 @@ async fn refresh(app: &TestApp, token: &str) -> Json {
 #[tokio::test]
 async fn login_refresh_rotation_and_reuse_detection() {
     let app = TestApp::new().await;
-    let user = app.a.user_id.to_string();
-    app.ok(
-        &app.a.admin,
-        SET_PASSWORD,
-        json!({ "u": user, "p": PASSWORD }),
-    )
-    .await;
+    let user = with_password(&app).await;
 
     // Wrong password, unknown email, unknown tenant: one and the same answer.
     let mut answers = Vec::new();
@@ -166,13 +168,7 @@ async fn login_refresh_rotation_and_reuse_detection() {
 #[tokio::test]
 async fn logout_logout_everywhere_and_password_changes() {
     let app = TestApp::new().await;
-    let user = app.a.user_id.to_string();
-    app.ok(
-        &app.a.admin,
-        SET_PASSWORD,
-        json!({ "u": user, "p": PASSWORD }),
-    )
-    .await;
+    with_password(&app).await;
 
     let (access, refresh_token) = signed_in(&app, "user@alpha.test", PASSWORD).await;
     assert_eq!(
@@ -250,13 +246,7 @@ async fn logout_logout_everywhere_and_password_changes() {
 #[tokio::test]
 async fn login_attempts_are_limited_per_account_and_per_address() {
     let app = TestApp::new().await;
-    let user = app.a.user_id.to_string();
-    app.ok(
-        &app.a.admin,
-        SET_PASSWORD,
-        json!({ "u": user, "p": PASSWORD }),
-    )
-    .await;
+    with_password(&app).await;
 
     // Five attempts per account, then even the right password is refused for a while.
     for _ in 0..5 {

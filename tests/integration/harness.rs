@@ -291,24 +291,11 @@ impl TestApp {
         (status, ctype, String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// POSTs a GraphQL request with `token`; returns the whole response document.
-    pub async fn gql(&self, token: &str, query: &str, variables: Json) -> Json {
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/graphql")
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(Body::from(body))
-            .expect("request");
-        let (status, _, text) = self.send(req).await;
-        assert_eq!(status, StatusCode::OK, "response: {text}");
-        serde_json::from_str(&text).expect("JSON response")
-    }
-
-    /// POSTs a GraphQL request without a token, from client address `ip` when given.
-    pub async fn anon_request(
+    /// POSTs a GraphQL request, with a bearer token and from client address `ip` when given;
+    /// returns status and body whatever they are.
+    pub async fn post_graphql(
         &self,
+        token: Option<&str>,
         query: &str,
         variables: Json,
         ip: Option<&str>,
@@ -317,9 +304,11 @@ impl TestApp {
         let mut req = Request::builder()
             .method(Method::POST)
             .uri("/graphql")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .expect("request");
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let mut req = req.body(Body::from(body)).expect("request");
         if let Some(ip) = ip {
             let addr: std::net::SocketAddr = format!("{ip}:40000").parse().expect("address");
             req.extensions_mut()
@@ -329,30 +318,29 @@ impl TestApp {
         (status, text)
     }
 
+    /// POSTs a GraphQL request with `token`; returns the whole response document.
+    pub async fn gql(&self, token: &str, query: &str, variables: Json) -> Json {
+        let (status, text) = self.post_graphql(Some(token), query, variables, None).await;
+        assert_eq!(status, StatusCode::OK, "response: {text}");
+        serde_json::from_str(&text).expect("JSON response")
+    }
+
     /// POSTs `query` with `Authorization: Bearer <token>`, whatever the answer.
     pub async fn bearer_request(&self, token: &str, query: &str) -> (u16, String) {
-        let body = json!({ "query": query }).to_string();
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/graphql")
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(Body::from(body))
-            .expect("request");
-        let (status, _, text) = self.send(req).await;
+        let (status, text) = self.post_graphql(Some(token), query, json!({}), None).await;
         (status.as_u16(), text)
     }
 
     /// An anonymous request that must be answered with 200; returns the response document.
     pub async fn anon(&self, query: &str, variables: Json, ip: Option<&str>) -> Json {
-        let (status, text) = self.anon_request(query, variables, ip).await;
+        let (status, text) = self.post_graphql(None, query, variables, ip).await;
         assert_eq!(status, StatusCode::OK, "response: {text}");
         serde_json::from_str(&text).expect("JSON response")
     }
 
     /// An anonymous request's status and body.
     pub async fn anon_status(&self, query: &str, variables: Json) -> (u16, String) {
-        let (status, text) = self.anon_request(query, variables, None).await;
+        let (status, text) = self.post_graphql(None, query, variables, None).await;
         (status.as_u16(), text)
     }
 
