@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build of the gateway's release binary; the runtime image runs as a non-root user.
-# Configure with DATABASE_URL and GATEWAY_JWT_SECRET (see src/config.rs for every variable).
+# Configure with DATABASE_URL (a role granted gateway_app, see docs/database-roles.md),
+# GATEWAY_OWNER_DATABASE_URL and GATEWAY_JWT_SECRET (see src/config.rs for every variable).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

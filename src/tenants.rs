@@ -1,4 +1,6 @@
 //! Operator actions that no API caller may take: creating a tenant with its first admin.
+//! They run as the schema owner, which row-level security binds too (the tables force it), so
+//! they also work inside a transaction scoped to the tenant they act on.
 
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -21,6 +23,26 @@ pub struct CreatedTenant {
     pub created: bool,
 }
 
+#[derive(diesel::QueryableByName)]
+struct Found {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    active: bool,
+}
+
+/// The tenant called `slug`: its id, and whether it is active. Before a tenant is known no
+/// row of `tenants` is visible, so this asks a SECURITY DEFINER function that reveals no more.
+pub async fn by_slug(conn: &mut Conn, slug: &str) -> diesel::QueryResult<Option<(Uuid, bool)>> {
+    let found: Option<Found> =
+        diesel::sql_query("SELECT id, active FROM gateway_tenant_for_sign_in($1)")
+            .bind::<diesel::sql_types::Text, _>(slug)
+            .get_result(conn)
+            .await
+            .optional()?;
+    Ok(found.map(|f| (f.id, f.active)))
+}
+
 /// Creates tenant `slug` and its admin user, or returns the existing ones; issues an admin token.
 pub async fn create_tenant(
     url: &str,
@@ -33,55 +55,52 @@ pub async fn create_tenant(
     let mut conn = Conn::establish(url)
         .await
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    let existing: Option<Uuid> = tenants::table
-        .filter(tenants::slug.eq(slug))
-        .select(tenants::id)
-        .first(&mut conn)
+    let existing = by_slug(&mut conn, slug)
         .await
-        .optional()
         .map_err(|e| format!("cannot read tenants: {e}"))?;
     let (tenant_id, created) = match existing {
-        Some(id) => (id, false),
-        None => {
-            let id = Uuid::now_v7();
-            diesel::insert_into(tenants::table)
-                .values((
-                    tenants::id.eq(id),
-                    tenants::name.eq(name),
-                    tenants::slug.eq(slug),
-                ))
-                .execute(&mut conn)
-                .await
-                .map_err(|e| format!("cannot create tenant {slug}: {e}"))?;
-            (id, true)
-        }
+        Some((id, _)) => (id, false),
+        None => (Uuid::now_v7(), true),
     };
-    let admin: Option<Uuid> = users::table
-        .filter(users::tenant_id.eq(tenant_id))
-        .filter(users::email.eq(admin_email))
-        .select(users::id)
-        .first(&mut conn)
-        .await
-        .optional()
-        .map_err(|e| format!("cannot read users: {e}"))?;
-    let admin_user_id = match admin {
-        Some(id) => id,
-        None => {
+    let (name, slug_owned, email) = (name.to_string(), slug.to_string(), admin_email.to_string());
+    let admin_user_id = conn
+        .transaction::<Uuid, diesel::result::Error, _>(async move |conn| {
+            crate::db::scope_to_tenant(conn, tenant_id).await?;
+            if created {
+                diesel::insert_into(tenants::table)
+                    .values((
+                        tenants::id.eq(tenant_id),
+                        tenants::name.eq(name),
+                        tenants::slug.eq(slug_owned),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            let admin: Option<Uuid> = users::table
+                .filter(users::tenant_id.eq(tenant_id))
+                .filter(users::email.eq(&email))
+                .select(users::id)
+                .first(conn)
+                .await
+                .optional()?;
+            if let Some(id) = admin {
+                return Ok(id);
+            }
             let id = Uuid::now_v7();
             diesel::insert_into(users::table)
                 .values((
                     users::id.eq(id),
                     users::tenant_id.eq(tenant_id),
-                    users::email.eq(admin_email),
+                    users::email.eq(email),
                     users::name.eq("Administrator"),
                     users::role.eq(UserRole::Admin),
                 ))
-                .execute(&mut conn)
-                .await
-                .map_err(|e| format!("cannot create the admin user: {e}"))?;
-            id
-        }
-    };
+                .execute(conn)
+                .await?;
+            Ok(id)
+        })
+        .await
+        .map_err(|e| format!("cannot create tenant {slug} and its admin: {e}"))?;
     let token = keys
         .issue(tenant_id, admin_user_id, Role::Admin, ttl_secs)
         .map_err(|e| e.message())?;
@@ -107,21 +126,23 @@ pub async fn token_for(
     let mut conn = Conn::establish(url)
         .await
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    let tenant_id: Uuid = tenants::table
-        .filter(tenants::slug.eq(slug))
-        .select(tenants::id)
-        .first(&mut conn)
+    let (tenant_id, _) = by_slug(&mut conn, slug)
         .await
-        .optional()
         .map_err(|e| format!("cannot read tenants: {e}"))?
         .ok_or_else(|| format!("no tenant with slug {slug}"))?;
-    let (user_id, user_role): (Uuid, UserRole) = users::table
-        .filter(users::tenant_id.eq(tenant_id))
-        .filter(users::email.eq(email))
-        .select((users::id, users::role))
-        .first(&mut conn)
+    let email_owned = email.to_string();
+    let (user_id, user_role): (Uuid, UserRole) = conn
+        .transaction::<_, diesel::result::Error, _>(async move |conn| {
+            crate::db::scope_to_tenant(conn, tenant_id).await?;
+            users::table
+                .filter(users::tenant_id.eq(tenant_id))
+                .filter(users::email.eq(email_owned))
+                .select((users::id, users::role))
+                .first(conn)
+                .await
+                .optional()
+        })
         .await
-        .optional()
         .map_err(|e| format!("cannot read users: {e}"))?
         .ok_or_else(|| format!("no user {email} in tenant {slug}"))?;
     let role = role.unwrap_or(match user_role {

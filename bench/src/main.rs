@@ -217,6 +217,8 @@ async fn prepare(url_admin: &str, url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     db::create_database(url_admin, "bench", None).await?;
     db::migrate(url).await?;
+    // The gateway serves as the role row-level security binds, as in production.
+    db::allow_serving_login(url).await?;
     Ok(())
 }
 
@@ -265,7 +267,8 @@ async fn run() -> Result<(), String> {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let child = Command::new(&bin)
         .args(["serve", "--no-migrate", "--bind", &addr.to_string()])
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", cluster.url_as(db::SERVING_ROLE, "bench"))
+        .env("GATEWAY_OWNER_DATABASE_URL", &url)
         .env("GATEWAY_JWT_SECRET", &secret)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

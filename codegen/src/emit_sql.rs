@@ -241,3 +241,67 @@ pub fn down(c: &Catalog) -> String {
     }
     s
 }
+
+/// The tenant a transaction serves, as `Db::transaction` sets it (`set_config(.., true)`, so it
+/// ends with the transaction). The sub-select makes PostgreSQL evaluate it once per statement,
+/// not once per row; unset, it is null and matches nothing.
+pub const CURRENT_TENANT: &str =
+    "(SELECT nullif(current_setting('app.tenant_id', true), '')::uuid)";
+
+/// The role serving connections act as (created in migrations/2026-11-24-000000_serving_role).
+pub const SERVING_ROLE: &str = "gateway_app";
+
+/// Row-level security as a second lock behind the gateway's own tenant filters: every
+/// tenant-scoped table, and the tenants table itself, shows and accepts only the rows of the
+/// transaction's tenant, for every role without BYPASSRLS, the tables' owner included (FORCE).
+/// Append-only entities cannot be updated or deleted by the serving role at all.
+pub fn rls_up(c: &Catalog) -> String {
+    let mut s = String::from(GENERATED_SQL);
+    for e in &c.entities {
+        let column = if e.name == crate::emit_rust::TENANT_ENTITY {
+            "id"
+        } else if e.tenant_scoped() {
+            "tenant_id"
+        } else {
+            continue;
+        };
+        let t = &e.table;
+        let _ = writeln!(s, "\nALTER TABLE \"{t}\" ENABLE ROW LEVEL SECURITY;");
+        let _ = writeln!(s, "ALTER TABLE \"{t}\" FORCE ROW LEVEL SECURITY;");
+        let _ = writeln!(
+            s,
+            "CREATE POLICY \"tenant_isolation\" ON \"{t}\"\n    USING (\"{column}\" = {CURRENT_TENANT})\n    WITH CHECK (\"{column}\" = {CURRENT_TENANT});"
+        );
+    }
+    s.push('\n');
+    for e in c.entities.iter().filter(|e| e.append_only) {
+        let _ = writeln!(
+            s,
+            "REVOKE UPDATE, DELETE, TRUNCATE ON \"{}\" FROM {SERVING_ROLE};",
+            e.table
+        );
+    }
+    s
+}
+
+pub fn rls_down(c: &Catalog) -> String {
+    let mut s = String::from(GENERATED_SQL);
+    s.push('\n');
+    for e in c.entities.iter().filter(|e| e.append_only) {
+        let _ = writeln!(
+            s,
+            "GRANT UPDATE, DELETE ON \"{}\" TO {SERVING_ROLE};",
+            e.table
+        );
+    }
+    for e in c.entities.iter().rev() {
+        if e.name != crate::emit_rust::TENANT_ENTITY && !e.tenant_scoped() {
+            continue;
+        }
+        let t = &e.table;
+        let _ = writeln!(s, "DROP POLICY \"tenant_isolation\" ON \"{t}\";");
+        let _ = writeln!(s, "ALTER TABLE \"{t}\" NO FORCE ROW LEVEL SECURITY;");
+        let _ = writeln!(s, "ALTER TABLE \"{t}\" DISABLE ROW LEVEL SECURITY;");
+    }
+    s
+}

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 /// Where the generated migration lives. One migration holds the whole catalog's schema.
 pub const MIGRATION_DIR: &str = "migrations/2026-11-23-000000_catalog";
 
+/// The generated row-level security migration: after the hand-written one that creates the
+/// serving roles (migrations/2026-11-24-000000_serving_role).
+pub const RLS_MIGRATION_DIR: &str = "migrations/2026-11-24-100000_row_level_security";
+
 /// Every generated file, as (path relative to the repository root, contents).
 pub fn generate(catalog: &model::Catalog) -> Vec<(PathBuf, String)> {
     let mut out = vec![
@@ -24,6 +28,14 @@ pub fn generate(catalog: &model::Catalog) -> Vec<(PathBuf, String)> {
         (
             PathBuf::from(MIGRATION_DIR).join("down.sql"),
             emit_sql::down(catalog),
+        ),
+        (
+            PathBuf::from(RLS_MIGRATION_DIR).join("up.sql"),
+            emit_sql::rls_up(catalog),
+        ),
+        (
+            PathBuf::from(RLS_MIGRATION_DIR).join("down.sql"),
+            emit_sql::rls_down(catalog),
         ),
         (
             PathBuf::from("src/entities/schema.rs"),

@@ -283,7 +283,12 @@ impl PrivateCluster {
 
     /// postgres://postgres@127.0.0.1:PORT/<database>
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        self.url_as("postgres", database)
+    }
+
+    /// The same, logging in as `user`.
+    pub fn url_as(&self, user: &str, database: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{database}", self.port)
     }
 
     /// `pg_ctl stop -m fast`. Succeeds if the server is already down.

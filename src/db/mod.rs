@@ -97,12 +97,8 @@ impl Db {
     {
         let mut pooled = self.get().await?;
         let conn: &mut Conn = &mut pooled;
-        let tenant = tenant.to_string();
         let body = async move |conn: &mut Conn| {
-            diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
-                .bind::<diesel::sql_types::Text, _>(tenant)
-                .execute(conn)
-                .await?;
+            scope_to_tenant(conn, tenant).await?;
             f(conn).await
         };
         if read_only {
@@ -157,6 +153,77 @@ impl Db {
             Err(_) => false,
         }
     }
+}
+
+/// Scopes the rest of the current transaction on `conn` to `tenant`: the row-level security
+/// policies read this setting. `set_config(.., true)` is transaction-local, so it ends with
+/// the transaction (commit, rollback, or a connection dropped mid-way) and never outlives it
+/// on a pooled connection.
+pub async fn scope_to_tenant(conn: &mut Conn, tenant: uuid::Uuid) -> QueryResult<()> {
+    diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind::<diesel::sql_types::Text, _>(tenant.to_string())
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// The role serving connections act as (migrations/2026-11-24-000000_serving_role).
+pub const SERVING_ROLE: &str = "gateway_app";
+
+/// Refuses to serve through a connection that row-level security would not bind: a
+/// superuser or BYPASSRLS role, as the current or the login (session) user, or one that is
+/// not granted the serving role's privileges.
+pub async fn check_serving_role(url: &str) -> Result<(), String> {
+    #[derive(diesel::QueryableByName)]
+    struct Who {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        current: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        privileged: String,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        granted: bool,
+    }
+    let mut conn = Conn::establish(url)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    let who: Who = diesel::sql_query(
+        "SELECT current_user::text AS current,
+                coalesce((SELECT string_agg(rolname, ', ') FROM pg_roles
+                          WHERE rolname IN (current_user, session_user)
+                            AND (rolsuper OR rolbypassrls)), '') AS privileged,
+                pg_has_role(current_user, $1, 'USAGE') AS granted",
+    )
+    .bind::<diesel::sql_types::Text, _>(SERVING_ROLE)
+    .get_result(&mut conn)
+    .await
+    .map_err(|e| format!("cannot read the serving role (are the migrations applied?): {e}"))?;
+    if !who.privileged.is_empty() {
+        return Err(format!(
+            "DATABASE_URL connects as {}, which is a superuser or may bypass row-level security; \
+             serve through a role without SUPERUSER and BYPASSRLS that is granted {SERVING_ROLE} \
+             (GRANT {SERVING_ROLE} TO <role>), and give the schema owner's URL as \
+             GATEWAY_OWNER_DATABASE_URL for migrations (docs/database-roles.md)",
+            who.privileged
+        ));
+    }
+    if !who.granted {
+        return Err(format!(
+            "DATABASE_URL connects as {}, which is not granted {SERVING_ROLE}: run \
+             GRANT {SERVING_ROLE} TO {} as the schema owner (docs/database-roles.md)",
+            who.current, who.current
+        ));
+    }
+    Ok(())
+}
+
+/// Lets the serving role log in (the private cluster: trust authentication on loopback).
+pub async fn allow_serving_login(owner_url: &str) -> Result<(), String> {
+    let mut conn = Conn::establish(owner_url)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    conn.batch_execute(&format!("ALTER ROLE {SERVING_ROLE} LOGIN"))
+        .await
+        .map_err(|e| format!("cannot let {SERVING_ROLE} log in: {e}"))
 }
 
 /// Applies pending migrations, holding an advisory lock so that instances starting together

@@ -36,7 +36,27 @@ pub enum Value {
 
 pub type Query<'a> = BoxedSqlQuery<'a, Pg, SqlQuery>;
 
+/// Whether a JSON value holds NUL (U+0000) in a key or string: jsonb cannot store it.
+pub fn json_has_nul(v: &Json) -> bool {
+    match v {
+        Json::String(s) => s.contains('\0'),
+        Json::Array(a) => a.iter().any(json_has_nul),
+        Json::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
+        _ => false,
+    }
+}
+
 impl Value {
+    /// Whether the value holds a NUL character, which PostgreSQL's text and jsonb cannot.
+    pub fn has_nul(&self) -> bool {
+        match self {
+            Value::Text(s) => s.contains('\0'),
+            Value::TextList(l) => l.iter().any(|s| s.contains('\0')),
+            Value::Json(j) => json_has_nul(j),
+            _ => false,
+        }
+    }
+
     pub fn bind(self, q: Query<'_>) -> Query<'_> {
         match self {
             Value::Null => q.bind::<Nullable<Text>, _>(None::<String>),

@@ -5,6 +5,10 @@
 //! before event 10. The hub only advances its cursor over a gap once every transaction that
 //! could still fill it has ended (the gap's snapshot `xmax` is below the current `xmin`), so a
 //! subscription that has read up to the cursor has missed nothing, ever.
+//!
+//! The listener reads every tenant's events, which row-level security forbids the serving
+//! role: it calls the `gateway_outbox_*` SECURITY DEFINER functions (migration
+//! 2026-11-24-000000_serving_role), which return only sequence numbers, tenants and entities.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -96,7 +100,7 @@ struct MaxSeq {
 }
 
 async fn max_seq(conn: &mut Conn) -> diesel::QueryResult<i64> {
-    let row: MaxSeq = diesel::sql_query("SELECT coalesce(max(seq), 0) AS seq FROM change_events")
+    let row: MaxSeq = diesel::sql_query("SELECT gateway_outbox_max_seq() AS seq")
         .get_result(conn)
         .await?;
     Ok(row.seq)
@@ -192,7 +196,7 @@ impl Listener {
                 "SELECT seq, tenant_id, entity,
                         pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS snap_xmin,
                         pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS snap_xmax
-                 FROM change_events WHERE seq > $1 ORDER BY seq LIMIT 5000",
+                 FROM gateway_outbox_after($1, 5000)",
             )
             .bind::<BigInt, _>(after)
             .load(conn)
@@ -241,19 +245,11 @@ impl Listener {
     async fn prune(&mut self, conn: &mut Conn) -> diesel::QueryResult<()> {
         let secs = self.retention.as_secs() as i64;
         let cursor = *self.cursor.borrow();
-        diesel::sql_query(
-            "WITH gone AS (
-               DELETE FROM change_events
-               WHERE created_at < now() - make_interval(secs => $1) AND seq <= $2
-               RETURNING seq
-             )
-             UPDATE change_event_horizon SET pruned_upto = greatest(pruned_upto, (SELECT max(seq) FROM gone))
-             WHERE EXISTS (SELECT 1 FROM gone)",
-        )
-        .bind::<BigInt, _>(secs)
-        .bind::<BigInt, _>(cursor)
-        .execute(conn)
-        .await?;
+        diesel::sql_query("SELECT gateway_outbox_prune($1, $2)")
+            .bind::<BigInt, _>(secs)
+            .bind::<BigInt, _>(cursor)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 }

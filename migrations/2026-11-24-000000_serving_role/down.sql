@@ -1,0 +1,21 @@
+-- The roles stay: they belong to the cluster, and other databases may use them.
+DROP FUNCTION gateway_tenant_for_sign_in(text);
+DROP FUNCTION gateway_outbox_prune(bigint, bigint);
+DROP FUNCTION gateway_outbox_after(bigint, integer);
+DROP FUNCTION gateway_outbox_max_seq();
+DROP POLICY "sign_in_lookup" ON "tenants";
+REVOKE ALL ON "tenants" FROM gateway_definer;
+DROP POLICY "tenant_isolation" ON "session_rotations";
+ALTER TABLE "session_rotations" NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE "session_rotations" DISABLE ROW LEVEL SECURITY;
+DROP POLICY "change_retention" ON "change_events";
+DROP POLICY "change_listener" ON "change_events";
+DROP POLICY "tenant_isolation" ON "change_events";
+ALTER TABLE "change_events" NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE "change_events" DISABLE ROW LEVEL SECURITY;
+REVOKE ALL ON "change_events", "change_event_horizon" FROM gateway_definer;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE USAGE, SELECT ON SEQUENCES FROM gateway_app;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT, INSERT, UPDATE, DELETE ON TABLES FROM gateway_app;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM gateway_app;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM gateway_app;
+REVOKE USAGE ON SCHEMA public FROM gateway_app, gateway_definer;
