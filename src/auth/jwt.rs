@@ -1,11 +1,19 @@
-//! HS256 JSON Web Tokens: the credential of every request. Only HS256 is accepted (no `none`,
-//! no other algorithm named in the header); `exp` is required, `nbf` honoured, and `iss` /
-//! `aud` required when configured (GATEWAY_JWT_ISSUER, GATEWAY_JWT_AUDIENCE).
+//! JSON Web Tokens: the credential of every request. The gateway's own tokens are HS256 with
+//! GATEWAY_JWT_SECRET; external identity providers' tokens are RS256 or ES256, verified with a
+//! JSON Web Key Set ([`super::jwks`]) when one is configured. The header's algorithm only
+//! chooses between the two, each of which accepts its own algorithms alone (no `none`, no HMAC
+//! with a public key); `exp` is required, `nbf` honoured, and `iss` / `aud` required when
+//! configured (GATEWAY_JWT_ISSUER, GATEWAY_JWT_AUDIENCE), for both kinds.
 
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use std::sync::Arc;
+
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::jwks::Jwks;
 use super::{RequestContext, Role};
 use crate::error::ApiError;
 
@@ -28,12 +36,20 @@ pub struct Claims {
     pub aud: Option<serde_json::Value>,
 }
 
+/// Verifies bearer tokens and signs the gateway's own. Cheap to clone.
 #[derive(Clone)]
 pub struct JwtKeys {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     issuer: Option<String>,
     audience: Option<String>,
+    /// External identity providers' keys, when configured.
+    jwks: Option<Jwks>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -45,10 +61,13 @@ impl std::fmt::Debug for JwtKeys {
 impl JwtKeys {
     pub fn hs256(secret: &[u8]) -> Self {
         JwtKeys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            issuer: None,
-            audience: None,
+            inner: Arc::new(Inner {
+                encoding: EncodingKey::from_secret(secret),
+                decoding: DecodingKey::from_secret(secret),
+                issuer: None,
+                audience: None,
+                jwks: None,
+            }),
         }
     }
 
@@ -58,8 +77,15 @@ impl JwtKeys {
         issuer: Option<String>,
         audience: Option<String>,
     ) -> Self {
-        self.issuer = issuer;
-        self.audience = audience;
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.issuer = issuer;
+        inner.audience = audience;
+        self
+    }
+
+    /// Also accepts RS256 / ES256 tokens signed with a key of this set.
+    pub fn with_jwks(mut self, jwks: Jwks) -> Self {
+        Arc::make_mut(&mut self.inner).jwks = Some(jwks);
         self
     }
 
@@ -91,27 +117,44 @@ impl JwtKeys {
             exp: now + ttl_secs,
             iat: Some(now),
             sid: session.map(|s| s.to_string()),
-            iss: self.issuer.clone(),
-            aud: self.audience.clone().map(serde_json::Value::String),
+            iss: self.inner.issuer.clone(),
+            aud: self.inner.audience.clone().map(serde_json::Value::String),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.inner.encoding,
+        )
+        .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
     }
 
-    /// Verifies signature, algorithm and expiry, and reads the caller out of the claims.
-    pub fn verify(&self, token: &str) -> Result<RequestContext, ApiError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        let mut required = vec!["exp", "sub"];
+    /// Verifies signature, algorithm and expiry, and reads the caller out of the claims. May
+    /// fetch the key set (rate-limited) when an external token names an unknown key.
+    pub async fn verify(&self, token: &str) -> Result<RequestContext, ApiError> {
+        let header = decode_header(token).map_err(|e| invalid(&e))?;
+        match (header.alg, &self.inner.jwks) {
+            (Algorithm::HS256, _) => self.verify_own(token),
+            (Algorithm::RS256 | Algorithm::ES256, Some(jwks)) => {
+                self.verify_external(jwks, &header, token).await
+            }
+            _ => Err(ApiError::unauthenticated("invalid token: wrong algorithm")),
+        }
+    }
+
+    /// What every token must satisfy, for the one algorithm its key allows.
+    fn validation(&self, alg: Algorithm, mut required: Vec<&'static str>) -> Validation {
+        let mut validation = Validation::new(alg);
+        required.push("exp");
         validation.leeway = 5;
         validation.validate_nbf = true;
-        match &self.issuer {
+        match &self.inner.issuer {
             Some(iss) => {
                 validation.set_issuer(&[iss]);
                 required.push("iss");
             }
             None => validation.iss = None,
         }
-        match &self.audience {
+        match &self.inner.audience {
             Some(aud) => {
                 validation.set_audience(&[aud]);
                 required.push("aud");
@@ -119,8 +162,41 @@ impl JwtKeys {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        let data = decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| ApiError::unauthenticated(format!("invalid token: {}", reason(&e))))?;
+        validation
+    }
+
+    /// An external token: the key (and with it the algorithm) comes from the set.
+    async fn verify_external(
+        &self,
+        jwks: &Jwks,
+        header: &Header,
+        token: &str,
+    ) -> Result<RequestContext, ApiError> {
+        let key = jwks.key_for(header).await?;
+        let validation = self.validation(key.alg, Vec::new());
+        let data =
+            decode::<serde_json::Value>(token, &key.key, &validation).map_err(|e| invalid(&e))?;
+        let caller = jwks.claims().caller(&data.claims)?;
+        let exp = data
+            .claims
+            .get("exp")
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
+        Ok(RequestContext {
+            tenant_id: caller.tenant_id,
+            user_id: caller.user_id,
+            role: caller.role,
+            client_ip: None,
+            user_agent: None,
+            expires_at: exp,
+            session_id: None,
+        })
+    }
+
+    /// The gateway's own HS256 token.
+    fn verify_own(&self, token: &str) -> Result<RequestContext, ApiError> {
+        let validation = self.validation(Algorithm::HS256, vec!["sub"]);
+        let data =
+            decode::<Claims>(token, &self.inner.decoding, &validation).map_err(|e| invalid(&e))?;
         let c = data.claims;
         let user_id = Uuid::parse_str(&c.sub)
             .map_err(|_| ApiError::unauthenticated("invalid token: sub is not a user id"))?;
@@ -147,6 +223,10 @@ impl JwtKeys {
     }
 }
 
+fn invalid(e: &jsonwebtoken::errors::Error) -> ApiError {
+    ApiError::unauthenticated(format!("invalid token: {}", reason(e)))
+}
+
 fn reason(e: &jsonwebtoken::errors::Error) -> &'static str {
     use jsonwebtoken::errors::ErrorKind;
     match e.kind() {
@@ -171,8 +251,8 @@ mod tests {
         (Uuid::now_v7(), Uuid::now_v7())
     }
 
-    #[test]
-    fn issuer_and_audience_are_required_when_configured() {
+    #[tokio::test]
+    async fn issuer_and_audience_are_required_when_configured() {
         let plain = JwtKeys::hs256(SECRET);
         let strict = JwtKeys::hs256(SECRET)
             .with_issuer_audience(Some("https://gw.example".into()), Some("gateway".into()));
@@ -182,16 +262,16 @@ mod tests {
             .with_issuer_audience(Some("https://gw.example".into()), Some("billing".into()));
         let (t, u) = ids();
         let good = strict.issue(t, u, Role::User, 60).unwrap();
-        assert_eq!(strict.verify(&good).unwrap().user_id, u);
+        assert_eq!(strict.verify(&good).await.unwrap().user_id, u);
         for bad in [
             plain.issue(t, u, Role::User, 60).unwrap(),
             other_iss.issue(t, u, Role::User, 60).unwrap(),
             other_aud.issue(t, u, Role::User, 60).unwrap(),
         ] {
-            let e = strict.verify(&bad).unwrap_err();
+            let e = strict.verify(&bad).await.unwrap_err();
             assert_eq!(e.code(), "UNAUTHENTICATED");
         }
         // Without configuration, a token naming an issuer and audience is still fine.
-        assert!(plain.verify(&good).is_ok());
+        assert!(plain.verify(&good).await.is_ok());
     }
 }

@@ -1,11 +1,13 @@
 //! Who is calling: the request context, taken only from a verified credential, and signing in
 //! (passwords, sessions, attempt limits).
 
+pub mod jwks;
 mod jwt;
 pub mod limiter;
 pub mod password;
 pub mod sessions;
 
+pub use jwks::{ClaimPath, ClaimPaths, Jwks, JwksOptions, JwksSource};
 pub use jwt::{Claims, JwtKeys};
 
 use std::sync::Arc;
