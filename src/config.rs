@@ -2,22 +2,32 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `DATABASE_URL` | PostgreSQL to serve from | unset: a private cluster under `.data/postgres` |
+//! | `DATABASE_URL` | PostgreSQL to serve from, as a role without SUPERUSER/BYPASSRLS granted `gateway_app` (docs/database-roles.md) | unset: a private cluster under `.data/postgres`, served as `gateway_app` |
+//! | `GATEWAY_OWNER_DATABASE_URL` | the same database as the schema owner: migrations and operator commands (`tenant`, `token`) use it | `DATABASE_URL` |
 //! | `GATEWAY_JWT_SECRET` | HS256 secret of bearer tokens (at least 32 bytes) | required with `DATABASE_URL`; otherwise generated once into `.data/jwt-secret` |
 //! | `GATEWAY_JWT_ISSUER` | when set, tokens must carry this `iss` (and are issued with it) | unset |
 //! | `GATEWAY_JWT_AUDIENCE` | when set, tokens must carry this `aud` (and are issued with it) | unset |
+//! | `GATEWAY_JWKS_FILE` | JSON Web Key Set file of an external identity provider: its RS256 / ES256 tokens are accepted besides the gateway's own HS256 ones | unset |
+//! | `GATEWAY_JWKS_URL` | the same, fetched over `http://` or `https://` (at start-up, which fails if it cannot; 5 s timeout, 1 MiB at most); only one of the two | unset |
+//! | `GATEWAY_JWKS_MIN_REFRESH_SECS` | least time between two refetches of the key set prompted by tokens naming an unknown `kid` | `60` |
+//! | `GATEWAY_JWKS_MAX_AGE_SECS` | age after which the key set is refetched in the background | `3600` |
+//! | `GATEWAY_JWT_TENANT_CLAIM` | where external tokens carry the tenant id: dot-separated keys of nested objects (`app.tenant`), or a JSON pointer starting with `/` for keys containing dots (`/https:~1~1example.com~1claims/tenant`) | `tenant_id` |
+//! | `GATEWAY_JWT_USER_CLAIM` | where external tokens carry the user id (same syntax) | `sub` |
+//! | `GATEWAY_JWT_ROLE_CLAIM` | where external tokens carry the role, `admin` or `user`, or a list of roles (`admin` if listed, else `user` if listed) (same syntax) | `role` |
 //! | `GATEWAY_BIND` | listen address of `serve` | `127.0.0.1:8080` |
 //! | `GATEWAY_DATA_DIR` | where the private cluster and the dev secret live | `<project>/.data` |
 //! | `GATEWAY_DB_POOL_SIZE` | connections in the pool | `16` |
 //! | `GATEWAY_DEFAULT_PAGE_SIZE` | rows per page when a list gives no `first`/`last` | `50` |
 //! | `GATEWAY_MAX_PAGE_SIZE` | largest `first`/`last` accepted | `500` |
 //! | `GATEWAY_MAX_DEPTH` | deepest query accepted | `12` |
-//! | `GATEWAY_MAX_COMPLEXITY` | most complex query accepted | `5000` |
+//! | `GATEWAY_MAX_COMPLEXITY` | most complex query accepted: each field costs 1, a list its selection times its page size (`first`, `last` or the default) | `10000` |
 //! | `GATEWAY_MAX_BODY_BYTES` | largest request body | `1048576` |
 //! | `GATEWAY_MAX_ALIASES_PER_FIELD` | how often one field may be aliased in a document | `15` |
 //! | `GATEWAY_MAX_DIRECTIVES` | directives in one document | `50` |
+//! | `GATEWAY_MAX_BATCH_OPERATIONS` | requests in one batched POST (a JSON array) | `10` |
 //! | `GATEWAY_INTROSPECTION` | who may introspect the schema: `all` or `admin` | `all` |
 //! | `GATEWAY_FIELD_SUGGESTIONS` | who gets "Did you mean" hints in errors: `all` or `admin` | `all` |
+//! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_SOCKET` | subscriptions one WebSocket may hold at once | `100` |
 //! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
@@ -33,6 +43,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::auth::limiter::Allowance;
+use crate::auth::{ClaimPath, ClaimPaths, JwksOptions, JwksSource};
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -47,6 +58,10 @@ pub struct Limits {
     pub max_aliases_per_field: usize,
     /// Directives one document may carry.
     pub max_directives: usize,
+    /// Requests one batched POST may carry.
+    pub max_batch_operations: usize,
+    /// Subscriptions one WebSocket may hold at once.
+    pub max_subscriptions_per_socket: usize,
     /// Who may introspect the schema.
     pub introspection: Exposure,
     /// Who gets "Did you mean ...?" suggestions in validation errors.
@@ -77,11 +92,13 @@ impl Default for Limits {
             default_page_size: 50,
             max_page_size: 500,
             max_depth: 12,
-            max_complexity: 5000,
+            max_complexity: 10_000,
             max_body_bytes: 1 << 20,
             ws_init_timeout: std::time::Duration::from_secs(10),
             max_aliases_per_field: 15,
             max_directives: 50,
+            max_batch_operations: 10,
+            max_subscriptions_per_socket: 100,
             introspection: Exposure::Everyone,
             suggestions: Exposure::Everyone,
         }
@@ -144,6 +161,7 @@ impl AuthSettings {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: Option<String>,
+    pub owner_database_url: Option<String>,
     pub jwt_secret: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
@@ -153,6 +171,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
     pub auth: AuthSettings,
+    /// External identity providers' key set, if any (GATEWAY_JWKS_FILE / GATEWAY_JWKS_URL).
+    pub jwks_source: Option<JwksSource>,
+    pub jwks: JwksOptions,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -167,6 +188,46 @@ fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
             .parse()
             .map_err(|_| format!("{name}={v} is not a valid value")),
     }
+}
+
+fn jwks_source() -> Result<Option<JwksSource>, String> {
+    match (var("GATEWAY_JWKS_FILE"), var("GATEWAY_JWKS_URL")) {
+        (Some(_), Some(_)) => Err("set GATEWAY_JWKS_FILE or GATEWAY_JWKS_URL, not both".into()),
+        (Some(file), None) => Ok(Some(JwksSource::File(PathBuf::from(file.trim())))),
+        (None, Some(url)) => {
+            let url = url.trim().to_string();
+            if url.starts_with("https://") || url.starts_with("http://") {
+                Ok(Some(JwksSource::Url(url)))
+            } else {
+                Err(format!(
+                    "GATEWAY_JWKS_URL={url} is not an http:// or https:// URL"
+                ))
+            }
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn jwks_options() -> Result<JwksOptions, String> {
+    let d = JwksOptions::default();
+    let path = |name: &str, default: ClaimPath| -> Result<ClaimPath, String> {
+        match var(name) {
+            None => Ok(default),
+            Some(v) => ClaimPath::parse(&v).map_err(|e| format!("{name}: {e}")),
+        }
+    };
+    Ok(JwksOptions {
+        min_refresh: Duration::from_secs(parsed(
+            "GATEWAY_JWKS_MIN_REFRESH_SECS",
+            d.min_refresh.as_secs(),
+        )?),
+        max_age: Duration::from_secs(parsed("GATEWAY_JWKS_MAX_AGE_SECS", d.max_age.as_secs())?),
+        claims: ClaimPaths {
+            tenant: path("GATEWAY_JWT_TENANT_CLAIM", d.claims.tenant)?,
+            user: path("GATEWAY_JWT_USER_CLAIM", d.claims.user)?,
+            role: path("GATEWAY_JWT_ROLE_CLAIM", d.claims.role)?,
+        },
+    })
 }
 
 /// The project folder: where `cargo run` was invoked from, or the binary's compile-time root.
@@ -184,6 +245,7 @@ impl Config {
         let defaults = Limits::default();
         Ok(Config {
             database_url: var("DATABASE_URL"),
+            owner_database_url: var("GATEWAY_OWNER_DATABASE_URL"),
             jwt_secret: var("GATEWAY_JWT_SECRET"),
             jwt_issuer: var("GATEWAY_JWT_ISSUER"),
             jwt_audience: var("GATEWAY_JWT_AUDIENCE"),
@@ -204,6 +266,8 @@ impl Config {
                 86_400,
             )?),
             auth: AuthSettings::from_env()?,
+            jwks_source: jwks_source()?,
+            jwks: jwks_options()?,
             limits: Limits {
                 default_page_size: parsed("GATEWAY_DEFAULT_PAGE_SIZE", defaults.default_page_size)?,
                 max_page_size: parsed("GATEWAY_MAX_PAGE_SIZE", defaults.max_page_size)?,
@@ -219,6 +283,14 @@ impl Config {
                     defaults.max_aliases_per_field,
                 )?,
                 max_directives: parsed("GATEWAY_MAX_DIRECTIVES", defaults.max_directives)?,
+                max_batch_operations: parsed(
+                    "GATEWAY_MAX_BATCH_OPERATIONS",
+                    defaults.max_batch_operations,
+                )?,
+                max_subscriptions_per_socket: parsed(
+                    "GATEWAY_MAX_SUBSCRIPTIONS_PER_SOCKET",
+                    defaults.max_subscriptions_per_socket,
+                )?,
                 introspection: parsed("GATEWAY_INTROSPECTION", defaults.introspection)?,
                 suggestions: parsed("GATEWAY_FIELD_SUGGESTIONS", defaults.suggestions)?,
             },

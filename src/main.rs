@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use clap::{Parser, Subcommand};
-use gateway::auth::{JwtKeys, Role};
+use gateway::auth::{Jwks, JwksSource, JwtKeys, Role};
 use gateway::config::Config;
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
 use gateway::db::{self, Db};
@@ -102,10 +102,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// The database to use: DATABASE_URL, or the private cluster (started if needed).
-async fn database(config: &Config) -> Result<(String, Option<PrivateCluster>), String> {
+/// Where the database is, as the schema owner and as the serving role.
+struct Database {
+    /// Migrations and operator commands.
+    owner: String,
+    /// Requests: a role row-level security binds.
+    serving: String,
+    cluster: Option<PrivateCluster>,
+}
+
+/// The database to use: DATABASE_URL (and GATEWAY_OWNER_DATABASE_URL), or the private cluster
+/// (started if needed), owned by `postgres` and served as `gateway_app`.
+async fn database(config: &Config) -> Result<Database, String> {
     if let Some(url) = &config.database_url {
-        return Ok((url.clone(), None));
+        return Ok(Database {
+            owner: config.owner_database_url.clone().unwrap_or(url.clone()),
+            serving: url.clone(),
+            cluster: None,
+        });
     }
     let dir = config.data_dir.join("postgres");
     let cluster = tokio::task::spawn_blocking(move || {
@@ -115,13 +129,34 @@ async fn database(config: &Config) -> Result<(String, Option<PrivateCluster>), S
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
     db::create_database(&cluster.url("postgres"), "gateway", None).await?;
-    Ok((cluster.url("gateway"), Some(cluster)))
+    Ok(Database {
+        owner: cluster.url("gateway"),
+        serving: cluster.url_as(db::SERVING_ROLE, "gateway"),
+        cluster: Some(cluster),
+    })
 }
 
 /// The token keys, with the configured issuer and audience.
 fn jwt_keys(config: &Config, private: bool) -> Result<JwtKeys, String> {
     Ok(secret_keys(config, private)?
         .with_issuer_audience(config.jwt_issuer.clone(), config.jwt_audience.clone()))
+}
+
+/// The keys `serve` verifies with: `jwt_keys`, and an external identity provider's key set
+/// when one is configured (read or fetched now, so a wrong one stops the start). Operator
+/// commands only sign, and do not need it.
+async fn serving_keys(config: &Config, private: bool) -> Result<JwtKeys, String> {
+    let keys = jwt_keys(config, private)?;
+    let Some(source) = &config.jwks_source else {
+        return Ok(keys);
+    };
+    let jwks = Jwks::load(source.clone(), config.jwks.clone())
+        .await
+        .map_err(|e| match source {
+            JwksSource::File(_) => format!("GATEWAY_JWKS_FILE: {e}"),
+            JwksSource::Url(_) => format!("GATEWAY_JWKS_URL (is it reachable?): {e}"),
+        })?;
+    Ok(keys.with_jwks(jwks))
 }
 
 /// The token secret: configured, or (for the private cluster only) generated once and kept.
@@ -174,8 +209,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Migrate => {
-            let (url, _cluster) = database(&config).await?;
-            let applied = db::migrate(&url).await?;
+            let database = database(&config).await?;
+            let applied = db::migrate(&database.owner).await?;
             println!("{} migration(s) applied", applied.len());
             Ok(())
         }
@@ -188,8 +223,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                     ttl,
                 },
         } => {
-            let (url, cluster) = database(&config).await?;
-            let keys = jwt_keys(&config, cluster.is_some())?;
+            let database = database(&config).await?;
+            let keys = jwt_keys(&config, database.cluster.is_some())?;
+            let url = database.owner;
             db::migrate(&url).await?;
             let email = admin_email.unwrap_or_else(|| format!("admin@{slug}.example"));
             let created = tenants::create_tenant(
@@ -217,11 +253,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 None => None,
                 Some(r) => Some(Role::parse(r).ok_or_else(|| format!("unknown role {r}"))?),
             };
-            let (url, cluster) = database(&config).await?;
-            let keys = jwt_keys(&config, cluster.is_some())?;
+            let database = database(&config).await?;
+            let keys = jwt_keys(&config, database.cluster.is_some())?;
             println!(
                 "{}",
-                tenants::token_for(&url, &keys, &tenant, &user, role, ttl).await?
+                tenants::token_for(&database.owner, &keys, &tenant, &user, role, ttl).await?
             );
             Ok(())
         }
@@ -230,16 +266,24 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(), String> {
-    let (url, cluster) = database(&config).await?;
-    let keys = jwt_keys(&config, cluster.is_some())?;
+    let Database {
+        owner,
+        serving,
+        cluster,
+    } = database(&config).await?;
+    let keys = serving_keys(&config, cluster.is_some()).await?;
     if !no_migrate {
-        let applied = db::migrate(&url).await?;
+        let applied = db::migrate(&owner).await?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "migrations applied");
         }
     }
-    let pool = Db::connect(&url, config.pool_size)?;
-    let hub = Hub::start(url.clone(), config.event_retention).await?;
+    if cluster.is_some() {
+        db::allow_serving_login(&owner).await?;
+    }
+    db::check_serving_role(&serving).await?;
+    let pool = Db::connect(&serving, config.pool_size)?;
+    let hub = Hub::start(serving.clone(), config.event_retention).await?;
     gateway::auth::password::prepare()
         .await
         .map_err(|e| format!("{e:?}"))?;
@@ -255,7 +299,7 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
     if cluster.is_some() {
         // The development setup: a demo tenant with sample data, and a token to use it.
         let created = tenants::create_tenant(
-            &url,
+            &owner,
             &keys,
             "demo",
             "Demo",

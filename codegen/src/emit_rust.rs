@@ -160,6 +160,9 @@ fn input_conversion(f: &Field, v: &str) -> String {
     match (&f.ty, f.list) {
         (FieldType::Uuid, false) => format!("input::id(&{v}, path, \"{name}\")?"),
         (FieldType::Uuid, true) => format!("input::ids(&{v}, path, \"{name}\")?"),
+        (FieldType::String, true) => format!("input::texts({v}, path, \"{name}\")?"),
+        (FieldType::Json, _) => format!("input::json({v}, path, \"{name}\")?"),
+        (FieldType::Float, true) => format!("input::floats({v}, path, \"{name}\")?"),
         (FieldType::String, false) => format!(
             "input::text({v}, path, \"{name}\", {}, {})?",
             opt(f.min_length),
@@ -1006,7 +1009,7 @@ fn relation_fields(s: &mut String, c: &Catalog, e: &Entity) {
                 InverseType::HasMany => {
                     let _ = writeln!(
                         s,
-                        "    /// The {child} rows whose `{field}` is this row, as a connection like the `{plural}` list.\n    #[graphql(name = \"{inv}\")]\n    async fn rel_{snake}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"where\")] filter: Option<{ty}Where>,\n        #[graphql(name = \"orderBy\")] order_by: Option<Vec<{ty}OrderBy>>,\n        first: Option<i32>,\n        after: Option<String>,\n        last: Option<i32>,\n        before: Option<String>,\n    ) -> GqlResult<{ty}Connection> {{\n        let args = PageArgs {{ first, after, last, before }};\n        crud::has_many::<{ty}, _, _>(ctx, \"{fk}\", self.id, filter.as_ref(), order_by.as_deref(), args)\n            .boxed()\n            .await\n            .map({ty}Connection)\n    }}",
+                        "    /// The {child} rows whose `{field}` is this row, as a connection like the `{plural}` list.\n    #[graphql(name = \"{inv}\", complexity = \"crate::graphql::page::cost(first, last, child_complexity)\")]\n    async fn rel_{snake}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"where\")] filter: Option<{ty}Where>,\n        #[graphql(name = \"orderBy\")] order_by: Option<Vec<{ty}OrderBy>>,\n        first: Option<i32>,\n        after: Option<String>,\n        last: Option<i32>,\n        before: Option<String>,\n    ) -> GqlResult<{ty}Connection> {{\n        let args = PageArgs {{ first, after, last, before }};\n        crud::has_many::<{ty}, _, _>(ctx, \"{fk}\", self.id, filter.as_ref(), order_by.as_deref(), args)\n            .boxed()\n            .await\n            .map({ty}Connection)\n    }}",
                         child = child.name,
                         field = r.field,
                         plural = child.plural,
@@ -1040,7 +1043,7 @@ fn package_objects(s: &mut String, pkg: &str, entities: &[&Entity]) {
         );
         let _ = writeln!(
             s,
-            "    /// A page of {n} rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.\n    #[graphql(name = \"{}\")]\n    async fn {}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"where\")] filter: Option<{n}Where>,\n        #[graphql(name = \"orderBy\")] order_by: Option<Vec<{n}OrderBy>>,\n        first: Option<i32>,\n        after: Option<String>,\n        last: Option<i32>,\n        before: Option<String>,\n    ) -> GqlResult<{n}Connection> {{\n        let args = PageArgs {{ first, after, last, before }};\n        crud::list::<{n}, _, _>(ctx, filter.as_ref(), order_by.as_deref(), args)\n            .boxed()\n            .await\n            .map({n}Connection)\n    }}\n",
+            "    /// A page of {n} rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.\n    #[graphql(name = \"{}\", complexity = \"crate::graphql::page::cost(first, last, child_complexity)\")]\n    async fn {}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"where\")] filter: Option<{n}Where>,\n        #[graphql(name = \"orderBy\")] order_by: Option<Vec<{n}OrderBy>>,\n        first: Option<i32>,\n        after: Option<String>,\n        last: Option<i32>,\n        before: Option<String>,\n    ) -> GqlResult<{n}Connection> {{\n        let args = PageArgs {{ first, after, last, before }};\n        crud::list::<{n}, _, _>(ctx, filter.as_ref(), order_by.as_deref(), args)\n            .boxed()\n            .await\n            .map({n}Connection)\n    }}\n",
             e.plural,
             e.plural.to_snake_case()
         );

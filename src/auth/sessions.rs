@@ -10,7 +10,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+};
 use diesel_async::RunQueryDsl;
 use futures::FutureExt;
 use sha2::{Digest, Sha256};
@@ -21,8 +23,8 @@ use super::{Accounts, Client, RequestContext, Role};
 use crate::audit::{self, Change};
 use crate::db::{Conn, Db};
 use crate::entities::core::{Credential, Session};
-use crate::entities::enums::{CredentialKind, TenantStatus, UserRole, UserStatus};
-use crate::entities::schema::{credentials, sessions, tenants, users};
+use crate::entities::enums::{CredentialKind, UserRole, UserStatus};
+use crate::entities::schema::{credentials, sessions, users};
 use crate::error::ApiError;
 
 diesel::table! {
@@ -55,6 +57,41 @@ fn sha256_hex(s: &str) -> String {
 fn new_refresh_token(tenant: Uuid) -> String {
     let random: [u8; 32] = rand::random();
     format!("{}.{}", tenant.simple(), URL_SAFE_NO_PAD.encode(random))
+}
+
+/// The context a session's owner acts in, for audit rows and tokens of sign-in operations.
+fn owner_context(
+    tenant: Uuid,
+    user: Uuid,
+    role: Role,
+    client: &Client,
+    session: Option<Uuid>,
+) -> RequestContext {
+    RequestContext {
+        tenant_id: tenant,
+        user_id: user,
+        role,
+        client_ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        expires_at: None,
+        session_id: session,
+    }
+}
+
+type PasswordOf = diesel::dsl::And<
+    diesel::dsl::And<
+        diesel::dsl::Eq<credentials::tenant_id, Uuid>,
+        diesel::dsl::Eq<credentials::user_id, Uuid>,
+    >,
+    diesel::dsl::Eq<credentials::kind, CredentialKind>,
+>;
+
+/// The PASSWORD credential of `user` in `tenant`.
+fn password_of(tenant: Uuid, user: Uuid) -> PasswordOf {
+    credentials::tenant_id
+        .eq(tenant)
+        .and(credentials::user_id.eq(user))
+        .and(credentials::kind.eq(CredentialKind::Password))
 }
 
 fn invalid_login() -> ApiError {
@@ -91,15 +128,11 @@ async fn find_account(
     email: &str,
 ) -> Result<Option<Account>, ApiError> {
     let mut conn = db.get().await?;
-    let tenant: Option<(Uuid, TenantStatus)> = tenants::table
-        .filter(tenants::slug.eq(tenant_slug))
-        .select((tenants::id, tenants::status))
-        .first(&mut conn)
+    let tenant = crate::tenants::by_slug(&mut conn, tenant_slug)
         .await
-        .optional()
         .map_err(db_err("Tenant"))?;
     drop(conn);
-    let Some((tenant_id, tenant_status)) = tenant else {
+    let Some((tenant_id, tenant_active)) = tenant else {
         return Ok(None);
     };
     let email = email.to_lowercase();
@@ -120,9 +153,7 @@ async fn find_account(
                 return Ok(None);
             };
             let hash: Option<String> = credentials::table
-                .filter(credentials::tenant_id.eq(tenant_id))
-                .filter(credentials::user_id.eq(user_id))
-                .filter(credentials::kind.eq(CredentialKind::Password))
+                .filter(password_of(tenant_id, user_id))
                 .order(credentials::created_at.desc())
                 .select(credentials::secret_hash)
                 .first(conn)
@@ -133,7 +164,7 @@ async fn find_account(
                 tenant_id,
                 user_id,
                 role,
-                active: status == UserStatus::Active && tenant_status == TenantStatus::Active,
+                active: status == UserStatus::Active && tenant_active,
                 hash,
             }))
         }
@@ -178,15 +209,13 @@ pub async fn login(
         return Err(invalid_login());
     };
     accounts.limiter.succeeded(&account_key);
-    let caller = RequestContext {
-        tenant_id: account.tenant_id,
-        user_id: account.user_id,
-        role: role_of(account.role),
-        client_ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-        expires_at: None,
-        session_id: None,
-    };
+    let caller = owner_context(
+        account.tenant_id,
+        account.user_id,
+        role_of(account.role),
+        client,
+        None,
+    );
     let refresh = new_refresh_token(account.tenant_id);
     let hash = sha256_hex(&refresh);
     let expires = Utc::now() + chrono::Duration::seconds(accounts.refresh_ttl.as_secs() as i64);
@@ -211,9 +240,7 @@ pub async fn login(
                     .await
                     .map_err(db_err("Session"))?;
                 diesel::update(credentials::table)
-                    .filter(credentials::tenant_id.eq(rc.tenant_id))
-                    .filter(credentials::user_id.eq(rc.user_id))
-                    .filter(credentials::kind.eq(CredentialKind::Password))
+                    .filter(password_of(rc.tenant_id, rc.user_id))
                     .set(credentials::last_used_at.eq(Utc::now()))
                     .execute(conn)
                     .await
@@ -253,7 +280,7 @@ async fn trail(
 }
 
 enum Refreshed {
-    Rotated(Session, UserRole),
+    Rotated(Box<(Session, RequestContext)>),
     /// A token already exchanged: the session is now revoked.
     Reused,
     Invalid,
@@ -275,7 +302,6 @@ pub async fn refresh(
     let new_token = new_refresh_token(tenant);
     let new = sha256_hex(&new_token);
     let client = client.clone();
-    let caller_client = client.clone();
     let outcome = db
         .transaction_in(tenant, false, move |conn| {
             async move {
@@ -306,15 +332,7 @@ pub async fn refresh(
                         .first(conn)
                         .await
                         .map_err(db_err("Session"))?;
-                    let rc = RequestContext {
-                        tenant_id: tenant,
-                        user_id: owner,
-                        role: Role::User,
-                        client_ip: client.ip.clone(),
-                        user_agent: client.user_agent.clone(),
-                        expires_at: None,
-                        session_id: Some(sid),
-                    };
+                    let rc = owner_context(tenant, owner, Role::User, &client, Some(sid));
                     revoke(
                         conn,
                         &rc,
@@ -362,15 +380,13 @@ pub async fn refresh(
                     .get_result(conn)
                     .await
                     .map_err(db_err("Session"))?;
-                let rc = RequestContext {
-                    tenant_id: tenant,
-                    user_id: updated.user_id,
-                    role: role_of(role),
-                    client_ip: client.ip.clone(),
-                    user_agent: client.user_agent.clone(),
-                    expires_at: None,
-                    session_id: Some(updated.id),
-                };
+                let rc = owner_context(
+                    tenant,
+                    updated.user_id,
+                    role_of(role),
+                    &client,
+                    Some(updated.id),
+                );
                 trail(
                     conn,
                     &rc,
@@ -378,28 +394,19 @@ pub async fn refresh(
                     vec![Change::updated(&session, &updated)],
                 )
                 .await?;
-                Ok(Refreshed::Rotated(updated, role))
+                Ok(Refreshed::Rotated(Box::new((updated, rc))))
             }
             .boxed()
         })
         .await?;
-    let (session, role) =
+    let (session, caller) =
         match outcome {
-            Refreshed::Rotated(s, r) => (s, r),
+            Refreshed::Rotated(rotated) => *rotated,
             Refreshed::Reused => return Err(ApiError::unauthenticated(
                 "this refresh token was already used; the session has been revoked, sign in again",
             )),
             Refreshed::Invalid => return Err(invalid_refresh()),
         };
-    let caller = RequestContext {
-        tenant_id: tenant,
-        user_id: session.user_id,
-        role: role_of(role),
-        client_ip: caller_client.ip,
-        user_agent: caller_client.user_agent,
-        expires_at: None,
-        session_id: Some(session.id),
-    };
     let (access, access_expires_at) = access_token(accounts, &caller, session.id)?;
     Ok(Issued {
         access_token: access,
@@ -510,9 +517,7 @@ async fn store_password(
         async move {
             let tenant = rc2.tenant_id;
             let existing: Option<Credential> = credentials::table
-                .filter(credentials::tenant_id.eq(tenant))
-                .filter(credentials::user_id.eq(user))
-                .filter(credentials::kind.eq(CredentialKind::Password))
+                .filter(password_of(tenant, user))
                 .select(Credential::as_select())
                 .for_update()
                 .first(conn)
@@ -574,9 +579,7 @@ pub async fn change_password(
         .transaction(rc, true, move |conn| {
             async move {
                 credentials::table
-                    .filter(credentials::tenant_id.eq(tenant))
-                    .filter(credentials::user_id.eq(user))
-                    .filter(credentials::kind.eq(CredentialKind::Password))
+                    .filter(password_of(tenant, user))
                     .select(credentials::secret_hash)
                     .first(conn)
                     .await

@@ -644,7 +644,7 @@ impl AuditQuery {
     }
 
     /// A page of AuditLog rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "auditLogs")]
+    #[graphql(name = "auditLogs", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn audit_logs(
         &self,
         ctx: &Context<'_>,

@@ -143,7 +143,7 @@ impl ChatRoom {
         crud::belongs_to::<crate::entities::core::User>(ctx, self.created_by_id).boxed().await
     }
     /// The ChatRoomMember rows whose `roomId` is this row, as a connection like the `chatRoomMembers` list.
-    #[graphql(name = "members")]
+    #[graphql(name = "members", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_members(
         &self,
         ctx: &Context<'_>,
@@ -161,7 +161,7 @@ impl ChatRoom {
             .map(crate::entities::chat::ChatRoomMemberConnection)
     }
     /// The ChatMessage rows whose `roomId` is this row, as a connection like the `chatMessages` list.
-    #[graphql(name = "messages")]
+    #[graphql(name = "messages", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_messages(
         &self,
         ctx: &Context<'_>,
@@ -1396,7 +1396,7 @@ impl ChatMessage {
         crud::belongs_to::<crate::entities::chat::ChatMessage>(ctx, self.parent_id).boxed().await
     }
     /// The ChatMessage rows whose `parentId` is this row, as a connection like the `chatMessages` list.
-    #[graphql(name = "replies")]
+    #[graphql(name = "replies", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_replies(
         &self,
         ctx: &Context<'_>,
@@ -1414,7 +1414,7 @@ impl ChatMessage {
             .map(crate::entities::chat::ChatMessageConnection)
     }
     /// The ChatReadReceipt rows whose `messageId` is this row, as a connection like the `chatReadReceipts` list.
-    #[graphql(name = "chatReadReceipts")]
+    #[graphql(name = "chatReadReceipts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_chat_read_receipts(
         &self,
         ctx: &Context<'_>,
@@ -1851,7 +1851,7 @@ impl Writable for ChatMessage {
             sender_id: i.sender_id.map(|v| input::id(&v, path, "senderId")).transpose()?,
             parent_id: i.parent_id.map(|v| input::id(&v, path, "parentId")).transpose()?,
             body: input::text(i.body, path, "body", None, None)?,
-            attachments: i.attachments,
+            attachments: i.attachments.map(|v| input::json(v, path, "attachments")).transpose()?,
             edited_at: i.edited_at,
             deleted_at: i.deleted_at,
         })
@@ -1863,7 +1863,7 @@ impl Writable for ChatMessage {
             sender_id: input::patch_nullable(i.sender_id, path, "senderId", |v| input::id(&v, path, "senderId"))?,
             parent_id: input::patch_nullable(i.parent_id, path, "parentId", |v| input::id(&v, path, "parentId"))?,
             body: input::patch(i.body, path, "body", |v| input::text(v, path, "body", None, None))?,
-            attachments: input::patch_nullable(i.attachments, path, "attachments", Ok)?,
+            attachments: input::patch_nullable(i.attachments, path, "attachments", |v| input::json(v, path, "attachments"))?,
             edited_at: input::patch_nullable(i.edited_at, path, "editedAt", Ok)?,
             deleted_at: input::patch_nullable(i.deleted_at, path, "deletedAt", Ok)?,
         })
@@ -2347,7 +2347,7 @@ impl ChatQuery {
     }
 
     /// A page of ChatRoom rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "chatRooms")]
+    #[graphql(name = "chatRooms", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn chat_rooms(
         &self,
         ctx: &Context<'_>,
@@ -2372,7 +2372,7 @@ impl ChatQuery {
     }
 
     /// A page of ChatRoomMember rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "chatRoomMembers")]
+    #[graphql(name = "chatRoomMembers", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn chat_room_members(
         &self,
         ctx: &Context<'_>,
@@ -2397,7 +2397,7 @@ impl ChatQuery {
     }
 
     /// A page of ChatMessage rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "chatMessages")]
+    #[graphql(name = "chatMessages", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn chat_messages(
         &self,
         ctx: &Context<'_>,
@@ -2422,7 +2422,7 @@ impl ChatQuery {
     }
 
     /// A page of ChatReadReceipt rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "chatReadReceipts")]
+    #[graphql(name = "chatReadReceipts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn chat_read_receipts(
         &self,
         ctx: &Context<'_>,

@@ -647,7 +647,7 @@ impl Writable for ComplianceAction {
             due_at: i.due_at,
             resolved_by_id: i.resolved_by_id.map(|v| input::id(&v, path, "resolvedById")).transpose()?,
             resolved_at: i.resolved_at,
-            details: i.details,
+            details: i.details.map(|v| input::json(v, path, "details")).transpose()?,
         })
     }
 
@@ -662,7 +662,7 @@ impl Writable for ComplianceAction {
             due_at: input::patch_nullable(i.due_at, path, "dueAt", Ok)?,
             resolved_by_id: input::patch_nullable(i.resolved_by_id, path, "resolvedById", |v| input::id(&v, path, "resolvedById"))?,
             resolved_at: input::patch_nullable(i.resolved_at, path, "resolvedAt", Ok)?,
-            details: input::patch(i.details, path, "details", Ok)?,
+            details: input::patch(i.details, path, "details", |v| input::json(v, path, "details"))?,
         })
     }
 
@@ -712,7 +712,7 @@ impl ComplianceQuery {
     }
 
     /// A page of ComplianceAction rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "complianceActions")]
+    #[graphql(name = "complianceActions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn compliance_actions(
         &self,
         ctx: &Context<'_>,

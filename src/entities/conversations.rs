@@ -102,7 +102,7 @@ impl Conversation {
         self.updated_at
     }
     /// The ConversationMessage rows whose `conversationId` is this row, as a connection like the `conversationMessages` list.
-    #[graphql(name = "messages")]
+    #[graphql(name = "messages", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_messages(
         &self,
         ctx: &Context<'_>,
@@ -120,7 +120,7 @@ impl Conversation {
             .map(crate::entities::conversations::ConversationMessageConnection)
     }
     /// The Task rows whose `conversationId` is this row, as a connection like the `tasks` list.
-    #[graphql(name = "tasks")]
+    #[graphql(name = "tasks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_tasks(
         &self,
         ctx: &Context<'_>,
@@ -479,7 +479,7 @@ impl Writable for Conversation {
             tenant_id: w.tenant,
             external_id: i.external_id.map(|v| input::text(v, path, "externalId", None, Some(255))).transpose()?,
             channel: i.channel.map(|v| input::text(v, path, "channel", None, Some(50))).transpose()?,
-            participant: i.participant,
+            participant: input::json(i.participant, path, "participant")?,
             status: i.status,
             closed_at: i.closed_at,
         })
@@ -489,7 +489,7 @@ impl Writable for Conversation {
         Ok(ConversationUpdateForm {
             external_id: input::patch_nullable(i.external_id, path, "externalId", |v| input::text(v, path, "externalId", None, Some(255)))?,
             channel: input::patch_nullable(i.channel, path, "channel", |v| input::text(v, path, "channel", None, Some(50)))?,
-            participant: input::patch(i.participant, path, "participant", Ok)?,
+            participant: input::patch(i.participant, path, "participant", |v| input::json(v, path, "participant"))?,
             status: input::patch(i.status, path, "status", Ok)?,
             closed_at: input::patch_nullable(i.closed_at, path, "closedAt", Ok)?,
         })
@@ -928,7 +928,7 @@ impl Writable for ConversationMessage {
             conversation_id: input::id(&i.conversation_id, path, "conversationId")?,
             role: input::text(i.role, path, "role", None, Some(50))?,
             content: input::text(i.content, path, "content", None, None)?,
-            metadata: i.metadata,
+            metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
         })
     }
 
@@ -937,7 +937,7 @@ impl Writable for ConversationMessage {
             conversation_id: input::patch(i.conversation_id, path, "conversationId", |v| input::id(&v, path, "conversationId"))?,
             role: input::patch(i.role, path, "role", |v| input::text(v, path, "role", None, Some(50)))?,
             content: input::patch(i.content, path, "content", |v| input::text(v, path, "content", None, None))?,
-            metadata: input::patch_nullable(i.metadata, path, "metadata", Ok)?,
+            metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
         })
     }
 
@@ -987,7 +987,7 @@ impl ConversationsQuery {
     }
 
     /// A page of Conversation rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "conversations")]
+    #[graphql(name = "conversations", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
@@ -1012,7 +1012,7 @@ impl ConversationsQuery {
     }
 
     /// A page of ConversationMessage rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "conversationMessages")]
+    #[graphql(name = "conversationMessages", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn conversation_messages(
         &self,
         ctx: &Context<'_>,

@@ -373,7 +373,7 @@ impl Writable for Tenant {
         Ok(TenantUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(100)))?,
-            config: input::patch(i.config, path, "config", Ok)?,
+            config: input::patch(i.config, path, "config", |v| input::json(v, path, "config"))?,
         })
     }
 
@@ -503,7 +503,7 @@ impl User {
         self.updated_at
     }
     /// The ChatRoom rows whose `createdById` is this row, as a connection like the `chatRooms` list.
-    #[graphql(name = "chatRooms")]
+    #[graphql(name = "chatRooms", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_chat_rooms(
         &self,
         ctx: &Context<'_>,
@@ -521,7 +521,7 @@ impl User {
             .map(crate::entities::chat::ChatRoomConnection)
     }
     /// The ChatRoomMember rows whose `userId` is this row, as a connection like the `chatRoomMembers` list.
-    #[graphql(name = "chatRoomMembers")]
+    #[graphql(name = "chatRoomMembers", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_chat_room_members(
         &self,
         ctx: &Context<'_>,
@@ -539,7 +539,7 @@ impl User {
             .map(crate::entities::chat::ChatRoomMemberConnection)
     }
     /// The ChatMessage rows whose `senderId` is this row, as a connection like the `chatMessages` list.
-    #[graphql(name = "chatMessages")]
+    #[graphql(name = "chatMessages", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_chat_messages(
         &self,
         ctx: &Context<'_>,
@@ -557,7 +557,7 @@ impl User {
             .map(crate::entities::chat::ChatMessageConnection)
     }
     /// The ChatReadReceipt rows whose `userId` is this row, as a connection like the `chatReadReceipts` list.
-    #[graphql(name = "chatReadReceipts")]
+    #[graphql(name = "chatReadReceipts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_chat_read_receipts(
         &self,
         ctx: &Context<'_>,
@@ -575,7 +575,7 @@ impl User {
             .map(crate::entities::chat::ChatReadReceiptConnection)
     }
     /// The ComplianceAction rows whose `requestedById` is this row, as a connection like the `complianceActions` list.
-    #[graphql(name = "requestedComplianceActions")]
+    #[graphql(name = "requestedComplianceActions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_requested_compliance_actions(
         &self,
         ctx: &Context<'_>,
@@ -593,7 +593,7 @@ impl User {
             .map(crate::entities::compliance::ComplianceActionConnection)
     }
     /// The ComplianceAction rows whose `resolvedById` is this row, as a connection like the `complianceActions` list.
-    #[graphql(name = "resolvedComplianceActions")]
+    #[graphql(name = "resolvedComplianceActions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_resolved_compliance_actions(
         &self,
         ctx: &Context<'_>,
@@ -616,7 +616,7 @@ impl User {
         crud::has_one::<crate::entities::core::Profile>(ctx, "user_id", self.id).boxed().await
     }
     /// The Credential rows whose `userId` is this row, as a connection like the `credentials` list.
-    #[graphql(name = "credentials")]
+    #[graphql(name = "credentials", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_credentials(
         &self,
         ctx: &Context<'_>,
@@ -634,7 +634,7 @@ impl User {
             .map(crate::entities::core::CredentialConnection)
     }
     /// The Session rows whose `userId` is this row, as a connection like the `sessions` list.
-    #[graphql(name = "sessions")]
+    #[graphql(name = "sessions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_sessions(
         &self,
         ctx: &Context<'_>,
@@ -652,7 +652,7 @@ impl User {
             .map(crate::entities::core::SessionConnection)
     }
     /// The Account rows whose `userId` is this row, as a connection like the `accounts` list.
-    #[graphql(name = "accounts")]
+    #[graphql(name = "accounts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_accounts(
         &self,
         ctx: &Context<'_>,
@@ -670,7 +670,7 @@ impl User {
             .map(crate::entities::core::AccountConnection)
     }
     /// The GroupMember rows whose `userId` is this row, as a connection like the `groupMembers` list.
-    #[graphql(name = "groupMembers")]
+    #[graphql(name = "groupMembers", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_group_members(
         &self,
         ctx: &Context<'_>,
@@ -688,7 +688,7 @@ impl User {
             .map(crate::entities::core::GroupMemberConnection)
     }
     /// The Certificate rows whose `userId` is this row, as a connection like the `certificates` list.
-    #[graphql(name = "certificates")]
+    #[graphql(name = "certificates", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_certificates(
         &self,
         ctx: &Context<'_>,
@@ -706,7 +706,7 @@ impl User {
             .map(crate::entities::credentials::CertificateConnection)
     }
     /// The UserBadge rows whose `userId` is this row, as a connection like the `userBadges` list.
-    #[graphql(name = "userBadges")]
+    #[graphql(name = "userBadges", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_user_badges(
         &self,
         ctx: &Context<'_>,
@@ -724,7 +724,7 @@ impl User {
             .map(crate::entities::credentials::UserBadgeConnection)
     }
     /// The Wallet rows whose `userId` is this row, as a connection like the `wallets` list.
-    #[graphql(name = "wallets")]
+    #[graphql(name = "wallets", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_wallets(
         &self,
         ctx: &Context<'_>,
@@ -742,7 +742,7 @@ impl User {
             .map(crate::entities::finance::WalletConnection)
     }
     /// The Transaction rows whose `userId` is this row, as a connection like the `transactions` list.
-    #[graphql(name = "transactions")]
+    #[graphql(name = "transactions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_transactions(
         &self,
         ctx: &Context<'_>,
@@ -760,7 +760,7 @@ impl User {
             .map(crate::entities::finance::TransactionConnection)
     }
     /// The Staking rows whose `userId` is this row, as a connection like the `stakings` list.
-    #[graphql(name = "stakings")]
+    #[graphql(name = "stakings", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_stakings(
         &self,
         ctx: &Context<'_>,
@@ -778,7 +778,7 @@ impl User {
             .map(crate::entities::finance::StakingConnection)
     }
     /// The Subscription rows whose `userId` is this row, as a connection like the `subscriptions` list.
-    #[graphql(name = "subscriptions")]
+    #[graphql(name = "subscriptions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_subscriptions(
         &self,
         ctx: &Context<'_>,
@@ -796,7 +796,7 @@ impl User {
             .map(crate::entities::finance::SubscriptionConnection)
     }
     /// The MicroserviceMeter rows whose `userId` is this row, as a connection like the `microserviceMeters` list.
-    #[graphql(name = "microserviceMeters")]
+    #[graphql(name = "microserviceMeters", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_microservice_meters(
         &self,
         ctx: &Context<'_>,
@@ -814,7 +814,7 @@ impl User {
             .map(crate::entities::finance::MicroserviceMeterConnection)
     }
     /// The ForumThread rows whose `authorId` is this row, as a connection like the `forumThreads` list.
-    #[graphql(name = "forumThreads")]
+    #[graphql(name = "forumThreads", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_forum_threads(
         &self,
         ctx: &Context<'_>,
@@ -832,7 +832,7 @@ impl User {
             .map(crate::entities::forum::ForumThreadConnection)
     }
     /// The ForumPost rows whose `authorId` is this row, as a connection like the `forumPosts` list.
-    #[graphql(name = "forumPosts")]
+    #[graphql(name = "forumPosts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_forum_posts(
         &self,
         ctx: &Context<'_>,
@@ -850,7 +850,7 @@ impl User {
             .map(crate::entities::forum::ForumPostConnection)
     }
     /// The ForumReaction rows whose `userId` is this row, as a connection like the `forumReactions` list.
-    #[graphql(name = "forumReactions")]
+    #[graphql(name = "forumReactions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_forum_reactions(
         &self,
         ctx: &Context<'_>,
@@ -868,7 +868,7 @@ impl User {
             .map(crate::entities::forum::ForumReactionConnection)
     }
     /// The Course rows whose `instructorId` is this row, as a connection like the `courses` list.
-    #[graphql(name = "courses")]
+    #[graphql(name = "courses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_courses(
         &self,
         ctx: &Context<'_>,
@@ -886,7 +886,7 @@ impl User {
             .map(crate::entities::lms::CourseConnection)
     }
     /// The Enrollment rows whose `userId` is this row, as a connection like the `enrollments` list.
-    #[graphql(name = "enrollments")]
+    #[graphql(name = "enrollments", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_enrollments(
         &self,
         ctx: &Context<'_>,
@@ -904,7 +904,7 @@ impl User {
             .map(crate::entities::lms::EnrollmentConnection)
     }
     /// The CourseProgress rows whose `userId` is this row, as a connection like the `courseProgresses` list.
-    #[graphql(name = "courseProgresses")]
+    #[graphql(name = "courseProgresses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_course_progresses(
         &self,
         ctx: &Context<'_>,
@@ -922,7 +922,7 @@ impl User {
             .map(crate::entities::lms::CourseProgressConnection)
     }
     /// The QuizAttempt rows whose `userId` is this row, as a connection like the `quizAttempts` list.
-    #[graphql(name = "quizAttempts")]
+    #[graphql(name = "quizAttempts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_quiz_attempts(
         &self,
         ctx: &Context<'_>,
@@ -940,7 +940,7 @@ impl User {
             .map(crate::entities::lms::QuizAttemptConnection)
     }
     /// The QuizResponse rows whose `userId` is this row, as a connection like the `quizResponses` list.
-    #[graphql(name = "quizResponses")]
+    #[graphql(name = "quizResponses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_quiz_responses(
         &self,
         ctx: &Context<'_>,
@@ -958,7 +958,7 @@ impl User {
             .map(crate::entities::lms::QuizResponseConnection)
     }
     /// The Submission rows whose `userId` is this row, as a connection like the `submissions` list.
-    #[graphql(name = "submissions")]
+    #[graphql(name = "submissions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_submissions(
         &self,
         ctx: &Context<'_>,
@@ -976,7 +976,7 @@ impl User {
             .map(crate::entities::lms::SubmissionConnection)
     }
     /// The Submission rows whose `gradedById` is this row, as a connection like the `submissions` list.
-    #[graphql(name = "gradedSubmissions")]
+    #[graphql(name = "gradedSubmissions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_graded_submissions(
         &self,
         ctx: &Context<'_>,
@@ -994,7 +994,7 @@ impl User {
             .map(crate::entities::lms::SubmissionConnection)
     }
     /// The MediaAsset rows whose `uploadedById` is this row, as a connection like the `mediaAssets` list.
-    #[graphql(name = "mediaAssets")]
+    #[graphql(name = "mediaAssets", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_media_assets(
         &self,
         ctx: &Context<'_>,
@@ -1012,7 +1012,7 @@ impl User {
             .map(crate::entities::media::MediaAssetConnection)
     }
     /// The Notification rows whose `userId` is this row, as a connection like the `notifications` list.
-    #[graphql(name = "notifications")]
+    #[graphql(name = "notifications", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_notifications(
         &self,
         ctx: &Context<'_>,
@@ -1030,7 +1030,7 @@ impl User {
             .map(crate::entities::notifications::NotificationConnection)
     }
     /// The Comment rows whose `authorId` is this row, as a connection like the `comments` list.
-    #[graphql(name = "comments")]
+    #[graphql(name = "comments", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_comments(
         &self,
         ctx: &Context<'_>,
@@ -1048,7 +1048,7 @@ impl User {
             .map(crate::entities::platform::CommentConnection)
     }
     /// The CSSTheme rows whose `createdById` is this row, as a connection like the `cssThemes` list.
-    #[graphql(name = "cssThemes")]
+    #[graphql(name = "cssThemes", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_css_themes(
         &self,
         ctx: &Context<'_>,
@@ -1066,7 +1066,7 @@ impl User {
             .map(crate::entities::platform::CSSThemeConnection)
     }
     /// The Dashboard rows whose `userId` is this row, as a connection like the `dashboards` list.
-    #[graphql(name = "dashboards")]
+    #[graphql(name = "dashboards", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_dashboards(
         &self,
         ctx: &Context<'_>,
@@ -1084,7 +1084,7 @@ impl User {
             .map(crate::entities::platform::DashboardConnection)
     }
     /// The DashboardWidget rows whose `userId` is this row, as a connection like the `dashboardWidgets` list.
-    #[graphql(name = "dashboardWidgets")]
+    #[graphql(name = "dashboardWidgets", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_dashboard_widgets(
         &self,
         ctx: &Context<'_>,
@@ -1102,7 +1102,7 @@ impl User {
             .map(crate::entities::platform::DashboardWidgetConnection)
     }
     /// The Guide rows whose `createdById` is this row, as a connection like the `guides` list.
-    #[graphql(name = "guides")]
+    #[graphql(name = "guides", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_guides(
         &self,
         ctx: &Context<'_>,
@@ -1120,7 +1120,7 @@ impl User {
             .map(crate::entities::platform::GuideConnection)
     }
     /// The GameSession rows whose `userId` is this row, as a connection like the `gameSessions` list.
-    #[graphql(name = "gameSessions")]
+    #[graphql(name = "gameSessions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_game_sessions(
         &self,
         ctx: &Context<'_>,
@@ -1138,7 +1138,7 @@ impl User {
             .map(crate::entities::platform::GameSessionConnection)
     }
     /// The GameHighScore rows whose `userId` is this row, as a connection like the `gameHighScores` list.
-    #[graphql(name = "gameHighScores")]
+    #[graphql(name = "gameHighScores", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_game_high_scores(
         &self,
         ctx: &Context<'_>,
@@ -1156,7 +1156,7 @@ impl User {
             .map(crate::entities::platform::GameHighScoreConnection)
     }
     /// The Task rows whose `assignedUserId` is this row, as a connection like the `tasks` list.
-    #[graphql(name = "assignedTasks")]
+    #[graphql(name = "assignedTasks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_assigned_tasks(
         &self,
         ctx: &Context<'_>,
@@ -1174,7 +1174,7 @@ impl User {
             .map(crate::entities::tasks::TaskConnection)
     }
     /// The Task rows whose `claimedById` is this row, as a connection like the `tasks` list.
-    #[graphql(name = "claimedTasks")]
+    #[graphql(name = "claimedTasks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_claimed_tasks(
         &self,
         ctx: &Context<'_>,
@@ -1192,7 +1192,7 @@ impl User {
             .map(crate::entities::tasks::TaskConnection)
     }
     /// The Task rows whose `completedById` is this row, as a connection like the `tasks` list.
-    #[graphql(name = "completedTasks")]
+    #[graphql(name = "completedTasks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_completed_tasks(
         &self,
         ctx: &Context<'_>,
@@ -1210,7 +1210,7 @@ impl User {
             .map(crate::entities::tasks::TaskConnection)
     }
     /// The Workflow rows whose `ownerId` is this row, as a connection like the `workflows` list.
-    #[graphql(name = "workflows")]
+    #[graphql(name = "workflows", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_workflows(
         &self,
         ctx: &Context<'_>,
@@ -1228,7 +1228,7 @@ impl User {
             .map(crate::entities::workflow::WorkflowConnection)
     }
     /// The WorkflowExecution rows whose `userId` is this row, as a connection like the `workflowExecutions` list.
-    #[graphql(name = "workflowExecutions")]
+    #[graphql(name = "workflowExecutions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_workflow_executions(
         &self,
         ctx: &Context<'_>,
@@ -1246,7 +1246,7 @@ impl User {
             .map(crate::entities::workflow::WorkflowExecutionConnection)
     }
     /// The CustomBlock rows whose `userId` is this row, as a connection like the `customBlocks` list.
-    #[graphql(name = "customBlocks")]
+    #[graphql(name = "customBlocks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_custom_blocks(
         &self,
         ctx: &Context<'_>,
@@ -1780,7 +1780,7 @@ impl Writable for User {
             email: input::text(i.email, path, "email", None, Some(320))?,
             name: input::text(i.name, path, "name", None, Some(200))?,
             username: i.username.map(|v| input::text(v, path, "username", None, Some(100))).transpose()?,
-            preferences: i.preferences,
+            preferences: i.preferences.map(|v| input::json(v, path, "preferences")).transpose()?,
         })
     }
 
@@ -1789,7 +1789,7 @@ impl Writable for User {
             email: input::patch(i.email, path, "email", |v| input::text(v, path, "email", None, Some(320)))?,
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             username: input::patch_nullable(i.username, path, "username", |v| input::text(v, path, "username", None, Some(100)))?,
-            preferences: input::patch(i.preferences, path, "preferences", Ok)?,
+            preferences: input::patch(i.preferences, path, "preferences", |v| input::json(v, path, "preferences"))?,
         })
     }
 
@@ -4136,7 +4136,7 @@ impl Group {
         self.updated_at
     }
     /// The GroupMember rows whose `groupId` is this row, as a connection like the `groupMembers` list.
-    #[graphql(name = "groupMembers")]
+    #[graphql(name = "groupMembers", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_group_members(
         &self,
         ctx: &Context<'_>,
@@ -4154,7 +4154,7 @@ impl Group {
             .map(crate::entities::core::GroupMemberConnection)
     }
     /// The Task rows whose `assignedGroupId` is this row, as a connection like the `tasks` list.
-    #[graphql(name = "tasks")]
+    #[graphql(name = "tasks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_tasks(
         &self,
         ctx: &Context<'_>,
@@ -5027,7 +5027,7 @@ impl CoreQuery {
     }
 
     /// A page of Tenant rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "tenants")]
+    #[graphql(name = "tenants", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn tenants(
         &self,
         ctx: &Context<'_>,
@@ -5052,7 +5052,7 @@ impl CoreQuery {
     }
 
     /// A page of User rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "users")]
+    #[graphql(name = "users", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -5077,7 +5077,7 @@ impl CoreQuery {
     }
 
     /// A page of Profile rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "profiles")]
+    #[graphql(name = "profiles", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn profiles(
         &self,
         ctx: &Context<'_>,
@@ -5102,7 +5102,7 @@ impl CoreQuery {
     }
 
     /// A page of Credential rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "credentials")]
+    #[graphql(name = "credentials", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn credentials(
         &self,
         ctx: &Context<'_>,
@@ -5127,7 +5127,7 @@ impl CoreQuery {
     }
 
     /// A page of Session rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "sessions")]
+    #[graphql(name = "sessions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn sessions(
         &self,
         ctx: &Context<'_>,
@@ -5152,7 +5152,7 @@ impl CoreQuery {
     }
 
     /// A page of Account rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "accounts")]
+    #[graphql(name = "accounts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn accounts(
         &self,
         ctx: &Context<'_>,
@@ -5177,7 +5177,7 @@ impl CoreQuery {
     }
 
     /// A page of VerificationToken rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "verificationTokens")]
+    #[graphql(name = "verificationTokens", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn verification_tokens(
         &self,
         ctx: &Context<'_>,
@@ -5202,7 +5202,7 @@ impl CoreQuery {
     }
 
     /// A page of Group rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "groups")]
+    #[graphql(name = "groups", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn groups(
         &self,
         ctx: &Context<'_>,
@@ -5227,7 +5227,7 @@ impl CoreQuery {
     }
 
     /// A page of GroupMember rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "groupMembers")]
+    #[graphql(name = "groupMembers", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn group_members(
         &self,
         ctx: &Context<'_>,

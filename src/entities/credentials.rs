@@ -742,7 +742,7 @@ impl Writable for Certificate {
             revocation_reason: i.revocation_reason.map(|v| input::text(v, path, "revocationReason", None, Some(500))).transpose()?,
             certificate_url: i.certificate_url.map(|v| input::text(v, path, "certificateUrl", None, Some(2048))).transpose()?,
             blockchain_transaction_id: i.blockchain_transaction_id.map(|v| input::id(&v, path, "blockchainTransactionId")).transpose()?,
-            metadata: i.metadata,
+            metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
         })
     }
 
@@ -759,7 +759,7 @@ impl Writable for Certificate {
             revocation_reason: input::patch_nullable(i.revocation_reason, path, "revocationReason", |v| input::text(v, path, "revocationReason", None, Some(500)))?,
             certificate_url: input::patch_nullable(i.certificate_url, path, "certificateUrl", |v| input::text(v, path, "certificateUrl", None, Some(2048)))?,
             blockchain_transaction_id: input::patch_nullable(i.blockchain_transaction_id, path, "blockchainTransactionId", |v| input::id(&v, path, "blockchainTransactionId"))?,
-            metadata: input::patch_nullable(i.metadata, path, "metadata", Ok)?,
+            metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
         })
     }
 
@@ -951,7 +951,7 @@ impl Badge {
         crud::belongs_to::<crate::entities::lms::Course>(ctx, self.course_id).boxed().await
     }
     /// The UserBadge rows whose `badgeId` is this row, as a connection like the `userBadges` list.
-    #[graphql(name = "userBadges")]
+    #[graphql(name = "userBadges", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_user_badges(
         &self,
         ctx: &Context<'_>,
@@ -1522,8 +1522,8 @@ impl Writable for Badge {
             issuer_name: i.issuer_name.map(|v| input::text(v, path, "issuerName", None, Some(255))).transpose()?,
             issuer_url: i.issuer_url.map(|v| input::text(v, path, "issuerUrl", None, Some(2048))).transpose()?,
             course_id: i.course_id.map(|v| input::id(&v, path, "courseId")).transpose()?,
-            alignment: i.alignment,
-            tags: i.tags,
+            alignment: i.alignment.map(|v| input::json(v, path, "alignment")).transpose()?,
+            tags: i.tags.map(|v| input::texts(v, path, "tags")).transpose()?,
             is_active: i.is_active,
         })
     }
@@ -1539,8 +1539,8 @@ impl Writable for Badge {
             issuer_name: input::patch_nullable(i.issuer_name, path, "issuerName", |v| input::text(v, path, "issuerName", None, Some(255)))?,
             issuer_url: input::patch_nullable(i.issuer_url, path, "issuerUrl", |v| input::text(v, path, "issuerUrl", None, Some(2048)))?,
             course_id: input::patch_nullable(i.course_id, path, "courseId", |v| input::id(&v, path, "courseId"))?,
-            alignment: input::patch_nullable(i.alignment, path, "alignment", Ok)?,
-            tags: input::patch(i.tags, path, "tags", Ok)?,
+            alignment: input::patch_nullable(i.alignment, path, "alignment", |v| input::json(v, path, "alignment"))?,
+            tags: input::patch(i.tags, path, "tags", |v| input::texts(v, path, "tags"))?,
             is_active: input::patch(i.is_active, path, "isActive", Ok)?,
         })
     }
@@ -2186,7 +2186,7 @@ impl Writable for UserBadge {
             revoked_at: i.revoked_at,
             revocation_reason: i.revocation_reason.map(|v| input::text(v, path, "revocationReason", None, Some(500))).transpose()?,
             verification_code: input::text(i.verification_code, path, "verificationCode", Some(8), Some(64))?,
-            evidence: i.evidence,
+            evidence: i.evidence.map(|v| input::json(v, path, "evidence")).transpose()?,
             narrative: i.narrative.map(|v| input::text(v, path, "narrative", None, None)).transpose()?,
         })
     }
@@ -2200,7 +2200,7 @@ impl Writable for UserBadge {
             revoked_at: input::patch_nullable(i.revoked_at, path, "revokedAt", Ok)?,
             revocation_reason: input::patch_nullable(i.revocation_reason, path, "revocationReason", |v| input::text(v, path, "revocationReason", None, Some(500)))?,
             verification_code: input::patch(i.verification_code, path, "verificationCode", |v| input::text(v, path, "verificationCode", Some(8), Some(64)))?,
-            evidence: input::patch_nullable(i.evidence, path, "evidence", Ok)?,
+            evidence: input::patch_nullable(i.evidence, path, "evidence", |v| input::json(v, path, "evidence"))?,
             narrative: input::patch_nullable(i.narrative, path, "narrative", |v| input::text(v, path, "narrative", None, None))?,
         })
     }
@@ -2255,7 +2255,7 @@ impl CredentialsQuery {
     }
 
     /// A page of Certificate rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "certificates")]
+    #[graphql(name = "certificates", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn certificates(
         &self,
         ctx: &Context<'_>,
@@ -2280,7 +2280,7 @@ impl CredentialsQuery {
     }
 
     /// A page of Badge rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "badges")]
+    #[graphql(name = "badges", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn badges(
         &self,
         ctx: &Context<'_>,
@@ -2305,7 +2305,7 @@ impl CredentialsQuery {
     }
 
     /// A page of UserBadge rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "userBadges")]
+    #[graphql(name = "userBadges", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn user_badges(
         &self,
         ctx: &Context<'_>,

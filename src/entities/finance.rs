@@ -116,7 +116,7 @@ impl Wallet {
         crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
     /// The Transaction rows whose `walletId` is this row, as a connection like the `transactions` list.
-    #[graphql(name = "transactions")]
+    #[graphql(name = "transactions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_transactions(
         &self,
         ctx: &Context<'_>,
@@ -134,7 +134,7 @@ impl Wallet {
             .map(crate::entities::finance::TransactionConnection)
     }
     /// The Staking rows whose `walletId` is this row, as a connection like the `stakings` list.
-    #[graphql(name = "stakings")]
+    #[graphql(name = "stakings", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_stakings(
         &self,
         ctx: &Context<'_>,
@@ -707,7 +707,7 @@ impl Transaction {
         crud::belongs_to::<crate::entities::finance::Transaction>(ctx, self.related_transaction_id).boxed().await
     }
     /// The Transaction rows whose `relatedTransactionId` is this row, as a connection like the `transactions` list.
-    #[graphql(name = "relatedTransactions")]
+    #[graphql(name = "relatedTransactions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_related_transactions(
         &self,
         ctx: &Context<'_>,
@@ -1784,7 +1784,7 @@ impl PricingTier {
         self.updated_at
     }
     /// The Subscription rows whose `tierId` is this row, as a connection like the `subscriptions` list.
-    #[graphql(name = "subscriptions")]
+    #[graphql(name = "subscriptions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_subscriptions(
         &self,
         ctx: &Context<'_>,
@@ -2208,7 +2208,7 @@ impl Writable for PricingTier {
             currency: i.currency.map(|v| input::text(v, path, "currency", Some(3), Some(3))).transpose()?,
             execution_limit: input::int(i.execution_limit, path, "executionLimit", Some(0.0), None)?,
             workflow_limit: input::int(i.workflow_limit, path, "workflowLimit", Some(0.0), None)?,
-            features: i.features,
+            features: i.features.map(|v| input::texts(v, path, "features")).transpose()?,
             is_active: i.is_active,
         })
     }
@@ -2221,7 +2221,7 @@ impl Writable for PricingTier {
             currency: input::patch(i.currency, path, "currency", |v| input::text(v, path, "currency", Some(3), Some(3)))?,
             execution_limit: input::patch(i.execution_limit, path, "executionLimit", |v| input::int(v, path, "executionLimit", Some(0.0), None))?,
             workflow_limit: input::patch(i.workflow_limit, path, "workflowLimit", |v| input::int(v, path, "workflowLimit", Some(0.0), None))?,
-            features: input::patch(i.features, path, "features", Ok)?,
+            features: input::patch(i.features, path, "features", |v| input::texts(v, path, "features"))?,
             is_active: input::patch(i.is_active, path, "isActive", Ok)?,
         })
     }
@@ -2964,7 +2964,7 @@ impl BlockchainTransaction {
         self.updated_at
     }
     /// The Certificate rows whose `blockchainTransactionId` is this row, as a connection like the `certificates` list.
-    #[graphql(name = "certificates")]
+    #[graphql(name = "certificates", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_certificates(
         &self,
         ctx: &Context<'_>,
@@ -4080,7 +4080,7 @@ impl Writable for MicroserviceMeter {
             period_start: i.period_start,
             period_end: i.period_end,
             user_id: i.user_id.map(|v| input::id(&v, path, "userId")).transpose()?,
-            metadata: i.metadata,
+            metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
         })
     }
 
@@ -4093,7 +4093,7 @@ impl Writable for MicroserviceMeter {
             period_start: input::patch(i.period_start, path, "periodStart", Ok)?,
             period_end: input::patch(i.period_end, path, "periodEnd", Ok)?,
             user_id: input::patch_nullable(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
-            metadata: input::patch_nullable(i.metadata, path, "metadata", Ok)?,
+            metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
         })
     }
 
@@ -4143,7 +4143,7 @@ impl FinanceQuery {
     }
 
     /// A page of Wallet rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "wallets")]
+    #[graphql(name = "wallets", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn wallets(
         &self,
         ctx: &Context<'_>,
@@ -4168,7 +4168,7 @@ impl FinanceQuery {
     }
 
     /// A page of Transaction rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "transactions")]
+    #[graphql(name = "transactions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn transactions(
         &self,
         ctx: &Context<'_>,
@@ -4193,7 +4193,7 @@ impl FinanceQuery {
     }
 
     /// A page of Staking rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "stakings")]
+    #[graphql(name = "stakings", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn stakings(
         &self,
         ctx: &Context<'_>,
@@ -4218,7 +4218,7 @@ impl FinanceQuery {
     }
 
     /// A page of PricingTier rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "pricingTiers")]
+    #[graphql(name = "pricingTiers", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn pricing_tiers(
         &self,
         ctx: &Context<'_>,
@@ -4243,7 +4243,7 @@ impl FinanceQuery {
     }
 
     /// A page of Subscription rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "subscriptions")]
+    #[graphql(name = "subscriptions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn subscriptions(
         &self,
         ctx: &Context<'_>,
@@ -4268,7 +4268,7 @@ impl FinanceQuery {
     }
 
     /// A page of BlockchainTransaction rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "blockchainTransactions")]
+    #[graphql(name = "blockchainTransactions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn blockchain_transactions(
         &self,
         ctx: &Context<'_>,
@@ -4293,7 +4293,7 @@ impl FinanceQuery {
     }
 
     /// A page of MicroserviceMeter rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "microserviceMeters")]
+    #[graphql(name = "microserviceMeters", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn microservice_meters(
         &self,
         ctx: &Context<'_>,

@@ -106,7 +106,7 @@ impl ForumCategory {
         crud::belongs_to::<crate::entities::forum::ForumCategory>(ctx, self.parent_id).boxed().await
     }
     /// The ForumCategory rows whose `parentId` is this row, as a connection like the `forumCategories` list.
-    #[graphql(name = "children")]
+    #[graphql(name = "children", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_children(
         &self,
         ctx: &Context<'_>,
@@ -124,7 +124,7 @@ impl ForumCategory {
             .map(crate::entities::forum::ForumCategoryConnection)
     }
     /// The ForumThread rows whose `categoryId` is this row, as a connection like the `forumThreads` list.
-    #[graphql(name = "threads")]
+    #[graphql(name = "threads", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_threads(
         &self,
         ctx: &Context<'_>,
@@ -676,7 +676,7 @@ impl ForumThread {
         crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.author_id)).boxed().await
     }
     /// The ForumPost rows whose `threadId` is this row, as a connection like the `forumPosts` list.
-    #[graphql(name = "posts")]
+    #[graphql(name = "posts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_posts(
         &self,
         ctx: &Context<'_>,
@@ -1311,7 +1311,7 @@ impl ForumPost {
         crud::belongs_to::<crate::entities::forum::ForumPost>(ctx, self.parent_id).boxed().await
     }
     /// The ForumPost rows whose `parentId` is this row, as a connection like the `forumPosts` list.
-    #[graphql(name = "replies")]
+    #[graphql(name = "replies", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_replies(
         &self,
         ctx: &Context<'_>,
@@ -1329,7 +1329,7 @@ impl ForumPost {
             .map(crate::entities::forum::ForumPostConnection)
     }
     /// The ForumReaction rows whose `postId` is this row, as a connection like the `forumReactions` list.
-    #[graphql(name = "reactions")]
+    #[graphql(name = "reactions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_reactions(
         &self,
         ctx: &Context<'_>,
@@ -2087,7 +2087,7 @@ impl ForumQuery {
     }
 
     /// A page of ForumCategory rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "forumCategories")]
+    #[graphql(name = "forumCategories", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn forum_categories(
         &self,
         ctx: &Context<'_>,
@@ -2112,7 +2112,7 @@ impl ForumQuery {
     }
 
     /// A page of ForumThread rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "forumThreads")]
+    #[graphql(name = "forumThreads", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn forum_threads(
         &self,
         ctx: &Context<'_>,
@@ -2137,7 +2137,7 @@ impl ForumQuery {
     }
 
     /// A page of ForumPost rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "forumPosts")]
+    #[graphql(name = "forumPosts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn forum_posts(
         &self,
         ctx: &Context<'_>,
@@ -2162,7 +2162,7 @@ impl ForumQuery {
     }
 
     /// A page of ForumReaction rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "forumReactions")]
+    #[graphql(name = "forumReactions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn forum_reactions(
         &self,
         ctx: &Context<'_>,

@@ -122,7 +122,7 @@ impl CourseCategory {
         crud::belongs_to::<crate::entities::lms::CourseCategory>(ctx, self.parent_id).boxed().await
     }
     /// The CourseCategory rows whose `parentId` is this row, as a connection like the `courseCategories` list.
-    #[graphql(name = "children")]
+    #[graphql(name = "children", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_children(
         &self,
         ctx: &Context<'_>,
@@ -140,7 +140,7 @@ impl CourseCategory {
             .map(crate::entities::lms::CourseCategoryConnection)
     }
     /// The Course rows whose `categoryId` is this row, as a connection like the `courses` list.
-    #[graphql(name = "courses")]
+    #[graphql(name = "courses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_courses(
         &self,
         ctx: &Context<'_>,
@@ -803,7 +803,7 @@ impl Course {
         crud::belongs_to::<crate::entities::core::User>(ctx, self.instructor_id).boxed().await
     }
     /// The Certificate rows whose `courseId` is this row, as a connection like the `certificates` list.
-    #[graphql(name = "certificates")]
+    #[graphql(name = "certificates", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_certificates(
         &self,
         ctx: &Context<'_>,
@@ -821,7 +821,7 @@ impl Course {
             .map(crate::entities::credentials::CertificateConnection)
     }
     /// The Badge rows whose `courseId` is this row, as a connection like the `badges` list.
-    #[graphql(name = "badges")]
+    #[graphql(name = "badges", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_badges(
         &self,
         ctx: &Context<'_>,
@@ -839,7 +839,7 @@ impl Course {
             .map(crate::entities::credentials::BadgeConnection)
     }
     /// The CourseModule rows whose `courseId` is this row, as a connection like the `courseModules` list.
-    #[graphql(name = "modules")]
+    #[graphql(name = "modules", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_modules(
         &self,
         ctx: &Context<'_>,
@@ -857,7 +857,7 @@ impl Course {
             .map(crate::entities::lms::CourseModuleConnection)
     }
     /// The Enrollment rows whose `courseId` is this row, as a connection like the `enrollments` list.
-    #[graphql(name = "enrollments")]
+    #[graphql(name = "enrollments", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_enrollments(
         &self,
         ctx: &Context<'_>,
@@ -875,7 +875,7 @@ impl Course {
             .map(crate::entities::lms::EnrollmentConnection)
     }
     /// The CourseProgress rows whose `courseId` is this row, as a connection like the `courseProgresses` list.
-    #[graphql(name = "courseProgresses")]
+    #[graphql(name = "courseProgresses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_course_progresses(
         &self,
         ctx: &Context<'_>,
@@ -893,7 +893,7 @@ impl Course {
             .map(crate::entities::lms::CourseProgressConnection)
     }
     /// The Quiz rows whose `courseId` is this row, as a connection like the `quizzes` list.
-    #[graphql(name = "quizzes")]
+    #[graphql(name = "quizzes", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_quizzes(
         &self,
         ctx: &Context<'_>,
@@ -1833,7 +1833,7 @@ impl CourseModule {
         crud::belongs_to::<crate::entities::lms::Course>(ctx, Some(self.course_id)).boxed().await
     }
     /// The Lesson rows whose `moduleId` is this row, as a connection like the `lessons` list.
-    #[graphql(name = "lessons")]
+    #[graphql(name = "lessons", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_lessons(
         &self,
         ctx: &Context<'_>,
@@ -1851,7 +1851,7 @@ impl CourseModule {
             .map(crate::entities::lms::LessonConnection)
     }
     /// The Quiz rows whose `moduleId` is this row, as a connection like the `quizzes` list.
-    #[graphql(name = "quizzes")]
+    #[graphql(name = "quizzes", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_quizzes(
         &self,
         ctx: &Context<'_>,
@@ -2444,7 +2444,7 @@ impl Lesson {
         crud::belongs_to::<crate::entities::lms::CourseModule>(ctx, Some(self.module_id)).boxed().await
     }
     /// The CourseProgress rows whose `lessonId` is this row, as a connection like the `courseProgresses` list.
-    #[graphql(name = "courseProgresses")]
+    #[graphql(name = "courseProgresses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_course_progresses(
         &self,
         ctx: &Context<'_>,
@@ -2462,7 +2462,7 @@ impl Lesson {
             .map(crate::entities::lms::CourseProgressConnection)
     }
     /// The Submission rows whose `lessonId` is this row, as a connection like the `submissions` list.
-    #[graphql(name = "submissions")]
+    #[graphql(name = "submissions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_submissions(
         &self,
         ctx: &Context<'_>,
@@ -4544,7 +4544,7 @@ impl Quiz {
         crud::belongs_to::<crate::entities::lms::CourseModule>(ctx, self.module_id).boxed().await
     }
     /// The Question rows whose `quizId` is this row, as a connection like the `questions` list.
-    #[graphql(name = "questions")]
+    #[graphql(name = "questions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_questions(
         &self,
         ctx: &Context<'_>,
@@ -4562,7 +4562,7 @@ impl Quiz {
             .map(crate::entities::lms::QuestionConnection)
     }
     /// The QuizAttempt rows whose `quizId` is this row, as a connection like the `quizAttempts` list.
-    #[graphql(name = "quizAttempts")]
+    #[graphql(name = "quizAttempts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_quiz_attempts(
         &self,
         ctx: &Context<'_>,
@@ -5360,7 +5360,7 @@ impl Question {
         crud::belongs_to::<crate::entities::lms::Quiz>(ctx, Some(self.quiz_id)).boxed().await
     }
     /// The QuestionOption rows whose `questionId` is this row, as a connection like the `questionOptions` list.
-    #[graphql(name = "options")]
+    #[graphql(name = "options", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_options(
         &self,
         ctx: &Context<'_>,
@@ -5378,7 +5378,7 @@ impl Question {
             .map(crate::entities::lms::QuestionOptionConnection)
     }
     /// The QuizResponse rows whose `questionId` is this row, as a connection like the `quizResponses` list.
-    #[graphql(name = "quizResponses")]
+    #[graphql(name = "quizResponses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_quiz_responses(
         &self,
         ctx: &Context<'_>,
@@ -6437,7 +6437,7 @@ impl QuizAttempt {
         crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
     /// The QuizResponse rows whose `attemptId` is this row, as a connection like the `quizResponses` list.
-    #[graphql(name = "quizResponses")]
+    #[graphql(name = "quizResponses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_quiz_responses(
         &self,
         ctx: &Context<'_>,
@@ -8280,7 +8280,7 @@ impl Writable for Submission {
             attempt_number: i.attempt_number.map(|v| input::int(v, path, "attemptNumber", Some(1.0), None)).transpose()?,
             status: i.status,
             content: i.content.map(|v| input::text(v, path, "content", None, None)).transpose()?,
-            attachments: i.attachments,
+            attachments: i.attachments.map(|v| input::json(v, path, "attachments")).transpose()?,
             submitted_at: i.submitted_at,
         })
     }
@@ -8292,7 +8292,7 @@ impl Writable for Submission {
             attempt_number: input::patch(i.attempt_number, path, "attemptNumber", |v| input::int(v, path, "attemptNumber", Some(1.0), None))?,
             status: input::patch(i.status, path, "status", Ok)?,
             content: input::patch_nullable(i.content, path, "content", |v| input::text(v, path, "content", None, None))?,
-            attachments: input::patch_nullable(i.attachments, path, "attachments", Ok)?,
+            attachments: input::patch_nullable(i.attachments, path, "attachments", |v| input::json(v, path, "attachments"))?,
             submitted_at: input::patch_nullable(i.submitted_at, path, "submittedAt", Ok)?,
         })
     }
@@ -8346,7 +8346,7 @@ impl LmsQuery {
     }
 
     /// A page of CourseCategory rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "courseCategories")]
+    #[graphql(name = "courseCategories", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn course_categories(
         &self,
         ctx: &Context<'_>,
@@ -8371,7 +8371,7 @@ impl LmsQuery {
     }
 
     /// A page of Course rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "courses")]
+    #[graphql(name = "courses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn courses(
         &self,
         ctx: &Context<'_>,
@@ -8396,7 +8396,7 @@ impl LmsQuery {
     }
 
     /// A page of CourseModule rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "courseModules")]
+    #[graphql(name = "courseModules", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn course_modules(
         &self,
         ctx: &Context<'_>,
@@ -8421,7 +8421,7 @@ impl LmsQuery {
     }
 
     /// A page of Lesson rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "lessons")]
+    #[graphql(name = "lessons", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn lessons(
         &self,
         ctx: &Context<'_>,
@@ -8446,7 +8446,7 @@ impl LmsQuery {
     }
 
     /// A page of Enrollment rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "enrollments")]
+    #[graphql(name = "enrollments", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn enrollments(
         &self,
         ctx: &Context<'_>,
@@ -8471,7 +8471,7 @@ impl LmsQuery {
     }
 
     /// A page of CourseProgress rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "courseProgresses")]
+    #[graphql(name = "courseProgresses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn course_progresses(
         &self,
         ctx: &Context<'_>,
@@ -8496,7 +8496,7 @@ impl LmsQuery {
     }
 
     /// A page of Quiz rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "quizzes")]
+    #[graphql(name = "quizzes", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn quizzes(
         &self,
         ctx: &Context<'_>,
@@ -8521,7 +8521,7 @@ impl LmsQuery {
     }
 
     /// A page of Question rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "questions")]
+    #[graphql(name = "questions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn questions(
         &self,
         ctx: &Context<'_>,
@@ -8546,7 +8546,7 @@ impl LmsQuery {
     }
 
     /// A page of QuestionOption rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "questionOptions")]
+    #[graphql(name = "questionOptions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn question_options(
         &self,
         ctx: &Context<'_>,
@@ -8571,7 +8571,7 @@ impl LmsQuery {
     }
 
     /// A page of QuizAttempt rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "quizAttempts")]
+    #[graphql(name = "quizAttempts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn quiz_attempts(
         &self,
         ctx: &Context<'_>,
@@ -8596,7 +8596,7 @@ impl LmsQuery {
     }
 
     /// A page of QuizResponse rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "quizResponses")]
+    #[graphql(name = "quizResponses", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn quiz_responses(
         &self,
         ctx: &Context<'_>,
@@ -8621,7 +8621,7 @@ impl LmsQuery {
     }
 
     /// A page of Submission rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "submissions")]
+    #[graphql(name = "submissions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn submissions(
         &self,
         ctx: &Context<'_>,

@@ -139,7 +139,7 @@ impl MediaAsset {
         crud::belongs_to::<crate::entities::core::User>(ctx, self.uploaded_by_id).boxed().await
     }
     /// The MediaJob rows whose `assetId` is this row, as a connection like the `mediaJobs` list.
-    #[graphql(name = "jobs")]
+    #[graphql(name = "jobs", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_jobs(
         &self,
         ctx: &Context<'_>,
@@ -620,7 +620,7 @@ impl Writable for MediaAsset {
             height: i.height.map(|v| input::int(v, path, "height", Some(0.0), None)).transpose()?,
             duration: i.duration.map(|v| input::int(v, path, "duration", Some(0.0), None)).transpose()?,
             storage_path: input::text(i.storage_path, path, "storagePath", None, Some(1024))?,
-            metadata: i.metadata,
+            metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
             uploaded_by_id: i.uploaded_by_id.map(|v| input::id(&v, path, "uploadedById")).transpose()?,
         })
     }
@@ -634,7 +634,7 @@ impl Writable for MediaAsset {
             height: input::patch_nullable(i.height, path, "height", |v| input::int(v, path, "height", Some(0.0), None))?,
             duration: input::patch_nullable(i.duration, path, "duration", |v| input::int(v, path, "duration", Some(0.0), None))?,
             storage_path: input::patch(i.storage_path, path, "storagePath", |v| input::text(v, path, "storagePath", None, Some(1024)))?,
-            metadata: input::patch_nullable(i.metadata, path, "metadata", Ok)?,
+            metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
             uploaded_by_id: input::patch_nullable(i.uploaded_by_id, path, "uploadedById", |v| input::id(&v, path, "uploadedById"))?,
         })
     }
@@ -1215,7 +1215,7 @@ impl Writable for MediaJob {
             type_: i.type_,
             status: i.status,
             progress: i.progress.map(|v| input::int(v, path, "progress", Some(0.0), Some(100.0))).transpose()?,
-            params: i.params,
+            params: i.params.map(|v| input::json(v, path, "params")).transpose()?,
             input_path: input::text(i.input_path, path, "inputPath", None, Some(1024))?,
             output_path: i.output_path.map(|v| input::text(v, path, "outputPath", None, Some(1024))).transpose()?,
             error: i.error.map(|v| input::text(v, path, "error", None, None)).transpose()?,
@@ -1228,7 +1228,7 @@ impl Writable for MediaJob {
             type_: input::patch(i.type_, path, "type", Ok)?,
             status: input::patch(i.status, path, "status", Ok)?,
             progress: input::patch(i.progress, path, "progress", |v| input::int(v, path, "progress", Some(0.0), Some(100.0)))?,
-            params: input::patch(i.params, path, "params", Ok)?,
+            params: input::patch(i.params, path, "params", |v| input::json(v, path, "params"))?,
             input_path: input::patch(i.input_path, path, "inputPath", |v| input::text(v, path, "inputPath", None, Some(1024)))?,
             output_path: input::patch_nullable(i.output_path, path, "outputPath", |v| input::text(v, path, "outputPath", None, Some(1024)))?,
             error: input::patch_nullable(i.error, path, "error", |v| input::text(v, path, "error", None, None))?,
@@ -1281,7 +1281,7 @@ impl MediaQuery {
     }
 
     /// A page of MediaAsset rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "mediaAssets")]
+    #[graphql(name = "mediaAssets", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn media_assets(
         &self,
         ctx: &Context<'_>,
@@ -1306,7 +1306,7 @@ impl MediaQuery {
     }
 
     /// A page of MediaJob rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "mediaJobs")]
+    #[graphql(name = "mediaJobs", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn media_jobs(
         &self,
         ctx: &Context<'_>,

@@ -555,7 +555,7 @@ impl Writable for Notification {
             message: input::text(i.message, path, "message", None, None)?,
             icon: i.icon.map(|v| input::text(v, path, "icon", None, Some(100))).transpose()?,
             read: i.read,
-            data: i.data,
+            data: i.data.map(|v| input::json(v, path, "data")).transpose()?,
             expires_at: i.expires_at,
         })
     }
@@ -568,7 +568,7 @@ impl Writable for Notification {
             message: input::patch(i.message, path, "message", |v| input::text(v, path, "message", None, None))?,
             icon: input::patch_nullable(i.icon, path, "icon", |v| input::text(v, path, "icon", None, Some(100)))?,
             read: input::patch(i.read, path, "read", Ok)?,
-            data: input::patch_nullable(i.data, path, "data", Ok)?,
+            data: input::patch_nullable(i.data, path, "data", |v| input::json(v, path, "data"))?,
             expires_at: input::patch_nullable(i.expires_at, path, "expiresAt", Ok)?,
         })
     }
@@ -619,7 +619,7 @@ impl NotificationsQuery {
     }
 
     /// A page of Notification rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "notifications")]
+    #[graphql(name = "notifications", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,

@@ -156,7 +156,7 @@ impl PageConfig {
         self.updated_at
     }
     /// The ComponentNode rows whose `pageId` is this row, as a connection like the `componentNodes` list.
-    #[graphql(name = "componentNodes")]
+    #[graphql(name = "componentNodes", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_component_nodes(
         &self,
         ctx: &Context<'_>,
@@ -627,8 +627,8 @@ impl Writable for PageConfig {
             title: input::text(i.title, path, "title", None, Some(200))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             icon: i.icon.map(|v| input::text(v, path, "icon", None, Some(100))).transpose()?,
-            layout: i.layout,
-            component_tree: i.component_tree,
+            layout: i.layout.map(|v| input::json(v, path, "layout")).transpose()?,
+            component_tree: i.component_tree.map(|v| input::json(v, path, "componentTree")).transpose()?,
             required_role: i.required_role,
             sort_order: i.sort_order.map(|v| input::int(v, path, "sortOrder", None, None)).transpose()?,
             is_published: i.is_published,
@@ -641,8 +641,8 @@ impl Writable for PageConfig {
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             icon: input::patch_nullable(i.icon, path, "icon", |v| input::text(v, path, "icon", None, Some(100)))?,
-            layout: input::patch(i.layout, path, "layout", Ok)?,
-            component_tree: input::patch(i.component_tree, path, "componentTree", Ok)?,
+            layout: input::patch(i.layout, path, "layout", |v| input::json(v, path, "layout"))?,
+            component_tree: input::patch(i.component_tree, path, "componentTree", |v| input::json(v, path, "componentTree"))?,
             required_role: input::patch(i.required_role, path, "requiredRole", Ok)?,
             sort_order: input::patch(i.sort_order, path, "sortOrder", |v| input::int(v, path, "sortOrder", None, None))?,
             is_published: input::patch(i.is_published, path, "isPublished", Ok)?,
@@ -783,7 +783,7 @@ impl ComponentNode {
         crud::belongs_to::<crate::entities::platform::ComponentNode>(ctx, self.parent_id).boxed().await
     }
     /// The ComponentNode rows whose `parentId` is this row, as a connection like the `componentNodes` list.
-    #[graphql(name = "children")]
+    #[graphql(name = "children", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_children(
         &self,
         ctx: &Context<'_>,
@@ -1151,7 +1151,7 @@ impl Writable for ComponentNode {
             page_id: input::id(&i.page_id, path, "pageId")?,
             parent_id: i.parent_id.map(|v| input::id(&v, path, "parentId")).transpose()?,
             component_type: input::text(i.component_type, path, "componentType", None, Some(100))?,
-            props: i.props,
+            props: i.props.map(|v| input::json(v, path, "props")).transpose()?,
             sort_order: i.sort_order.map(|v| input::int(v, path, "sortOrder", None, None)).transpose()?,
         })
     }
@@ -1161,7 +1161,7 @@ impl Writable for ComponentNode {
             page_id: input::patch(i.page_id, path, "pageId", |v| input::id(&v, path, "pageId"))?,
             parent_id: input::patch_nullable(i.parent_id, path, "parentId", |v| input::id(&v, path, "parentId"))?,
             component_type: input::patch(i.component_type, path, "componentType", |v| input::text(v, path, "componentType", None, Some(100)))?,
-            props: input::patch(i.props, path, "props", Ok)?,
+            props: input::patch(i.props, path, "props", |v| input::json(v, path, "props"))?,
             sort_order: input::patch(i.sort_order, path, "sortOrder", |v| input::int(v, path, "sortOrder", None, None))?,
         })
     }
@@ -1624,8 +1624,8 @@ impl Writable for ComponentConfig {
             name: input::text(i.name, path, "name", None, Some(200))?,
             component_type: input::text(i.component_type, path, "componentType", None, Some(100))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
-            defaults: i.defaults,
-            schema: i.schema,
+            defaults: i.defaults.map(|v| input::json(v, path, "defaults")).transpose()?,
+            schema: i.schema.map(|v| input::json(v, path, "schema")).transpose()?,
         })
     }
 
@@ -1634,8 +1634,8 @@ impl Writable for ComponentConfig {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             component_type: input::patch(i.component_type, path, "componentType", |v| input::text(v, path, "componentType", None, Some(100)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
-            defaults: input::patch(i.defaults, path, "defaults", Ok)?,
-            schema: input::patch_nullable(i.schema, path, "schema", Ok)?,
+            defaults: input::patch(i.defaults, path, "defaults", |v| input::json(v, path, "defaults"))?,
+            schema: input::patch_nullable(i.schema, path, "schema", |v| input::json(v, path, "schema"))?,
         })
     }
 
@@ -2030,7 +2030,7 @@ impl Writable for SystemConfig {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             key: input::text(i.key, path, "key", None, Some(200))?,
-            value: i.value,
+            value: input::json(i.value, path, "value")?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
         })
     }
@@ -2038,7 +2038,7 @@ impl Writable for SystemConfig {
     fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(SystemConfigUpdateForm {
             key: input::patch(i.key, path, "key", |v| input::text(v, path, "key", None, Some(200)))?,
-            value: input::patch(i.value, path, "value", Ok)?,
+            value: input::patch(i.value, path, "value", |v| input::json(v, path, "value"))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
         })
     }
@@ -2509,7 +2509,7 @@ impl Writable for FeatureFlag {
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             enabled: i.enabled,
             rollout_percent: i.rollout_percent.map(|v| input::int(v, path, "rolloutPercent", Some(0.0), Some(100.0))).transpose()?,
-            conditions: i.conditions,
+            conditions: i.conditions.map(|v| input::json(v, path, "conditions")).transpose()?,
         })
     }
 
@@ -2519,7 +2519,7 @@ impl Writable for FeatureFlag {
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             enabled: input::patch(i.enabled, path, "enabled", Ok)?,
             rollout_percent: input::patch(i.rollout_percent, path, "rolloutPercent", |v| input::int(v, path, "rolloutPercent", Some(0.0), Some(100.0)))?,
-            conditions: input::patch_nullable(i.conditions, path, "conditions", Ok)?,
+            conditions: input::patch_nullable(i.conditions, path, "conditions", |v| input::json(v, path, "conditions"))?,
         })
     }
 
@@ -2951,7 +2951,7 @@ impl Writable for KeyValue {
             tenant_id: w.tenant,
             namespace: input::text(i.namespace, path, "namespace", None, Some(100))?,
             key: input::text(i.key, path, "key", None, Some(200))?,
-            value: i.value,
+            value: input::json(i.value, path, "value")?,
             expires_at: i.expires_at,
         })
     }
@@ -2960,7 +2960,7 @@ impl Writable for KeyValue {
         Ok(KeyValueUpdateForm {
             namespace: input::patch(i.namespace, path, "namespace", |v| input::text(v, path, "namespace", None, Some(100)))?,
             key: input::patch(i.key, path, "key", |v| input::text(v, path, "key", None, Some(200)))?,
-            value: input::patch(i.value, path, "value", Ok)?,
+            value: input::patch(i.value, path, "value", |v| input::json(v, path, "value"))?,
             expires_at: input::patch_nullable(i.expires_at, path, "expiresAt", Ok)?,
         })
     }
@@ -3432,7 +3432,7 @@ impl Writable for InstalledPackage {
             package_id: input::text(i.package_id, path, "packageId", None, Some(100))?,
             version: input::text(i.version, path, "version", None, Some(50))?,
             enabled: i.enabled,
-            config: i.config,
+            config: i.config.map(|v| input::json(v, path, "config")).transpose()?,
             installed_at: i.installed_at,
         })
     }
@@ -3442,7 +3442,7 @@ impl Writable for InstalledPackage {
             package_id: input::patch(i.package_id, path, "packageId", |v| input::text(v, path, "packageId", None, Some(100)))?,
             version: input::patch(i.version, path, "version", |v| input::text(v, path, "version", None, Some(50)))?,
             enabled: input::patch(i.enabled, path, "enabled", Ok)?,
-            config: input::patch_nullable(i.config, path, "config", Ok)?,
+            config: input::patch_nullable(i.config, path, "config", |v| input::json(v, path, "config"))?,
             installed_at: input::patch(i.installed_at, path, "installedAt", Ok)?,
         })
     }
@@ -3841,7 +3841,7 @@ impl Writable for PackageData {
             tenant_id: w.tenant,
             package_id: input::text(i.package_id, path, "packageId", None, Some(100))?,
             key: input::text(i.key, path, "key", None, Some(200))?,
-            data: i.data,
+            data: input::json(i.data, path, "data")?,
         })
     }
 
@@ -3849,7 +3849,7 @@ impl Writable for PackageData {
         Ok(PackageDataUpdateForm {
             package_id: input::patch(i.package_id, path, "packageId", |v| input::text(v, path, "packageId", None, Some(100)))?,
             key: input::patch(i.key, path, "key", |v| input::text(v, path, "key", None, Some(200)))?,
-            data: input::patch(i.data, path, "data", Ok)?,
+            data: input::patch(i.data, path, "data", |v| input::json(v, path, "data"))?,
         })
     }
 
@@ -3969,7 +3969,7 @@ impl ModelSchema {
         self.updated_at
     }
     /// The DynamicData rows whose `schemaId` is this row, as a connection like the `dynamicDataRecords` list.
-    #[graphql(name = "records")]
+    #[graphql(name = "records", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_records(
         &self,
         ctx: &Context<'_>,
@@ -4302,7 +4302,7 @@ impl Writable for ModelSchema {
             tenant_id: w.tenant,
             name: input::text(i.name, path, "name", None, Some(200))?,
             version: i.version.map(|v| input::text(v, path, "version", None, Some(50))).transpose()?,
-            json_schema: i.json_schema,
+            json_schema: input::json(i.json_schema, path, "jsonSchema")?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
         })
     }
@@ -4311,7 +4311,7 @@ impl Writable for ModelSchema {
         Ok(ModelSchemaUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             version: input::patch(i.version, path, "version", |v| input::text(v, path, "version", None, Some(50)))?,
-            json_schema: input::patch(i.json_schema, path, "jsonSchema", Ok)?,
+            json_schema: input::patch(i.json_schema, path, "jsonSchema", |v| input::json(v, path, "jsonSchema"))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
         })
     }
@@ -4676,14 +4676,14 @@ impl Writable for DynamicData {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             schema_id: input::id(&i.schema_id, path, "schemaId")?,
-            data: i.data,
+            data: input::json(i.data, path, "data")?,
         })
     }
 
     fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(DynamicDataUpdateForm {
             schema_id: input::patch(i.schema_id, path, "schemaId", |v| input::id(&v, path, "schemaId"))?,
-            data: input::patch(i.data, path, "data", Ok)?,
+            data: input::patch(i.data, path, "data", |v| input::json(v, path, "data"))?,
         })
     }
 
@@ -5145,8 +5145,8 @@ impl Writable for Template {
             name: input::text(i.name, path, "name", None, Some(200))?,
             category: i.category,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
-            content: i.content,
-            variables: i.variables,
+            content: input::json(i.content, path, "content")?,
+            variables: i.variables.map(|v| input::json(v, path, "variables")).transpose()?,
         })
     }
 
@@ -5155,8 +5155,8 @@ impl Writable for Template {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             category: input::patch(i.category, path, "category", Ok)?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
-            content: input::patch(i.content, path, "content", Ok)?,
-            variables: input::patch_nullable(i.variables, path, "variables", Ok)?,
+            content: input::patch(i.content, path, "content", |v| input::json(v, path, "content"))?,
+            variables: input::patch_nullable(i.variables, path, "variables", |v| input::json(v, path, "variables"))?,
         })
     }
 
@@ -5661,7 +5661,7 @@ impl Writable for LuaScript {
             name: input::text(i.name, path, "name", None, Some(200))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             code: input::text(i.code, path, "code", None, None)?,
-            parameters: i.parameters,
+            parameters: i.parameters.map(|v| input::json(v, path, "parameters")).transpose()?,
             is_sandboxed: i.is_sandboxed,
             timeout_ms: i.timeout_ms.map(|v| input::int(v, path, "timeoutMs", Some(1.0), Some(60000.0))).transpose()?,
         })
@@ -5672,7 +5672,7 @@ impl Writable for LuaScript {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             code: input::patch(i.code, path, "code", |v| input::text(v, path, "code", None, None))?,
-            parameters: input::patch(i.parameters, path, "parameters", Ok)?,
+            parameters: input::patch(i.parameters, path, "parameters", |v| input::json(v, path, "parameters"))?,
             is_sandboxed: input::patch(i.is_sandboxed, path, "isSandboxed", Ok)?,
             timeout_ms: input::patch(i.timeout_ms, path, "timeoutMs", |v| input::int(v, path, "timeoutMs", Some(1.0), Some(60000.0)))?,
         })
@@ -5786,7 +5786,7 @@ impl Tag {
         self.updated_at
     }
     /// The Tagging rows whose `tagId` is this row, as a connection like the `taggings` list.
-    #[graphql(name = "taggings")]
+    #[graphql(name = "taggings", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_taggings(
         &self,
         ctx: &Context<'_>,
@@ -7492,7 +7492,7 @@ impl Writable for Webhook {
             tenant_id: w.tenant,
             url: input::text(i.url, path, "url", None, Some(2048))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
-            events: i.events,
+            events: i.events.map(|v| input::texts(v, path, "events")).transpose()?,
             enabled: i.enabled,
         })
     }
@@ -7501,7 +7501,7 @@ impl Writable for Webhook {
         Ok(WebhookUpdateForm {
             url: input::patch(i.url, path, "url", |v| input::text(v, path, "url", None, Some(2048)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
-            events: input::patch(i.events, path, "events", Ok)?,
+            events: input::patch(i.events, path, "events", |v| input::texts(v, path, "events"))?,
             enabled: input::patch(i.enabled, path, "enabled", Ok)?,
         })
     }
@@ -7637,7 +7637,7 @@ impl Comment {
         crud::belongs_to::<crate::entities::platform::Comment>(ctx, self.parent_id).boxed().await
     }
     /// The Comment rows whose `parentId` is this row, as a connection like the `comments` list.
-    #[graphql(name = "replies")]
+    #[graphql(name = "replies", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_replies(
         &self,
         ctx: &Context<'_>,
@@ -8566,8 +8566,8 @@ impl Writable for CSSTheme {
             tenant_id: w.tenant,
             name: input::text(i.name, path, "name", None, Some(200))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
-            variables: i.variables,
-            overrides: i.overrides,
+            variables: input::json(i.variables, path, "variables")?,
+            overrides: i.overrides.map(|v| input::json(v, path, "overrides")).transpose()?,
             is_default: i.is_default,
             is_public: i.is_public,
             created_by_id: i.created_by_id.map(|v| input::id(&v, path, "createdById")).transpose()?,
@@ -8578,8 +8578,8 @@ impl Writable for CSSTheme {
         Ok(CSSThemeUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
-            variables: input::patch(i.variables, path, "variables", Ok)?,
-            overrides: input::patch_nullable(i.overrides, path, "overrides", Ok)?,
+            variables: input::patch(i.variables, path, "variables", |v| input::json(v, path, "variables"))?,
+            overrides: input::patch_nullable(i.overrides, path, "overrides", |v| input::json(v, path, "overrides"))?,
             is_default: input::patch(i.is_default, path, "isDefault", Ok)?,
             is_public: input::patch(i.is_public, path, "isPublic", Ok)?,
             created_by_id: input::patch_nullable(i.created_by_id, path, "createdById", |v| input::id(&v, path, "createdById"))?,
@@ -9134,8 +9134,8 @@ impl Writable for Dashboard {
             user_id: i.user_id.map(|v| input::id(&v, path, "userId")).transpose()?,
             name: input::text(i.name, path, "name", None, Some(200))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
-            layout: i.layout,
-            widgets: i.widgets,
+            layout: input::json(i.layout, path, "layout")?,
+            widgets: i.widgets.map(|v| input::json(v, path, "widgets")).transpose()?,
             is_default: i.is_default,
             is_shared: i.is_shared,
         })
@@ -9146,8 +9146,8 @@ impl Writable for Dashboard {
             user_id: input::patch_nullable(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
-            layout: input::patch(i.layout, path, "layout", Ok)?,
-            widgets: input::patch(i.widgets, path, "widgets", Ok)?,
+            layout: input::patch(i.layout, path, "layout", |v| input::json(v, path, "layout"))?,
+            widgets: input::patch(i.widgets, path, "widgets", |v| input::json(v, path, "widgets"))?,
             is_default: input::patch(i.is_default, path, "isDefault", Ok)?,
             is_shared: input::patch(i.is_shared, path, "isShared", Ok)?,
         })
@@ -9657,8 +9657,8 @@ impl Writable for DashboardWidget {
             user_id: input::id(&i.user_id, path, "userId")?,
             type_: i.type_,
             title: input::text(i.title, path, "title", None, Some(200))?,
-            config: i.config,
-            position: i.position,
+            config: input::json(i.config, path, "config")?,
+            position: input::json(i.position, path, "position")?,
             sort_order: i.sort_order.map(|v| input::int(v, path, "sortOrder", None, None)).transpose()?,
         })
     }
@@ -9668,8 +9668,8 @@ impl Writable for DashboardWidget {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             type_: input::patch(i.type_, path, "type", Ok)?,
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(200)))?,
-            config: input::patch(i.config, path, "config", Ok)?,
-            position: input::patch(i.position, path, "position", Ok)?,
+            config: input::patch(i.config, path, "config", |v| input::json(v, path, "config"))?,
+            position: input::patch(i.position, path, "position", |v| input::json(v, path, "position"))?,
             sort_order: input::patch(i.sort_order, path, "sortOrder", |v| input::int(v, path, "sortOrder", None, None))?,
         })
     }
@@ -9831,7 +9831,7 @@ impl Guide {
         crud::belongs_to::<crate::entities::core::User>(ctx, self.created_by_id).boxed().await
     }
     /// The GuideStep rows whose `guideId` is this row, as a connection like the `guideSteps` list.
-    #[graphql(name = "steps")]
+    #[graphql(name = "steps", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_steps(
         &self,
         ctx: &Context<'_>,
@@ -10311,7 +10311,7 @@ impl Writable for Guide {
             slug: input::text(i.slug, path, "slug", None, Some(200))?,
             content: input::text(i.content, path, "content", None, None)?,
             category: i.category,
-            tags: i.tags,
+            tags: i.tags.map(|v| input::texts(v, path, "tags")).transpose()?,
             sort_order: i.sort_order.map(|v| input::int(v, path, "sortOrder", None, None)).transpose()?,
             is_published: i.is_published,
             created_by_id: i.created_by_id.map(|v| input::id(&v, path, "createdById")).transpose()?,
@@ -10324,7 +10324,7 @@ impl Writable for Guide {
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(200)))?,
             content: input::patch(i.content, path, "content", |v| input::text(v, path, "content", None, None))?,
             category: input::patch_nullable(i.category, path, "category", Ok)?,
-            tags: input::patch(i.tags, path, "tags", Ok)?,
+            tags: input::patch(i.tags, path, "tags", |v| input::texts(v, path, "tags"))?,
             sort_order: input::patch(i.sort_order, path, "sortOrder", |v| input::int(v, path, "sortOrder", None, None))?,
             is_published: input::patch(i.is_published, path, "isPublished", Ok)?,
             created_by_id: input::patch_nullable(i.created_by_id, path, "createdById", |v| input::id(&v, path, "createdById"))?,
@@ -10841,7 +10841,7 @@ impl Writable for GuideStep {
             content: input::text(i.content, path, "content", None, None)?,
             sort_order: input::int(i.sort_order, path, "sortOrder", None, None)?,
             action_type: i.action_type,
-            action_data: i.action_data,
+            action_data: i.action_data.map(|v| input::json(v, path, "actionData")).transpose()?,
         })
     }
 
@@ -10852,7 +10852,7 @@ impl Writable for GuideStep {
             content: input::patch(i.content, path, "content", |v| input::text(v, path, "content", None, None))?,
             sort_order: input::patch(i.sort_order, path, "sortOrder", |v| input::int(v, path, "sortOrder", None, None))?,
             action_type: input::patch_nullable(i.action_type, path, "actionType", Ok)?,
-            action_data: input::patch_nullable(i.action_data, path, "actionData", Ok)?,
+            action_data: input::patch_nullable(i.action_data, path, "actionData", |v| input::json(v, path, "actionData"))?,
         })
     }
 
@@ -11004,7 +11004,7 @@ impl GitHubRepository {
         self.updated_at
     }
     /// The GitHubAction rows whose `repositoryId` is this row, as a connection like the `gitHubActions` list.
-    #[graphql(name = "actions")]
+    #[graphql(name = "actions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_actions(
         &self,
         ctx: &Context<'_>,
@@ -11457,7 +11457,7 @@ impl Writable for GitHubRepository {
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             is_private: i.is_private,
             last_sync: i.last_sync,
-            metadata: i.metadata,
+            metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
         })
     }
 
@@ -11470,7 +11470,7 @@ impl Writable for GitHubRepository {
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             is_private: input::patch(i.is_private, path, "isPrivate", Ok)?,
             last_sync: input::patch_nullable(i.last_sync, path, "lastSync", Ok)?,
-            metadata: input::patch_nullable(i.metadata, path, "metadata", Ok)?,
+            metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
         })
     }
 
@@ -12289,7 +12289,7 @@ impl Game {
         self.updated_at
     }
     /// The GameSession rows whose `gameId` is this row, as a connection like the `gameSessions` list.
-    #[graphql(name = "sessions")]
+    #[graphql(name = "sessions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_sessions(
         &self,
         ctx: &Context<'_>,
@@ -12307,7 +12307,7 @@ impl Game {
             .map(crate::entities::platform::GameSessionConnection)
     }
     /// The GameHighScore rows whose `gameId` is this row, as a connection like the `gameHighScores` list.
-    #[graphql(name = "highScores")]
+    #[graphql(name = "highScores", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_high_scores(
         &self,
         ctx: &Context<'_>,
@@ -12814,7 +12814,7 @@ impl Writable for Game {
             category: i.category,
             core: input::text(i.core, path, "core", None, Some(100))?,
             rom_path: i.rom_path.map(|v| input::text(v, path, "romPath", None, Some(1024))).transpose()?,
-            metadata: i.metadata,
+            metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
             enabled: i.enabled,
         })
     }
@@ -12828,7 +12828,7 @@ impl Writable for Game {
             category: input::patch(i.category, path, "category", Ok)?,
             core: input::patch(i.core, path, "core", |v| input::text(v, path, "core", None, Some(100)))?,
             rom_path: input::patch_nullable(i.rom_path, path, "romPath", |v| input::text(v, path, "romPath", None, Some(1024)))?,
-            metadata: input::patch_nullable(i.metadata, path, "metadata", Ok)?,
+            metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
             enabled: input::patch(i.enabled, path, "enabled", Ok)?,
         })
     }
@@ -13395,7 +13395,7 @@ impl Writable for GameSession {
             ended_at: i.ended_at,
             duration: i.duration.map(|v| input::int(v, path, "duration", Some(0.0), None)).transpose()?,
             save_state: i.save_state.map(|v| input::text(v, path, "saveState", None, Some(1024))).transpose()?,
-            achievements: i.achievements,
+            achievements: i.achievements.map(|v| input::json(v, path, "achievements")).transpose()?,
         })
     }
 
@@ -13407,7 +13407,7 @@ impl Writable for GameSession {
             ended_at: input::patch_nullable(i.ended_at, path, "endedAt", Ok)?,
             duration: input::patch_nullable(i.duration, path, "duration", |v| input::int(v, path, "duration", Some(0.0), None))?,
             save_state: input::patch_nullable(i.save_state, path, "saveState", |v| input::text(v, path, "saveState", None, Some(1024)))?,
-            achievements: input::patch_nullable(i.achievements, path, "achievements", Ok)?,
+            achievements: input::patch_nullable(i.achievements, path, "achievements", |v| input::json(v, path, "achievements"))?,
         })
     }
 
@@ -13855,7 +13855,7 @@ impl Writable for GameHighScore {
             game_id: input::id(&i.game_id, path, "gameId")?,
             user_id: input::id(&i.user_id, path, "userId")?,
             score: input::bigint(i.score, path, "score", None, None)?,
-            metadata: i.metadata,
+            metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
         })
     }
 
@@ -13864,7 +13864,7 @@ impl Writable for GameHighScore {
             game_id: input::patch(i.game_id, path, "gameId", |v| input::id(&v, path, "gameId"))?,
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             score: input::patch(i.score, path, "score", |v| input::bigint(v, path, "score", None, None))?,
-            metadata: input::patch_nullable(i.metadata, path, "metadata", Ok)?,
+            metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
         })
     }
 
@@ -13914,7 +13914,7 @@ impl PlatformQuery {
     }
 
     /// A page of PageConfig rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "pageConfigs")]
+    #[graphql(name = "pageConfigs", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn page_configs(
         &self,
         ctx: &Context<'_>,
@@ -13939,7 +13939,7 @@ impl PlatformQuery {
     }
 
     /// A page of ComponentNode rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "componentNodes")]
+    #[graphql(name = "componentNodes", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn component_nodes(
         &self,
         ctx: &Context<'_>,
@@ -13964,7 +13964,7 @@ impl PlatformQuery {
     }
 
     /// A page of ComponentConfig rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "componentConfigs")]
+    #[graphql(name = "componentConfigs", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn component_configs(
         &self,
         ctx: &Context<'_>,
@@ -13989,7 +13989,7 @@ impl PlatformQuery {
     }
 
     /// A page of SystemConfig rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "systemConfigs")]
+    #[graphql(name = "systemConfigs", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn system_configs(
         &self,
         ctx: &Context<'_>,
@@ -14014,7 +14014,7 @@ impl PlatformQuery {
     }
 
     /// A page of FeatureFlag rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "featureFlags")]
+    #[graphql(name = "featureFlags", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn feature_flags(
         &self,
         ctx: &Context<'_>,
@@ -14039,7 +14039,7 @@ impl PlatformQuery {
     }
 
     /// A page of KeyValue rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "keyValues")]
+    #[graphql(name = "keyValues", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn key_values(
         &self,
         ctx: &Context<'_>,
@@ -14064,7 +14064,7 @@ impl PlatformQuery {
     }
 
     /// A page of InstalledPackage rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "installedPackages")]
+    #[graphql(name = "installedPackages", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn installed_packages(
         &self,
         ctx: &Context<'_>,
@@ -14089,7 +14089,7 @@ impl PlatformQuery {
     }
 
     /// A page of PackageData rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "packageDataRecords")]
+    #[graphql(name = "packageDataRecords", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn package_data_records(
         &self,
         ctx: &Context<'_>,
@@ -14114,7 +14114,7 @@ impl PlatformQuery {
     }
 
     /// A page of ModelSchema rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "modelSchemas")]
+    #[graphql(name = "modelSchemas", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn model_schemas(
         &self,
         ctx: &Context<'_>,
@@ -14139,7 +14139,7 @@ impl PlatformQuery {
     }
 
     /// A page of DynamicData rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "dynamicDataRecords")]
+    #[graphql(name = "dynamicDataRecords", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn dynamic_data_records(
         &self,
         ctx: &Context<'_>,
@@ -14164,7 +14164,7 @@ impl PlatformQuery {
     }
 
     /// A page of Template rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "templates")]
+    #[graphql(name = "templates", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn templates(
         &self,
         ctx: &Context<'_>,
@@ -14189,7 +14189,7 @@ impl PlatformQuery {
     }
 
     /// A page of LuaScript rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "luaScripts")]
+    #[graphql(name = "luaScripts", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn lua_scripts(
         &self,
         ctx: &Context<'_>,
@@ -14214,7 +14214,7 @@ impl PlatformQuery {
     }
 
     /// A page of Tag rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "tags")]
+    #[graphql(name = "tags", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn tags(
         &self,
         ctx: &Context<'_>,
@@ -14239,7 +14239,7 @@ impl PlatformQuery {
     }
 
     /// A page of Tagging rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "taggings")]
+    #[graphql(name = "taggings", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn taggings(
         &self,
         ctx: &Context<'_>,
@@ -14264,7 +14264,7 @@ impl PlatformQuery {
     }
 
     /// A page of EntityRelation rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "entityRelations")]
+    #[graphql(name = "entityRelations", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn entity_relations(
         &self,
         ctx: &Context<'_>,
@@ -14289,7 +14289,7 @@ impl PlatformQuery {
     }
 
     /// A page of Webhook rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "webhooks")]
+    #[graphql(name = "webhooks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn webhooks(
         &self,
         ctx: &Context<'_>,
@@ -14314,7 +14314,7 @@ impl PlatformQuery {
     }
 
     /// A page of Comment rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "comments")]
+    #[graphql(name = "comments", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -14339,7 +14339,7 @@ impl PlatformQuery {
     }
 
     /// A page of CSSTheme rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "cssThemes")]
+    #[graphql(name = "cssThemes", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn css_themes(
         &self,
         ctx: &Context<'_>,
@@ -14364,7 +14364,7 @@ impl PlatformQuery {
     }
 
     /// A page of Dashboard rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "dashboards")]
+    #[graphql(name = "dashboards", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn dashboards(
         &self,
         ctx: &Context<'_>,
@@ -14389,7 +14389,7 @@ impl PlatformQuery {
     }
 
     /// A page of DashboardWidget rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "dashboardWidgets")]
+    #[graphql(name = "dashboardWidgets", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn dashboard_widgets(
         &self,
         ctx: &Context<'_>,
@@ -14414,7 +14414,7 @@ impl PlatformQuery {
     }
 
     /// A page of Guide rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "guides")]
+    #[graphql(name = "guides", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn guides(
         &self,
         ctx: &Context<'_>,
@@ -14439,7 +14439,7 @@ impl PlatformQuery {
     }
 
     /// A page of GuideStep rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "guideSteps")]
+    #[graphql(name = "guideSteps", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn guide_steps(
         &self,
         ctx: &Context<'_>,
@@ -14464,7 +14464,7 @@ impl PlatformQuery {
     }
 
     /// A page of GitHubRepository rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "gitHubRepositories")]
+    #[graphql(name = "gitHubRepositories", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn git_hub_repositories(
         &self,
         ctx: &Context<'_>,
@@ -14489,7 +14489,7 @@ impl PlatformQuery {
     }
 
     /// A page of GitHubAction rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "gitHubActions")]
+    #[graphql(name = "gitHubActions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn git_hub_actions(
         &self,
         ctx: &Context<'_>,
@@ -14514,7 +14514,7 @@ impl PlatformQuery {
     }
 
     /// A page of Game rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "games")]
+    #[graphql(name = "games", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn games(
         &self,
         ctx: &Context<'_>,
@@ -14539,7 +14539,7 @@ impl PlatformQuery {
     }
 
     /// A page of GameSession rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "gameSessions")]
+    #[graphql(name = "gameSessions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn game_sessions(
         &self,
         ctx: &Context<'_>,
@@ -14564,7 +14564,7 @@ impl PlatformQuery {
     }
 
     /// A page of GameHighScore rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "gameHighScores")]
+    #[graphql(name = "gameHighScores", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn game_high_scores(
         &self,
         ctx: &Context<'_>,

@@ -379,7 +379,7 @@ impl Writable for SchemaPackage {
             package_id: input::patch(i.package_id, path, "packageId", |v| input::text(v, path, "packageId", None, Some(100)))?,
             path: input::patch(i.path, path, "path", |v| input::text(v, path, "path", None, Some(500)))?,
             checksum: input::patch(i.checksum, path, "checksum", |v| input::text(v, path, "checksum", None, Some(128)))?,
-            entities: input::patch(i.entities, path, "entities", Ok)?,
+            entities: input::patch(i.entities, path, "entities", |v| input::texts(v, path, "entities"))?,
             last_scanned_at: input::patch_nullable(i.last_scanned_at, path, "lastScannedAt", Ok)?,
         })
     }
@@ -1037,8 +1037,8 @@ impl Writable for SchemaChange {
             previous_checksum: input::patch_nullable(i.previous_checksum, path, "previousChecksum", |v| input::text(v, path, "previousChecksum", None, Some(128)))?,
             kind: input::patch(i.kind, path, "kind", Ok)?,
             status: input::patch(i.status, path, "status", Ok)?,
-            definition: input::patch_nullable(i.definition, path, "definition", Ok)?,
-            diff: input::patch_nullable(i.diff, path, "diff", Ok)?,
+            definition: input::patch_nullable(i.definition, path, "definition", |v| input::json(v, path, "definition"))?,
+            diff: input::patch_nullable(i.diff, path, "diff", |v| input::json(v, path, "diff"))?,
         })
     }
 
@@ -1412,7 +1412,7 @@ impl RegistryQuery {
     }
 
     /// A page of SchemaPackage rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "schemaPackages")]
+    #[graphql(name = "schemaPackages", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn schema_packages(
         &self,
         ctx: &Context<'_>,
@@ -1437,7 +1437,7 @@ impl RegistryQuery {
     }
 
     /// A page of SchemaChange rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "schemaChanges")]
+    #[graphql(name = "schemaChanges", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn schema_changes(
         &self,
         ctx: &Context<'_>,
@@ -1462,7 +1462,7 @@ impl RegistryQuery {
     }
 
     /// A page of SchemaMigrationRecord rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "schemaMigrationRecords")]
+    #[graphql(name = "schemaMigrationRecords", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn schema_migration_records(
         &self,
         ctx: &Context<'_>,

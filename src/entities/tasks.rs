@@ -213,7 +213,7 @@ impl Task {
         crud::belongs_to::<crate::entities::conversations::Conversation>(ctx, self.conversation_id).boxed().await
     }
     /// The TaskHistory rows whose `taskId` is this row, as a connection like the `taskHistories` list.
-    #[graphql(name = "history")]
+    #[graphql(name = "history", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_history(
         &self,
         ctx: &Context<'_>,
@@ -888,14 +888,14 @@ impl Writable for Task {
             workflow_run_id: i.workflow_run_id.map(|v| input::text(v, path, "workflowRunId", None, Some(255))).transpose()?,
             title: input::text(i.title, path, "title", None, Some(255))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
-            form_schema: i.form_schema,
-            form_data: i.form_data,
+            form_schema: i.form_schema.map(|v| input::json(v, path, "formSchema")).transpose()?,
+            form_data: i.form_data.map(|v| input::json(v, path, "formData")).transpose()?,
             assigned_user_id: i.assigned_user_id.map(|v| input::id(&v, path, "assignedUserId")).transpose()?,
             assigned_group_id: i.assigned_group_id.map(|v| input::id(&v, path, "assignedGroupId")).transpose()?,
-            context: i.context,
+            context: i.context.map(|v| input::json(v, path, "context")).transpose()?,
             conversation_id: i.conversation_id.map(|v| input::id(&v, path, "conversationId")).transpose()?,
             sla_deadline: i.sla_deadline,
-            sla_config: i.sla_config,
+            sla_config: i.sla_config.map(|v| input::json(v, path, "slaConfig")).transpose()?,
             status: i.status,
         })
     }
@@ -906,14 +906,14 @@ impl Writable for Task {
             workflow_run_id: input::patch_nullable(i.workflow_run_id, path, "workflowRunId", |v| input::text(v, path, "workflowRunId", None, Some(255)))?,
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(255)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
-            form_schema: input::patch(i.form_schema, path, "formSchema", Ok)?,
-            form_data: input::patch_nullable(i.form_data, path, "formData", Ok)?,
+            form_schema: input::patch(i.form_schema, path, "formSchema", |v| input::json(v, path, "formSchema"))?,
+            form_data: input::patch_nullable(i.form_data, path, "formData", |v| input::json(v, path, "formData"))?,
             assigned_user_id: input::patch_nullable(i.assigned_user_id, path, "assignedUserId", |v| input::id(&v, path, "assignedUserId"))?,
             assigned_group_id: input::patch_nullable(i.assigned_group_id, path, "assignedGroupId", |v| input::id(&v, path, "assignedGroupId"))?,
-            context: input::patch(i.context, path, "context", Ok)?,
+            context: input::patch(i.context, path, "context", |v| input::json(v, path, "context"))?,
             conversation_id: input::patch_nullable(i.conversation_id, path, "conversationId", |v| input::id(&v, path, "conversationId"))?,
             sla_deadline: input::patch_nullable(i.sla_deadline, path, "slaDeadline", Ok)?,
-            sla_config: input::patch_nullable(i.sla_config, path, "slaConfig", Ok)?,
+            sla_config: input::patch_nullable(i.sla_config, path, "slaConfig", |v| input::json(v, path, "slaConfig"))?,
             status: input::patch(i.status, path, "status", Ok)?,
         })
     }
@@ -1334,7 +1334,7 @@ impl TasksQuery {
     }
 
     /// A page of Task rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "tasks")]
+    #[graphql(name = "tasks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,
@@ -1359,7 +1359,7 @@ impl TasksQuery {
     }
 
     /// A page of TaskHistory rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "taskHistories")]
+    #[graphql(name = "taskHistories", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn task_histories(
         &self,
         ctx: &Context<'_>,

@@ -142,7 +142,7 @@ impl Workflow {
         crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.owner_id)).boxed().await
     }
     /// The WorkflowExecution rows whose `workflowId` is this row, as a connection like the `workflowExecutions` list.
-    #[graphql(name = "executions")]
+    #[graphql(name = "executions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_executions(
         &self,
         ctx: &Context<'_>,
@@ -608,11 +608,11 @@ impl Writable for Workflow {
             owner_id: input::id(&i.owner_id, path, "ownerId")?,
             name: input::text(i.name, path, "name", None, Some(200))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
-            nodes: i.nodes,
-            edges: i.edges,
+            nodes: i.nodes.map(|v| input::json(v, path, "nodes")).transpose()?,
+            edges: i.edges.map(|v| input::json(v, path, "edges")).transpose()?,
             enabled: i.enabled,
             is_public: i.is_public,
-            tags: i.tags,
+            tags: i.tags.map(|v| input::texts(v, path, "tags")).transpose()?,
         })
     }
 
@@ -621,11 +621,11 @@ impl Writable for Workflow {
             owner_id: input::patch(i.owner_id, path, "ownerId", |v| input::id(&v, path, "ownerId"))?,
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
-            nodes: input::patch(i.nodes, path, "nodes", Ok)?,
-            edges: input::patch(i.edges, path, "edges", Ok)?,
+            nodes: input::patch(i.nodes, path, "nodes", |v| input::json(v, path, "nodes"))?,
+            edges: input::patch(i.edges, path, "edges", |v| input::json(v, path, "edges"))?,
             enabled: input::patch(i.enabled, path, "enabled", Ok)?,
             is_public: input::patch(i.is_public, path, "isPublic", Ok)?,
-            tags: input::patch(i.tags, path, "tags", Ok)?,
+            tags: input::patch(i.tags, path, "tags", |v| input::texts(v, path, "tags"))?,
         })
     }
 
@@ -785,7 +785,7 @@ impl WorkflowExecution {
         crud::belongs_to::<crate::entities::core::User>(ctx, Some(self.user_id)).boxed().await
     }
     /// The NodeExecution rows whose `executionId` is this row, as a connection like the `nodeExecutions` list.
-    #[graphql(name = "nodeExecutions")]
+    #[graphql(name = "nodeExecutions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn rel_node_executions(
         &self,
         ctx: &Context<'_>,
@@ -1237,8 +1237,8 @@ impl Writable for WorkflowExecution {
             started_at: i.started_at,
             finished_at: i.finished_at,
             error: i.error.map(|v| input::text(v, path, "error", None, None)).transpose()?,
-            input: i.input,
-            output: i.output,
+            input: i.input.map(|v| input::json(v, path, "input")).transpose()?,
+            output: i.output.map(|v| input::json(v, path, "output")).transpose()?,
         })
     }
 
@@ -1250,8 +1250,8 @@ impl Writable for WorkflowExecution {
             started_at: input::patch(i.started_at, path, "startedAt", Ok)?,
             finished_at: input::patch_nullable(i.finished_at, path, "finishedAt", Ok)?,
             error: input::patch_nullable(i.error, path, "error", |v| input::text(v, path, "error", None, None))?,
-            input: input::patch_nullable(i.input, path, "input", Ok)?,
-            output: input::patch_nullable(i.output, path, "output", Ok)?,
+            input: input::patch_nullable(i.input, path, "input", |v| input::json(v, path, "input"))?,
+            output: input::patch_nullable(i.output, path, "output", |v| input::json(v, path, "output"))?,
         })
     }
 
@@ -1798,7 +1798,7 @@ impl Writable for NodeExecution {
             status: i.status,
             started_at: i.started_at,
             completed_at: i.completed_at,
-            output: i.output,
+            output: i.output.map(|v| input::json(v, path, "output")).transpose()?,
             error: i.error.map(|v| input::text(v, path, "error", None, None)).transpose()?,
         })
     }
@@ -1810,7 +1810,7 @@ impl Writable for NodeExecution {
             status: input::patch(i.status, path, "status", Ok)?,
             started_at: input::patch(i.started_at, path, "startedAt", Ok)?,
             completed_at: input::patch_nullable(i.completed_at, path, "completedAt", Ok)?,
-            output: input::patch_nullable(i.output, path, "output", Ok)?,
+            output: input::patch_nullable(i.output, path, "output", |v| input::json(v, path, "output"))?,
             error: input::patch_nullable(i.error, path, "error", |v| input::text(v, path, "error", None, None))?,
         })
     }
@@ -2414,12 +2414,12 @@ impl Writable for BlockLibrary {
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             category: input::text(i.category, path, "category", None, Some(100))?,
             block_type: input::text(i.block_type, path, "blockType", None, Some(100))?,
-            configuration: i.configuration,
+            configuration: i.configuration.map(|v| input::json(v, path, "configuration")).transpose()?,
             execution_code: i.execution_code.map(|v| input::text(v, path, "executionCode", None, None)).transpose()?,
             is_public: i.is_public,
             rating: i.rating.map(|v| input::float(v, path, "rating", Some(0.0), Some(5.0))).transpose()?,
             usage_count: i.usage_count.map(|v| input::int(v, path, "usageCount", Some(0.0), None)).transpose()?,
-            tags: i.tags,
+            tags: i.tags.map(|v| input::texts(v, path, "tags")).transpose()?,
         })
     }
 
@@ -2429,12 +2429,12 @@ impl Writable for BlockLibrary {
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             category: input::patch(i.category, path, "category", |v| input::text(v, path, "category", None, Some(100)))?,
             block_type: input::patch(i.block_type, path, "blockType", |v| input::text(v, path, "blockType", None, Some(100)))?,
-            configuration: input::patch_nullable(i.configuration, path, "configuration", Ok)?,
+            configuration: input::patch_nullable(i.configuration, path, "configuration", |v| input::json(v, path, "configuration"))?,
             execution_code: input::patch_nullable(i.execution_code, path, "executionCode", |v| input::text(v, path, "executionCode", None, None))?,
             is_public: input::patch(i.is_public, path, "isPublic", Ok)?,
             rating: input::patch(i.rating, path, "rating", |v| input::float(v, path, "rating", Some(0.0), Some(5.0)))?,
             usage_count: input::patch(i.usage_count, path, "usageCount", |v| input::int(v, path, "usageCount", Some(0.0), None))?,
-            tags: input::patch(i.tags, path, "tags", Ok)?,
+            tags: input::patch(i.tags, path, "tags", |v| input::texts(v, path, "tags"))?,
         })
     }
 
@@ -2980,7 +2980,7 @@ impl Writable for CustomBlock {
             code: input::text(i.code, path, "code", None, None)?,
             category: input::text(i.category, path, "category", None, Some(100))?,
             is_public: i.is_public,
-            tags: i.tags,
+            tags: i.tags.map(|v| input::texts(v, path, "tags")).transpose()?,
         })
     }
 
@@ -2992,7 +2992,7 @@ impl Writable for CustomBlock {
             code: input::patch(i.code, path, "code", |v| input::text(v, path, "code", None, None))?,
             category: input::patch(i.category, path, "category", |v| input::text(v, path, "category", None, Some(100)))?,
             is_public: input::patch(i.is_public, path, "isPublic", Ok)?,
-            tags: input::patch(i.tags, path, "tags", Ok)?,
+            tags: input::patch(i.tags, path, "tags", |v| input::texts(v, path, "tags"))?,
         })
     }
 
@@ -3042,7 +3042,7 @@ impl WorkflowQuery {
     }
 
     /// A page of Workflow rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "workflows")]
+    #[graphql(name = "workflows", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn workflows(
         &self,
         ctx: &Context<'_>,
@@ -3067,7 +3067,7 @@ impl WorkflowQuery {
     }
 
     /// A page of WorkflowExecution rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "workflowExecutions")]
+    #[graphql(name = "workflowExecutions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn workflow_executions(
         &self,
         ctx: &Context<'_>,
@@ -3092,7 +3092,7 @@ impl WorkflowQuery {
     }
 
     /// A page of NodeExecution rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "nodeExecutions")]
+    #[graphql(name = "nodeExecutions", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn node_executions(
         &self,
         ctx: &Context<'_>,
@@ -3117,7 +3117,7 @@ impl WorkflowQuery {
     }
 
     /// A page of BlockLibrary rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "blockLibraries")]
+    #[graphql(name = "blockLibraries", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn block_libraries(
         &self,
         ctx: &Context<'_>,
@@ -3142,7 +3142,7 @@ impl WorkflowQuery {
     }
 
     /// A page of CustomBlock rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.
-    #[graphql(name = "customBlocks")]
+    #[graphql(name = "customBlocks", complexity = "crate::graphql::page::cost(first, last, child_complexity)")]
     async fn custom_blocks(
         &self,
         ctx: &Context<'_>,

@@ -691,6 +691,19 @@ async fn delete_where<E: Writable>(
     Ok(rows)
 }
 
+/// A part of a unique key the create input left unset (null): no row can be found by it.
+fn unset_key_part(key: &Filter) -> Option<&'static str> {
+    match key {
+        Filter::And(parts) => parts.iter().find_map(unset_key_part),
+        Filter::Cmp {
+            col,
+            value: Value::Null,
+            ..
+        } => Some(col.field),
+        _ => None,
+    }
+}
+
 pub async fn upsert<E: Writable>(
     ctx: &Context<'_>,
     key: usize,
@@ -704,10 +717,16 @@ pub async fn upsert<E: Writable>(
     let patch = update.map(|u| E::update_form(u, "update")).transpose()?;
     // Only rows the caller may update count as "the existing one"; anything else under the
     // same key surfaces as a CONFLICT from the insert.
-    let filter = Filter::and(vec![
-        acl::row_scope(E::META, &rc, Op::Update),
-        E::key_filter(&insert, key),
-    ]);
+    let key_filter = E::key_filter(&insert, key);
+    if let Some(field) = unset_key_part(&key_filter) {
+        let at = format!("create.{field}");
+        return Err(ApiError::bad_input(
+            at.clone(),
+            format!("{at} is part of the onConflict key: give it to find the existing row"),
+        )
+        .into());
+    }
+    let filter = Filter::and(vec![acl::row_scope(E::META, &rc, Op::Update), key_filter]);
     let row = in_tx(ctx, false, move |conn| {
         async move {
             let existing = select::<E>(conn, &filter, &[], Some(1), true).await?.pop();

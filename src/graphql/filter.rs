@@ -58,9 +58,33 @@ pub fn push_field<F: FieldFilter>(
     path: &str,
 ) -> Result<(), ApiError> {
     if let Some(f) = filter {
-        all.push(f.to_filter(col, &format!("{path}.{}", col.field))?);
+        let at = format!("{path}.{}", col.field);
+        let condition = f.to_filter(col, &at)?;
+        if carries_nul(&condition) {
+            return Err(ApiError::bad_input(
+                at.clone(),
+                format!("{at} contains a NUL character"),
+            ));
+        }
+        all.push(condition);
     }
     Ok(())
+}
+
+/// Whether a field's condition holds a NUL character: PostgreSQL's text and jsonb cannot, so
+/// the statement would fail.
+fn carries_nul(f: &Filter) -> bool {
+    match f {
+        Filter::And(parts) | Filter::Or(parts) => parts.iter().any(carries_nul),
+        Filter::Not(inner) => carries_nul(inner),
+        Filter::Cmp { value, .. } | Filter::Array { value, .. } => value.has_nul(),
+        Filter::In { values, .. } => values.has_nul(),
+        Filter::Text { needle, .. } => needle.contains('\0'),
+        Filter::Json { path, value, .. } => {
+            value.has_nul() || path.iter().flatten().any(|p| p.contains('\0'))
+        }
+        _ => false,
+    }
 }
 
 fn cmp(col: &'static ColumnMeta, op: CmpOp, value: Value) -> Filter {

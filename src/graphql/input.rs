@@ -56,11 +56,44 @@ pub fn text(
             ));
         }
     }
+    no_nul(&v, path, field)?;
+    Ok(v)
+}
+
+/// PostgreSQL text cannot hold NUL (U+0000): refused here rather than failing in the database.
+pub fn no_nul(v: &str, path: &str, field: &str) -> Result<(), ApiError> {
     if v.contains('\0') {
         return Err(ApiError::bad_input(
             at(path, field),
             format!("{} contains a NUL character", at(path, field)),
         ));
+    }
+    Ok(())
+}
+
+/// A list of strings (each without NUL).
+pub fn texts(v: Vec<String>, path: &str, field: &str) -> Result<Vec<String>, ApiError> {
+    for (i, s) in v.iter().enumerate() {
+        no_nul(s, path, &format!("{field}[{i}]"))?;
+    }
+    Ok(v)
+}
+
+/// A JSON value PostgreSQL's jsonb can store: no NUL in any key or string.
+pub fn json(v: serde_json::Value, path: &str, field: &str) -> Result<serde_json::Value, ApiError> {
+    if crate::db::value::json_has_nul(&v) {
+        return Err(ApiError::bad_input(
+            at(path, field),
+            format!("{} contains a NUL character", at(path, field)),
+        ));
+    }
+    Ok(v)
+}
+
+/// A list of floats (each finite).
+pub fn floats(v: Vec<f64>, path: &str, field: &str) -> Result<Vec<f64>, ApiError> {
+    for (i, x) in v.iter().enumerate() {
+        float(*x, path, &format!("{field}[{i}]"), None, None)?;
     }
     Ok(v)
 }

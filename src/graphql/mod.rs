@@ -177,12 +177,12 @@ pub fn build(
     accounts: Option<crate::auth::Accounts>,
     limits: &Limits,
 ) -> GatewaySchema {
+    page::set_cost_rows(limits.default_page_size, limits.max_page_size);
     let mut b = Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
-    .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(64)
     .data(PageLimits {

@@ -4,6 +4,8 @@
 //! page is "rows after these values": a deep page costs what the first page costs, and rows
 //! inserted meanwhile never shift a page.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use async_graphql::SimpleObject;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -17,6 +19,32 @@ use diesel::sql_types::{Jsonb, Nullable};
 use crate::db::sql::{Filter, SortKey, SortOrder};
 use crate::db::value::Value;
 use crate::error::ApiError;
+
+/// Rows a list field without `first`/`last` is charged for (the configured default page size),
+/// and the largest page. Set by `graphql::build`; complexity expressions cannot read
+/// the schema's data, hence process-wide values, shared by every schema of the process.
+static COST_DEFAULT_ROWS: AtomicUsize = AtomicUsize::new(50);
+static COST_MAX_ROWS: AtomicUsize = AtomicUsize::new(500);
+
+pub fn set_cost_rows(default: i32, max: i32) {
+    COST_DEFAULT_ROWS.store(default.max(1) as usize, Ordering::Relaxed);
+    COST_MAX_ROWS.store(max.max(1) as usize, Ordering::Relaxed);
+}
+
+/// The complexity of a list field (generated into every list and hasMany field): what one
+/// row's selection costs, times the rows the page may hold. Totals and page info are charged
+/// per row too: a safe overestimate.
+pub fn cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let rows = match first.or(last) {
+        // Beyond the largest page the resolver refuses `first` itself, with a clearer error.
+        Some(n) if n as usize > COST_MAX_ROWS.load(Ordering::Relaxed) => {
+            COST_DEFAULT_ROWS.load(Ordering::Relaxed)
+        }
+        Some(n) => n.max(0) as usize,
+        None => COST_DEFAULT_ROWS.load(Ordering::Relaxed),
+    };
+    1usize.saturating_add(rows.saturating_mul(child_complexity.max(1)))
+}
 
 /// The Relay pagination arguments of a list field.
 #[derive(Debug, Default, Clone)]

@@ -41,9 +41,18 @@ impl ScalarType for Decimal {
             Value::Number(n) => n.to_string(),
             _ => return Err(InputValueError::expected_type(value)),
         };
-        text.parse::<BigDecimal>()
-            .map(Decimal)
-            .map_err(|_| InputValueError::custom("Decimal must be a decimal number"))
+        let d = text
+            .parse::<BigDecimal>()
+            .map_err(|_| InputValueError::custom("Decimal must be a decimal number"))?;
+        // PostgreSQL's numeric: up to 131072 digits before the point, 16383 after.
+        let (digits, scale) = d.normalized().as_bigint_and_exponent();
+        let integral = digits.to_string().trim_start_matches('-').len() as i64 - scale;
+        if integral > 131_072 || scale > 16_383 {
+            return Err(InputValueError::custom(
+                "Decimal is beyond what can be stored (131072 digits before the point, 16383 after)",
+            ));
+        }
+        Ok(Decimal(d))
     }
 
     fn to_value(&self) -> Value {

@@ -6,6 +6,8 @@
 //!   4xx statuses for requests that never executed) or `application/json` (always 200 once the
 //!   request is well-formed); anything else is 406.
 //! - A missing or invalid bearer token is 401 with an `UNAUTHENTICATED` GraphQL error.
+//! - A POST body may be a JSON array of requests (Apollo's BatchHttpLink, urql's batching):
+//!   at most `GATEWAY_MAX_BATCH_OPERATIONS` of them, answered with an array in the same order.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -242,7 +244,7 @@ fn client_of(headers: &HeaderMap, peer: Option<SocketAddr>) -> Client {
     }
 }
 
-fn authenticate(
+async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     media: MediaType,
@@ -271,27 +273,42 @@ fn authenticate(
             "send a bearer token: Authorization: Bearer <token>",
         )));
     };
-    let mut rc = state.keys.verify(token).map_err(unauthorized)?;
+    let mut rc = state.keys.verify(token).await.map_err(unauthorized)?;
     rc.client_ip = client.ip.clone();
     rc.user_agent = client.user_agent.clone();
     Ok(rc)
 }
 
+/// How a request arrived, besides its GraphQL parameters.
+struct Arrival<'a> {
+    method: Method,
+    headers: &'a HeaderMap,
+    /// The response type negotiated from `Accept`.
+    media: MediaType,
+    peer: Option<SocketAddr>,
+}
+
+/// Runs one request: its status and response document, or a response that ends the whole
+/// HTTP request (a mutation over GET, a missing or bad token).
 async fn execute(
     state: &AppState,
     params: Params,
-    method: &Method,
-    headers: &HeaderMap,
-    media: MediaType,
-    peer: Option<SocketAddr>,
-) -> Response {
+    arrival: &Arrival<'_>,
+) -> Result<(StatusCode, Json), Response> {
+    let Arrival {
+        method,
+        headers,
+        media,
+        peer,
+    } = arrival;
+    let (headers, media, peer) = (*headers, *media, *peer);
     // Over GET only queries run; decide before authenticating or executing anything.
     let doc = async_graphql::parser::parse_query(&params.query);
     let op = doc
         .as_ref()
         .ok()
         .and_then(|d| operation(d, params.operation_name.as_deref()));
-    if method == Method::GET {
+    if *method == Method::GET {
         {
             let op = op.map(|o| o.node.ty);
             if matches!(
@@ -308,7 +325,7 @@ async fn execute(
                 );
                 res.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                return res;
+                return Err(res);
             }
         }
     }
@@ -318,13 +335,17 @@ async fn execute(
     let rc = if anonymous {
         None
     } else {
-        match authenticate(state, headers, media, &client) {
+        match authenticate(state, headers, media, &client).await {
             Ok(rc) => Some(rc),
-            Err(res) => return *res,
+            Err(res) => return Err(*res),
         }
     };
 
     let mut request = async_graphql::Request::new(params.query);
+    // Parsed once: the limits and the execution read this parse.
+    if let Ok(doc) = doc {
+        request.set_parsed_query(doc);
+    }
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -370,7 +391,47 @@ async fn execute(
             m.remove("data");
         }
     }
-    json_response(status, media, &body)
+    Ok((status, body))
+}
+
+/// One request's answer as an HTTP response.
+async fn respond(state: &AppState, params: Params, arrival: &Arrival<'_>) -> Response {
+    match execute(state, params, arrival).await {
+        Ok((status, body)) => json_response(status, arrival.media, &body),
+        Err(res) => res,
+    }
+}
+
+/// A batch: each request runs on its own, in order; the answer is the array of their
+/// documents (200: some may have run, some not).
+async fn execute_batch(state: &AppState, items: Vec<Json>, arrival: &Arrival<'_>) -> Response {
+    let media = arrival.media;
+    let max = state.limits.max_batch_operations;
+    if items.is_empty() {
+        return bad_request(media, "a batch must hold at least one request");
+    }
+    if items.len() > max {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            media,
+            &error_body(
+                "LIMIT_EXCEEDED",
+                &format!("a batch may hold at most {max} requests"),
+            ),
+        );
+    }
+    let mut answers = Vec::with_capacity(items.len());
+    for item in items {
+        let answer = match params_from_json(item) {
+            Ok(params) => match execute(state, params, arrival).await {
+                Ok((_, body)) => body,
+                Err(res) => return res,
+            },
+            Err(msg) => error_body("BAD_REQUEST", msg),
+        };
+        answers.push(answer);
+    }
+    json_response(StatusCode::OK, media, &Json::Array(answers))
 }
 
 fn peer_of(req: &Request) -> Option<SocketAddr> {
@@ -417,8 +478,13 @@ pub async fn get_handler(State(state): State<Arc<AppState>>, req: Request) -> Re
         Ok(p) => p,
         Err(msg) => return bad_request(media, msg),
     };
-    let peer = peer_of(&req);
-    execute(&state, params, &Method::GET, &headers, media, peer).await
+    let arrival = Arrival {
+        method: Method::GET,
+        headers: &headers,
+        media,
+        peer: peer_of(&req),
+    };
+    respond(&state, params, &arrival).await
 }
 
 pub async fn post_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -465,9 +531,19 @@ pub async fn post_handler(State(state): State<Arc<AppState>>, req: Request) -> R
         Ok(b) => b,
         Err(_) => return bad_request(media, "the request body is not valid JSON"),
     };
+    let arrival = Arrival {
+        method: Method::POST,
+        headers: &headers,
+        media,
+        peer,
+    };
+    let body = match body {
+        Json::Array(items) => return execute_batch(&state, items, &arrival).await,
+        other => other,
+    };
     let params = match params_from_json(body) {
         Ok(p) => p,
         Err(msg) => return bad_request(media, msg),
     };
-    execute(&state, params, &Method::POST, &headers, media, peer).await
+    respond(&state, params, &arrival).await
 }

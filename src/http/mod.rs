@@ -2,6 +2,7 @@
 //! GraphQL over WebSocket for subscriptions, GraphiQL for browsers, and health endpoints.
 
 mod graphql_http;
+mod legacy_ws;
 mod transport_ws;
 mod ws;
 

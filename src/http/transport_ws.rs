@@ -18,12 +18,21 @@ use super::AppState;
 use crate::auth::RequestContext;
 use crate::graphql::{admit, scrub_suggestions, with_caller};
 
-/// Subscriptions one socket may hold at once.
-pub const MAX_SUBSCRIPTIONS: usize = 100;
 /// Messages queued for a socket before its subscriptions wait.
 const QUEUE: usize = 64;
 /// How long one write may wait for a client that does not read before it counts as too slow.
 const SLOW_CLIENT: Duration = Duration::from_secs(5);
+
+/// The error for a subscription beyond the per-socket limit (both protocols).
+pub(super) fn too_many_subscriptions(limits: &crate::config::Limits) -> serde_json::Value {
+    json!({
+        "message": format!(
+            "at most {} subscriptions per connection",
+            limits.max_subscriptions_per_socket
+        ),
+        "extensions": { "code": "LIMIT_EXCEEDED" },
+    })
+}
 
 enum Out {
     Text(String),
@@ -122,7 +131,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         }
                         init_seen = true;
                         let payload = msg.get("payload").cloned().unwrap_or(Json::Null);
-                        let Ok(rc) = super::ws::caller(&state, &payload, peer) else {
+                        let Ok(rc) = super::ws::caller(&state, &payload, peer).await else {
                             break Some((4403, "Forbidden"));
                         };
                         if let Some(exp) = rc.expires_at {
@@ -166,11 +175,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         else {
                             break Some((4400, "Invalid message received"));
                         };
-                        if subs.len() >= MAX_SUBSCRIPTIONS {
-                            let err = json!({ "id": id, "type": "error", "payload": [{
-                                "message": format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
-                                "extensions": { "code": "LIMIT_EXCEEDED" },
-                            }] });
+                        if subs.len() >= state.limits.max_subscriptions_per_socket {
+                            let err = json!({ "id": id, "type": "error",
+                                "payload": [too_many_subscriptions(&state.limits)] });
                             if let Err(e) = write(&mut sink, err.to_string()).await {
                                 break ended(e);
                             }

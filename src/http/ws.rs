@@ -3,20 +3,16 @@
 //! the `connection_init` payload; upgrades only from allowed `Origin`s.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql_axum::GraphQLProtocol;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
 use serde_json::Value as Json;
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::graphql::with_caller_data;
 
 /// Read and write buffer of one socket.
 const SOCKET_BUFFER: usize = 4096;
@@ -69,7 +65,7 @@ fn origin_allowed(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// The caller a `connection_init` payload authenticates, seen from `peer`.
-pub(super) fn caller(
+pub(super) async fn caller(
     state: &AppState,
     payload: &Json,
     peer: Option<std::net::SocketAddr>,
@@ -77,7 +73,7 @@ pub(super) fn caller(
     let token = token(payload).ok_or_else(|| {
         ApiError::unauthenticated("send {\"Authorization\": \"Bearer <token>\"} in connection_init")
     })?;
-    let mut rc = state.keys.verify(&token)?;
+    let mut rc = state.keys.verify(&token).await?;
     rc.client_ip = peer.map(|p| p.ip().to_string());
     Ok(rc)
 }
@@ -139,41 +135,5 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
     };
     upgrade
         .protocols(["graphql-ws"])
-        .on_upgrade(move |socket| async move {
-            let schema = state.schema.clone();
-            let mut draining = state.draining.clone();
-            let drained = async move {
-                let drained = draining.wait_for(|d| *d).await.is_ok();
-                if !drained {
-                    std::future::pending::<()>().await;
-                }
-            };
-            // The sink is shared so that, on shutdown, the close frame goes out on it after
-            // async-graphql's serving loop is dropped.
-            let (sink, stream) = socket.split();
-            let sink = Arc::new(tokio::sync::Mutex::new(sink));
-            let shared = futures::sink::unfold(sink.clone(), |sink, msg: Message| async move {
-                sink.lock().await.send(msg).await?;
-                Ok::<_, axum::Error>(sink)
-            });
-            let serve = GraphQLWebSocket::new_with_pair(Box::pin(shared), stream, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let rc = caller(&state, &payload, peer)?;
-                    let mut data = Data::default();
-                    with_caller_data(&mut data, &state.db, rc);
-                    Ok(data)
-                })
-                .serve();
-            tokio::select! {
-                _ = serve => {}
-                _ = drained => {
-                    let close = Message::Close(Some(CloseFrame {
-                        code: 1001,
-                        reason: "Server shutting down".into(),
-                    }));
-                    let mut sink = sink.lock().await;
-                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
-                }
-            }
-        })
+        .on_upgrade(move |socket| super::legacy_ws::serve(socket, state, protocol, peer))
 }

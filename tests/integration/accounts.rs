@@ -287,6 +287,7 @@ async fn login_attempts_are_limited_per_account_and_per_address() {
     // One client address trying many accounts is stopped too.
     let ip = "203.0.113.7";
     let mut limited = 0;
+    let started = std::time::Instant::now();
     for i in 0..40 {
         let res = app
             .anon(
@@ -299,7 +300,13 @@ async fn login_attempts_are_limited_per_account_and_per_address() {
             limited += 1;
         }
     }
-    assert_eq!(limited, 10, "30 attempts per address, then refused");
+    // 30 attempts, then one more every 2 s: a slow (debug, busy) run earns a few back.
+    let refilled = (started.elapsed().as_secs() / 2) as usize;
+    assert!(
+        limited <= 10 && limited + refilled >= 10,
+        "30 attempts per address, then refused: {limited} refused in {:?}",
+        started.elapsed()
+    );
     // Another address is not affected.
     let res = login(&app, "alpha", "probe@alpha.test", "whatever it is").await;
     assert_eq!(code(&res), "UNAUTHENTICATED");

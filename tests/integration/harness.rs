@@ -141,6 +141,80 @@ async fn drop_leftovers(conn: &mut diesel_async::AsyncPgConnection) -> Result<()
     Ok(())
 }
 
+/// Sends a request through `router`; returns status, content type and body.
+pub async fn send_to(router: &Router, req: Request<Body>) -> (StatusCode, String, String) {
+    let res = router.clone().oneshot(req).await.expect("router");
+    let status = res.status();
+    let ctype = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (status, ctype, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A GraphQL POST, with a bearer token and from client address `ip` when given.
+pub fn graphql_request(
+    token: Option<&str>,
+    query: &str,
+    variables: Json,
+    ip: Option<&str>,
+) -> Request<Body> {
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri("/graphql")
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let mut req = req.body(Body::from(body)).expect("request");
+    if let Some(ip) = ip {
+        let addr: std::net::SocketAddr = format!("{ip}:40000").parse().expect("address");
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(addr));
+    }
+    req
+}
+
+/// A gateway instance as `serve` builds it: pool, change listener, schema and router.
+async fn instance(
+    serving_url: &str,
+    keys: &JwtKeys,
+    pool_size: usize,
+    limits: Limits,
+    allowed_origins: Vec<String>,
+    draining: tokio::sync::watch::Receiver<bool>,
+) -> (Router, Db) {
+    let pool = Db::connect(serving_url, pool_size).expect("pool");
+    let hub = Hub::start(
+        serving_url.to_string(),
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+    .expect("change hub");
+    let accounts = Accounts::new(keys.clone(), &AuthSettings::default());
+    let schema = graphql::build(Some(pool.clone()), Some(hub), Some(accounts), &limits);
+    let router = gw_http::router(gw_http::AppState {
+        schema,
+        keys: keys.clone(),
+        db: pool.clone(),
+        limits,
+        allowed_origins,
+        draining,
+    });
+    (router, pool)
+}
+
+/// `url` acting as the serving role: the login stays the owner's (so the tests need no
+/// password for it), the session's role is `gateway_app`.
+pub fn serving(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20role%3D{}", db::SERVING_ROLE)
+}
+
 pub struct Tenant {
     pub id: Uuid,
     pub admin_id: Uuid,
@@ -152,7 +226,11 @@ pub struct Tenant {
 pub struct TestApp {
     pub router: Router,
     pub keys: JwtKeys,
+    /// The test database as its owner (a superuser): for set-up and direct checks.
     pub url: String,
+    /// The same database as the gateway serves it: acting as the serving role, which
+    /// row-level security binds.
+    pub serving_url: String,
     pub db: Db,
     pub a: Tenant,
     pub b: Tenant,
@@ -166,6 +244,11 @@ impl TestApp {
     }
 
     pub async fn with_limits(limits: Limits) -> TestApp {
+        TestApp::with_keys(JwtKeys::hs256(SECRET), limits).await
+    }
+
+    /// Verifying tokens with `keys` (which must still sign with `SECRET`), e.g. with a JWKS.
+    pub async fn with_keys(keys: JwtKeys, limits: Limits) -> TestApp {
         let server = SERVER
             .get_or_init(|| {
                 std::thread::spawn(setup)
@@ -184,26 +267,22 @@ impl TestApp {
         .await
         .expect("create test database");
         let url = format!("{}/{name}", server.base);
-        let keys = JwtKeys::hs256(SECRET);
-        let pool = Db::connect(&url, 8).expect("pool");
-        let hub = Hub::start(url.clone(), std::time::Duration::from_secs(3600))
-            .await
-            .expect("change hub");
-        let accounts = Accounts::new(keys.clone(), &AuthSettings::default());
-        let schema = graphql::build(Some(pool.clone()), Some(hub), Some(accounts), &limits);
+        let serving_url = serving(&url);
         let drain = tokio::sync::watch::channel(false).0;
-        let router = gw_http::router(gw_http::AppState {
-            schema,
-            keys: keys.clone(),
-            db: pool.clone(),
+        let (router, pool) = instance(
+            &serving_url,
+            &keys,
+            8,
             limits,
-            allowed_origins: vec!["https://app.example".into()],
-            draining: drain.subscribe(),
-        });
+            vec!["https://app.example".into()],
+            drain.subscribe(),
+        )
+        .await;
         let mut app = TestApp {
             router,
             keys,
             url,
+            serving_url,
             db: pool,
             a: Tenant::empty(),
             b: Tenant::empty(),
@@ -222,21 +301,21 @@ impl TestApp {
     /// Another gateway instance over the same database, with its own pool and change
     /// listener, served on a port of its own.
     pub async fn second_instance(&self) -> std::net::SocketAddr {
-        let pool = Db::connect(&self.url, 4).expect("pool");
-        let hub = Hub::start(self.url.clone(), std::time::Duration::from_secs(3600))
-            .await
-            .expect("change hub");
-        let limits = Limits::default();
-        let accounts = Accounts::new(self.keys.clone(), &AuthSettings::default());
-        let schema = graphql::build(Some(pool.clone()), Some(hub), Some(accounts), &limits);
-        serve(gw_http::router(gw_http::AppState {
-            schema,
-            keys: self.keys.clone(),
-            db: pool,
-            limits,
-            allowed_origins: Vec::new(),
-            draining: tokio::sync::watch::channel(false).1,
-        }))
+        let (router, _) = self.instance_with_pool(4).await;
+        serve(router).await
+    }
+
+    /// Another gateway instance (router and pool) over the same database whose pool holds
+    /// `size` connections.
+    pub async fn instance_with_pool(&self, size: usize) -> (Router, Db) {
+        instance(
+            &self.serving_url,
+            &self.keys,
+            size,
+            Limits::default(),
+            Vec::new(),
+            tokio::sync::watch::channel(false).1,
+        )
         .await
     }
 
@@ -279,16 +358,7 @@ impl TestApp {
 
     /// Sends a request through the real router; returns status, content type and body.
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, String, String) {
-        let res = self.router.clone().oneshot(req).await.expect("router");
-        let status = res.status();
-        let ctype = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        (status, ctype, String::from_utf8_lossy(&bytes).into_owned())
+        send_to(&self.router, req).await
     }
 
     /// POSTs a GraphQL request, with a bearer token and from client address `ip` when given;
@@ -300,21 +370,9 @@ impl TestApp {
         variables: Json,
         ip: Option<&str>,
     ) -> (StatusCode, String) {
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri("/graphql")
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let mut req = req.body(Body::from(body)).expect("request");
-        if let Some(ip) = ip {
-            let addr: std::net::SocketAddr = format!("{ip}:40000").parse().expect("address");
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(addr));
-        }
-        let (status, _, text) = self.send(req).await;
+        let (status, _, text) = self
+            .send(graphql_request(token, query, variables, ip))
+            .await;
         (status, text)
     }
 
@@ -352,7 +410,7 @@ impl TestApp {
             #[diesel(sql_type = diesel::sql_types::Text)]
             v: String,
         }
-        let mut conn = self.db.get().await.expect("conn");
+        let mut conn = self.owner().await;
         let rows: Vec<V> = diesel::sql_query(format!("SELECT ({sql}) AS v"))
             .load(&mut conn)
             .await
@@ -381,6 +439,14 @@ impl TestApp {
         )
     }
 
+    /// A connection as the database's owner, whom no tenant policy restricts (a superuser).
+    pub async fn owner(&self) -> gateway::db::Conn {
+        use diesel_async::AsyncConnection;
+        gateway::db::Conn::establish(&self.url)
+            .await
+            .expect("owner connection")
+    }
+
     /// Rows of a table, counted directly in the database (no tenant scoping).
     pub async fn count_rows(&self, table: &str) -> i64 {
         use diesel_async::RunQueryDsl;
@@ -389,7 +455,7 @@ impl TestApp {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let mut conn = self.db.get().await.expect("conn");
+        let mut conn = self.owner().await;
         let c: C = diesel::sql_query(format!("SELECT count(*) AS n FROM \"{table}\""))
             .get_result(&mut conn)
             .await

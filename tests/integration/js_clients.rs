@@ -111,3 +111,34 @@ async fn graphql_ws_apollo_and_legacy_clients_receive_events() {
         assert!(event["cursor"].is_string(), "{client}: {event}");
     }
 }
+
+/// What GraphiQL and graphql-js tools send first: the full introspection query, whose
+/// `ofType` chain nests deeper than the depth limit. It must work under the default limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_introspection_query_works() {
+    tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .expect("npm");
+    let out = Command::new("node")
+        .args([
+            "--input-type=module",
+            "-e",
+            "import { getIntrospectionQuery } from 'graphql'; \
+             process.stdout.write(getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, \
+             directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true }));",
+        ])
+        .current_dir(js_dir())
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let query = String::from_utf8(out.stdout).expect("query text");
+    assert!(query.matches("ofType").count() >= 8, "{query}");
+    let app = TestApp::new().await;
+    let data = app.ok(&app.a.user, &query, serde_json::json!({})).await;
+    let types = data["__schema"]["types"].as_array().expect("types");
+    assert!(types.iter().any(|t| t["name"] == "ForumThread"));
+}

@@ -1,5 +1,5 @@
-//! Request limits beyond depth, complexity and body size: aliases per field, directives,
-//! introspection and field suggestions only for admins when so configured.
+//! Request limits beyond depth and body size: complexity by page size, batches, aliases per
+//! field, directives, introspection and field suggestions only for admins when so configured.
 
 use gateway::config::{Exposure, Limits};
 use serde_json::json;
@@ -65,4 +65,99 @@ async fn introspection_and_suggestions_can_be_kept_for_admins() {
     // By default everyone may introspect.
     let app = TestApp::new().await;
     app.ok(&app.a.user, schema, json!({})).await;
+}
+
+#[tokio::test]
+async fn a_list_costs_in_proportion_to_its_page_size() {
+    let app = TestApp::new().await;
+    let nested = |outer: u32, inner: u32| {
+        format!(
+            "{{ forumCategories(first: {outer}) {{ nodes {{ id threads(first: {inner}) {{ nodes {{ id title }} }} }} }} }}"
+        )
+    };
+    // The same selection: small pages pass, large ones exceed the complexity budget.
+    app.ok(&app.a.user, &nested(10, 10), json!({})).await;
+    let (code, err) = app.err(&app.a.user, &nested(100, 100), json!({})).await;
+    assert_eq!(code, "LIMIT_EXCEEDED", "{err}");
+    // Without `first`, a list is charged the default page size (50 rows).
+    let (code, _) = app
+        .err(
+            &app.a.user,
+            "{ forumCategories { nodes { id threads { nodes { id title slug isPinned } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "LIMIT_EXCEEDED");
+    app.ok(
+        &app.a.user,
+        "{ forumCategories { nodes { id threads(first: 1) { nodes { id title } } } } }",
+        json!({}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn batches_run_in_order_up_to_a_limit() {
+    use axum::http::{header, Method, Request, StatusCode};
+    let app = TestApp::new().await;
+    let post = |body: serde_json::Value| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, format!("Bearer {}", app.a.user))
+            .body(axum::body::Body::from(body.to_string()))
+            .expect("request")
+    };
+    let (status, _, body) = app
+        .send(post(json!([
+            { "query": "{ viewer { role } }" },
+            { "query": "query($n: Int) { forumCategories(first: $n) { totalCount } }", "variables": { "n": 1 } },
+            { "query": "{ nope }" },
+            7
+        ])))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answers: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        answers[0]["data"]["viewer"]["role"],
+        json!("user"),
+        "{answers}"
+    );
+    assert_eq!(
+        answers[1]["data"]["forumCategories"]["totalCount"],
+        json!(0)
+    );
+    assert_eq!(
+        answers[2]["errors"][0]["extensions"]["code"],
+        json!("GRAPHQL_VALIDATION_FAILED")
+    );
+    assert_eq!(
+        answers[3]["errors"][0]["extensions"]["code"],
+        json!("BAD_REQUEST")
+    );
+    assert_eq!(answers.as_array().map(Vec::len), Some(4));
+
+    let eleven: Vec<serde_json::Value> = (0..11)
+        .map(|_| json!({ "query": "{ __typename }" }))
+        .collect();
+    let (status, _, body) = app.send(post(json!(eleven))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("LIMIT_EXCEEDED"), "{body}");
+    let (status, _, _) = app.send(post(json!([]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A batch is still one request: without a token, nothing in it runs.
+    let (status, _, body) = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/graphql")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(
+                    json!([{ "query": "{ viewer { role } }" }]).to_string(),
+                ))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }

@@ -2,10 +2,15 @@
 //! HTTP router, each with a database of its own.
 
 mod accounts;
+mod acl_matrix;
+mod cross_tenant;
 mod filters;
+mod fuzz;
 mod harness;
 mod http_spec;
+mod isolation;
 mod js_clients;
+mod jwks;
 mod limits;
 mod mutations;
 mod pagination;

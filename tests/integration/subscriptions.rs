@@ -38,7 +38,7 @@ async fn connect(addr: SocketAddr, protocol: &str) -> Socket {
     ws
 }
 
-async fn send(ws: &mut Socket, msg: Json) {
+pub(crate) async fn send(ws: &mut Socket, msg: Json) {
     ws.send(Message::Text(msg.to_string().into()))
         .await
         .expect("send");
@@ -46,7 +46,7 @@ async fn send(ws: &mut Socket, msg: Json) {
 
 /// The next protocol message, or None after `wait` of silence; a close frame as
 /// `{"close": code}`.
-async fn recv(ws: &mut Socket, wait: Duration) -> Option<Json> {
+pub(crate) async fn recv(ws: &mut Socket, wait: Duration) -> Option<Json> {
     loop {
         match tokio::time::timeout(wait, ws.next()).await {
             Err(_) => return None,
@@ -405,7 +405,7 @@ async fn only_allowed_origins_may_open_sockets() {
 }
 
 /// A graphql-transport-ws socket after `connection_init` and its ack.
-async fn acked(addr: SocketAddr, token: &str) -> Socket {
+pub(crate) async fn acked(addr: SocketAddr, token: &str) -> Socket {
     let mut ws = connect(addr, "graphql-transport-ws").await;
     init(&mut ws, token).await;
     ws
@@ -727,5 +727,74 @@ async fn a_client_that_stops_reading_is_closed_and_slows_no_one() {
     assert!(
         end["close"] == json!(1008) || end["close"].is_null(),
         "{end}"
+    );
+}
+
+#[tokio::test]
+async fn the_legacy_protocol_keeps_the_same_limits() {
+    let app = TestApp::with_limits(gateway::config::Limits {
+        max_subscriptions_per_socket: 2,
+        introspection: gateway::config::Exposure::Admins,
+        ..Default::default()
+    })
+    .await;
+    let addr = app.listen().await;
+    let mut ws = connect(addr, "graphql-ws").await;
+    init(&mut ws, &app.a.user).await;
+    // The next message for operation `id`, past keep-alives.
+    async fn answer(ws: &mut Socket, id: &str) -> Json {
+        loop {
+            let m = recv(ws, WAIT).await.expect("an answer");
+            if m["type"] != "ka" && m["id"] == json!(id) {
+                return m;
+            }
+        }
+    }
+    let start =
+        |id: &str, query: &str| json!({ "id": id, "type": "start", "payload": { "query": query } });
+    for id in ["1", "2"] {
+        send(&mut ws, start(id, CATEGORIES)).await;
+    }
+    send(&mut ws, start("3", CATEGORIES)).await;
+    let m = answer(&mut ws, "3").await;
+    assert_eq!(m["type"], json!("data"), "{m}");
+    assert_eq!(
+        m["payload"]["errors"][0]["extensions"]["code"],
+        json!("LIMIT_EXCEEDED"),
+        "{m}"
+    );
+    // Stopping one makes room for another.
+    send(&mut ws, json!({ "id": "1", "type": "stop" })).await;
+    assert_eq!(answer(&mut ws, "1").await["type"], json!("complete"));
+    send(&mut ws, start("4", CATEGORIES)).await;
+    send(&mut ws, json!({ "id": "2", "type": "stop" })).await;
+    assert_eq!(answer(&mut ws, "2").await["type"], json!("complete"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    create_category(&app, &app.a.admin, "room").await;
+    let m = answer(&mut ws, "4").await;
+    assert_eq!(
+        m["payload"]["data"]["forumCategoryChanged"]["node"]["slug"],
+        json!("room"),
+        "{m}"
+    );
+
+    // Document limits and the introspection policy apply to queries sent this way too.
+    let aliased: String = (0..16)
+        .map(|i| format!("a{i}: forumCategories(first: 1) {{ totalCount }}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    send(&mut ws, start("5", &format!("{{ {aliased} }}"))).await;
+    let m = answer(&mut ws, "5").await;
+    assert_eq!(
+        m["payload"]["errors"][0]["extensions"]["code"],
+        json!("LIMIT_EXCEEDED"),
+        "{m}"
+    );
+    send(&mut ws, start("6", "{ __schema { types { name } } }")).await;
+    let m = answer(&mut ws, "6").await;
+    assert_eq!(
+        m["payload"]["errors"][0]["extensions"]["code"],
+        json!("FORBIDDEN"),
+        "{m}"
     );
 }

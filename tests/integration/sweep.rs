@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::harness::TestApp;
 
-fn meta(name: &str) -> &'static EntityMeta {
+pub fn meta(name: &str) -> &'static EntityMeta {
     ENTITIES
         .iter()
         .find(|m| m.name == name)
@@ -18,7 +18,7 @@ fn meta(name: &str) -> &'static EntityMeta {
         .unwrap_or_else(|| panic!("no entity {name}"))
 }
 
-fn upper_first(s: &str) -> String {
+pub fn upper_first(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
@@ -44,7 +44,6 @@ pub struct Fixtures<'a> {
     app: &'a TestApp,
     token: String,
     made: HashMap<&'static str, String>,
-    serial: u32,
 }
 
 impl<'a> Fixtures<'a> {
@@ -53,13 +52,14 @@ impl<'a> Fixtures<'a> {
             app,
             token: token.to_string(),
             made: HashMap::new(),
-            serial: 0,
         }
     }
 
     fn text(&mut self, col: &ColumnMeta) -> String {
-        self.serial += 1;
-        let mut s = format!("{}-{}", col.field, self.serial);
+        // Unique across every fixture set of the process: several may share a database.
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut s = format!("{}-{}", col.field, serial);
         if let Some(max) = col.max_length {
             let keep = (max as usize).min(s.len());
             s = s[s.len() - keep..].to_string();
@@ -173,7 +173,7 @@ fn list_query(m: &EntityMeta) -> String {
 }
 
 /// A writable scalar to change on update, with a new value.
-fn update_patch(m: &'static EntityMeta) -> Option<(&'static str, Json)> {
+pub fn update_patch(m: &'static EntityMeta) -> Option<(&'static str, Json)> {
     for c in m.columns.iter().filter(|c| c.writable && !c.list) {
         let v = match c.ty {
             ColumnType::Text if !c.unique => json!("changed"),

@@ -14,6 +14,16 @@ if (!httpUrl || !wsUrl || !token) {
   process.exit(2);
 }
 const authorization = `Bearer ${token}`;
+/** A graphql-transport-ws client of the gateway, signed in with the token. */
+function wsClient() {
+  return createClient({
+    url: wsUrl,
+    webSocketImpl: WebSocket,
+    connectionParams: { Authorization: authorization },
+    retryAttempts: 0,
+  });
+}
+
 const SUBSCRIPTION = `subscription($w: ForumCategoryWhere) {
   forumCategoryChanged(where: $w, ops: [CREATED]) { op node { id slug } cursor }
 }`;
@@ -50,12 +60,7 @@ function firstEvent(subscribe) {
 }
 
 async function viaGraphqlWs() {
-  const client = createClient({
-    url: wsUrl,
-    webSocketImpl: WebSocket,
-    connectionParams: { Authorization: authorization },
-    retryAttempts: 0,
-  });
+  const client = wsClient();
   let dispose = () => {};
   const event = firstEvent((next, error) => {
     dispose = client.subscribe(
@@ -72,13 +77,8 @@ async function viaGraphqlWs() {
 }
 
 async function viaApollo() {
-  const wsClient = createClient({
-    url: wsUrl,
-    webSocketImpl: WebSocket,
-    connectionParams: { Authorization: authorization },
-    retryAttempts: 0,
-  });
-  const client = new ApolloClient({ link: new GraphQLWsLink(wsClient), cache: new InMemoryCache() });
+  const ws = wsClient();
+  const client = new ApolloClient({ link: new GraphQLWsLink(ws), cache: new InMemoryCache() });
   let sub;
   const event = firstEvent((next, error) => {
     sub = client
@@ -89,7 +89,7 @@ async function viaApollo() {
   await createCategory('apollo-1');
   const value = await event;
   sub.unsubscribe();
-  await wsClient.dispose();
+  await ws.dispose();
   return value.data.forumCategoryChanged;
 }
 
