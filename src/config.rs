@@ -28,6 +28,9 @@
 //! | `GATEWAY_INTROSPECTION` | who may introspect the schema: `all` or `admin` | `all` |
 //! | `GATEWAY_FIELD_SUGGESTIONS` | who gets "Did you mean" hints in errors: `all` or `admin` | `all` |
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_SOCKET` | subscriptions one WebSocket may hold at once | `100` |
+//! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_USER` | subscriptions one user may hold at once on this instance, over all its sockets | `500` |
+//! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_TENANT` | subscriptions one tenant's users may hold at once on this instance | `20000` |
+//! | `GATEWAY_STATEMENT_TIMEOUT_MS` | longest a serving connection's statement may run before PostgreSQL cancels it (the request gets `LIMIT_EXCEEDED`) | `15000` |
 //! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
@@ -62,6 +65,10 @@ pub struct Limits {
     pub max_batch_operations: usize,
     /// Subscriptions one WebSocket may hold at once.
     pub max_subscriptions_per_socket: usize,
+    /// Subscriptions one user may hold at once on this instance (all its sockets).
+    pub max_subscriptions_per_user: usize,
+    /// Subscriptions one tenant may hold at once on this instance.
+    pub max_subscriptions_per_tenant: usize,
     /// Who may introspect the schema.
     pub introspection: Exposure,
     /// Who gets "Did you mean ...?" suggestions in validation errors.
@@ -99,6 +106,8 @@ impl Default for Limits {
             max_directives: 50,
             max_batch_operations: 10,
             max_subscriptions_per_socket: 100,
+            max_subscriptions_per_user: 500,
+            max_subscriptions_per_tenant: 20_000,
             introspection: Exposure::Everyone,
             suggestions: Exposure::Everyone,
         }
@@ -167,6 +176,8 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     pub data_dir: PathBuf,
     pub pool_size: usize,
+    /// PostgreSQL's `statement_timeout` on serving connections.
+    pub statement_timeout: Duration,
     pub event_retention: std::time::Duration,
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
@@ -253,6 +264,10 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| project_dir().join(".data")),
             pool_size: parsed("GATEWAY_DB_POOL_SIZE", 16)?,
+            statement_timeout: Duration::from_millis(parsed(
+                "GATEWAY_STATEMENT_TIMEOUT_MS",
+                15_000,
+            )?),
             allowed_origins: var("GATEWAY_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -290,6 +305,14 @@ impl Config {
                 max_subscriptions_per_socket: parsed(
                     "GATEWAY_MAX_SUBSCRIPTIONS_PER_SOCKET",
                     defaults.max_subscriptions_per_socket,
+                )?,
+                max_subscriptions_per_user: parsed(
+                    "GATEWAY_MAX_SUBSCRIPTIONS_PER_USER",
+                    defaults.max_subscriptions_per_user,
+                )?,
+                max_subscriptions_per_tenant: parsed(
+                    "GATEWAY_MAX_SUBSCRIPTIONS_PER_TENANT",
+                    defaults.max_subscriptions_per_tenant,
                 )?,
                 introspection: parsed("GATEWAY_INTROSPECTION", defaults.introspection)?,
                 suggestions: parsed("GATEWAY_FIELD_SUGGESTIONS", defaults.suggestions)?,

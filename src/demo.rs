@@ -39,15 +39,19 @@ fn id_at(data: &Json, pointer: &str) -> Result<String, String> {
 /// Seeds forums, workflows, notifications, a course, a chat room, tasks and configuration.
 pub async fn seed(schema: &GatewaySchema, tenant_id: Uuid, admin_id: Uuid) -> Result<(), String> {
     let rc = RequestContext {
-        tenant_id,
-        user_id: admin_id,
-        role: Role::Admin,
-        client_ip: None,
         user_agent: Some("gateway demo seed".into()),
-        expires_at: None,
-        session_id: None,
+        ..RequestContext::new(tenant_id, admin_id, Role::Admin)
     };
     let admin = admin_id.to_string();
+    // Authors are stamped from the caller: each user writes their own posts.
+    let acting = |user: &str| -> Result<RequestContext, String> {
+        let user_id = Uuid::parse_str(user).map_err(|e| format!("demo data: {e}"))?;
+        Ok(RequestContext {
+            user_id,
+            role: Role::User,
+            ..rc.clone()
+        })
+    };
 
     let users = run(
         schema,
@@ -70,22 +74,28 @@ pub async fn seed(schema: &GatewaySchema, tenant_id: Uuid, admin_id: Uuid) -> Re
     )
     .await?;
     let category = id_at(&forum, "/createForumCategory/id")?;
+    let (as_ada, as_alan) = (acting(&ada)?, acting(&alan)?);
     let thread = run(
         schema,
-        &rc,
+        &as_ada,
         "mutation($t: ForumThreadCreateInput!) { createForumThread(input: $t) { id } }",
-        json!({ "t": { "categoryId": category, "authorId": ada, "title": "Welcome to the gateway", "slug": "welcome" } }),
+        json!({ "t": { "categoryId": category, "title": "Welcome to the gateway", "slug": "welcome" } }),
     )
     .await?;
     let thread = id_at(&thread, "/createForumThread/id")?;
+    let post = "mutation($p: ForumPostCreateInput!) { createForumPost(input: $p) { id } }";
     run(
         schema,
-        &rc,
-        "mutation($p: [ForumPostCreateInput!]!) { createForumPosts(inputs: $p) { id } }",
-        json!({ "p": [
-            { "threadId": thread, "authorId": ada, "content": "Every entity of the catalog is served here." },
-            { "threadId": thread, "authorId": alan, "content": "Try forumThreads(where: {title: {contains: \"gateway\"}})." },
-        ]}),
+        &as_ada,
+        post,
+        json!({ "p": { "threadId": thread, "content": "Every entity of the catalog is served here." } }),
+    )
+    .await?;
+    run(
+        schema,
+        &as_alan,
+        post,
+        json!({ "p": { "threadId": thread, "content": "Try forumThreads(where: {title: {contains: \"gateway\"}})." } }),
     )
     .await?;
 
@@ -94,7 +104,7 @@ pub async fn seed(schema: &GatewaySchema, tenant_id: Uuid, admin_id: Uuid) -> Re
         &rc,
         "mutation($w: WorkflowCreateInput!) { createWorkflow(input: $w) { id } }",
         json!({ "w": {
-            "ownerId": admin, "name": "Onboarding", "description": "Welcome new users",
+            "name": "Onboarding", "description": "Welcome new users",
             "nodes": [{ "id": "start", "type": "trigger" }, { "id": "mail", "type": "email" }],
             "edges": [{ "from": "start", "to": "mail" }], "tags": ["demo", "onboarding"]
         }}),
@@ -105,7 +115,7 @@ pub async fn seed(schema: &GatewaySchema, tenant_id: Uuid, admin_id: Uuid) -> Re
         schema,
         &rc,
         "mutation($e: WorkflowExecutionCreateInput!) { createWorkflowExecution(input: $e) { id } }",
-        json!({ "e": { "workflowId": workflow, "userId": admin, "input": { "user": "ada" } } }),
+        json!({ "e": { "workflowId": workflow, "input": { "user": "ada" } } }),
     )
     .await?;
     let execution = id_at(&exec, "/createWorkflowExecution/id")?;
@@ -168,9 +178,9 @@ pub async fn seed(schema: &GatewaySchema, tenant_id: Uuid, admin_id: Uuid) -> Re
     let room = id_at(&room, "/createChatRoom/id")?;
     run(
         schema,
-        &rc,
+        &as_ada,
         "mutation($m: ChatMessageCreateInput!) { createChatMessage(input: $m) { id } }",
-        json!({ "m": { "roomId": room, "senderId": ada, "body": "Hello, world!" } }),
+        json!({ "m": { "roomId": room, "body": "Hello, world!" } }),
     )
     .await?;
 

@@ -173,6 +173,15 @@ impl ApiError {
                 message: "concurrent change; retry".to_string(),
                 field: None,
             },
+            // statement_timeout (SQLSTATE 57014): diesel has no kind for it, only the message.
+            _ if info
+                .message()
+                .starts_with("canceling statement due to statement timeout") =>
+            {
+                ApiError::limit_exceeded(
+                    "the request took longer than the statement timeout; narrow it".to_string(),
+                )
+            }
             _ => ApiError::internal(format!("{entity}: {kind:?}: {}", info.message())),
         }
     }

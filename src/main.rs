@@ -54,6 +54,16 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
+        /// A platform operator's token: may create, change and delete global rows (pricing
+        /// tiers, the block library, the schema registry). Never granted by signing in.
+        #[arg(long)]
+        platform: bool,
+    },
+    /// Revoke every operator token issued so far for a tenant (`token`, `tenant create`);
+    /// they are refused from their next request. Sign-in sessions are not affected.
+    RevokeTokens {
+        #[arg(long)]
+        tenant: String,
     },
     /// Print the GraphQL schema (SDL).
     ExportSchema,
@@ -248,6 +258,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             user,
             role,
             ttl,
+            platform,
         } => {
             let role = match role.as_deref() {
                 None => None,
@@ -257,8 +268,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             let keys = jwt_keys(&config, database.cluster.is_some())?;
             println!(
                 "{}",
-                tenants::token_for(&database.owner, &keys, &tenant, &user, role, ttl).await?
+                tenants::token_for(&database.owner, &keys, &tenant, &user, role, platform, ttl)
+                    .await?
             );
+            Ok(())
+        }
+        Command::RevokeTokens { tenant } => {
+            let database = database(&config).await?;
+            let generation = tenants::revoke_operator_tokens(&database.owner, &tenant).await?;
+            println!("operator tokens of {tenant} revoked (generation {generation})");
             Ok(())
         }
         Command::Serve { bind, no_migrate } => serve(config, bind, no_migrate).await,
@@ -282,7 +300,7 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         db::allow_serving_login(&owner).await?;
     }
     db::check_serving_role(&serving).await?;
-    let pool = Db::connect(&serving, config.pool_size)?;
+    let pool = Db::connect(&serving, config.pool_size, config.statement_timeout)?;
     let hub = Hub::start(serving.clone(), config.event_retention).await?;
     gateway::auth::password::prepare()
         .await

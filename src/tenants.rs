@@ -7,10 +7,12 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::auth::{JwtKeys, Role};
+use crate::auth::{JwtKeys, OperatorGrant, Role};
 use crate::db::Conn;
 use crate::entities::enums::UserRole;
 use crate::entities::schema::{tenants, users};
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 #[derive(Debug, Serialize)]
 pub struct CreatedTenant {
@@ -78,7 +80,7 @@ pub async fn create_tenant(
             }
             let admin: Option<Uuid> = users::table
                 .filter(users::tenant_id.eq(tenant_id))
-                .filter(users::email.eq(&email))
+                .filter(lower(users::email).eq(email.to_lowercase()))
                 .select(users::id)
                 .first(conn)
                 .await
@@ -101,8 +103,14 @@ pub async fn create_tenant(
         })
         .await
         .map_err(|e| format!("cannot create tenant {slug} and its admin: {e}"))?;
+    let grant = OperatorGrant {
+        platform: false,
+        generation: generation(&mut conn, tenant_id)
+            .await
+            .map_err(|e| format!("cannot read the token generation: {e}"))?,
+    };
     let token = keys
-        .issue(tenant_id, admin_user_id, Role::Admin, ttl_secs)
+        .issue_operator(tenant_id, admin_user_id, Role::Admin, grant, ttl_secs)
         .map_err(|e| e.message())?;
     Ok(CreatedTenant {
         tenant_id,
@@ -114,15 +122,25 @@ pub async fn create_tenant(
     })
 }
 
-/// A token for an existing user of tenant `slug`, looked up by email.
-pub async fn token_for(
-    url: &str,
-    keys: &JwtKeys,
-    slug: &str,
-    email: &str,
-    role: Option<Role>,
-    ttl_secs: i64,
-) -> Result<String, String> {
+#[derive(diesel::QueryableByName)]
+struct Generation {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    generation: i64,
+}
+
+/// The tenant's current operator-token generation (0 until tokens are first revoked).
+async fn generation(conn: &mut Conn, tenant: Uuid) -> diesel::QueryResult<i64> {
+    let found: Option<Generation> =
+        diesel::sql_query("SELECT generation FROM operator_token_generations WHERE tenant_id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(tenant)
+            .get_result(conn)
+            .await
+            .optional()?;
+    Ok(found.map_or(0, |g| g.generation))
+}
+
+/// A connection as the owner, and the id of tenant `slug`, which must exist.
+async fn existing_tenant(url: &str, slug: &str) -> Result<(Conn, Uuid), String> {
     let mut conn = Conn::establish(url)
         .await
         .map_err(|e| format!("cannot connect to the database: {e}"))?;
@@ -130,25 +148,66 @@ pub async fn token_for(
         .await
         .map_err(|e| format!("cannot read tenants: {e}"))?
         .ok_or_else(|| format!("no tenant with slug {slug}"))?;
+    Ok((conn, tenant_id))
+}
+
+/// Revokes every operator token issued so far for tenant `slug` (those of `gateway token`
+/// and `gateway tenant create`); sign-in sessions are not affected. Returns the new generation.
+pub async fn revoke_operator_tokens(url: &str, slug: &str) -> Result<i64, String> {
+    let (mut conn, tenant_id) = existing_tenant(url, slug).await?;
+    conn.transaction::<i64, diesel::result::Error, _>(async move |conn| {
+        crate::db::scope_to_tenant(conn, tenant_id).await?;
+        let bumped: Generation = diesel::sql_query(
+            "INSERT INTO operator_token_generations (tenant_id, generation) VALUES ($1, 1)
+             ON CONFLICT (tenant_id) DO UPDATE
+             SET generation = operator_token_generations.generation + 1
+             RETURNING generation",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(tenant_id)
+        .get_result(conn)
+        .await?;
+        Ok(bumped.generation)
+    })
+    .await
+    .map_err(|e| format!("cannot revoke the tokens of {slug}: {e}"))
+}
+
+/// A token for an existing user of tenant `slug`, looked up by email (case-insensitively).
+/// `platform` makes it a platform operator's, which may write global rows.
+pub async fn token_for(
+    url: &str,
+    keys: &JwtKeys,
+    slug: &str,
+    email: &str,
+    role: Option<Role>,
+    platform: bool,
+    ttl_secs: i64,
+) -> Result<String, String> {
+    let (mut conn, tenant_id) = existing_tenant(url, slug).await?;
     let email_owned = email.to_string();
-    let (user_id, user_role): (Uuid, UserRole) = conn
+    let (found, generation) = conn
         .transaction::<_, diesel::result::Error, _>(async move |conn| {
             crate::db::scope_to_tenant(conn, tenant_id).await?;
-            users::table
+            let found: Option<(Uuid, UserRole)> = users::table
                 .filter(users::tenant_id.eq(tenant_id))
-                .filter(users::email.eq(email_owned))
+                .filter(lower(users::email).eq(email_owned.to_lowercase()))
                 .select((users::id, users::role))
                 .first(conn)
                 .await
-                .optional()
+                .optional()?;
+            Ok((found, generation(conn, tenant_id).await?))
         })
         .await
-        .map_err(|e| format!("cannot read users: {e}"))?
-        .ok_or_else(|| format!("no user {email} in tenant {slug}"))?;
+        .map_err(|e| format!("cannot read users: {e}"))?;
+    let (user_id, user_role) = found.ok_or_else(|| format!("no user {email} in tenant {slug}"))?;
     let role = role.unwrap_or(match user_role {
         UserRole::Admin => Role::Admin,
         _ => Role::User,
     });
-    keys.issue(tenant_id, user_id, role, ttl_secs)
+    let grant = OperatorGrant {
+        platform,
+        generation,
+    };
+    keys.issue_operator(tenant_id, user_id, role, grant, ttl_secs)
         .map_err(|e| e.message())
 }

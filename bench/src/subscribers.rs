@@ -133,16 +133,11 @@ async fn subscriber(
     Ok(())
 }
 
-fn create_post(
-    addr: SocketAddr,
-    token: &str,
-    thread: Uuid,
-    author: Uuid,
-    content: &str,
-) -> Result<(), String> {
+fn create_post(addr: SocketAddr, token: &str, thread: Uuid, content: &str) -> Result<(), String> {
     let body = json!({
-        "query": "mutation($t: ID!, $a: ID!, $c: String!) { createForumPost(input: {threadId: $t, authorId: $a, content: $c}) { id } }",
-        "variables": { "t": thread, "a": author, "c": content },
+        // The author is stamped from the token.
+        "query": "mutation($t: ID!, $c: String!) { createForumPost(input: {threadId: $t, content: $c}) { id } }",
+        "variables": { "t": thread, "c": content },
     });
     let (status, resp) = load::http(addr, "POST", "/graphql", Some(token), &body.to_string())?;
     if status != 200 || resp.contains("\"errors\"") {
@@ -156,7 +151,6 @@ pub async fn run(
     pid: u32,
     token: &str,
     thread: Uuid,
-    author: Uuid,
     subscribers: usize,
     changes: usize,
 ) -> Result<Figures, String> {
@@ -184,8 +178,8 @@ pub async fn run(
     // Warm-up posts until every subscriber has received one: then all are live.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let (t, a) = (token.to_string(), author);
-        tokio::task::spawn_blocking(move || create_post(addr, &t, thread, a, "warm-up"))
+        let t = token.to_string();
+        tokio::task::spawn_blocking(move || create_post(addr, &t, thread, "warm-up"))
             .await
             .map_err(|e| e.to_string())??;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -212,13 +206,11 @@ pub async fn run(
     let mut all_ms = Vec::new();
     let mut lost = 0;
     for n in 0..changes {
-        let (t, a) = (token.to_string(), author);
+        let t = token.to_string();
         let sent = Instant::now();
-        tokio::task::spawn_blocking(move || {
-            create_post(addr, &t, thread, a, &format!("change {n}"))
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+        tokio::task::spawn_blocking(move || create_post(addr, &t, thread, &format!("change {n}")))
+            .await
+            .map_err(|e| e.to_string())??;
         mutation_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
         let wait_until = Instant::now() + Duration::from_secs(30);
         loop {

@@ -27,6 +27,32 @@ fn doc(s: &mut String, indent: &str, text: Option<&str>) {
     }
 }
 
+/// A field's documentation in the create and update inputs: who may give it.
+fn input_doc(f: &Field) -> Option<String> {
+    let who: Vec<&str> = f
+        .set_by
+        .iter()
+        .map(|r| match r {
+            Role::Platform => "the platform operator",
+            _ => "an admin",
+        })
+        .collect();
+    let rule = if f.owner_input() {
+        Some(format!(
+            "Defaults to you; only {} may name another user.",
+            who.join(" or ")
+        ))
+    } else if !f.set_by.is_empty() {
+        Some(format!("Only {} may set this.", who.join(" or ")))
+    } else {
+        None
+    };
+    match (f.description.as_deref(), rule) {
+        (Some(d), Some(r)) => Some(format!("{} {r}", d.trim_end_matches('.'))),
+        (d, r) => r.or(d.map(str::to_string)),
+    }
+}
+
 fn meta_ident(e: &Entity) -> String {
     format!("{}_META", e.name.to_snake_case().to_uppercase())
 }
@@ -153,6 +179,20 @@ fn filter_type(f: &Field) -> String {
 }
 
 /// Expression turning the GraphQL input value `v` into the column's Rust value, with checks.
+/// `AclRole::Admin, AclRole::Platform` for the metadata and the input guards.
+fn acl_roles(r: &[Role]) -> String {
+    r.iter()
+        .map(|x| match x {
+            Role::Public => "AclRole::Public",
+            Role::User => "AclRole::User",
+            Role::SelfOwner => "AclRole::Owner",
+            Role::Admin => "AclRole::Admin",
+            Role::Platform => "AclRole::Platform",
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn input_conversion(f: &Field, v: &str) -> String {
     let name = &f.name;
     let opt = |x: Option<u32>| x.map_or("None".to_string(), |n| format!("Some({n})"));
@@ -392,8 +432,8 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         if e.tenant_scoped() {
             s.push_str("    pub tenant_id: Uuid,\n");
         }
-        for f in e.writable_fields() {
-            let ty = if f.required_on_create() {
+        for f in e.inserted_fields() {
+            let ty = if f.required_on_create() || f.owner {
                 rust_type(f)
             } else if f.required {
                 format!("Option<{}>", rust_type(f))
@@ -444,7 +484,7 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         let _ = writeln!(s, "#[graphql(name = \"{n}CreateInput\")]");
         let _ = writeln!(s, "pub struct {n}CreateInput {{");
         for f in e.writable_fields() {
-            doc(s, "    ", f.description.as_deref());
+            doc(s, "    ", input_doc(f).as_deref());
             let ty = gql_input_type(f);
             let ty = if f.required_on_create() {
                 ty
@@ -467,6 +507,9 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         let _ = writeln!(s, "#[graphql(name = \"{n}UpdateInput\")]");
         let _ = writeln!(s, "pub struct {n}UpdateInput {{");
         for f in e.writable_fields() {
+            if !f.set_by.is_empty() {
+                doc(s, "    ", input_doc(f).as_deref());
+            }
             let _ = writeln!(s, "    #[graphql(name = \"{}\")]", f.name);
             let _ = writeln!(
                 s,
@@ -641,9 +684,10 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
             .indexes
             .iter()
             .any(|i| i.unique && i.fields == [f.name.clone()]);
+        let set_by = acl_roles(&f.set_by);
         let _ = writeln!(
             s,
-            "    ColumnMeta {{\n        field: \"{}\",\n        column: \"{}\",\n        alias: \"{}\",\n        ty: {},\n        list: {},\n        nullable: {},\n        writable: {},\n        required_on_create: {},\n        min_length: {:?},\n        max_length: {:?},\n        min: {:?},\n        max: {:?},\n        enum_values: &[{enum_values}],\n        references: {references},\n        unique: {unique},\n    }},",
+            "    ColumnMeta {{\n        field: \"{}\",\n        column: \"{}\",\n        alias: \"{}\",\n        ty: {},\n        list: {},\n        nullable: {},\n        writable: {},\n        required_on_create: {},\n        min_length: {:?},\n        max_length: {:?},\n        min: {:?},\n        max: {:?},\n        enum_values: &[{enum_values}],\n        references: {references},\n        unique: {unique},\n        set_by: &[{set_by}],\n    }},",
             f.name,
             f.column(),
             f.rust_ident().trim_start_matches("r#"),
@@ -666,17 +710,7 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
     } else {
         "EntityScope::Global"
     };
-    let roles = |r: &[Role]| {
-        r.iter()
-            .map(|x| match x {
-                Role::Public => "AclRole::Public",
-                Role::User => "AclRole::User",
-                Role::SelfOwner => "AclRole::Owner",
-                Role::Admin => "AclRole::Admin",
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let roles = acl_roles;
     let unique_keys: Vec<String> = uniques
         .iter()
         .map(|u| {
@@ -779,16 +813,43 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         );
         // insert_form
         if e.can_create() {
-            let w = if e.tenant_scoped() { "w" } else { "_w" };
+            let uses_scope =
+                e.tenant_scoped() || e.inserted_fields().any(|f| f.owner || !f.set_by.is_empty());
+            let w = if uses_scope { "w" } else { "_w" };
             let _ = writeln!(s, "    fn insert_form(i: Self::CreateInput, {w}: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {{");
+            for f in e
+                .writable_fields()
+                .filter(|f| !f.set_by.is_empty() && !f.owner)
+            {
+                let _ = writeln!(
+                    s,
+                    "        w.may_set(i.{}.is_some(), &[{}], path, \"{}\")?;",
+                    f.rust_ident(),
+                    acl_roles(&f.set_by),
+                    f.name
+                );
+            }
             let _ = writeln!(s, "        Ok({n}InsertForm {{");
             s.push_str("            id: Uuid::now_v7(),\n");
             if e.tenant_scoped() {
                 s.push_str("            tenant_id: w.tenant,\n");
             }
-            for f in e.writable_fields() {
+            for f in e.inserted_fields() {
                 let id = f.rust_ident();
-                let expr = if f.required_on_create() {
+                let expr = if f.stamped() {
+                    "w.user".to_string()
+                } else if f.owner_input() {
+                    let func = if f.required {
+                        "owner"
+                    } else {
+                        "owner_nullable"
+                    };
+                    format!(
+                        "w.{func}(i.{id}.as_ref(), &[{}], path, \"{}\")?",
+                        acl_roles(&f.set_by),
+                        f.name
+                    )
+                } else if f.required_on_create() {
                     input_conversion(f, &format!("i.{id}"))
                 } else {
                     let conv = input_conversion(f, "v");
@@ -796,6 +857,11 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
                         Some(fallible) => format!("i.{id}.map(|v| {fallible}).transpose()?"),
                         None => format!("i.{id}"),
                     }
+                };
+                let expr = if f.stamped() && !f.required {
+                    format!("Some({expr})")
+                } else {
+                    expr
                 };
                 let _ = writeln!(s, "            {id}: {expr},");
             }
@@ -805,7 +871,21 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         }
         // update_form
         if e.can_update() {
-            s.push_str("    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {\n");
+            let w = if e.writable_fields().any(|f| !f.set_by.is_empty()) {
+                "w"
+            } else {
+                "_w"
+            };
+            let _ = writeln!(s, "    fn update_form(i: Self::UpdateInput, {w}: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {{");
+            for f in e.writable_fields().filter(|f| !f.set_by.is_empty()) {
+                let _ = writeln!(
+                    s,
+                    "        w.may_set(!i.{}.is_undefined(), &[{}], path, \"{}\")?;",
+                    f.rust_ident(),
+                    acl_roles(&f.set_by),
+                    f.name
+                );
+            }
             let _ = writeln!(s, "        Ok({n}UpdateForm {{");
             for f in e.writable_fields() {
                 let id = f.rust_ident();
@@ -827,7 +907,7 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
             }
             s.push_str("        })\n    }\n\n");
         } else {
-            s.push_str("    fn update_form(i: Self::UpdateInput, _path: &str) -> Result<Self::UpdateForm, ApiError> {\n        match i {}\n    }\n\n");
+            s.push_str("    fn update_form(i: Self::UpdateInput, _w: &WriteScope, _path: &str) -> Result<Self::UpdateForm, ApiError> {\n        match i {}\n    }\n\n");
         }
         // key_filter
         if upsertable {
@@ -839,7 +919,7 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
                     .map(|fname| {
                         let f = e.field(fname).expect("validated");
                         let i = exposed.iter().position(|x| x.name == f.name).unwrap_or(0);
-                        let v = if f.writable() {
+                        let v = if f.inserted() {
                             format!("Value::from(form.{}{})", f.rust_ident(), clone_suffix(f))
                         } else {
                             "Value::Null".to_string()

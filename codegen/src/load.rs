@@ -648,14 +648,43 @@ impl Validator {
         }
         let owner = re.owner.clone();
         if let Some(o) = &owner {
-            match fields.iter().find(|f| &f.name == o) {
-                Some(f) if f.ty == FieldType::Uuid && !f.list => {}
+            match fields.iter_mut().find(|f| &f.name == o) {
+                Some(f) if f.ty == FieldType::Uuid && !f.list => {
+                    f.owner = true;
+                    if f.read_only && !f.implicit {
+                        self.problem(
+                            file,
+                            Some(en),
+                            Some(o),
+                            "the owner field is stamped from the caller; use setBy, not readOnly"
+                                .into(),
+                        );
+                    }
+                }
                 _ => self.problem(
                     file,
                     Some(en),
                     Some(o),
                     "owner must name a uuid field of the entity".into(),
                 ),
+            }
+        }
+        // A global row is every tenant's: only the platform operator may change it. The
+        // Tenant entity is each tenant's own row (its admins may edit what it lets them).
+        if scope == Scope::Global && en != crate::emit_rust::TENANT_ENTITY {
+            for (op, roles) in [
+                ("create", &acl.create),
+                ("update", &acl.update),
+                ("delete", &acl.delete),
+            ] {
+                if roles.iter().any(|r| *r != Role::Platform) {
+                    self.problem(
+                        file,
+                        Some(en),
+                        None,
+                        format!("is global, so acl {op} may only name `platform`"),
+                    );
+                }
             }
         }
         let uses_self = [&acl.create, &acl.read, &acl.update, &acl.delete]
@@ -813,6 +842,23 @@ impl Validator {
                 "limits are not supported on lists".into(),
             );
         }
+        let set_by = self.role_list(
+            file,
+            en,
+            Some(name),
+            "setBy",
+            rf.set_by.as_deref().unwrap_or_default(),
+            &[Role::Admin, Role::Platform],
+        );
+        if !set_by.is_empty() && (rf.read_only || rf.hidden || rf.concurrency) {
+            self.problem(
+                file,
+                Some(en),
+                Some(name),
+                "setBy is for fields of the generic inputs, not readOnly, hidden or concurrency ones"
+                    .into(),
+            );
+        }
         let default = match &rf.default {
             None => None,
             Some(v) => match default_value(&ty, rf.list, v, enums) {
@@ -837,6 +883,8 @@ impl Validator {
             hidden: rf.hidden,
             read_only: rf.read_only,
             concurrency: rf.concurrency,
+            set_by,
+            owner: false,
             implicit: false,
             description: rf.description.clone(),
         })
@@ -847,25 +895,33 @@ impl Validator {
             self.problem(file, Some(en), None, format!("acl has no `{op}` list"));
             return Vec::new();
         };
+        self.role_list(file, en, None, &format!("acl {op}"), raw, &Role::ALL)
+    }
+
+    /// A list of role names, each one of `allowed`, without repeats, in a stable order.
+    fn role_list(
+        &mut self,
+        file: &str,
+        en: &str,
+        field: Option<&str>,
+        what: &str,
+        raw: &[String],
+        allowed: &[Role],
+    ) -> Vec<Role> {
         let mut out = Vec::new();
         for r in raw {
-            let role = match r.as_str() {
-                "public" => Role::Public,
-                "user" => Role::User,
-                "self" => Role::SelfOwner,
-                "admin" => Role::Admin,
-                other => {
+            match Role::parse(r).filter(|role| allowed.contains(role)) {
+                Some(role) if !out.contains(&role) => out.push(role),
+                Some(_) => {}
+                None => {
+                    let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
                     self.problem(
                         file,
                         Some(en),
-                        None,
-                        format!("acl {op}: unknown role `{other}` (public, user, self, admin)"),
+                        field,
+                        format!("{what}: unknown role `{r}` ({})", names.join(", ")),
                     );
-                    continue;
                 }
-            };
-            if !out.contains(&role) {
-                out.push(role);
             }
         }
         out.sort();
@@ -888,6 +944,8 @@ fn implicit(name: &str, ty: FieldType) -> Field {
         hidden: false,
         read_only: true,
         concurrency: false,
+        set_by: Vec::new(),
+        owner: false,
         implicit: true,
         description: None,
     }
@@ -947,6 +1005,10 @@ pub fn checksum(e: &Entity) -> String {
             f.name, f.ty, f.list, f.required, f.default, f.min_length, f.max_length, f.min, f.max,
             f.unique, f.hidden, f.read_only, f.concurrency
         ));
+        // Only when given, so that entities without it keep their checksums.
+        if !f.set_by.is_empty() {
+            s.push_str(&format!("field {} setBy={:?}\n", f.name, f.set_by));
+        }
     }
     for i in &e.indexes {
         s.push_str(&format!("index {:?} unique={}\n", i.fields, i.unique));

@@ -80,6 +80,11 @@ pub struct Field {
     pub hidden: bool,
     pub read_only: bool,
     pub concurrency: bool,
+    /// Roles that alone may give this field in the generic inputs; empty = whoever may write
+    /// the row. On the owner field: who may name another user as owner.
+    pub set_by: Vec<Role>,
+    /// The entity's `owner` field.
+    pub owner: bool,
     /// id, tenantId, createdAt, updatedAt: added by the loader, set by the server.
     pub implicit: bool,
     pub description: Option<String>,
@@ -95,11 +100,23 @@ impl Field {
     }
     /// Settable through the generic create/update inputs.
     pub fn writable(&self) -> bool {
-        !self.implicit && !self.hidden && !self.read_only && !self.concurrency
+        !self.implicit && !self.hidden && !self.read_only && !self.concurrency && !self.stamped()
+    }
+    /// The owner field nobody may set: always the caller on create, never changed by update.
+    pub fn stamped(&self) -> bool {
+        self.owner && !self.implicit && self.set_by.is_empty()
+    }
+    /// The owner field that some roles may set (to act for another user); the caller by default.
+    pub fn owner_input(&self) -> bool {
+        self.owner && !self.implicit && !self.set_by.is_empty()
+    }
+    /// Part of the insert form: given by the client or stamped by the server.
+    pub fn inserted(&self) -> bool {
+        self.writable() || self.stamped()
     }
     /// Must be given on create.
     pub fn required_on_create(&self) -> bool {
-        self.required && self.default.is_none()
+        self.required && self.default.is_none() && !self.owner
     }
     pub fn orderable(&self) -> bool {
         !self.list && !self.hidden && self.ty != FieldType::Json
@@ -143,15 +160,30 @@ pub enum Role {
     User,
     SelfOwner,
     Admin,
+    /// The platform operator: tokens from `gateway token --platform` only.
+    Platform,
 }
 
 impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Public,
+        Role::User,
+        Role::SelfOwner,
+        Role::Admin,
+        Role::Platform,
+    ];
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Public => "public",
             Role::User => "user",
             Role::SelfOwner => "self",
             Role::Admin => "admin",
+            Role::Platform => "platform",
         }
     }
 }
@@ -202,6 +234,10 @@ impl Entity {
     }
     pub fn writable_fields(&self) -> impl Iterator<Item = &Field> {
         self.fields.iter().filter(|f| f.writable())
+    }
+    /// The columns of the insert form: the writable fields and the stamped owner.
+    pub fn inserted_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| f.inserted())
     }
     pub fn unique_indexes(&self) -> impl Iterator<Item = &Index> {
         self.indexes.iter().filter(|i| i.unique)

@@ -87,6 +87,9 @@ pub struct RawField {
     pub read_only: bool,
     #[serde(default)]
     pub concurrency: bool,
+    /// Roles that alone may give the field in the generic inputs (`admin`, `platform`).
+    #[serde(default)]
+    pub set_by: Option<Vec<String>>,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -226,14 +226,14 @@ entities:
       ownerId: { type: uuid, required: true }
     relations:
       - { name: owner, type: belongsTo, entity: User, field: ownerId, inverse: plans, onDelete: SetNull }
-    acl: { create: [admin], read: [user], update: [admin], delete: [admin] }
+    acl: { create: [platform], read: [user], update: [platform], delete: [platform] }
   - name: Offer
     scope: global
     fields:
       userId: { type: uuid }
     relations:
       - { name: user, type: belongsTo, entity: User, field: userId, inverse: offers }
-    acl: { create: [admin], read: [user], update: [admin], delete: [admin] }
+    acl: { create: [platform], read: [user], update: [platform], delete: [platform] }
 "#;
     let text = messages(
         &load(&[
@@ -250,6 +250,46 @@ entities:
     assert!(
         text.iter().any(|m| m.contains("entity Offer")
             && m.contains("cannot reference the tenant-scoped `User`")),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn global_rows_are_written_by_the_platform_and_set_by_names_known_roles() {
+    let bad = r#"
+package: billing
+entities:
+  - name: Plan
+    scope: global
+    fields:
+      name: { type: string, required: true }
+    acl: { create: [admin], read: [user], update: [platform], delete: [user] }
+  - name: Voucher
+    owner: userId
+    fields:
+      userId: { type: uuid, required: true, setBy: [user] }
+      code: { type: string, setBy: [admin], readOnly: true }
+    relations:
+      - { name: user, type: belongsTo, entity: User, field: userId, inverse: vouchers }
+    acl: { create: [user], read: [user], update: [admin], delete: [admin] }
+"#;
+    let text = messages(
+        &load(&[
+            ("catalog/core/entities.yaml", CORE),
+            ("catalog/billing/entities.yaml", bad),
+        ])
+        .expect_err("bad"),
+    );
+    for want in [
+        "entity Plan: is global, so acl create may only name `platform`",
+        "entity Plan: is global, so acl delete may only name `platform`",
+        "field userId: setBy: unknown role `user` (admin, platform)",
+        "field code: setBy is for fields of the generic inputs",
+    ] {
+        assert!(text.iter().any(|m| m.contains(want)), "{want}: {text:?}");
+    }
+    assert!(
+        !text.iter().any(|m| m.contains("acl update may only")),
         "{text:?}"
     );
 }

@@ -34,6 +34,20 @@ pub struct Claims {
     /// A string or a list of strings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<serde_json::Value>,
+    /// The platform operator (operator tokens only; never from signing in).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub platform: bool,
+    /// Operator tokens: the tenant's token generation when issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gen: Option<i64>,
+}
+
+/// What an operator token grants beyond its tenant, user and role.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OperatorGrant {
+    pub platform: bool,
+    /// The tenant's current token generation (tokens of older ones are revoked).
+    pub generation: i64,
 }
 
 /// Verifies bearer tokens and signs the gateway's own. Cheap to clone.
@@ -89,7 +103,7 @@ impl JwtKeys {
         self
     }
 
-    /// Signs a token for operators and tests (`gateway token`).
+    /// Signs an operator token of generation 0 (tests).
     pub fn issue(
         &self,
         tenant: Uuid,
@@ -97,7 +111,19 @@ impl JwtKeys {
         role: Role,
         ttl_secs: i64,
     ) -> Result<String, ApiError> {
-        self.issue_for_session(tenant, user, role, None, ttl_secs)
+        self.issue_operator(tenant, user, role, OperatorGrant::default(), ttl_secs)
+    }
+
+    /// Signs a token for operators (`gateway token`, `gateway tenant create`).
+    pub fn issue_operator(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        role: Role,
+        grant: OperatorGrant,
+        ttl_secs: i64,
+    ) -> Result<String, ApiError> {
+        self.sign(tenant, user, role, None, grant, ttl_secs)
     }
 
     /// Signs a token, naming the sign-in session it belongs to.
@@ -106,7 +132,26 @@ impl JwtKeys {
         tenant: Uuid,
         user: Uuid,
         role: Role,
+        session: Uuid,
+        ttl_secs: i64,
+    ) -> Result<String, ApiError> {
+        self.sign(
+            tenant,
+            user,
+            role,
+            Some(session),
+            OperatorGrant::default(),
+            ttl_secs,
+        )
+    }
+
+    fn sign(
+        &self,
+        tenant: Uuid,
+        user: Uuid,
+        role: Role,
         session: Option<Uuid>,
+        grant: OperatorGrant,
         ttl_secs: i64,
     ) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
@@ -119,6 +164,8 @@ impl JwtKeys {
             sid: session.map(|s| s.to_string()),
             iss: self.inner.issuer.clone(),
             aud: self.inner.audience.clone().map(serde_json::Value::String),
+            platform: grant.platform && session.is_none(),
+            gen: session.is_none().then_some(grant.generation),
         };
         encode(
             &Header::new(Algorithm::HS256),
@@ -189,6 +236,9 @@ impl JwtKeys {
             user_agent: None,
             expires_at: exp,
             session_id: None,
+            // An identity provider's claims never make a platform operator.
+            platform: false,
+            operator_generation: None,
         })
     }
 
@@ -211,6 +261,8 @@ impl JwtKeys {
                     .map_err(|_| ApiError::unauthenticated("invalid token: sid is not an id"))?,
             ),
         };
+        // A session's token is never a platform operator's, whatever it claims.
+        let operator = session_id.is_none();
         Ok(RequestContext {
             tenant_id,
             user_id,
@@ -219,6 +271,8 @@ impl JwtKeys {
             user_agent: None,
             expires_at: Some(c.exp),
             session_id,
+            platform: operator && c.platform,
+            operator_generation: operator.then(|| c.gen.unwrap_or(0)),
         })
     }
 }

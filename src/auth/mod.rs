@@ -8,7 +8,7 @@ pub mod password;
 pub mod sessions;
 
 pub use jwks::{ClaimPath, ClaimPaths, Jwks, JwksOptions, JwksSource};
-pub use jwt::{Claims, JwtKeys};
+pub use jwt::{Claims, JwtKeys, OperatorGrant};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,30 @@ pub struct RequestContext {
     pub expires_at: Option<i64>,
     /// The sign-in session the token was issued for (`login`); None for operator tokens.
     pub session_id: Option<Uuid>,
+    /// The platform operator (`gateway token --platform`): may write global rows.
+    pub platform: bool,
+    /// An operator token's generation (`gateway token`): revoked once its tenant's
+    /// generation has moved past it (`gateway token revoke`). None for sign-in sessions and
+    /// external identity providers.
+    pub operator_generation: Option<i64>,
+}
+
+impl RequestContext {
+    /// A caller acting in `tenant` as `user` with `role`, and nothing else known of it: no
+    /// session, client or expiry (operator actions, the demo seed, tests).
+    pub fn new(tenant_id: Uuid, user_id: Uuid, role: Role) -> Self {
+        RequestContext {
+            tenant_id,
+            user_id,
+            role,
+            client_ip: None,
+            user_agent: None,
+            expires_at: None,
+            session_id: None,
+            platform: false,
+            operator_generation: None,
+        }
+    }
 }
 
 /// Where a request comes from, known for anonymous requests too (sign-in limits, sessions).

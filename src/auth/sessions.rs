@@ -68,13 +68,10 @@ fn owner_context(
     session: Option<Uuid>,
 ) -> RequestContext {
     RequestContext {
-        tenant_id: tenant,
-        user_id: user,
-        role,
         client_ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
-        expires_at: None,
         session_id: session,
+        ..RequestContext::new(tenant, user, role)
     }
 }
 
@@ -184,7 +181,7 @@ fn access_token(
         caller.tenant_id,
         caller.user_id,
         caller.role,
-        Some(session),
+        session,
         ttl,
     )?;
     Ok((token, Utc::now() + chrono::Duration::seconds(ttl)))

@@ -37,7 +37,10 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn connect(url: &str, size: usize) -> Result<Db, String> {
+    /// A pool of `size` connections whose statements PostgreSQL cancels after
+    /// `statement_timeout`, so that no request can hold a pooled connection for long.
+    pub fn connect(url: &str, size: usize, statement_timeout: Duration) -> Result<Db, String> {
+        let timeout_ms = statement_timeout.as_millis().max(1);
         let statements = Arc::new(AtomicU64::new(0));
         let counter = statements.clone();
         let mut config = ManagerConfig::default();
@@ -48,6 +51,9 @@ impl Db {
             let counter = counter.clone();
             async move {
                 let mut conn = Conn::establish(url).await?;
+                conn.batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
                     if let InstrumentationEvent::StartQuery { .. } = event {
                         counter.fetch_add(1, Ordering::Relaxed);
@@ -81,7 +87,13 @@ impl Db {
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
-        self.transaction_in(rc.tenant_id, read_only, f).await
+        let caller = Caller {
+            tenant: rc.tenant_id,
+            user: rc.user_id,
+            operator_generation: rc.operator_generation,
+        };
+        self.scoped_transaction(caller.tenant, Some(caller), read_only, f)
+            .await
     }
 
     /// The same for a tenant known before there is a caller (signing in).
@@ -95,10 +107,28 @@ impl Db {
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
+        self.scoped_transaction(tenant, None, read_only, f).await
+    }
+
+    /// A transaction scoped to `tenant`, entered as `caller` when there is one.
+    async fn scoped_transaction<T, F>(
+        &self,
+        tenant: uuid::Uuid,
+        caller: Option<Caller>,
+        read_only: bool,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
+    {
         let mut pooled = self.get().await?;
         let conn: &mut Conn = &mut pooled;
         let body = async move |conn: &mut Conn| {
-            scope_to_tenant(conn, tenant).await?;
+            match caller {
+                Some(c) => enter(conn, c).await?,
+                None => scope_to_tenant(conn, tenant).await?,
+            }
             f(conn).await
         };
         if read_only {
@@ -165,6 +195,43 @@ pub async fn scope_to_tenant(conn: &mut Conn, tenant: uuid::Uuid) -> QueryResult
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+/// Who a request transaction acts for.
+#[derive(Debug, Clone, Copy)]
+struct Caller {
+    tenant: uuid::Uuid,
+    user: uuid::Uuid,
+    operator_generation: Option<i64>,
+}
+
+/// Enters a request's transaction: scopes it to the caller's tenant (as [`scope_to_tenant`])
+/// and refuses a caller whose tenant is suspended, whose account is inactive, or whose
+/// operator token was revoked since it was issued, in the same round trip
+/// (migrations/2026-12-01-000000_credential_checks).
+async fn enter(conn: &mut Conn, caller: Caller) -> Result<(), ApiError> {
+    #[derive(diesel::QueryableByName)]
+    struct Entered {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        verdict: String,
+    }
+    let entered: Entered = diesel::sql_query("SELECT gateway_enter($1, $2, $3) AS verdict")
+        .bind::<diesel::sql_types::Uuid, _>(caller.tenant)
+        .bind::<diesel::sql_types::Uuid, _>(caller.user)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(
+            caller.operator_generation,
+        )
+        .get_result(conn)
+        .await?;
+    match entered.verdict.as_str() {
+        "ok" => Ok(()),
+        "tenant" => Err(ApiError::unauthenticated("your tenant is suspended")),
+        "user" => Err(ApiError::unauthenticated("your account is not active")),
+        "revoked" => Err(ApiError::unauthenticated("this token has been revoked")),
+        other => Err(ApiError::internal(format!(
+            "gateway_enter answered {other}"
+        ))),
+    }
 }
 
 /// The role serving connections act as (migrations/2026-11-24-000000_serving_role).

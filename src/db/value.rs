@@ -34,6 +34,22 @@ pub enum Value {
     DateTimeList(Vec<DateTime<Utc>>),
 }
 
+impl Value {
+    /// How many values a list holds (0 for a single value).
+    pub fn list_len(&self) -> usize {
+        match self {
+            Value::UuidList(v) => v.len(),
+            Value::TextList(v) => v.len(),
+            Value::IntList(v) => v.len(),
+            Value::BigIntList(v) => v.len(),
+            Value::FloatList(v) => v.len(),
+            Value::DecimalList(v) => v.len(),
+            Value::DateTimeList(v) => v.len(),
+            _ => 0,
+        }
+    }
+}
+
 pub type Query<'a> = BoxedSqlQuery<'a, Pg, SqlQuery>;
 
 /// Whether a JSON value holds NUL (U+0000) in a key or string: jsonb cannot store it.

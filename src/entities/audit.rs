@@ -286,6 +286,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -303,6 +304,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "eventType",
@@ -320,6 +322,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "action",
@@ -337,6 +340,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &["CREATE", "UPDATE", "DELETE", "LOGIN", "LOGOUT"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "actorType",
@@ -354,6 +358,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "actorId",
@@ -371,6 +376,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "actorName",
@@ -388,6 +394,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entity",
@@ -405,6 +412,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entityId",
@@ -422,6 +430,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "oldValue",
@@ -439,6 +448,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "newValue",
@@ -456,6 +466,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "details",
@@ -473,6 +484,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "ipAddress",
@@ -490,6 +502,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userAgent",
@@ -507,6 +520,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "traceId",
@@ -524,6 +538,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "spanId",
@@ -541,6 +556,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -558,6 +574,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -575,6 +592,7 @@ static AUDIT_LOG_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 

@@ -74,7 +74,6 @@ pub struct ChatRoomUpdateForm {
     pub description: Option<Option<String>>,
     pub is_private: Option<bool>,
     pub is_archived: Option<bool>,
-    pub created_by_id: Option<Option<Uuid>>,
 }
 
 /// A chat room: a public or private channel, a group or a direct conversation
@@ -198,9 +197,6 @@ pub struct ChatRoomCreateInput {
     pub is_private: Option<bool>,
     #[graphql(name = "isArchived")]
     pub is_archived: Option<bool>,
-    /// The user who created the room
-    #[graphql(name = "createdById")]
-    pub created_by_id: Option<ID>,
 }
 
 /// Changes to a ChatRoom: omitted fields stay as they are; null clears a nullable field.
@@ -221,8 +217,6 @@ pub struct ChatRoomUpdateInput {
     pub is_private: MaybeUndefined<bool>,
     #[graphql(name = "isArchived")]
     pub is_archived: MaybeUndefined<bool>,
-    #[graphql(name = "createdById")]
-    pub created_by_id: MaybeUndefined<ID>,
 }
 
 /// Conditions on ChatRoom rows; all given conditions must hold.
@@ -384,6 +378,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -401,6 +396,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -418,6 +414,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -435,6 +432,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "kind",
@@ -452,6 +450,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &["CHANNEL", "DIRECT", "GROUP"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "topic",
@@ -469,6 +468,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -486,6 +486,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPrivate",
@@ -503,6 +504,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isArchived",
@@ -520,6 +522,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdById",
@@ -528,7 +531,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -537,6 +540,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastMessageAt",
@@ -554,6 +558,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "messageCount",
@@ -571,6 +576,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -588,6 +594,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -605,6 +612,7 @@ static CHAT_ROOM_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -675,11 +683,11 @@ impl Writable for ChatRoom {
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             is_private: i.is_private,
             is_archived: i.is_archived,
-            created_by_id: i.created_by_id.map(|v| input::id(&v, path, "createdById")).transpose()?,
+            created_by_id: Some(w.user),
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ChatRoomUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(100)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(100)))?,
@@ -688,7 +696,6 @@ impl Writable for ChatRoom {
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             is_private: input::patch(i.is_private, path, "isPrivate", Ok)?,
             is_archived: input::patch(i.is_archived, path, "isArchived", Ok)?,
-            created_by_id: input::patch_nullable(i.created_by_id, path, "createdById", |v| input::id(&v, path, "createdById"))?,
         })
     }
 
@@ -763,7 +770,6 @@ pub struct ChatRoomMemberInsertForm {
     pub room_id: Uuid,
     pub user_id: Uuid,
     pub role: Option<ChatRoomMemberRole>,
-    pub joined_at: Option<DateTime<Utc>>,
     pub last_read_at: Option<DateTime<Utc>>,
     pub is_muted: Option<bool>,
 }
@@ -775,7 +781,6 @@ pub struct ChatRoomMemberUpdateForm {
     pub room_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
     pub role: Option<ChatRoomMemberRole>,
-    pub joined_at: Option<DateTime<Utc>>,
     pub last_read_at: Option<Option<DateTime<Utc>>>,
     pub is_muted: Option<bool>,
 }
@@ -841,12 +846,12 @@ impl ChatRoomMember {
 pub struct ChatRoomMemberCreateInput {
     #[graphql(name = "roomId")]
     pub room_id: ID,
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "role")]
     pub role: Option<ChatRoomMemberRole>,
-    #[graphql(name = "joinedAt")]
-    pub joined_at: Option<DateTime<Utc>>,
     #[graphql(name = "lastReadAt")]
     pub last_read_at: Option<DateTime<Utc>>,
     #[graphql(name = "isMuted")]
@@ -859,12 +864,12 @@ pub struct ChatRoomMemberCreateInput {
 pub struct ChatRoomMemberUpdateInput {
     #[graphql(name = "roomId")]
     pub room_id: MaybeUndefined<ID>,
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "role")]
     pub role: MaybeUndefined<ChatRoomMemberRole>,
-    #[graphql(name = "joinedAt")]
-    pub joined_at: MaybeUndefined<DateTime<Utc>>,
     #[graphql(name = "lastReadAt")]
     pub last_read_at: MaybeUndefined<DateTime<Utc>>,
     #[graphql(name = "isMuted")]
@@ -1006,6 +1011,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1023,6 +1029,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "roomId",
@@ -1040,6 +1047,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("ChatRoom"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -1049,7 +1057,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -1057,6 +1065,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "role",
@@ -1074,6 +1083,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &["OWNER", "MODERATOR", "MEMBER"],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "joinedAt",
@@ -1082,7 +1092,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         ty: ColumnType::DateTime,
         list: false,
         nullable: false,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -1091,6 +1101,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastReadAt",
@@ -1108,6 +1119,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isMuted",
@@ -1125,6 +1137,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1142,6 +1155,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1159,6 +1173,7 @@ static CHAT_ROOM_MEMBER_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1181,7 +1196,7 @@ pub static CHAT_ROOM_MEMBER_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["room_id", "user_id"]],
     relations: &[RelationMeta { name: "room", column: "room_id", target: "ChatRoom", inverse: "members" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "chatRoomMembers" }],
-    checksum: "c34cc0c4fbce7f1dea4ca95a8210216d68d15f7bb19b5f1e3277a3bfcc6915dc",
+    checksum: "d2ad2827151e4873a08e49f538c7adcb074966f2b145d9d86f590bfbeee54231",
 };
 
 impl Entity for ChatRoomMember {
@@ -1215,24 +1230,25 @@ impl Writable for ChatRoomMember {
     type UpdateForm = ChatRoomMemberUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.role.is_some(), &[AclRole::Admin], path, "role")?;
         Ok(ChatRoomMemberInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             room_id: input::id(&i.room_id, path, "roomId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             role: i.role,
-            joined_at: i.joined_at,
             last_read_at: i.last_read_at,
             is_muted: i.is_muted,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
+        w.may_set(!i.role.is_undefined(), &[AclRole::Admin], path, "role")?;
         Ok(ChatRoomMemberUpdateForm {
             room_id: input::patch(i.room_id, path, "roomId", |v| input::id(&v, path, "roomId"))?,
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             role: input::patch(i.role, path, "role", Ok)?,
-            joined_at: input::patch(i.joined_at, path, "joinedAt", Ok)?,
             last_read_at: input::patch_nullable(i.last_read_at, path, "lastReadAt", Ok)?,
             is_muted: input::patch(i.is_muted, path, "isMuted", Ok)?,
         })
@@ -1313,8 +1329,6 @@ pub struct ChatMessageInsertForm {
     pub parent_id: Option<Uuid>,
     pub body: String,
     pub attachments: Option<JsonValue>,
-    pub edited_at: Option<DateTime<Utc>>,
-    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a ChatMessage row: `None` leaves a column alone, `Some(None)` sets it to null.
@@ -1322,12 +1336,9 @@ pub struct ChatMessageInsertForm {
 #[diesel(table_name = chat_messages)]
 pub struct ChatMessageUpdateForm {
     pub room_id: Option<Uuid>,
-    pub sender_id: Option<Option<Uuid>>,
     pub parent_id: Option<Option<Uuid>>,
     pub body: Option<String>,
     pub attachments: Option<Option<JsonValue>>,
-    pub edited_at: Option<Option<DateTime<Utc>>>,
-    pub deleted_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// A message posted in a chat room, optionally a reply in a thread
@@ -1439,9 +1450,6 @@ impl ChatMessage {
 pub struct ChatMessageCreateInput {
     #[graphql(name = "roomId")]
     pub room_id: ID,
-    /// Null for system messages
-    #[graphql(name = "senderId")]
-    pub sender_id: Option<ID>,
     /// The thread's root message when this is a reply
     #[graphql(name = "parentId")]
     pub parent_id: Option<ID>,
@@ -1450,10 +1458,6 @@ pub struct ChatMessageCreateInput {
     /// File attachments: name, url, mimeType, size
     #[graphql(name = "attachments")]
     pub attachments: Option<JsonValue>,
-    #[graphql(name = "editedAt")]
-    pub edited_at: Option<DateTime<Utc>>,
-    #[graphql(name = "deletedAt")]
-    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a ChatMessage: omitted fields stay as they are; null clears a nullable field.
@@ -1462,18 +1466,12 @@ pub struct ChatMessageCreateInput {
 pub struct ChatMessageUpdateInput {
     #[graphql(name = "roomId")]
     pub room_id: MaybeUndefined<ID>,
-    #[graphql(name = "senderId")]
-    pub sender_id: MaybeUndefined<ID>,
     #[graphql(name = "parentId")]
     pub parent_id: MaybeUndefined<ID>,
     #[graphql(name = "body")]
     pub body: MaybeUndefined<String>,
     #[graphql(name = "attachments")]
     pub attachments: MaybeUndefined<JsonValue>,
-    #[graphql(name = "editedAt")]
-    pub edited_at: MaybeUndefined<DateTime<Utc>>,
-    #[graphql(name = "deletedAt")]
-    pub deleted_at: MaybeUndefined<DateTime<Utc>>,
 }
 
 /// Conditions on ChatMessage rows; all given conditions must hold.
@@ -1618,6 +1616,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1635,6 +1634,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "roomId",
@@ -1652,6 +1652,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("ChatRoom"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "senderId",
@@ -1660,7 +1661,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -1669,6 +1670,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "parentId",
@@ -1686,6 +1688,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("ChatMessage"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "body",
@@ -1703,6 +1706,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "attachments",
@@ -1720,6 +1724,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "editedAt",
@@ -1728,7 +1733,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         ty: ColumnType::DateTime,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -1737,6 +1742,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "deletedAt",
@@ -1745,7 +1751,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         ty: ColumnType::DateTime,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -1754,6 +1760,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1771,6 +1778,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1788,6 +1796,7 @@ static CHAT_MESSAGE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1810,7 +1819,7 @@ pub static CHAT_MESSAGE_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[],
     relations: &[RelationMeta { name: "room", column: "room_id", target: "ChatRoom", inverse: "messages" }, RelationMeta { name: "sender", column: "sender_id", target: "User", inverse: "chatMessages" }, RelationMeta { name: "parent", column: "parent_id", target: "ChatMessage", inverse: "replies" }],
-    checksum: "050e1cdfffdfb3623c37cb0aeb8f522743f1ea769e8e9e134cd44fe87a2577ce",
+    checksum: "db0b9989710107463e8eaca49818db4653047ddfad34703d307719c00507a76f",
 };
 
 impl Entity for ChatMessage {
@@ -1848,24 +1857,19 @@ impl Writable for ChatMessage {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             room_id: input::id(&i.room_id, path, "roomId")?,
-            sender_id: i.sender_id.map(|v| input::id(&v, path, "senderId")).transpose()?,
+            sender_id: Some(w.user),
             parent_id: i.parent_id.map(|v| input::id(&v, path, "parentId")).transpose()?,
             body: input::text(i.body, path, "body", None, None)?,
             attachments: i.attachments.map(|v| input::json(v, path, "attachments")).transpose()?,
-            edited_at: i.edited_at,
-            deleted_at: i.deleted_at,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ChatMessageUpdateForm {
             room_id: input::patch(i.room_id, path, "roomId", |v| input::id(&v, path, "roomId"))?,
-            sender_id: input::patch_nullable(i.sender_id, path, "senderId", |v| input::id(&v, path, "senderId"))?,
             parent_id: input::patch_nullable(i.parent_id, path, "parentId", |v| input::id(&v, path, "parentId"))?,
             body: input::patch(i.body, path, "body", |v| input::text(v, path, "body", None, None))?,
             attachments: input::patch_nullable(i.attachments, path, "attachments", |v| input::json(v, path, "attachments"))?,
-            edited_at: input::patch_nullable(i.edited_at, path, "editedAt", Ok)?,
-            deleted_at: input::patch_nullable(i.deleted_at, path, "deletedAt", Ok)?,
         })
     }
 
@@ -1930,7 +1934,6 @@ pub struct ChatReadReceiptInsertForm {
     pub tenant_id: Uuid,
     pub message_id: Uuid,
     pub user_id: Uuid,
-    pub read_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a ChatReadReceipt row: `None` leaves a column alone, `Some(None)` sets it to null.
@@ -1938,8 +1941,6 @@ pub struct ChatReadReceiptInsertForm {
 #[diesel(table_name = chat_read_receipts)]
 pub struct ChatReadReceiptUpdateForm {
     pub message_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
-    pub read_at: Option<DateTime<Utc>>,
 }
 
 /// Records that a user has read a chat message
@@ -1991,10 +1992,6 @@ impl ChatReadReceipt {
 pub struct ChatReadReceiptCreateInput {
     #[graphql(name = "messageId")]
     pub message_id: ID,
-    #[graphql(name = "userId")]
-    pub user_id: ID,
-    #[graphql(name = "readAt")]
-    pub read_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a ChatReadReceipt: omitted fields stay as they are; null clears a nullable field.
@@ -2003,10 +2000,6 @@ pub struct ChatReadReceiptCreateInput {
 pub struct ChatReadReceiptUpdateInput {
     #[graphql(name = "messageId")]
     pub message_id: MaybeUndefined<ID>,
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
-    #[graphql(name = "readAt")]
-    pub read_at: MaybeUndefined<DateTime<Utc>>,
 }
 
 /// Conditions on ChatReadReceipt rows; all given conditions must hold.
@@ -2126,6 +2119,7 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2143,6 +2137,7 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "messageId",
@@ -2160,6 +2155,7 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: Some("ChatMessage"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -2168,8 +2164,8 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -2177,6 +2173,7 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "readAt",
@@ -2185,7 +2182,7 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         ty: ColumnType::DateTime,
         list: false,
         nullable: false,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -2194,6 +2191,7 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2211,6 +2209,7 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2228,6 +2227,7 @@ static CHAT_READ_RECEIPT_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2250,7 +2250,7 @@ pub static CHAT_READ_RECEIPT_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["message_id", "user_id"]],
     relations: &[RelationMeta { name: "message", column: "message_id", target: "ChatMessage", inverse: "chatReadReceipts" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "chatReadReceipts" }],
-    checksum: "3fb4f509caa942754a0204ed451b978ddfa50399430aa4a7ab8a60eda1574fd5",
+    checksum: "511bd043c456d37774da2cd81b2725f71993584af0d4f56a54da2f9009c55884",
 };
 
 impl Entity for ChatReadReceipt {
@@ -2285,16 +2285,13 @@ impl Writable for ChatReadReceipt {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             message_id: input::id(&i.message_id, path, "messageId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
-            read_at: i.read_at,
+            user_id: w.user,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ChatReadReceiptUpdateForm {
             message_id: input::patch(i.message_id, path, "messageId", |v| input::id(&v, path, "messageId"))?,
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
-            read_at: input::patch(i.read_at, path, "readAt", Ok)?,
         })
     }
 

@@ -57,8 +57,6 @@ pub struct ComplianceActionInsertForm {
     pub requested_by_id: Option<Uuid>,
     pub reason: Option<String>,
     pub due_at: Option<DateTime<Utc>>,
-    pub resolved_by_id: Option<Uuid>,
-    pub resolved_at: Option<DateTime<Utc>>,
     pub details: Option<JsonValue>,
 }
 
@@ -70,11 +68,8 @@ pub struct ComplianceActionUpdateForm {
     pub status: Option<ComplianceActionStatus>,
     pub subject_type: Option<String>,
     pub subject_id: Option<Uuid>,
-    pub requested_by_id: Option<Option<Uuid>>,
     pub reason: Option<Option<String>>,
     pub due_at: Option<Option<DateTime<Utc>>>,
-    pub resolved_by_id: Option<Option<Uuid>>,
-    pub resolved_at: Option<Option<DateTime<Utc>>>,
     pub details: Option<JsonValue>,
 }
 
@@ -158,6 +153,7 @@ impl ComplianceAction {
 pub struct ComplianceActionCreateInput {
     #[graphql(name = "kind")]
     pub kind: ComplianceActionKind,
+    /// Only an admin may set this.
     #[graphql(name = "status")]
     pub status: Option<ComplianceActionStatus>,
     /// Entity name of the subject (User, ForumPost, Wallet, ...)
@@ -166,17 +162,11 @@ pub struct ComplianceActionCreateInput {
     /// Polymorphic with subjectType; no relation
     #[graphql(name = "subjectId")]
     pub subject_id: ID,
-    #[graphql(name = "requestedById")]
-    pub requested_by_id: Option<ID>,
     #[graphql(name = "reason")]
     pub reason: Option<String>,
-    /// Regulatory deadline (e.g. 30 days for a GDPR request)
+    /// Regulatory deadline (e.g. 30 days for a GDPR request) Only an admin may set this.
     #[graphql(name = "dueAt")]
     pub due_at: Option<DateTime<Utc>>,
-    #[graphql(name = "resolvedById")]
-    pub resolved_by_id: Option<ID>,
-    #[graphql(name = "resolvedAt")]
-    pub resolved_at: Option<DateTime<Utc>>,
     #[graphql(name = "details")]
     pub details: Option<JsonValue>,
 }
@@ -187,22 +177,18 @@ pub struct ComplianceActionCreateInput {
 pub struct ComplianceActionUpdateInput {
     #[graphql(name = "kind")]
     pub kind: MaybeUndefined<ComplianceActionKind>,
+    /// Only an admin may set this.
     #[graphql(name = "status")]
     pub status: MaybeUndefined<ComplianceActionStatus>,
     #[graphql(name = "subjectType")]
     pub subject_type: MaybeUndefined<String>,
     #[graphql(name = "subjectId")]
     pub subject_id: MaybeUndefined<ID>,
-    #[graphql(name = "requestedById")]
-    pub requested_by_id: MaybeUndefined<ID>,
     #[graphql(name = "reason")]
     pub reason: MaybeUndefined<String>,
+    /// Regulatory deadline (e.g. 30 days for a GDPR request) Only an admin may set this.
     #[graphql(name = "dueAt")]
     pub due_at: MaybeUndefined<DateTime<Utc>>,
-    #[graphql(name = "resolvedById")]
-    pub resolved_by_id: MaybeUndefined<ID>,
-    #[graphql(name = "resolvedAt")]
-    pub resolved_at: MaybeUndefined<DateTime<Utc>>,
     #[graphql(name = "details")]
     pub details: MaybeUndefined<JsonValue>,
 }
@@ -355,6 +341,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -372,6 +359,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "kind",
@@ -389,6 +377,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &["DATA_EXPORT", "DATA_ERASURE", "DATA_RECTIFICATION", "CONSENT_WITHDRAWAL", "ACCOUNT_SUSPENSION", "CONTENT_TAKEDOWN", "LEGAL_HOLD", "KYC_REVIEW", "AML_REVIEW"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -406,6 +395,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &["PENDING", "IN_REVIEW", "APPROVED", "REJECTED", "COMPLETED", "CANCELLED"],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "subjectType",
@@ -423,6 +413,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "subjectId",
@@ -440,6 +431,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "requestedById",
@@ -448,7 +440,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -457,6 +449,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "reason",
@@ -474,6 +467,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "dueAt",
@@ -491,6 +485,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "resolvedById",
@@ -499,7 +494,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -508,6 +503,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "resolvedAt",
@@ -516,7 +512,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         ty: ColumnType::DateTime,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -525,6 +521,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "details",
@@ -542,6 +539,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -559,6 +557,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -576,6 +575,7 @@ static COMPLIANCE_ACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -598,7 +598,7 @@ pub static COMPLIANCE_ACTION_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[],
     relations: &[RelationMeta { name: "requestedBy", column: "requested_by_id", target: "User", inverse: "requestedComplianceActions" }, RelationMeta { name: "resolvedBy", column: "resolved_by_id", target: "User", inverse: "resolvedComplianceActions" }],
-    checksum: "e39db4f00037218bbc7afcceaaf942a5eb5b97dff492bab9fd85ff7e2bb2c3fa",
+    checksum: "7c83f14f1e038e285005f9b09d72f736a7cf9f6701a58c2bd738fdd6f4aafa69",
 };
 
 impl Entity for ComplianceAction {
@@ -635,6 +635,8 @@ impl Writable for ComplianceAction {
     type UpdateForm = ComplianceActionUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.status.is_some(), &[AclRole::Admin], path, "status")?;
+        w.may_set(i.due_at.is_some(), &[AclRole::Admin], path, "dueAt")?;
         Ok(ComplianceActionInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
@@ -642,26 +644,23 @@ impl Writable for ComplianceAction {
             status: i.status,
             subject_type: input::text(i.subject_type, path, "subjectType", None, Some(100))?,
             subject_id: input::id(&i.subject_id, path, "subjectId")?,
-            requested_by_id: i.requested_by_id.map(|v| input::id(&v, path, "requestedById")).transpose()?,
+            requested_by_id: Some(w.user),
             reason: i.reason.map(|v| input::text(v, path, "reason", None, None)).transpose()?,
             due_at: i.due_at,
-            resolved_by_id: i.resolved_by_id.map(|v| input::id(&v, path, "resolvedById")).transpose()?,
-            resolved_at: i.resolved_at,
             details: i.details.map(|v| input::json(v, path, "details")).transpose()?,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.status.is_undefined(), &[AclRole::Admin], path, "status")?;
+        w.may_set(!i.due_at.is_undefined(), &[AclRole::Admin], path, "dueAt")?;
         Ok(ComplianceActionUpdateForm {
             kind: input::patch(i.kind, path, "kind", Ok)?,
             status: input::patch(i.status, path, "status", Ok)?,
             subject_type: input::patch(i.subject_type, path, "subjectType", |v| input::text(v, path, "subjectType", None, Some(100)))?,
             subject_id: input::patch(i.subject_id, path, "subjectId", |v| input::id(&v, path, "subjectId"))?,
-            requested_by_id: input::patch_nullable(i.requested_by_id, path, "requestedById", |v| input::id(&v, path, "requestedById"))?,
             reason: input::patch_nullable(i.reason, path, "reason", |v| input::text(v, path, "reason", None, None))?,
             due_at: input::patch_nullable(i.due_at, path, "dueAt", Ok)?,
-            resolved_by_id: input::patch_nullable(i.resolved_by_id, path, "resolvedById", |v| input::id(&v, path, "resolvedById"))?,
-            resolved_at: input::patch_nullable(i.resolved_at, path, "resolvedAt", Ok)?,
             details: input::patch(i.details, path, "details", |v| input::json(v, path, "details"))?,
         })
     }

@@ -284,6 +284,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -301,6 +302,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "externalId",
@@ -318,6 +320,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "channel",
@@ -335,6 +338,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "participant",
@@ -352,6 +356,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -369,6 +374,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &["ACTIVE", "CLOSED", "ARCHIVED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "closedAt",
@@ -386,6 +392,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -403,6 +410,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -420,6 +428,7 @@ static CONVERSATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -485,7 +494,7 @@ impl Writable for Conversation {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ConversationUpdateForm {
             external_id: input::patch_nullable(i.external_id, path, "externalId", |v| input::text(v, path, "externalId", None, Some(255)))?,
             channel: input::patch_nullable(i.channel, path, "channel", |v| input::text(v, path, "channel", None, Some(50)))?,
@@ -750,6 +759,7 @@ static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -767,6 +777,7 @@ static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "conversationId",
@@ -784,6 +795,7 @@ static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: Some("Conversation"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "role",
@@ -801,6 +813,7 @@ static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "content",
@@ -818,6 +831,7 @@ static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "metadata",
@@ -835,6 +849,7 @@ static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -852,6 +867,7 @@ static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -869,6 +885,7 @@ static CONVERSATION_MESSAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -932,7 +949,7 @@ impl Writable for ConversationMessage {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ConversationMessageUpdateForm {
             conversation_id: input::patch(i.conversation_id, path, "conversationId", |v| input::id(&v, path, "conversationId"))?,
             role: input::patch(i.role, path, "role", |v| input::text(v, path, "role", None, Some(50)))?,

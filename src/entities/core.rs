@@ -47,6 +47,8 @@ pub struct TenantUpdateForm {
     pub name: Option<String>,
     pub slug: Option<String>,
     pub config: Option<JsonValue>,
+    pub limits: Option<Option<JsonValue>>,
+    pub status: Option<TenantStatus>,
 }
 
 /// An isolated customer space; the root of every tenant-scoped row
@@ -94,10 +96,17 @@ impl Tenant {
 pub struct TenantUpdateInput {
     #[graphql(name = "name")]
     pub name: MaybeUndefined<String>,
+    /// Only the platform operator may set this.
     #[graphql(name = "slug")]
     pub slug: MaybeUndefined<String>,
     #[graphql(name = "config")]
     pub config: MaybeUndefined<JsonValue>,
+    /// Quotas of the tenant; changed by platform operators only Only the platform operator may set this.
+    #[graphql(name = "limits")]
+    pub limits: MaybeUndefined<JsonValue>,
+    /// Changed by platform operators only Only the platform operator may set this.
+    #[graphql(name = "status")]
+    pub status: MaybeUndefined<TenantStatus>,
 }
 
 /// Conditions on Tenant rows; all given conditions must hold.
@@ -195,6 +204,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -212,6 +222,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -229,6 +240,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[AclRole::Platform],
     },
     ColumnMeta {
         field: "config",
@@ -246,6 +258,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "limits",
@@ -254,7 +267,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         ty: ColumnType::Json,
         list: false,
         nullable: true,
-        writable: false,
+        writable: true,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -263,6 +276,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[AclRole::Platform],
     },
     ColumnMeta {
         field: "status",
@@ -271,7 +285,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         ty: ColumnType::Enum("tenant_status"),
         list: false,
         nullable: false,
-        writable: false,
+        writable: true,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -280,6 +294,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &["ACTIVE", "SUSPENDED", "DELETED"],
         references: None,
         unique: false,
+        set_by: &[AclRole::Platform],
     },
     ColumnMeta {
         field: "createdAt",
@@ -297,6 +312,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -314,6 +330,7 @@ static TENANT_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -336,7 +353,7 @@ pub static TENANT_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["slug"]],
     relations: &[],
-    checksum: "948fe2e689a43f0586efb55f9ff0e84ae63cbb8fe36a9f4f6c955939336d5f88",
+    checksum: "d7a53c73cdfa1235597ceba5feabf8df2ed72164c10b4fbd3921c1a1193a2d2b",
 };
 
 impl Entity for Tenant {
@@ -369,11 +386,16 @@ impl Writable for Tenant {
         match i {}
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.slug.is_undefined(), &[AclRole::Platform], path, "slug")?;
+        w.may_set(!i.limits.is_undefined(), &[AclRole::Platform], path, "limits")?;
+        w.may_set(!i.status.is_undefined(), &[AclRole::Platform], path, "status")?;
         Ok(TenantUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(100)))?,
             config: input::patch(i.config, path, "config", |v| input::json(v, path, "config"))?,
+            limits: input::patch_nullable(i.limits, path, "limits", |v| input::json(v, path, "limits"))?,
+            status: input::patch(i.status, path, "status", Ok)?,
         })
     }
 
@@ -441,6 +463,7 @@ pub struct UserInsertForm {
     pub name: String,
     pub username: Option<String>,
     pub preferences: Option<JsonValue>,
+    pub status: Option<UserStatus>,
 }
 
 /// Changes to a User row: `None` leaves a column alone, `Some(None)` sets it to null.
@@ -451,6 +474,7 @@ pub struct UserUpdateForm {
     pub name: Option<String>,
     pub username: Option<Option<String>>,
     pub preferences: Option<JsonValue>,
+    pub status: Option<UserStatus>,
 }
 
 /// A person who signs in to a tenant
@@ -1277,6 +1301,9 @@ pub struct UserCreateInput {
     pub username: Option<String>,
     #[graphql(name = "preferences")]
     pub preferences: Option<JsonValue>,
+    /// Changed by an admin through a domain operation, never by the user Only an admin may set this.
+    #[graphql(name = "status")]
+    pub status: Option<UserStatus>,
 }
 
 /// Changes to a User: omitted fields stay as they are; null clears a nullable field.
@@ -1291,6 +1318,9 @@ pub struct UserUpdateInput {
     pub username: MaybeUndefined<String>,
     #[graphql(name = "preferences")]
     pub preferences: MaybeUndefined<JsonValue>,
+    /// Changed by an admin through a domain operation, never by the user Only an admin may set this.
+    #[graphql(name = "status")]
+    pub status: MaybeUndefined<UserStatus>,
 }
 
 /// Conditions on User rows; all given conditions must hold.
@@ -1548,6 +1578,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1565,6 +1596,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "email",
@@ -1582,6 +1614,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -1599,6 +1632,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "username",
@@ -1616,6 +1650,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "role",
@@ -1633,6 +1668,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &["ADMIN", "MEMBER"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "preferences",
@@ -1650,6 +1686,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -1658,7 +1695,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         ty: ColumnType::Enum("user_status"),
         list: false,
         nullable: false,
-        writable: false,
+        writable: true,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -1667,6 +1704,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &["ACTIVE", "INACTIVE"],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "lastActiveAt",
@@ -1684,6 +1722,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1701,6 +1740,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1718,6 +1758,7 @@ static USER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1740,7 +1781,7 @@ pub static USER_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["email"], &["username"]],
     relations: &[],
-    checksum: "350ecd87b0e05f176e5275ccf0121b0ac80eea8985abf39e1987471920785b5c",
+    checksum: "3ea8f6cb4c3f55b6034a1e94fb5bc071d9cf9a9fae3646a18ae741534d29f7d1",
 };
 
 impl Entity for User {
@@ -1774,6 +1815,7 @@ impl Writable for User {
     type UpdateForm = UserUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.status.is_some(), &[AclRole::Admin], path, "status")?;
         Ok(UserInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
@@ -1781,15 +1823,18 @@ impl Writable for User {
             name: input::text(i.name, path, "name", None, Some(200))?,
             username: i.username.map(|v| input::text(v, path, "username", None, Some(100))).transpose()?,
             preferences: i.preferences.map(|v| input::json(v, path, "preferences")).transpose()?,
+            status: i.status,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.status.is_undefined(), &[AclRole::Admin], path, "status")?;
         Ok(UserUpdateForm {
             email: input::patch(i.email, path, "email", |v| input::text(v, path, "email", None, Some(320)))?,
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             username: input::patch_nullable(i.username, path, "username", |v| input::text(v, path, "username", None, Some(100)))?,
             preferences: input::patch(i.preferences, path, "preferences", |v| input::json(v, path, "preferences"))?,
+            status: input::patch(i.status, path, "status", Ok)?,
         })
     }
 
@@ -1938,8 +1983,9 @@ impl Profile {
 #[derive(InputObject)]
 #[graphql(name = "ProfileCreateInput")]
 pub struct ProfileCreateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     #[graphql(name = "fullName")]
     pub full_name: Option<String>,
     #[graphql(name = "avatarUrl")]
@@ -1950,6 +1996,7 @@ pub struct ProfileCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "ProfileUpdateInput")]
 pub struct ProfileUpdateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "fullName")]
@@ -2091,6 +2138,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2108,6 +2156,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -2117,7 +2166,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -2125,6 +2174,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("User"),
         unique: true,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "fullName",
@@ -2142,6 +2192,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "avatarUrl",
@@ -2159,6 +2210,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "subscriptionTier",
@@ -2176,6 +2228,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "subscriptionStatus",
@@ -2193,6 +2246,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "monthlyExecutionQuota",
@@ -2210,6 +2264,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "monthlyExecutionCount",
@@ -2227,6 +2282,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2244,6 +2300,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2261,6 +2318,7 @@ static PROFILE_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2283,7 +2341,7 @@ pub static PROFILE_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["user_id"]],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "profile" }],
-    checksum: "df040f3b9900b9b74bbd23d869609e6c427c9dfdbba18d2eaa86f9c9fc54e6b1",
+    checksum: "f618226635ae4325ee9925dd060079a4a2323bb02fbaddd46e357c7bd143f308",
 };
 
 impl Entity for Profile {
@@ -2321,13 +2379,14 @@ impl Writable for Profile {
         Ok(ProfileInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             full_name: i.full_name.map(|v| input::text(v, path, "fullName", None, Some(200))).transpose()?,
             avatar_url: i.avatar_url.map(|v| input::text(v, path, "avatarUrl", None, Some(2048))).transpose()?,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
         Ok(ProfileUpdateForm {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             full_name: input::patch_nullable(i.full_name, path, "fullName", |v| input::text(v, path, "fullName", None, Some(200)))?,
@@ -2544,6 +2603,7 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2561,6 +2621,7 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -2569,8 +2630,8 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -2578,6 +2639,7 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "kind",
@@ -2595,6 +2657,7 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &["PASSWORD", "OTP", "WEBAUTHN", "RECOVERY_CODES", "API_KEY"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "label",
@@ -2612,6 +2675,7 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastUsedAt",
@@ -2629,6 +2693,7 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2646,6 +2711,7 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2663,6 +2729,7 @@ static CREDENTIAL_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2720,7 +2787,7 @@ impl Writable for Credential {
         match i {}
     }
 
-    fn update_form(i: Self::UpdateInput, _path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, _path: &str) -> Result<Self::UpdateForm, ApiError> {
         match i {}
     }
 
@@ -2947,6 +3014,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2964,6 +3032,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -2972,8 +3041,8 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -2981,6 +3050,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "expiresAt",
@@ -2998,6 +3068,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "ipAddress",
@@ -3015,6 +3086,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userAgent",
@@ -3032,6 +3104,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastUsedAt",
@@ -3049,6 +3122,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "revokedAt",
@@ -3066,6 +3140,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -3083,6 +3158,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -3100,6 +3176,7 @@ static SESSION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -3159,7 +3236,7 @@ impl Writable for Session {
         match i {}
     }
 
-    fn update_form(i: Self::UpdateInput, _path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, _path: &str) -> Result<Self::UpdateForm, ApiError> {
         match i {}
     }
 
@@ -3411,6 +3488,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -3428,6 +3506,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -3436,8 +3515,8 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -3445,6 +3524,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "type",
@@ -3462,6 +3542,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &["OAUTH", "OIDC", "EMAIL", "CREDENTIALS"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "provider",
@@ -3479,6 +3560,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "providerAccountId",
@@ -3496,6 +3578,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tokenType",
@@ -3513,6 +3596,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "scope",
@@ -3530,6 +3614,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sessionState",
@@ -3547,6 +3632,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "expiresAt",
@@ -3564,6 +3650,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -3581,6 +3668,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -3598,6 +3686,7 @@ static ACCOUNT_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -3659,7 +3748,7 @@ impl Writable for Account {
         match i {}
     }
 
-    fn update_form(i: Self::UpdateInput, _path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, _path: &str) -> Result<Self::UpdateForm, ApiError> {
         match i {}
     }
 
@@ -3850,6 +3939,7 @@ static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -3867,6 +3957,7 @@ static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "identifier",
@@ -3884,6 +3975,7 @@ static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "purpose",
@@ -3901,6 +3993,7 @@ static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &["EMAIL_VERIFICATION", "PASSWORD_RESET", "MAGIC_LINK"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "expiresAt",
@@ -3918,6 +4011,7 @@ static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "usedAt",
@@ -3935,6 +4029,7 @@ static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -3952,6 +4047,7 @@ static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -3969,6 +4065,7 @@ static VERIFICATION_TOKEN_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -4026,7 +4123,7 @@ impl Writable for VerificationToken {
         match i {}
     }
 
-    fn update_form(i: Self::UpdateInput, _path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, _path: &str) -> Result<Self::UpdateForm, ApiError> {
         match i {}
     }
 
@@ -4316,6 +4413,7 @@ static GROUP_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -4333,6 +4431,7 @@ static GROUP_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -4350,6 +4449,7 @@ static GROUP_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -4367,6 +4467,7 @@ static GROUP_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -4384,6 +4485,7 @@ static GROUP_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "assignmentStrategy",
@@ -4401,6 +4503,7 @@ static GROUP_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &["ROUND_ROBIN", "LOAD_BALANCED", "MANUAL"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -4418,6 +4521,7 @@ static GROUP_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -4435,6 +4539,7 @@ static GROUP_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -4499,7 +4604,7 @@ impl Writable for Group {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(GroupUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(100)))?,
@@ -4575,7 +4680,6 @@ pub struct GroupMemberInsertForm {
     pub group_id: Uuid,
     pub user_id: Uuid,
     pub role: Option<GroupRole>,
-    pub joined_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a GroupMember row: `None` leaves a column alone, `Some(None)` sets it to null.
@@ -4585,7 +4689,6 @@ pub struct GroupMemberUpdateForm {
     pub group_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
     pub role: Option<GroupRole>,
-    pub joined_at: Option<DateTime<Utc>>,
 }
 
 /// Membership of a user in a group (seed 004 TeamMember)
@@ -4641,12 +4744,11 @@ impl GroupMember {
 pub struct GroupMemberCreateInput {
     #[graphql(name = "groupId")]
     pub group_id: ID,
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     #[graphql(name = "role")]
     pub role: Option<GroupRole>,
-    #[graphql(name = "joinedAt")]
-    pub joined_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a GroupMember: omitted fields stay as they are; null clears a nullable field.
@@ -4655,12 +4757,11 @@ pub struct GroupMemberCreateInput {
 pub struct GroupMemberUpdateInput {
     #[graphql(name = "groupId")]
     pub group_id: MaybeUndefined<ID>,
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "role")]
     pub role: MaybeUndefined<GroupRole>,
-    #[graphql(name = "joinedAt")]
-    pub joined_at: MaybeUndefined<DateTime<Utc>>,
 }
 
 /// Conditions on GroupMember rows; all given conditions must hold.
@@ -4786,6 +4887,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -4803,6 +4905,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "groupId",
@@ -4820,6 +4923,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: Some("Group"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -4829,7 +4933,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -4837,6 +4941,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "role",
@@ -4854,6 +4959,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &["OWNER", "ADMIN", "MEMBER"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "joinedAt",
@@ -4862,7 +4968,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         ty: ColumnType::DateTime,
         list: false,
         nullable: false,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -4871,6 +4977,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -4888,6 +4995,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -4905,6 +5013,7 @@ static GROUP_MEMBER_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -4927,7 +5036,7 @@ pub static GROUP_MEMBER_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["group_id", "user_id"]],
     relations: &[RelationMeta { name: "group", column: "group_id", target: "Group", inverse: "groupMembers" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "groupMembers" }],
-    checksum: "022ba6240b7e72757b6b2e7d088ef6de5666f6c89aee7b4fbf7feae068164a1b",
+    checksum: "6524a6f84b64a53a735d427cca7d6a44780ac06a24a251a8ca81c7dd339162c1",
 };
 
 impl Entity for GroupMember {
@@ -4963,18 +5072,17 @@ impl Writable for GroupMember {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             group_id: input::id(&i.group_id, path, "groupId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             role: i.role,
-            joined_at: i.joined_at,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
         Ok(GroupMemberUpdateForm {
             group_id: input::patch(i.group_id, path, "groupId", |v| input::id(&v, path, "groupId"))?,
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             role: input::patch(i.role, path, "role", Ok)?,
-            joined_at: input::patch(i.joined_at, path, "joinedAt", Ok)?,
         })
     }
 

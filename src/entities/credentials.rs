@@ -179,8 +179,9 @@ impl Certificate {
 #[derive(InputObject)]
 #[graphql(name = "CertificateCreateInput")]
 pub struct CertificateCreateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     /// The course completed; null for certificates not tied to a course
     #[graphql(name = "courseId")]
     pub course_id: Option<ID>,
@@ -212,6 +213,7 @@ pub struct CertificateCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "CertificateUpdateInput")]
 pub struct CertificateUpdateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "courseId")]
@@ -412,6 +414,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -429,6 +432,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -438,7 +442,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -446,6 +450,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "courseId",
@@ -463,6 +468,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: Some("Course"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -480,6 +486,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "verificationCode",
@@ -497,6 +504,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "grade",
@@ -514,6 +522,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "issuedAt",
@@ -531,6 +540,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "expiresAt",
@@ -548,6 +558,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "revokedAt",
@@ -565,6 +576,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "revocationReason",
@@ -582,6 +594,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "certificateUrl",
@@ -599,6 +612,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "blockchainTransactionId",
@@ -616,6 +630,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: Some("BlockchainTransaction"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "metadata",
@@ -633,6 +648,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -650,6 +666,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -667,6 +684,7 @@ static CERTIFICATE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -689,7 +707,7 @@ pub static CERTIFICATE_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["verification_code"]],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "certificates" }, RelationMeta { name: "course", column: "course_id", target: "Course", inverse: "certificates" }, RelationMeta { name: "blockchainTransaction", column: "blockchain_transaction_id", target: "BlockchainTransaction", inverse: "certificates" }],
-    checksum: "1f67d7347844ea8a00c3abbf7366f7478a22330fef57536f54721795735b8bd1",
+    checksum: "d262cc7af635a5f332bd5731f3d690d07b10eab8102da16e79d77f1b6d6106a2",
 };
 
 impl Entity for Certificate {
@@ -731,7 +749,7 @@ impl Writable for Certificate {
         Ok(CertificateInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             course_id: i.course_id.map(|v| input::id(&v, path, "courseId")).transpose()?,
             title: input::text(i.title, path, "title", None, Some(255))?,
             verification_code: input::text(i.verification_code, path, "verificationCode", Some(8), Some(64))?,
@@ -746,7 +764,8 @@ impl Writable for Certificate {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
         Ok(CertificateUpdateForm {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             course_id: input::patch_nullable(i.course_id, path, "courseId", |v| input::id(&v, path, "courseId"))?,
@@ -1195,6 +1214,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1212,6 +1232,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -1229,6 +1250,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -1246,6 +1268,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -1263,6 +1286,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "imageUrl",
@@ -1280,6 +1304,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "criteria",
@@ -1297,6 +1322,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "criteriaUrl",
@@ -1314,6 +1340,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "issuerName",
@@ -1331,6 +1358,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "issuerUrl",
@@ -1348,6 +1376,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "courseId",
@@ -1365,6 +1394,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: Some("Course"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "alignment",
@@ -1382,6 +1412,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tags",
@@ -1399,6 +1430,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isActive",
@@ -1416,6 +1448,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1433,6 +1466,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1450,6 +1484,7 @@ static BADGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1528,7 +1563,7 @@ impl Writable for Badge {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(BadgeUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(255)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(100)))?,
@@ -1717,8 +1752,9 @@ impl UserBadge {
 #[derive(InputObject)]
 #[graphql(name = "UserBadgeCreateInput")]
 pub struct UserBadgeCreateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     #[graphql(name = "badgeId")]
     pub badge_id: ID,
     #[graphql(name = "issuedAt")]
@@ -1742,6 +1778,7 @@ pub struct UserBadgeCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "UserBadgeUpdateInput")]
 pub struct UserBadgeUpdateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "badgeId")]
@@ -1914,6 +1951,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1931,6 +1969,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -1940,7 +1979,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -1948,6 +1987,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "badgeId",
@@ -1965,6 +2005,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("Badge"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "issuedAt",
@@ -1982,6 +2023,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "expiresAt",
@@ -1999,6 +2041,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "revokedAt",
@@ -2016,6 +2059,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "revocationReason",
@@ -2033,6 +2077,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "verificationCode",
@@ -2050,6 +2095,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "evidence",
@@ -2067,6 +2113,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "narrative",
@@ -2084,6 +2131,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2101,6 +2149,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2118,6 +2167,7 @@ static USER_BADGE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2140,7 +2190,7 @@ pub static USER_BADGE_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["verification_code"], &["user_id", "badge_id"]],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "userBadges" }, RelationMeta { name: "badge", column: "badge_id", target: "Badge", inverse: "userBadges" }],
-    checksum: "2a95988c6806580e74ce2fbe57fd6cec8ef73d56784a77d39bf9f80f9eac1081",
+    checksum: "5d3414c9096210c9f3951b1c6a20e23257e70e2f1e2c0ec0ec5f2a9bf980b682",
 };
 
 impl Entity for UserBadge {
@@ -2179,7 +2229,7 @@ impl Writable for UserBadge {
         Ok(UserBadgeInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             badge_id: input::id(&i.badge_id, path, "badgeId")?,
             issued_at: i.issued_at,
             expires_at: i.expires_at,
@@ -2191,7 +2241,8 @@ impl Writable for UserBadge {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
         Ok(UserBadgeUpdateForm {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             badge_id: input::patch(i.badge_id, path, "badgeId", |v| input::id(&v, path, "badgeId"))?,

@@ -157,11 +157,13 @@ impl Wallet {
 #[derive(InputObject)]
 #[graphql(name = "WalletCreateInput")]
 pub struct WalletCreateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     /// ISO 4217 code or token symbol
     #[graphql(name = "currency")]
     pub currency: String,
+    /// Only an admin may set this.
     #[graphql(name = "status")]
     pub status: Option<WalletStatus>,
     /// On-chain address, for crypto wallets
@@ -173,10 +175,12 @@ pub struct WalletCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "WalletUpdateInput")]
 pub struct WalletUpdateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "currency")]
     pub currency: MaybeUndefined<String>,
+    /// Only an admin may set this.
     #[graphql(name = "status")]
     pub status: MaybeUndefined<WalletStatus>,
     #[graphql(name = "address")]
@@ -318,6 +322,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -335,6 +340,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -344,7 +350,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -352,6 +358,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "currency",
@@ -369,6 +376,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "balance",
@@ -386,6 +394,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lockedBalance",
@@ -403,6 +412,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -420,6 +430,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &["ACTIVE", "FROZEN", "CLOSED"],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "address",
@@ -437,6 +448,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -454,6 +466,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -471,6 +484,7 @@ static WALLET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -493,7 +507,7 @@ pub static WALLET_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["user_id", "currency"]],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "wallets" }],
-    checksum: "8ecad4f8bdf4610ae638cb6ef7438a9ab52c3251cab1c982a70b346cb229a509",
+    checksum: "d438bfa7fb38cdddc41ddb3839a8424ff9c5e6141483fd82f629e31eac379e13",
 };
 
 impl Entity for Wallet {
@@ -527,17 +541,20 @@ impl Writable for Wallet {
     type UpdateForm = WalletUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.status.is_some(), &[AclRole::Admin], path, "status")?;
         Ok(WalletInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             currency: input::text(i.currency, path, "currency", Some(3), Some(10))?,
             status: i.status,
             address: i.address.map(|v| input::text(v, path, "address", None, Some(255))).transpose()?,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
+        w.may_set(!i.status.is_undefined(), &[AclRole::Admin], path, "status")?;
         Ok(WalletUpdateForm {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             currency: input::patch(i.currency, path, "currency", |v| input::text(v, path, "currency", Some(3), Some(10)))?,
@@ -895,6 +912,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -912,6 +930,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "walletId",
@@ -929,6 +948,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: Some("Wallet"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -937,8 +957,8 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -946,6 +966,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "kind",
@@ -963,6 +984,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &["DEPOSIT", "WITHDRAWAL", "TRANSFER_IN", "TRANSFER_OUT", "PAYMENT", "REFUND", "FEE", "REWARD", "STAKE", "UNSTAKE", "ADJUSTMENT"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "amount",
@@ -980,6 +1002,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "balanceAfter",
@@ -997,6 +1020,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "currency",
@@ -1014,6 +1038,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -1031,6 +1056,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &["PENDING", "COMPLETED", "FAILED", "REVERSED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "reference",
@@ -1048,6 +1074,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -1065,6 +1092,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "idempotencyKey",
@@ -1082,6 +1110,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "relatedTransactionId",
@@ -1099,6 +1128,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: Some("Transaction"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "metadata",
@@ -1116,6 +1146,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1133,6 +1164,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1150,6 +1182,7 @@ static TRANSACTION_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1439,6 +1472,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1456,6 +1490,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "walletId",
@@ -1473,6 +1508,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("Wallet"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -1481,8 +1517,8 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -1490,6 +1526,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "amount",
@@ -1507,6 +1544,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "rewardRate",
@@ -1524,6 +1562,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "rewardAmount",
@@ -1541,6 +1580,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "startsAt",
@@ -1558,6 +1598,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "endsAt",
@@ -1575,6 +1616,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -1592,6 +1634,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &["PENDING", "ACTIVE", "UNLOCKING", "COMPLETED", "CANCELLED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1609,6 +1652,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1626,6 +1670,7 @@ static STAKING_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1974,6 +2019,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -1991,6 +2037,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "priceMonthly",
@@ -2008,6 +2055,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "priceYearly",
@@ -2025,6 +2073,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "currency",
@@ -2042,6 +2091,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "executionLimit",
@@ -2059,6 +2109,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "workflowLimit",
@@ -2076,6 +2127,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "features",
@@ -2093,6 +2145,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isActive",
@@ -2110,6 +2163,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2127,6 +2181,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2144,6 +2199,7 @@ static PRICING_TIER_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2159,14 +2215,14 @@ pub static PRICING_TIER_META: EntityMeta = EntityMeta {
     version: None,
     append_only: false,
     acl: AclMeta {
-        create: &[AclRole::Admin],
+        create: &[AclRole::Platform],
         read: &[AclRole::User],
-        update: &[AclRole::Admin],
-        delete: &[AclRole::Admin],
+        update: &[AclRole::Platform],
+        delete: &[AclRole::Platform],
     },
     unique_keys: &[&["name"]],
     relations: &[],
-    checksum: "6aa841ea93674c7b845c32d6205142f20716d912cde8b8f98491085a1864d37a",
+    checksum: "4d903ce42a722640fdd04342c741eb73779a14eb131b053be24bc43ba8d99867",
 };
 
 impl Entity for PricingTier {
@@ -2213,7 +2269,7 @@ impl Writable for PricingTier {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(PricingTierUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(100)))?,
             price_monthly: input::patch(i.price_monthly, path, "priceMonthly", |v| input::decimal(v, path, "priceMonthly", Some(0.0), None))?,
@@ -2381,8 +2437,9 @@ impl Subscription {
 #[derive(InputObject)]
 #[graphql(name = "SubscriptionCreateInput")]
 pub struct SubscriptionCreateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     #[graphql(name = "tierId")]
     pub tier_id: ID,
     #[graphql(name = "status")]
@@ -2401,6 +2458,7 @@ pub struct SubscriptionCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "SubscriptionUpdateInput")]
 pub struct SubscriptionUpdateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "tierId")]
@@ -2550,6 +2608,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2567,6 +2626,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -2576,7 +2636,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -2584,6 +2644,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "tierId",
@@ -2601,6 +2662,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("PricingTier"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -2618,6 +2680,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &["ACTIVE", "CANCELLED", "PAST_DUE"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "billingInterval",
@@ -2635,6 +2698,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &["MONTHLY", "YEARLY"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "currentPeriodStart",
@@ -2652,6 +2716,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "currentPeriodEnd",
@@ -2669,6 +2734,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "cancelAt",
@@ -2686,6 +2752,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2703,6 +2770,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2720,6 +2788,7 @@ static SUBSCRIPTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2742,7 +2811,7 @@ pub static SUBSCRIPTION_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "subscriptions" }, RelationMeta { name: "tier", column: "tier_id", target: "PricingTier", inverse: "subscriptions" }],
-    checksum: "b73d57f673907be3c5c3639d229dcff9bcb2ebf20d9f356327012e4fc55cff2e",
+    checksum: "4b5532479a6c1d4a6aaa5c4a77f0f872400267c3560dc07b28bc45eb63ed91c1",
 };
 
 impl Entity for Subscription {
@@ -2780,7 +2849,7 @@ impl Writable for Subscription {
         Ok(SubscriptionInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             tier_id: input::id(&i.tier_id, path, "tierId")?,
             status: i.status,
             billing_interval: i.billing_interval,
@@ -2790,7 +2859,8 @@ impl Writable for Subscription {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
         Ok(SubscriptionUpdateForm {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             tier_id: input::patch(i.tier_id, path, "tierId", |v| input::id(&v, path, "tierId"))?,
@@ -3184,6 +3254,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -3201,6 +3272,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "hash",
@@ -3218,6 +3290,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "network",
@@ -3235,6 +3308,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "fromAddress",
@@ -3252,6 +3326,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "toAddress",
@@ -3269,6 +3344,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "value",
@@ -3286,6 +3362,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "gasUsed",
@@ -3303,6 +3380,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "gasPrice",
@@ -3320,6 +3398,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -3337,6 +3416,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &["PENDING", "CONFIRMED", "FAILED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "blockNumber",
@@ -3354,6 +3434,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "confirmations",
@@ -3371,6 +3452,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -3388,6 +3470,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -3405,6 +3488,7 @@ static BLOCKCHAIN_TRANSACTION_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -3481,7 +3565,7 @@ impl Writable for BlockchainTransaction {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(BlockchainTransactionUpdateForm {
             hash: input::patch(i.hash, path, "hash", |v| input::text(v, path, "hash", None, Some(128)))?,
             network: input::patch(i.network, path, "network", |v| input::text(v, path, "network", None, Some(50)))?,
@@ -3667,7 +3751,7 @@ pub struct MicroserviceMeterCreateInput {
     pub period_start: DateTime<Utc>,
     #[graphql(name = "periodEnd")]
     pub period_end: DateTime<Utc>,
-    /// The user the usage is attributed to; null for tenant-wide usage
+    /// The user the usage is attributed to; null for tenant-wide usage Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: Option<ID>,
     #[graphql(name = "metadata")]
@@ -3690,6 +3774,7 @@ pub struct MicroserviceMeterUpdateInput {
     pub period_start: MaybeUndefined<DateTime<Utc>>,
     #[graphql(name = "periodEnd")]
     pub period_end: MaybeUndefined<DateTime<Utc>>,
+    /// The user the usage is attributed to; null for tenant-wide usage Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "metadata")]
@@ -3826,6 +3911,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -3843,6 +3929,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "service",
@@ -3860,6 +3947,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "metric",
@@ -3877,6 +3965,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "quantity",
@@ -3894,6 +3983,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "unit",
@@ -3911,6 +4001,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "periodStart",
@@ -3928,6 +4019,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "periodEnd",
@@ -3945,6 +4037,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -3962,6 +4055,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "metadata",
@@ -3979,6 +4073,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -3996,6 +4091,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -4013,6 +4109,7 @@ static MICROSERVICE_METER_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -4035,7 +4132,7 @@ pub static MICROSERVICE_METER_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "microserviceMeters" }],
-    checksum: "9ba8707ebee0119dc88dd09ee254107b896ca62ea62efffe5f0b8e39a81378f7",
+    checksum: "58aafba467861631fb25599ddbe56ca3bf98772eecc6027dc320ae657cf3b991",
 };
 
 impl Entity for MicroserviceMeter {
@@ -4079,12 +4176,13 @@ impl Writable for MicroserviceMeter {
             unit: i.unit.map(|v| input::text(v, path, "unit", None, Some(32))).transpose()?,
             period_start: i.period_start,
             period_end: i.period_end,
-            user_id: i.user_id.map(|v| input::id(&v, path, "userId")).transpose()?,
+            user_id: w.owner_nullable(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
         Ok(MicroserviceMeterUpdateForm {
             service: input::patch(i.service, path, "service", |v| input::text(v, path, "service", None, Some(100)))?,
             metric: input::patch(i.metric, path, "metric", |v| input::text(v, path, "metric", None, Some(100)))?,

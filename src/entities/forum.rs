@@ -304,6 +304,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -321,6 +322,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -338,6 +340,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -355,6 +358,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -372,6 +376,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -389,6 +394,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "parentId",
@@ -406,6 +412,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("ForumCategory"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -423,6 +430,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -440,6 +448,7 @@ static FORUM_CATEGORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -506,7 +515,7 @@ impl Writable for ForumCategory {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ForumCategoryUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
@@ -603,7 +612,6 @@ pub struct ForumThreadInsertForm {
 #[diesel(table_name = forum_threads)]
 pub struct ForumThreadUpdateForm {
     pub category_id: Option<Uuid>,
-    pub author_id: Option<Uuid>,
     pub title: Option<String>,
     pub slug: Option<String>,
     pub is_pinned: Option<bool>,
@@ -701,14 +709,14 @@ impl ForumThread {
 pub struct ForumThreadCreateInput {
     #[graphql(name = "categoryId")]
     pub category_id: ID,
-    #[graphql(name = "authorId")]
-    pub author_id: ID,
     #[graphql(name = "title")]
     pub title: String,
     #[graphql(name = "slug")]
     pub slug: String,
+    /// Only an admin may set this.
     #[graphql(name = "isPinned")]
     pub is_pinned: Option<bool>,
+    /// Only an admin may set this.
     #[graphql(name = "isLocked")]
     pub is_locked: Option<bool>,
 }
@@ -719,14 +727,14 @@ pub struct ForumThreadCreateInput {
 pub struct ForumThreadUpdateInput {
     #[graphql(name = "categoryId")]
     pub category_id: MaybeUndefined<ID>,
-    #[graphql(name = "authorId")]
-    pub author_id: MaybeUndefined<ID>,
     #[graphql(name = "title")]
     pub title: MaybeUndefined<String>,
     #[graphql(name = "slug")]
     pub slug: MaybeUndefined<String>,
+    /// Only an admin may set this.
     #[graphql(name = "isPinned")]
     pub is_pinned: MaybeUndefined<bool>,
+    /// Only an admin may set this.
     #[graphql(name = "isLocked")]
     pub is_locked: MaybeUndefined<bool>,
 }
@@ -887,6 +895,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -904,6 +913,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "categoryId",
@@ -921,6 +931,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("ForumCategory"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "authorId",
@@ -929,8 +940,8 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -938,6 +949,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -955,6 +967,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -972,6 +985,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPinned",
@@ -989,6 +1003,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "isLocked",
@@ -1006,6 +1021,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "viewCount",
@@ -1023,6 +1039,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "replyCount",
@@ -1040,6 +1057,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastPostAt",
@@ -1057,6 +1075,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1074,6 +1093,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1091,6 +1111,7 @@ static FORUM_THREAD_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1113,7 +1134,7 @@ pub static FORUM_THREAD_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["category_id", "slug"]],
     relations: &[RelationMeta { name: "category", column: "category_id", target: "ForumCategory", inverse: "threads" }, RelationMeta { name: "author", column: "author_id", target: "User", inverse: "forumThreads" }],
-    checksum: "7a99baa66f96eef3010546b785cd0dba40a4c0099b76cd87a858b0970b6b0936",
+    checksum: "a0750e337a9d4a982fd435e5d73bf4a262755dbd503c68d1955843106931c5dd",
 };
 
 impl Entity for ForumThread {
@@ -1150,11 +1171,13 @@ impl Writable for ForumThread {
     type UpdateForm = ForumThreadUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.is_pinned.is_some(), &[AclRole::Admin], path, "isPinned")?;
+        w.may_set(i.is_locked.is_some(), &[AclRole::Admin], path, "isLocked")?;
         Ok(ForumThreadInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             category_id: input::id(&i.category_id, path, "categoryId")?,
-            author_id: input::id(&i.author_id, path, "authorId")?,
+            author_id: w.user,
             title: input::text(i.title, path, "title", None, Some(200))?,
             slug: input::text(i.slug, path, "slug", None, Some(200))?,
             is_pinned: i.is_pinned,
@@ -1162,10 +1185,11 @@ impl Writable for ForumThread {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.is_pinned.is_undefined(), &[AclRole::Admin], path, "isPinned")?;
+        w.may_set(!i.is_locked.is_undefined(), &[AclRole::Admin], path, "isLocked")?;
         Ok(ForumThreadUpdateForm {
             category_id: input::patch(i.category_id, path, "categoryId", |v| input::id(&v, path, "categoryId"))?,
-            author_id: input::patch(i.author_id, path, "authorId", |v| input::id(&v, path, "authorId"))?,
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(200)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(200)))?,
             is_pinned: input::patch(i.is_pinned, path, "isPinned", Ok)?,
@@ -1250,7 +1274,6 @@ pub struct ForumPostInsertForm {
 #[diesel(table_name = forum_posts)]
 pub struct ForumPostUpdateForm {
     pub thread_id: Option<Uuid>,
-    pub author_id: Option<Uuid>,
     pub parent_id: Option<Option<Uuid>>,
     pub content: Option<String>,
 }
@@ -1354,8 +1377,6 @@ impl ForumPost {
 pub struct ForumPostCreateInput {
     #[graphql(name = "threadId")]
     pub thread_id: ID,
-    #[graphql(name = "authorId")]
-    pub author_id: ID,
     #[graphql(name = "parentId")]
     pub parent_id: Option<ID>,
     #[graphql(name = "content")]
@@ -1368,8 +1389,6 @@ pub struct ForumPostCreateInput {
 pub struct ForumPostUpdateInput {
     #[graphql(name = "threadId")]
     pub thread_id: MaybeUndefined<ID>,
-    #[graphql(name = "authorId")]
-    pub author_id: MaybeUndefined<ID>,
     #[graphql(name = "parentId")]
     pub parent_id: MaybeUndefined<ID>,
     #[graphql(name = "content")]
@@ -1509,6 +1528,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1526,6 +1546,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "threadId",
@@ -1543,6 +1564,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("ForumThread"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "authorId",
@@ -1551,8 +1573,8 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -1560,6 +1582,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "parentId",
@@ -1577,6 +1600,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("ForumPost"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "content",
@@ -1594,6 +1618,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "likes",
@@ -1611,6 +1636,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1628,6 +1654,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1645,6 +1672,7 @@ static FORUM_POST_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1704,16 +1732,15 @@ impl Writable for ForumPost {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             thread_id: input::id(&i.thread_id, path, "threadId")?,
-            author_id: input::id(&i.author_id, path, "authorId")?,
+            author_id: w.user,
             parent_id: i.parent_id.map(|v| input::id(&v, path, "parentId")).transpose()?,
             content: input::text(i.content, path, "content", None, None)?,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ForumPostUpdateForm {
             thread_id: input::patch(i.thread_id, path, "threadId", |v| input::id(&v, path, "threadId"))?,
-            author_id: input::patch(i.author_id, path, "authorId", |v| input::id(&v, path, "authorId"))?,
             parent_id: input::patch_nullable(i.parent_id, path, "parentId", |v| input::id(&v, path, "parentId"))?,
             content: input::patch(i.content, path, "content", |v| input::text(v, path, "content", None, None))?,
         })
@@ -1924,6 +1951,7 @@ static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1941,6 +1969,7 @@ static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "postId",
@@ -1958,6 +1987,7 @@ static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: Some("ForumPost"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -1966,8 +1996,8 @@ static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -1975,6 +2005,7 @@ static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "kind",
@@ -1992,6 +2023,7 @@ static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &["LIKE", "DISLIKE", "LOVE", "LAUGH", "HOORAY", "CONFUSED", "ROCKET", "EYES"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2009,6 +2041,7 @@ static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2026,6 +2059,7 @@ static FORUM_REACTION_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 

@@ -330,6 +330,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -347,6 +348,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "parentId",
@@ -364,6 +366,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("CourseCategory"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -381,6 +384,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -398,6 +402,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -415,6 +420,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -432,6 +438,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isVisible",
@@ -449,6 +456,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -466,6 +474,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -483,6 +492,7 @@ static COURSE_CATEGORY_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -551,7 +561,7 @@ impl Writable for CourseCategory {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(CourseCategoryUpdateForm {
             parent_id: input::patch_nullable(i.parent_id, path, "parentId", |v| input::id(&v, path, "parentId"))?,
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(255)))?,
@@ -1224,6 +1234,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1241,6 +1252,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "categoryId",
@@ -1258,6 +1270,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: Some("CourseCategory"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "instructorId",
@@ -1275,6 +1288,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -1292,6 +1306,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "shortName",
@@ -1309,6 +1324,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -1326,6 +1342,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "summary",
@@ -1343,6 +1360,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -1360,6 +1378,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "imageUrl",
@@ -1377,6 +1396,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "language",
@@ -1394,6 +1414,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -1411,6 +1432,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &["DRAFT", "PUBLISHED", "ARCHIVED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "startDate",
@@ -1428,6 +1450,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "endDate",
@@ -1445,6 +1468,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "enrollmentStart",
@@ -1462,6 +1486,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "enrollmentEnd",
@@ -1479,6 +1504,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "selfEnrollment",
@@ -1496,6 +1522,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "estimatedMinutes",
@@ -1513,6 +1540,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "price",
@@ -1530,6 +1558,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "currency",
@@ -1547,6 +1576,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1564,6 +1594,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1581,6 +1612,7 @@ static COURSE_COLUMNS: [ColumnMeta; 22] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1673,7 +1705,7 @@ impl Writable for Course {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(CourseUpdateForm {
             category_id: input::patch_nullable(i.category_id, path, "categoryId", |v| input::id(&v, path, "categoryId"))?,
             instructor_id: input::patch_nullable(i.instructor_id, path, "instructorId", |v| input::id(&v, path, "instructorId"))?,
@@ -2033,6 +2065,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2050,6 +2083,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "courseId",
@@ -2067,6 +2101,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("Course"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -2084,6 +2119,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "summary",
@@ -2101,6 +2137,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -2118,6 +2155,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isVisible",
@@ -2135,6 +2173,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "availableFrom",
@@ -2152,6 +2191,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2169,6 +2209,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2186,6 +2227,7 @@ static COURSE_MODULE_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2254,7 +2296,7 @@ impl Writable for CourseModule {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(CourseModuleUpdateForm {
             course_id: input::patch(i.course_id, path, "courseId", |v| input::id(&v, path, "courseId"))?,
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(255)))?,
@@ -2699,6 +2741,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2716,6 +2759,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "moduleId",
@@ -2733,6 +2777,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: Some("CourseModule"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -2750,6 +2795,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "contentType",
@@ -2767,6 +2813,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &["TEXT", "VIDEO", "AUDIO", "DOCUMENT", "LINK", "INTERACTIVE", "ASSIGNMENT"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "content",
@@ -2784,6 +2831,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "contentUrl",
@@ -2801,6 +2849,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "durationMinutes",
@@ -2818,6 +2867,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -2835,6 +2885,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPreview",
@@ -2852,6 +2903,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isVisible",
@@ -2869,6 +2921,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "dueAt",
@@ -2886,6 +2939,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "maxScore",
@@ -2903,6 +2957,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2920,6 +2975,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2937,6 +2993,7 @@ static LESSON_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -3015,7 +3072,7 @@ impl Writable for Lesson {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(LessonUpdateForm {
             module_id: input::patch(i.module_id, path, "moduleId", |v| input::id(&v, path, "moduleId"))?,
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(255)))?,
@@ -3108,7 +3165,6 @@ pub struct EnrollmentInsertForm {
     pub course_id: Uuid,
     pub role: Option<EnrollmentRole>,
     pub status: Option<EnrollmentStatus>,
-    pub enrolled_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_accessed_at: Option<DateTime<Utc>>,
 }
@@ -3121,7 +3177,6 @@ pub struct EnrollmentUpdateForm {
     pub course_id: Option<Uuid>,
     pub role: Option<EnrollmentRole>,
     pub status: Option<EnrollmentStatus>,
-    pub enrolled_at: Option<DateTime<Utc>>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub last_accessed_at: Option<Option<DateTime<Utc>>>,
 }
@@ -3201,16 +3256,18 @@ impl Enrollment {
 #[derive(InputObject)]
 #[graphql(name = "EnrollmentCreateInput")]
 pub struct EnrollmentCreateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     #[graphql(name = "courseId")]
     pub course_id: ID,
+    /// Only an admin may set this.
     #[graphql(name = "role")]
     pub role: Option<EnrollmentRole>,
+    /// Only an admin may set this.
     #[graphql(name = "status")]
     pub status: Option<EnrollmentStatus>,
-    #[graphql(name = "enrolledAt")]
-    pub enrolled_at: Option<DateTime<Utc>>,
+    /// Only an admin may set this.
     #[graphql(name = "expiresAt")]
     pub expires_at: Option<DateTime<Utc>>,
     #[graphql(name = "lastAccessedAt")]
@@ -3221,16 +3278,18 @@ pub struct EnrollmentCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "EnrollmentUpdateInput")]
 pub struct EnrollmentUpdateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "courseId")]
     pub course_id: MaybeUndefined<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "role")]
     pub role: MaybeUndefined<EnrollmentRole>,
+    /// Only an admin may set this.
     #[graphql(name = "status")]
     pub status: MaybeUndefined<EnrollmentStatus>,
-    #[graphql(name = "enrolledAt")]
-    pub enrolled_at: MaybeUndefined<DateTime<Utc>>,
+    /// Only an admin may set this.
     #[graphql(name = "expiresAt")]
     pub expires_at: MaybeUndefined<DateTime<Utc>>,
     #[graphql(name = "lastAccessedAt")]
@@ -3396,6 +3455,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -3413,6 +3473,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -3422,7 +3483,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -3430,6 +3491,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "courseId",
@@ -3447,6 +3509,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: Some("Course"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "role",
@@ -3464,6 +3527,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &["STUDENT", "TEACHER", "ASSISTANT", "OBSERVER"],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "status",
@@ -3481,6 +3545,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &["ACTIVE", "COMPLETED", "SUSPENDED", "CANCELLED"],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "enrolledAt",
@@ -3489,7 +3554,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         ty: ColumnType::DateTime,
         list: false,
         nullable: false,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -3498,6 +3563,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "expiresAt",
@@ -3515,6 +3581,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "lastAccessedAt",
@@ -3532,6 +3599,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "progressPercent",
@@ -3549,6 +3617,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "finalGrade",
@@ -3566,6 +3635,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "completedAt",
@@ -3583,6 +3653,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -3600,6 +3671,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -3617,6 +3689,7 @@ static ENROLLMENT_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -3639,7 +3712,7 @@ pub static ENROLLMENT_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["user_id", "course_id"]],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "enrollments" }, RelationMeta { name: "course", column: "course_id", target: "Course", inverse: "enrollments" }],
-    checksum: "de85afe5ae1fa0c5afd37b39105a451f516b7d9827945d5aeafa8a3d19796e47",
+    checksum: "426bfe59e093c3571ebbd66a0ca7ed1c66301a990d8a706422a8a654ea119916",
 };
 
 impl Entity for Enrollment {
@@ -3677,26 +3750,31 @@ impl Writable for Enrollment {
     type UpdateForm = EnrollmentUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.role.is_some(), &[AclRole::Admin], path, "role")?;
+        w.may_set(i.status.is_some(), &[AclRole::Admin], path, "status")?;
+        w.may_set(i.expires_at.is_some(), &[AclRole::Admin], path, "expiresAt")?;
         Ok(EnrollmentInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             course_id: input::id(&i.course_id, path, "courseId")?,
             role: i.role,
             status: i.status,
-            enrolled_at: i.enrolled_at,
             expires_at: i.expires_at,
             last_accessed_at: i.last_accessed_at,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
+        w.may_set(!i.role.is_undefined(), &[AclRole::Admin], path, "role")?;
+        w.may_set(!i.status.is_undefined(), &[AclRole::Admin], path, "status")?;
+        w.may_set(!i.expires_at.is_undefined(), &[AclRole::Admin], path, "expiresAt")?;
         Ok(EnrollmentUpdateForm {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             course_id: input::patch(i.course_id, path, "courseId", |v| input::id(&v, path, "courseId"))?,
             role: input::patch(i.role, path, "role", Ok)?,
             status: input::patch(i.status, path, "status", Ok)?,
-            enrolled_at: input::patch(i.enrolled_at, path, "enrolledAt", Ok)?,
             expires_at: input::patch_nullable(i.expires_at, path, "expiresAt", Ok)?,
             last_accessed_at: input::patch_nullable(i.last_accessed_at, path, "lastAccessedAt", Ok)?,
         })
@@ -3870,8 +3948,9 @@ impl CourseProgress {
 #[derive(InputObject)]
 #[graphql(name = "CourseProgressCreateInput")]
 pub struct CourseProgressCreateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     #[graphql(name = "courseId")]
     pub course_id: ID,
     #[graphql(name = "lessonId")]
@@ -3892,6 +3971,7 @@ pub struct CourseProgressCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "CourseProgressUpdateInput")]
 pub struct CourseProgressUpdateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "courseId")]
@@ -4063,6 +4143,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -4080,6 +4161,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -4089,7 +4171,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -4097,6 +4179,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "courseId",
@@ -4114,6 +4197,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("Course"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lessonId",
@@ -4131,6 +4215,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("Lesson"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -4148,6 +4233,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &["NOT_STARTED", "IN_PROGRESS", "COMPLETED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "progressPercent",
@@ -4165,6 +4251,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "timeSpentSeconds",
@@ -4182,6 +4269,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastAccessedAt",
@@ -4199,6 +4287,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "completedAt",
@@ -4216,6 +4305,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -4233,6 +4323,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -4250,6 +4341,7 @@ static COURSE_PROGRESS_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -4272,7 +4364,7 @@ pub static COURSE_PROGRESS_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["user_id", "lesson_id"]],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "courseProgresses" }, RelationMeta { name: "course", column: "course_id", target: "Course", inverse: "courseProgresses" }, RelationMeta { name: "lesson", column: "lesson_id", target: "Lesson", inverse: "courseProgresses" }],
-    checksum: "e8473380ecd7e7a10a4340b0844b8c5285f41eaa03c7bc557b47e8ce3b8f9d00",
+    checksum: "d0cbc781aa44f77768a235e9de3dba3273c9ad53d370c8cd02a164cfed9e06f8",
 };
 
 impl Entity for CourseProgress {
@@ -4311,7 +4403,7 @@ impl Writable for CourseProgress {
         Ok(CourseProgressInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             course_id: input::id(&i.course_id, path, "courseId")?,
             lesson_id: input::id(&i.lesson_id, path, "lessonId")?,
             status: i.status,
@@ -4322,7 +4414,8 @@ impl Writable for CourseProgress {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
         Ok(CourseProgressUpdateForm {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             course_id: input::patch(i.course_id, path, "courseId", |v| input::id(&v, path, "courseId"))?,
@@ -4833,6 +4926,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -4850,6 +4944,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "courseId",
@@ -4867,6 +4962,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: Some("Course"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "moduleId",
@@ -4884,6 +4980,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: Some("CourseModule"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -4901,6 +4998,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -4918,6 +5016,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "timeLimitMinutes",
@@ -4935,6 +5034,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "maxAttempts",
@@ -4952,6 +5052,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "gradingMethod",
@@ -4969,6 +5070,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &["HIGHEST", "AVERAGE", "FIRST", "LAST"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "passingScore",
@@ -4986,6 +5088,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "shuffleQuestions",
@@ -5003,6 +5106,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "shuffleOptions",
@@ -5020,6 +5124,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "opensAt",
@@ -5037,6 +5142,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "closesAt",
@@ -5054,6 +5160,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPublished",
@@ -5071,6 +5178,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -5088,6 +5196,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -5105,6 +5214,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -5122,6 +5232,7 @@ static QUIZ_COLUMNS: [ColumnMeta; 18] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -5206,7 +5317,7 @@ impl Writable for Quiz {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(QuizUpdateForm {
             course_id: input::patch(i.course_id, path, "courseId", |v| input::id(&v, path, "courseId"))?,
             module_id: input::patch_nullable(i.module_id, path, "moduleId", |v| input::id(&v, path, "moduleId"))?,
@@ -5561,6 +5672,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -5578,6 +5690,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "quizId",
@@ -5595,6 +5708,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("Quiz"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "type",
@@ -5612,6 +5726,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &["SINGLE_CHOICE", "MULTIPLE_CHOICE", "TRUE_FALSE", "SHORT_ANSWER", "NUMERICAL", "ESSAY", "MATCHING"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "text",
@@ -5629,6 +5744,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "explanation",
@@ -5646,6 +5762,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "points",
@@ -5663,6 +5780,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -5680,6 +5798,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -5697,6 +5816,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -5714,6 +5834,7 @@ static QUESTION_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -5782,7 +5903,7 @@ impl Writable for Question {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(QuestionUpdateForm {
             quiz_id: input::patch(i.quiz_id, path, "quizId", |v| input::id(&v, path, "quizId"))?,
             type_: input::patch(i.type_, path, "type", Ok)?,
@@ -6067,6 +6188,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -6084,6 +6206,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "questionId",
@@ -6101,6 +6224,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("Question"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "text",
@@ -6118,6 +6242,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isCorrect",
@@ -6135,6 +6260,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "feedback",
@@ -6152,6 +6278,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -6169,6 +6296,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -6186,6 +6314,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -6203,6 +6332,7 @@ static QUESTION_OPTION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -6269,7 +6399,7 @@ impl Writable for QuestionOption {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(QuestionOptionUpdateForm {
             question_id: input::patch(i.question_id, path, "questionId", |v| input::id(&v, path, "questionId"))?,
             text: input::patch(i.text, path, "text", |v| input::text(v, path, "text", None, None))?,
@@ -6354,7 +6484,6 @@ pub struct QuizAttemptInsertForm {
     pub user_id: Uuid,
     pub attempt_number: Option<i32>,
     pub status: Option<QuizAttemptStatus>,
-    pub started_at: Option<DateTime<Utc>>,
     pub submitted_at: Option<DateTime<Utc>>,
 }
 
@@ -6363,10 +6492,8 @@ pub struct QuizAttemptInsertForm {
 #[diesel(table_name = quiz_attempts)]
 pub struct QuizAttemptUpdateForm {
     pub quiz_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
     pub attempt_number: Option<i32>,
     pub status: Option<QuizAttemptStatus>,
-    pub started_at: Option<DateTime<Utc>>,
     pub submitted_at: Option<Option<DateTime<Utc>>>,
 }
 
@@ -6462,14 +6589,11 @@ impl QuizAttempt {
 pub struct QuizAttemptCreateInput {
     #[graphql(name = "quizId")]
     pub quiz_id: ID,
-    #[graphql(name = "userId")]
-    pub user_id: ID,
+    /// Only an admin may set this.
     #[graphql(name = "attemptNumber")]
     pub attempt_number: Option<i32>,
     #[graphql(name = "status")]
     pub status: Option<QuizAttemptStatus>,
-    #[graphql(name = "startedAt")]
-    pub started_at: Option<DateTime<Utc>>,
     #[graphql(name = "submittedAt")]
     pub submitted_at: Option<DateTime<Utc>>,
 }
@@ -6480,14 +6604,11 @@ pub struct QuizAttemptCreateInput {
 pub struct QuizAttemptUpdateInput {
     #[graphql(name = "quizId")]
     pub quiz_id: MaybeUndefined<ID>,
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "attemptNumber")]
     pub attempt_number: MaybeUndefined<i32>,
     #[graphql(name = "status")]
     pub status: MaybeUndefined<QuizAttemptStatus>,
-    #[graphql(name = "startedAt")]
-    pub started_at: MaybeUndefined<DateTime<Utc>>,
     #[graphql(name = "submittedAt")]
     pub submitted_at: MaybeUndefined<DateTime<Utc>>,
 }
@@ -6648,6 +6769,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -6665,6 +6787,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "quizId",
@@ -6682,6 +6805,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("Quiz"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -6690,8 +6814,8 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -6699,6 +6823,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "attemptNumber",
@@ -6716,6 +6841,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "status",
@@ -6733,6 +6859,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &["IN_PROGRESS", "SUBMITTED", "GRADED", "ABANDONED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "startedAt",
@@ -6741,7 +6868,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         ty: ColumnType::DateTime,
         list: false,
         nullable: false,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -6750,6 +6877,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "submittedAt",
@@ -6767,6 +6895,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "score",
@@ -6784,6 +6913,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "passed",
@@ -6801,6 +6931,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "gradedAt",
@@ -6818,6 +6949,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -6835,6 +6967,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -6852,6 +6985,7 @@ static QUIZ_ATTEMPT_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -6874,7 +7008,7 @@ pub static QUIZ_ATTEMPT_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["quiz_id", "user_id", "attempt_number"]],
     relations: &[RelationMeta { name: "quiz", column: "quiz_id", target: "Quiz", inverse: "quizAttempts" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "quizAttempts" }],
-    checksum: "9af3fa9f8d8e2f80eac57980df236e80179b90da6175b4e5191e8b5d541ee1d8",
+    checksum: "c52b0cea4a22ee74af480e2e6be8ad8fa2f6949dc4b77ea531ebabf50141b776",
 };
 
 impl Entity for QuizAttempt {
@@ -6911,25 +7045,24 @@ impl Writable for QuizAttempt {
     type UpdateForm = QuizAttemptUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.attempt_number.is_some(), &[AclRole::Admin], path, "attemptNumber")?;
         Ok(QuizAttemptInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             quiz_id: input::id(&i.quiz_id, path, "quizId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.user,
             attempt_number: i.attempt_number.map(|v| input::int(v, path, "attemptNumber", Some(1.0), None)).transpose()?,
             status: i.status,
-            started_at: i.started_at,
             submitted_at: i.submitted_at,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.attempt_number.is_undefined(), &[AclRole::Admin], path, "attemptNumber")?;
         Ok(QuizAttemptUpdateForm {
             quiz_id: input::patch(i.quiz_id, path, "quizId", |v| input::id(&v, path, "quizId"))?,
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             attempt_number: input::patch(i.attempt_number, path, "attemptNumber", |v| input::int(v, path, "attemptNumber", Some(1.0), None))?,
             status: input::patch(i.status, path, "status", Ok)?,
-            started_at: input::patch(i.started_at, path, "startedAt", Ok)?,
             submitted_at: input::patch_nullable(i.submitted_at, path, "submittedAt", Ok)?,
         })
     }
@@ -7022,7 +7155,6 @@ pub struct QuizResponseInsertForm {
 pub struct QuizResponseUpdateForm {
     pub attempt_id: Option<Uuid>,
     pub question_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
     pub selected_option_ids: Option<Vec<Uuid>>,
     pub answer_text: Option<Option<String>>,
     pub answered_at: Option<DateTime<Utc>>,
@@ -7110,8 +7242,6 @@ pub struct QuizResponseCreateInput {
     pub attempt_id: ID,
     #[graphql(name = "questionId")]
     pub question_id: ID,
-    #[graphql(name = "userId")]
-    pub user_id: ID,
     /// Chosen QuestionOption ids (choice questions)
     #[graphql(name = "selectedOptionIds")]
     pub selected_option_ids: Option<Vec<ID>>,
@@ -7130,8 +7260,6 @@ pub struct QuizResponseUpdateInput {
     pub attempt_id: MaybeUndefined<ID>,
     #[graphql(name = "questionId")]
     pub question_id: MaybeUndefined<ID>,
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "selectedOptionIds")]
     pub selected_option_ids: MaybeUndefined<Vec<ID>>,
     #[graphql(name = "answerText")]
@@ -7296,6 +7424,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -7313,6 +7442,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "attemptId",
@@ -7330,6 +7460,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("QuizAttempt"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "questionId",
@@ -7347,6 +7478,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("Question"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -7355,8 +7487,8 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -7364,6 +7496,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "selectedOptionIds",
@@ -7381,6 +7514,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "answerText",
@@ -7398,6 +7532,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isCorrect",
@@ -7415,6 +7550,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "score",
@@ -7432,6 +7568,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "feedback",
@@ -7449,6 +7586,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "answeredAt",
@@ -7466,6 +7604,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -7483,6 +7622,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -7500,6 +7640,7 @@ static QUIZ_RESPONSE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -7564,18 +7705,17 @@ impl Writable for QuizResponse {
             tenant_id: w.tenant,
             attempt_id: input::id(&i.attempt_id, path, "attemptId")?,
             question_id: input::id(&i.question_id, path, "questionId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.user,
             selected_option_ids: i.selected_option_ids.map(|v| input::ids(&v, path, "selectedOptionIds")).transpose()?,
             answer_text: i.answer_text.map(|v| input::text(v, path, "answerText", None, None)).transpose()?,
             answered_at: i.answered_at,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(QuizResponseUpdateForm {
             attempt_id: input::patch(i.attempt_id, path, "attemptId", |v| input::id(&v, path, "attemptId"))?,
             question_id: input::patch(i.question_id, path, "questionId", |v| input::id(&v, path, "questionId"))?,
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             selected_option_ids: input::patch(i.selected_option_ids, path, "selectedOptionIds", |v| input::ids(&v, path, "selectedOptionIds"))?,
             answer_text: input::patch_nullable(i.answer_text, path, "answerText", |v| input::text(v, path, "answerText", None, None))?,
             answered_at: input::patch(i.answered_at, path, "answeredAt", Ok)?,
@@ -7674,7 +7814,6 @@ pub struct SubmissionInsertForm {
 #[diesel(table_name = submissions)]
 pub struct SubmissionUpdateForm {
     pub lesson_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
     pub attempt_number: Option<i32>,
     pub status: Option<SubmissionStatus>,
     pub content: Option<Option<String>>,
@@ -7770,8 +7909,7 @@ impl Submission {
 pub struct SubmissionCreateInput {
     #[graphql(name = "lessonId")]
     pub lesson_id: ID,
-    #[graphql(name = "userId")]
-    pub user_id: ID,
+    /// Only an admin may set this.
     #[graphql(name = "attemptNumber")]
     pub attempt_number: Option<i32>,
     #[graphql(name = "status")]
@@ -7792,8 +7930,7 @@ pub struct SubmissionCreateInput {
 pub struct SubmissionUpdateInput {
     #[graphql(name = "lessonId")]
     pub lesson_id: MaybeUndefined<ID>,
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "attemptNumber")]
     pub attempt_number: MaybeUndefined<i32>,
     #[graphql(name = "status")]
@@ -7974,6 +8111,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -7991,6 +8129,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lessonId",
@@ -8008,6 +8147,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: Some("Lesson"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -8016,8 +8156,8 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -8025,6 +8165,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "attemptNumber",
@@ -8042,6 +8183,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "status",
@@ -8059,6 +8201,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &["DRAFT", "SUBMITTED", "GRADED", "RETURNED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "content",
@@ -8076,6 +8219,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "attachments",
@@ -8093,6 +8237,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "submittedAt",
@@ -8110,6 +8255,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "grade",
@@ -8127,6 +8273,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "feedback",
@@ -8144,6 +8291,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "gradedById",
@@ -8161,6 +8309,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "gradedAt",
@@ -8178,6 +8327,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -8195,6 +8345,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -8212,6 +8363,7 @@ static SUBMISSION_COLUMNS: [ColumnMeta; 15] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -8234,7 +8386,7 @@ pub static SUBMISSION_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[&["lesson_id", "user_id", "attempt_number"]],
     relations: &[RelationMeta { name: "lesson", column: "lesson_id", target: "Lesson", inverse: "submissions" }, RelationMeta { name: "user", column: "user_id", target: "User", inverse: "submissions" }, RelationMeta { name: "gradedBy", column: "graded_by_id", target: "User", inverse: "gradedSubmissions" }],
-    checksum: "6a74848563e58223be1ca67cd0233188d96d62a5e895831a5c684a857a1758ea",
+    checksum: "372cb8cc6bb0ca24ccfd96bcbbb173b6008f095365cf9ff68a7e976f28a06f8a",
 };
 
 impl Entity for Submission {
@@ -8272,11 +8424,12 @@ impl Writable for Submission {
     type UpdateForm = SubmissionUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.attempt_number.is_some(), &[AclRole::Admin], path, "attemptNumber")?;
         Ok(SubmissionInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             lesson_id: input::id(&i.lesson_id, path, "lessonId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.user,
             attempt_number: i.attempt_number.map(|v| input::int(v, path, "attemptNumber", Some(1.0), None)).transpose()?,
             status: i.status,
             content: i.content.map(|v| input::text(v, path, "content", None, None)).transpose()?,
@@ -8285,10 +8438,10 @@ impl Writable for Submission {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.attempt_number.is_undefined(), &[AclRole::Admin], path, "attemptNumber")?;
         Ok(SubmissionUpdateForm {
             lesson_id: input::patch(i.lesson_id, path, "lessonId", |v| input::id(&v, path, "lessonId"))?,
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             attempt_number: input::patch(i.attempt_number, path, "attemptNumber", |v| input::int(v, path, "attemptNumber", Some(1.0), None))?,
             status: input::patch(i.status, path, "status", Ok)?,
             content: input::patch_nullable(i.content, path, "content", |v| input::text(v, path, "content", None, None))?,

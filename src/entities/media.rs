@@ -72,7 +72,6 @@ pub struct MediaAssetUpdateForm {
     pub duration: Option<Option<i32>>,
     pub storage_path: Option<String>,
     pub metadata: Option<Option<JsonValue>>,
-    pub uploaded_by_id: Option<Option<Uuid>>,
 }
 
 /// An uploaded media file and its technical metadata
@@ -181,8 +180,6 @@ pub struct MediaAssetCreateInput {
     /// EXIF, tags, ...
     #[graphql(name = "metadata")]
     pub metadata: Option<JsonValue>,
-    #[graphql(name = "uploadedById")]
-    pub uploaded_by_id: Option<ID>,
 }
 
 /// Changes to a MediaAsset: omitted fields stay as they are; null clears a nullable field.
@@ -205,8 +202,6 @@ pub struct MediaAssetUpdateInput {
     pub storage_path: MaybeUndefined<String>,
     #[graphql(name = "metadata")]
     pub metadata: MaybeUndefined<JsonValue>,
-    #[graphql(name = "uploadedById")]
-    pub uploaded_by_id: MaybeUndefined<ID>,
 }
 
 /// Conditions on MediaAsset rows; all given conditions must hold.
@@ -348,6 +343,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -365,6 +361,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "filename",
@@ -382,6 +379,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "mimeType",
@@ -399,6 +397,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "size",
@@ -416,6 +415,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "width",
@@ -433,6 +433,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "height",
@@ -450,6 +451,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "duration",
@@ -467,6 +469,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "storagePath",
@@ -484,6 +487,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "metadata",
@@ -501,6 +505,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "uploadedById",
@@ -509,7 +514,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -518,6 +523,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -535,6 +541,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -552,6 +559,7 @@ static MEDIA_ASSET_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -621,11 +629,11 @@ impl Writable for MediaAsset {
             duration: i.duration.map(|v| input::int(v, path, "duration", Some(0.0), None)).transpose()?,
             storage_path: input::text(i.storage_path, path, "storagePath", None, Some(1024))?,
             metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
-            uploaded_by_id: i.uploaded_by_id.map(|v| input::id(&v, path, "uploadedById")).transpose()?,
+            uploaded_by_id: Some(w.user),
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(MediaAssetUpdateForm {
             filename: input::patch(i.filename, path, "filename", |v| input::text(v, path, "filename", None, Some(255)))?,
             mime_type: input::patch(i.mime_type, path, "mimeType", |v| input::text(v, path, "mimeType", None, Some(255)))?,
@@ -635,7 +643,6 @@ impl Writable for MediaAsset {
             duration: input::patch_nullable(i.duration, path, "duration", |v| input::int(v, path, "duration", Some(0.0), None))?,
             storage_path: input::patch(i.storage_path, path, "storagePath", |v| input::text(v, path, "storagePath", None, Some(1024)))?,
             metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
-            uploaded_by_id: input::patch_nullable(i.uploaded_by_id, path, "uploadedById", |v| input::id(&v, path, "uploadedById"))?,
         })
     }
 
@@ -964,6 +971,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -981,6 +989,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "assetId",
@@ -998,6 +1007,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("MediaAsset"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "type",
@@ -1015,6 +1025,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &["TRANSCODE", "THUMBNAIL", "CONVERT"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -1032,6 +1043,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &["PENDING", "PROCESSING", "COMPLETED", "FAILED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "progress",
@@ -1049,6 +1061,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "params",
@@ -1066,6 +1079,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "inputPath",
@@ -1083,6 +1097,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "outputPath",
@@ -1100,6 +1115,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "error",
@@ -1117,6 +1133,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1134,6 +1151,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1151,6 +1169,7 @@ static MEDIA_JOB_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1222,7 +1241,7 @@ impl Writable for MediaJob {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(MediaJobUpdateForm {
             asset_id: input::patch_nullable(i.asset_id, path, "assetId", |v| input::id(&v, path, "assetId"))?,
             type_: input::patch(i.type_, path, "type", Ok)?,

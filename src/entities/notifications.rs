@@ -132,8 +132,9 @@ impl Notification {
 #[derive(InputObject)]
 #[graphql(name = "NotificationCreateInput")]
 pub struct NotificationCreateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
-    pub user_id: ID,
+    pub user_id: Option<ID>,
     #[graphql(name = "type")]
     pub type_: Option<NotificationType>,
     #[graphql(name = "title")]
@@ -154,6 +155,7 @@ pub struct NotificationCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "NotificationUpdateInput")]
 pub struct NotificationUpdateInput {
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "userId")]
     pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "type")]
@@ -302,6 +304,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -319,6 +322,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -328,7 +332,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         list: false,
         nullable: false,
         writable: true,
-        required_on_create: true,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -336,6 +340,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "type",
@@ -353,6 +358,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &["INFO", "WARNING", "SUCCESS", "ERROR", "MENTION", "REPLY"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -370,6 +376,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "message",
@@ -387,6 +394,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "icon",
@@ -404,6 +412,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "read",
@@ -421,6 +430,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "data",
@@ -438,6 +448,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "expiresAt",
@@ -455,6 +466,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -472,6 +484,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -489,6 +502,7 @@ static NOTIFICATION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -511,7 +525,7 @@ pub static NOTIFICATION_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[],
     relations: &[RelationMeta { name: "user", column: "user_id", target: "User", inverse: "notifications" }],
-    checksum: "11239705c3dc7dc0dc986d72d4cb68b6cf6d7b581f7bffe9025ca8e2065bb19c",
+    checksum: "a0e83a00bbbc284d921f7e747d19dba30d2beafc69c211fb70675cd408b6c442",
 };
 
 impl Entity for Notification {
@@ -549,7 +563,7 @@ impl Writable for Notification {
         Ok(NotificationInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.owner(i.user_id.as_ref(), &[AclRole::Admin], path, "userId")?,
             type_: i.type_,
             title: input::text(i.title, path, "title", None, Some(200))?,
             message: input::text(i.message, path, "message", None, None)?,
@@ -560,7 +574,8 @@ impl Writable for Notification {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.user_id.is_undefined(), &[AclRole::Admin], path, "userId")?;
         Ok(NotificationUpdateForm {
             user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             type_: input::patch(i.type_, path, "type", Ok)?,

@@ -359,6 +359,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -376,6 +377,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "path",
@@ -393,6 +395,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -410,6 +413,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -427,6 +431,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "icon",
@@ -444,6 +449,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "layout",
@@ -461,6 +467,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "componentTree",
@@ -478,6 +485,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "requiredRole",
@@ -495,6 +503,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &["PUBLIC", "USER", "ADMIN"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -512,6 +521,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPublished",
@@ -529,6 +539,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -546,6 +557,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -563,6 +575,7 @@ static PAGE_CONFIG_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -635,7 +648,7 @@ impl Writable for PageConfig {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(PageConfigUpdateForm {
             path: input::patch(i.path, path, "path", |v| input::text(v, path, "path", None, Some(500)))?,
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(200)))?,
@@ -955,6 +968,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -972,6 +986,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "pageId",
@@ -989,6 +1004,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("PageConfig"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "parentId",
@@ -1006,6 +1022,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("ComponentNode"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "componentType",
@@ -1023,6 +1040,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "props",
@@ -1040,6 +1058,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -1057,6 +1076,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1074,6 +1094,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1091,6 +1112,7 @@ static COMPONENT_NODE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1156,7 +1178,7 @@ impl Writable for ComponentNode {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ComponentNodeUpdateForm {
             page_id: input::patch(i.page_id, path, "pageId", |v| input::id(&v, path, "pageId"))?,
             parent_id: input::patch_nullable(i.parent_id, path, "parentId", |v| input::id(&v, path, "parentId"))?,
@@ -1429,6 +1451,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1446,6 +1469,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -1463,6 +1487,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "componentType",
@@ -1480,6 +1505,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -1497,6 +1523,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "defaults",
@@ -1514,6 +1541,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "schema",
@@ -1531,6 +1559,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1548,6 +1577,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1565,6 +1595,7 @@ static COMPONENT_CONFIG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1629,7 +1660,7 @@ impl Writable for ComponentConfig {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ComponentConfigUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             component_type: input::patch(i.component_type, path, "componentType", |v| input::text(v, path, "componentType", None, Some(100)))?,
@@ -1872,6 +1903,7 @@ static SYSTEM_CONFIG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1889,6 +1921,7 @@ static SYSTEM_CONFIG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "key",
@@ -1906,6 +1939,7 @@ static SYSTEM_CONFIG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "value",
@@ -1923,6 +1957,7 @@ static SYSTEM_CONFIG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -1940,6 +1975,7 @@ static SYSTEM_CONFIG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1957,6 +1993,7 @@ static SYSTEM_CONFIG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1974,6 +2011,7 @@ static SYSTEM_CONFIG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2035,7 +2073,7 @@ impl Writable for SystemConfig {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(SystemConfigUpdateForm {
             key: input::patch(i.key, path, "key", |v| input::text(v, path, "key", None, Some(200)))?,
             value: input::patch(i.value, path, "value", |v| input::json(v, path, "value"))?,
@@ -2312,6 +2350,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2329,6 +2368,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "key",
@@ -2346,6 +2386,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -2363,6 +2404,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "enabled",
@@ -2380,6 +2422,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "rolloutPercent",
@@ -2397,6 +2440,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "conditions",
@@ -2414,6 +2458,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2431,6 +2476,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2448,6 +2494,7 @@ static FEATURE_FLAG_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2513,7 +2560,7 @@ impl Writable for FeatureFlag {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(FeatureFlagUpdateForm {
             key: input::patch(i.key, path, "key", |v| input::text(v, path, "key", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
@@ -2774,6 +2821,7 @@ static KEY_VALUE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2791,6 +2839,7 @@ static KEY_VALUE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "namespace",
@@ -2808,6 +2857,7 @@ static KEY_VALUE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "key",
@@ -2825,6 +2875,7 @@ static KEY_VALUE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "value",
@@ -2842,6 +2893,7 @@ static KEY_VALUE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "expiresAt",
@@ -2859,6 +2911,7 @@ static KEY_VALUE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2876,6 +2929,7 @@ static KEY_VALUE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2893,6 +2947,7 @@ static KEY_VALUE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2956,7 +3011,7 @@ impl Writable for KeyValue {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(KeyValueUpdateForm {
             namespace: input::patch(i.namespace, path, "namespace", |v| input::text(v, path, "namespace", None, Some(100)))?,
             key: input::patch(i.key, path, "key", |v| input::text(v, path, "key", None, Some(200)))?,
@@ -3236,6 +3291,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -3253,6 +3309,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "packageId",
@@ -3270,6 +3327,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "version",
@@ -3287,6 +3345,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "enabled",
@@ -3304,6 +3363,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "config",
@@ -3321,6 +3381,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "installedAt",
@@ -3338,6 +3399,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -3355,6 +3417,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -3372,6 +3435,7 @@ static INSTALLED_PACKAGE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -3437,7 +3501,7 @@ impl Writable for InstalledPackage {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(InstalledPackageUpdateForm {
             package_id: input::patch(i.package_id, path, "packageId", |v| input::text(v, path, "packageId", None, Some(100)))?,
             version: input::patch(i.version, path, "version", |v| input::text(v, path, "version", None, Some(50)))?,
@@ -3682,6 +3746,7 @@ static PACKAGE_DATA_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -3699,6 +3764,7 @@ static PACKAGE_DATA_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "packageId",
@@ -3716,6 +3782,7 @@ static PACKAGE_DATA_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "key",
@@ -3733,6 +3800,7 @@ static PACKAGE_DATA_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "data",
@@ -3750,6 +3818,7 @@ static PACKAGE_DATA_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -3767,6 +3836,7 @@ static PACKAGE_DATA_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -3784,6 +3854,7 @@ static PACKAGE_DATA_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -3845,7 +3916,7 @@ impl Writable for PackageData {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(PackageDataUpdateForm {
             package_id: input::patch(i.package_id, path, "packageId", |v| input::text(v, path, "packageId", None, Some(100)))?,
             key: input::patch(i.key, path, "key", |v| input::text(v, path, "key", None, Some(200)))?,
@@ -4125,6 +4196,7 @@ static MODEL_SCHEMA_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -4142,6 +4214,7 @@ static MODEL_SCHEMA_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -4159,6 +4232,7 @@ static MODEL_SCHEMA_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "version",
@@ -4176,6 +4250,7 @@ static MODEL_SCHEMA_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "jsonSchema",
@@ -4193,6 +4268,7 @@ static MODEL_SCHEMA_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -4210,6 +4286,7 @@ static MODEL_SCHEMA_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -4227,6 +4304,7 @@ static MODEL_SCHEMA_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -4244,6 +4322,7 @@ static MODEL_SCHEMA_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -4307,7 +4386,7 @@ impl Writable for ModelSchema {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(ModelSchemaUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             version: input::patch(i.version, path, "version", |v| input::text(v, path, "version", None, Some(50)))?,
@@ -4536,6 +4615,7 @@ static DYNAMIC_DATA_COLUMNS: [ColumnMeta; 6] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -4553,6 +4633,7 @@ static DYNAMIC_DATA_COLUMNS: [ColumnMeta; 6] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "schemaId",
@@ -4570,6 +4651,7 @@ static DYNAMIC_DATA_COLUMNS: [ColumnMeta; 6] = [
         enum_values: &[],
         references: Some("ModelSchema"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "data",
@@ -4587,6 +4669,7 @@ static DYNAMIC_DATA_COLUMNS: [ColumnMeta; 6] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -4604,6 +4687,7 @@ static DYNAMIC_DATA_COLUMNS: [ColumnMeta; 6] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -4621,6 +4705,7 @@ static DYNAMIC_DATA_COLUMNS: [ColumnMeta; 6] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -4680,7 +4765,7 @@ impl Writable for DynamicData {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(DynamicDataUpdateForm {
             schema_id: input::patch(i.schema_id, path, "schemaId", |v| input::id(&v, path, "schemaId"))?,
             data: input::patch(i.data, path, "data", |v| input::json(v, path, "data"))?,
@@ -4950,6 +5035,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -4967,6 +5053,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -4984,6 +5071,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "category",
@@ -5001,6 +5089,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &["FORM", "EMAIL", "PAGE", "COMPONENT", "DOCUMENT", "NOTIFICATION"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -5018,6 +5107,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "content",
@@ -5035,6 +5125,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "variables",
@@ -5052,6 +5143,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -5069,6 +5161,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -5086,6 +5179,7 @@ static TEMPLATE_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -5150,7 +5244,7 @@ impl Writable for Template {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(TemplateUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             category: input::patch(i.category, path, "category", Ok)?,
@@ -5447,6 +5541,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -5464,6 +5559,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -5481,6 +5577,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -5498,6 +5595,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "code",
@@ -5515,6 +5613,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "parameters",
@@ -5532,6 +5631,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isSandboxed",
@@ -5549,6 +5649,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "timeoutMs",
@@ -5566,6 +5667,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -5583,6 +5685,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -5600,6 +5703,7 @@ static LUA_SCRIPT_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -5667,7 +5771,7 @@ impl Writable for LuaScript {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(LuaScriptUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
@@ -5935,6 +6039,7 @@ static TAG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -5952,6 +6057,7 @@ static TAG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -5969,6 +6075,7 @@ static TAG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -5986,6 +6093,7 @@ static TAG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "color",
@@ -6003,6 +6111,7 @@ static TAG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -6020,6 +6129,7 @@ static TAG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -6037,6 +6147,7 @@ static TAG_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -6099,7 +6210,7 @@ impl Writable for Tag {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(TagUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(100)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(100)))?,
@@ -6356,6 +6467,7 @@ static TAGGING_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -6373,6 +6485,7 @@ static TAGGING_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tagId",
@@ -6390,6 +6503,7 @@ static TAGGING_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: Some("Tag"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entityType",
@@ -6407,6 +6521,7 @@ static TAGGING_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entityId",
@@ -6424,6 +6539,7 @@ static TAGGING_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -6441,6 +6557,7 @@ static TAGGING_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -6458,6 +6575,7 @@ static TAGGING_COLUMNS: [ColumnMeta; 7] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -6520,7 +6638,7 @@ impl Writable for Tagging {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(TaggingUpdateForm {
             tag_id: input::patch(i.tag_id, path, "tagId", |v| input::id(&v, path, "tagId"))?,
             entity_type: input::patch(i.entity_type, path, "entityType", |v| input::text(v, path, "entityType", None, Some(100)))?,
@@ -6800,6 +6918,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -6817,6 +6936,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "fromType",
@@ -6834,6 +6954,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "fromId",
@@ -6851,6 +6972,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "toType",
@@ -6868,6 +6990,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "toId",
@@ -6885,6 +7008,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "kind",
@@ -6902,6 +7026,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -6919,6 +7044,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -6936,6 +7062,7 @@ static ENTITY_RELATION_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -7002,7 +7129,7 @@ impl Writable for EntityRelation {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(EntityRelationUpdateForm {
             from_type: input::patch(i.from_type, path, "fromType", |v| input::text(v, path, "fromType", None, Some(100)))?,
             from_id: input::patch(i.from_id, path, "fromId", |v| input::id(&v, path, "fromId"))?,
@@ -7279,6 +7406,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -7296,6 +7424,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "url",
@@ -7313,6 +7442,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -7330,6 +7460,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "events",
@@ -7347,6 +7478,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "enabled",
@@ -7364,6 +7496,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastDeliveryAt",
@@ -7381,6 +7514,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "failureCount",
@@ -7398,6 +7532,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -7415,6 +7550,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -7432,6 +7568,7 @@ static WEBHOOK_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -7497,7 +7634,7 @@ impl Writable for Webhook {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(WebhookUpdateForm {
             url: input::patch(i.url, path, "url", |v| input::text(v, path, "url", None, Some(2048)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
@@ -7582,7 +7719,6 @@ pub struct CommentInsertForm {
 pub struct CommentUpdateForm {
     pub entity_type: Option<String>,
     pub entity_id: Option<Uuid>,
-    pub author_id: Option<Uuid>,
     pub parent_id: Option<Option<Uuid>>,
     pub content: Option<String>,
 }
@@ -7664,8 +7800,6 @@ pub struct CommentCreateInput {
     pub entity_type: String,
     #[graphql(name = "entityId")]
     pub entity_id: ID,
-    #[graphql(name = "authorId")]
-    pub author_id: ID,
     #[graphql(name = "parentId")]
     pub parent_id: Option<ID>,
     #[graphql(name = "content")]
@@ -7680,8 +7814,6 @@ pub struct CommentUpdateInput {
     pub entity_type: MaybeUndefined<String>,
     #[graphql(name = "entityId")]
     pub entity_id: MaybeUndefined<ID>,
-    #[graphql(name = "authorId")]
-    pub author_id: MaybeUndefined<ID>,
     #[graphql(name = "parentId")]
     pub parent_id: MaybeUndefined<ID>,
     #[graphql(name = "content")]
@@ -7812,6 +7944,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -7829,6 +7962,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entityType",
@@ -7846,6 +7980,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entityId",
@@ -7863,6 +7998,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "authorId",
@@ -7871,8 +8007,8 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -7880,6 +8016,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "parentId",
@@ -7897,6 +8034,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("Comment"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "content",
@@ -7914,6 +8052,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -7931,6 +8070,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -7948,6 +8088,7 @@ static COMMENT_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -8008,17 +8149,16 @@ impl Writable for Comment {
             tenant_id: w.tenant,
             entity_type: input::text(i.entity_type, path, "entityType", None, Some(100))?,
             entity_id: input::id(&i.entity_id, path, "entityId")?,
-            author_id: input::id(&i.author_id, path, "authorId")?,
+            author_id: w.user,
             parent_id: i.parent_id.map(|v| input::id(&v, path, "parentId")).transpose()?,
             content: input::text(i.content, path, "content", None, None)?,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(CommentUpdateForm {
             entity_type: input::patch(i.entity_type, path, "entityType", |v| input::text(v, path, "entityType", None, Some(100)))?,
             entity_id: input::patch(i.entity_id, path, "entityId", |v| input::id(&v, path, "entityId"))?,
-            author_id: input::patch(i.author_id, path, "authorId", |v| input::id(&v, path, "authorId"))?,
             parent_id: input::patch_nullable(i.parent_id, path, "parentId", |v| input::id(&v, path, "parentId"))?,
             content: input::patch(i.content, path, "content", |v| input::text(v, path, "content", None, None))?,
         })
@@ -8110,7 +8250,6 @@ pub struct CSSThemeUpdateForm {
     pub overrides: Option<Option<JsonValue>>,
     pub is_default: Option<bool>,
     pub is_public: Option<bool>,
-    pub created_by_id: Option<Option<Uuid>>,
 }
 
 /// A CSS theme: custom properties and component overrides (css_designer)
@@ -8183,8 +8322,6 @@ pub struct CSSThemeCreateInput {
     pub is_default: Option<bool>,
     #[graphql(name = "isPublic")]
     pub is_public: Option<bool>,
-    #[graphql(name = "createdById")]
-    pub created_by_id: Option<ID>,
 }
 
 /// Changes to a CSSTheme: omitted fields stay as they are; null clears a nullable field.
@@ -8203,8 +8340,6 @@ pub struct CSSThemeUpdateInput {
     pub is_default: MaybeUndefined<bool>,
     #[graphql(name = "isPublic")]
     pub is_public: MaybeUndefined<bool>,
-    #[graphql(name = "createdById")]
-    pub created_by_id: MaybeUndefined<ID>,
 }
 
 /// Conditions on CSSTheme rows; all given conditions must hold.
@@ -8336,6 +8471,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -8353,6 +8489,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -8370,6 +8507,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -8387,6 +8525,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "variables",
@@ -8404,6 +8543,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "overrides",
@@ -8421,6 +8561,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isDefault",
@@ -8438,6 +8579,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPublic",
@@ -8455,6 +8597,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdById",
@@ -8463,7 +8606,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -8472,6 +8615,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -8489,6 +8633,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -8506,6 +8651,7 @@ static CSS_THEME_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -8570,11 +8716,11 @@ impl Writable for CSSTheme {
             overrides: i.overrides.map(|v| input::json(v, path, "overrides")).transpose()?,
             is_default: i.is_default,
             is_public: i.is_public,
-            created_by_id: i.created_by_id.map(|v| input::id(&v, path, "createdById")).transpose()?,
+            created_by_id: Some(w.user),
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(CSSThemeUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
@@ -8582,7 +8728,6 @@ impl Writable for CSSTheme {
             overrides: input::patch_nullable(i.overrides, path, "overrides", |v| input::json(v, path, "overrides"))?,
             is_default: input::patch(i.is_default, path, "isDefault", Ok)?,
             is_public: input::patch(i.is_public, path, "isPublic", Ok)?,
-            created_by_id: input::patch_nullable(i.created_by_id, path, "createdById", |v| input::id(&v, path, "createdById"))?,
         })
     }
 
@@ -8669,7 +8814,6 @@ pub struct DashboardInsertForm {
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = dashboards)]
 pub struct DashboardUpdateForm {
-    pub user_id: Option<Option<Uuid>>,
     pub name: Option<String>,
     pub description: Option<Option<String>>,
     pub layout: Option<JsonValue>,
@@ -8737,8 +8881,6 @@ impl Dashboard {
 #[derive(InputObject)]
 #[graphql(name = "DashboardCreateInput")]
 pub struct DashboardCreateInput {
-    #[graphql(name = "userId")]
-    pub user_id: Option<ID>,
     #[graphql(name = "name")]
     pub name: String,
     #[graphql(name = "description")]
@@ -8758,8 +8900,6 @@ pub struct DashboardCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "DashboardUpdateInput")]
 pub struct DashboardUpdateInput {
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "name")]
     pub name: MaybeUndefined<String>,
     #[graphql(name = "description")]
@@ -8903,6 +9043,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -8920,6 +9061,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -8928,7 +9070,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -8937,6 +9079,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -8954,6 +9097,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -8971,6 +9115,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "layout",
@@ -8988,6 +9133,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "widgets",
@@ -9005,6 +9151,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isDefault",
@@ -9022,6 +9169,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isShared",
@@ -9039,6 +9187,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -9056,6 +9205,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -9073,6 +9223,7 @@ static DASHBOARD_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -9131,7 +9282,7 @@ impl Writable for Dashboard {
         Ok(DashboardInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: i.user_id.map(|v| input::id(&v, path, "userId")).transpose()?,
+            user_id: Some(w.user),
             name: input::text(i.name, path, "name", None, Some(200))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             layout: input::json(i.layout, path, "layout")?,
@@ -9141,9 +9292,8 @@ impl Writable for Dashboard {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(DashboardUpdateForm {
-            user_id: input::patch_nullable(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             layout: input::patch(i.layout, path, "layout", |v| input::json(v, path, "layout"))?,
@@ -9233,7 +9383,6 @@ pub struct DashboardWidgetInsertForm {
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = dashboard_widgets)]
 pub struct DashboardWidgetUpdateForm {
-    pub user_id: Option<Uuid>,
     pub type_: Option<DashboardWidgetType>,
     pub title: Option<String>,
     pub config: Option<JsonValue>,
@@ -9296,8 +9445,6 @@ impl DashboardWidget {
 #[derive(InputObject)]
 #[graphql(name = "DashboardWidgetCreateInput")]
 pub struct DashboardWidgetCreateInput {
-    #[graphql(name = "userId")]
-    pub user_id: ID,
     #[graphql(name = "type")]
     pub type_: DashboardWidgetType,
     #[graphql(name = "title")]
@@ -9315,8 +9462,6 @@ pub struct DashboardWidgetCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "DashboardWidgetUpdateInput")]
 pub struct DashboardWidgetUpdateInput {
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "type")]
     pub type_: MaybeUndefined<DashboardWidgetType>,
     #[graphql(name = "title")]
@@ -9444,6 +9589,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -9461,6 +9607,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -9469,8 +9616,8 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -9478,6 +9625,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "type",
@@ -9495,6 +9643,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &["CHART", "STATS", "LIST", "CALENDAR", "TABLE", "TEXT", "CUSTOM"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -9512,6 +9661,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "config",
@@ -9529,6 +9679,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "position",
@@ -9546,6 +9697,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -9563,6 +9715,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -9580,6 +9733,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -9597,6 +9751,7 @@ static DASHBOARD_WIDGET_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -9654,7 +9809,7 @@ impl Writable for DashboardWidget {
         Ok(DashboardWidgetInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.user,
             type_: i.type_,
             title: input::text(i.title, path, "title", None, Some(200))?,
             config: input::json(i.config, path, "config")?,
@@ -9663,9 +9818,8 @@ impl Writable for DashboardWidget {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(DashboardWidgetUpdateForm {
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             type_: input::patch(i.type_, path, "type", Ok)?,
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(200)))?,
             config: input::patch(i.config, path, "config", |v| input::json(v, path, "config"))?,
@@ -9766,7 +9920,6 @@ pub struct GuideUpdateForm {
     pub tags: Option<Vec<String>>,
     pub sort_order: Option<i32>,
     pub is_published: Option<bool>,
-    pub created_by_id: Option<Option<Uuid>>,
 }
 
 /// A markdown guide of quick_guide
@@ -9869,8 +10022,6 @@ pub struct GuideCreateInput {
     pub sort_order: Option<i32>,
     #[graphql(name = "isPublished")]
     pub is_published: Option<bool>,
-    #[graphql(name = "createdById")]
-    pub created_by_id: Option<ID>,
 }
 
 /// Changes to a Guide: omitted fields stay as they are; null clears a nullable field.
@@ -9891,8 +10042,6 @@ pub struct GuideUpdateInput {
     pub sort_order: MaybeUndefined<i32>,
     #[graphql(name = "isPublished")]
     pub is_published: MaybeUndefined<bool>,
-    #[graphql(name = "createdById")]
-    pub created_by_id: MaybeUndefined<ID>,
 }
 
 /// Conditions on Guide rows; all given conditions must hold.
@@ -10042,6 +10191,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -10059,6 +10209,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -10076,6 +10227,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -10093,6 +10245,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "content",
@@ -10110,6 +10263,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "category",
@@ -10127,6 +10281,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &["GETTING_STARTED", "TUTORIALS", "REFERENCE"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tags",
@@ -10144,6 +10299,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -10161,6 +10317,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPublished",
@@ -10178,6 +10335,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "views",
@@ -10195,6 +10353,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdById",
@@ -10203,7 +10362,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: true,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -10212,6 +10371,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -10229,6 +10389,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -10246,6 +10407,7 @@ static GUIDE_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -10314,11 +10476,11 @@ impl Writable for Guide {
             tags: i.tags.map(|v| input::texts(v, path, "tags")).transpose()?,
             sort_order: i.sort_order.map(|v| input::int(v, path, "sortOrder", None, None)).transpose()?,
             is_published: i.is_published,
-            created_by_id: i.created_by_id.map(|v| input::id(&v, path, "createdById")).transpose()?,
+            created_by_id: Some(w.user),
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(GuideUpdateForm {
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(200)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(200)))?,
@@ -10327,7 +10489,6 @@ impl Writable for Guide {
             tags: input::patch(i.tags, path, "tags", |v| input::texts(v, path, "tags"))?,
             sort_order: input::patch(i.sort_order, path, "sortOrder", |v| input::int(v, path, "sortOrder", None, None))?,
             is_published: input::patch(i.is_published, path, "isPublished", Ok)?,
-            created_by_id: input::patch_nullable(i.created_by_id, path, "createdById", |v| input::id(&v, path, "createdById"))?,
         })
     }
 
@@ -10625,6 +10786,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -10642,6 +10804,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "guideId",
@@ -10659,6 +10822,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: Some("Guide"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -10676,6 +10840,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "content",
@@ -10693,6 +10858,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "sortOrder",
@@ -10710,6 +10876,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "actionType",
@@ -10727,6 +10894,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &["CLICK", "INPUT", "NAVIGATE", "HOVER", "SCROLL", "WAIT"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "actionData",
@@ -10744,6 +10912,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -10761,6 +10930,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -10778,6 +10948,7 @@ static GUIDE_STEP_COLUMNS: [ColumnMeta; 10] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -10845,7 +11016,7 @@ impl Writable for GuideStep {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(GuideStepUpdateForm {
             guide_id: input::patch(i.guide_id, path, "guideId", |v| input::id(&v, path, "guideId"))?,
             title: input::patch(i.title, path, "title", |v| input::text(v, path, "title", None, Some(200)))?,
@@ -11203,6 +11374,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -11220,6 +11392,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -11237,6 +11410,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "owner",
@@ -11254,6 +11428,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "fullName",
@@ -11271,6 +11446,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "url",
@@ -11288,6 +11464,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -11305,6 +11482,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPrivate",
@@ -11322,6 +11500,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastSync",
@@ -11339,6 +11518,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "metadata",
@@ -11356,6 +11536,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -11373,6 +11554,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -11390,6 +11572,7 @@ static GIT_HUB_REPOSITORY_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -11461,7 +11644,7 @@ impl Writable for GitHubRepository {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(GitHubRepositoryUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             owner: input::patch(i.owner, path, "owner", |v| input::text(v, path, "owner", None, Some(200)))?,
@@ -11833,6 +12016,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -11850,6 +12034,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "repositoryId",
@@ -11867,6 +12052,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("GitHubRepository"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "workflowName",
@@ -11884,6 +12070,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "runNumber",
@@ -11901,6 +12088,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -11918,6 +12106,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &["QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "conclusion",
@@ -11935,6 +12124,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &["SUCCESS", "FAILURE", "CANCELLED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "url",
@@ -11952,6 +12142,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "triggeredBy",
@@ -11969,6 +12160,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "startedAt",
@@ -11986,6 +12178,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "completedAt",
@@ -12003,6 +12196,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -12020,6 +12214,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -12037,6 +12232,7 @@ static GIT_HUB_ACTION_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -12111,7 +12307,7 @@ impl Writable for GitHubAction {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(GitHubActionUpdateForm {
             repository_id: input::patch(i.repository_id, path, "repositoryId", |v| input::id(&v, path, "repositoryId"))?,
             workflow_name: input::patch(i.workflow_name, path, "workflowName", |v| input::text(v, path, "workflowName", None, Some(200)))?,
@@ -12524,6 +12720,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -12541,6 +12738,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -12558,6 +12756,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slug",
@@ -12575,6 +12774,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -12592,6 +12792,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "thumbnail",
@@ -12609,6 +12810,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "category",
@@ -12626,6 +12828,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &["PLATFORMER", "PUZZLE", "ARCADE", "ACTION", "RACING", "SHOOTER", "SPORTS", "FIGHTING", "RPG", "STRATEGY", "OTHER"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "core",
@@ -12643,6 +12846,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "romPath",
@@ -12660,6 +12864,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "metadata",
@@ -12677,6 +12882,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "enabled",
@@ -12694,6 +12900,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "playCount",
@@ -12711,6 +12918,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -12728,6 +12936,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -12745,6 +12954,7 @@ static GAME_COLUMNS: [ColumnMeta; 14] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -12819,7 +13029,7 @@ impl Writable for Game {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(GameUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             slug: input::patch(i.slug, path, "slug", |v| input::text(v, path, "slug", None, Some(200)))?,
@@ -12917,7 +13127,6 @@ pub struct GameSessionInsertForm {
 #[diesel(table_name = game_sessions)]
 pub struct GameSessionUpdateForm {
     pub game_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<Option<DateTime<Utc>>>,
     pub duration: Option<Option<i32>>,
@@ -12993,8 +13202,6 @@ impl GameSession {
 pub struct GameSessionCreateInput {
     #[graphql(name = "gameId")]
     pub game_id: ID,
-    #[graphql(name = "userId")]
-    pub user_id: ID,
     #[graphql(name = "startedAt")]
     pub started_at: Option<DateTime<Utc>>,
     #[graphql(name = "endedAt")]
@@ -13016,8 +13223,6 @@ pub struct GameSessionCreateInput {
 pub struct GameSessionUpdateInput {
     #[graphql(name = "gameId")]
     pub game_id: MaybeUndefined<ID>,
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "startedAt")]
     pub started_at: MaybeUndefined<DateTime<Utc>>,
     #[graphql(name = "endedAt")]
@@ -13160,6 +13365,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -13177,6 +13383,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "gameId",
@@ -13194,6 +13401,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("Game"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -13202,8 +13410,8 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -13211,6 +13419,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "startedAt",
@@ -13228,6 +13437,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "endedAt",
@@ -13245,6 +13455,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "duration",
@@ -13262,6 +13473,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "saveState",
@@ -13279,6 +13491,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "achievements",
@@ -13296,6 +13509,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -13313,6 +13527,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -13330,6 +13545,7 @@ static GAME_SESSION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -13390,7 +13606,7 @@ impl Writable for GameSession {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             game_id: input::id(&i.game_id, path, "gameId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.user,
             started_at: i.started_at,
             ended_at: i.ended_at,
             duration: i.duration.map(|v| input::int(v, path, "duration", Some(0.0), None)).transpose()?,
@@ -13399,10 +13615,9 @@ impl Writable for GameSession {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(GameSessionUpdateForm {
             game_id: input::patch(i.game_id, path, "gameId", |v| input::id(&v, path, "gameId"))?,
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             started_at: input::patch(i.started_at, path, "startedAt", Ok)?,
             ended_at: input::patch_nullable(i.ended_at, path, "endedAt", Ok)?,
             duration: input::patch_nullable(i.duration, path, "duration", |v| input::int(v, path, "duration", Some(0.0), None))?,
@@ -13483,7 +13698,6 @@ pub struct GameHighScoreInsertForm {
 #[diesel(table_name = game_high_scores)]
 pub struct GameHighScoreUpdateForm {
     pub game_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
     pub score: Option<i64>,
     pub metadata: Option<Option<JsonValue>>,
 }
@@ -13542,8 +13756,6 @@ impl GameHighScore {
 pub struct GameHighScoreCreateInput {
     #[graphql(name = "gameId")]
     pub game_id: ID,
-    #[graphql(name = "userId")]
-    pub user_id: ID,
     #[graphql(name = "score")]
     pub score: BigInt,
     /// Level, character, etc.
@@ -13557,8 +13769,6 @@ pub struct GameHighScoreCreateInput {
 pub struct GameHighScoreUpdateInput {
     #[graphql(name = "gameId")]
     pub game_id: MaybeUndefined<ID>,
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "score")]
     pub score: MaybeUndefined<BigInt>,
     #[graphql(name = "metadata")]
@@ -13677,6 +13887,7 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -13694,6 +13905,7 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "gameId",
@@ -13711,6 +13923,7 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: Some("Game"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -13719,8 +13932,8 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -13728,6 +13941,7 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "score",
@@ -13745,6 +13959,7 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "metadata",
@@ -13762,6 +13977,7 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -13779,6 +13995,7 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -13796,6 +14013,7 @@ static GAME_HIGH_SCORE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -13853,16 +14071,15 @@ impl Writable for GameHighScore {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             game_id: input::id(&i.game_id, path, "gameId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.user,
             score: input::bigint(i.score, path, "score", None, None)?,
             metadata: i.metadata.map(|v| input::json(v, path, "metadata")).transpose()?,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(GameHighScoreUpdateForm {
             game_id: input::patch(i.game_id, path, "gameId", |v| input::id(&v, path, "gameId"))?,
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             score: input::patch(i.score, path, "score", |v| input::bigint(v, path, "score", None, None))?,
             metadata: input::patch_nullable(i.metadata, path, "metadata", |v| input::json(v, path, "metadata"))?,
         })

@@ -199,6 +199,7 @@ static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "packageId",
@@ -216,6 +217,7 @@ static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "path",
@@ -233,6 +235,7 @@ static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "checksum",
@@ -250,6 +253,7 @@ static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entities",
@@ -267,6 +271,7 @@ static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "lastScannedAt",
@@ -284,6 +289,7 @@ static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -301,6 +307,7 @@ static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -318,6 +325,7 @@ static SCHEMA_PACKAGE_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -335,12 +343,12 @@ pub static SCHEMA_PACKAGE_META: EntityMeta = EntityMeta {
     acl: AclMeta {
         create: &[],
         read: &[AclRole::Admin],
-        update: &[AclRole::Admin],
-        delete: &[AclRole::Admin],
+        update: &[AclRole::Platform],
+        delete: &[AclRole::Platform],
     },
     unique_keys: &[&["package_id"]],
     relations: &[],
-    checksum: "de895969e5d35c183aa2bfd4f7d239b87fbd5456ea1d60faeb37e20d86ccfc71",
+    checksum: "c6bf6eb0efb38c9c9f1f1855b52bc4d7e14249f2c11b4a8e6acb70d2372ef73b",
 };
 
 impl Entity for SchemaPackage {
@@ -374,7 +382,7 @@ impl Writable for SchemaPackage {
         match i {}
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(SchemaPackageUpdateForm {
             package_id: input::patch(i.package_id, path, "packageId", |v| input::text(v, path, "packageId", None, Some(100)))?,
             path: input::patch(i.path, path, "path", |v| input::text(v, path, "path", None, Some(500)))?,
@@ -710,6 +718,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "packageId",
@@ -727,6 +736,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entityName",
@@ -744,6 +754,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "entityVersion",
@@ -761,6 +772,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "checksum",
@@ -778,6 +790,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "previousChecksum",
@@ -795,6 +808,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "kind",
@@ -812,6 +826,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &["ADD", "MODIFY", "REMOVE"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -829,6 +844,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &["PENDING", "APPROVED", "REJECTED", "APPLIED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "definition",
@@ -846,6 +862,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "diff",
@@ -863,6 +880,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "approvedById",
@@ -880,6 +898,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "approvedAt",
@@ -897,6 +916,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "appliedAt",
@@ -914,6 +934,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "error",
@@ -931,6 +952,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -948,6 +970,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -965,6 +988,7 @@ static SCHEMA_CHANGE_COLUMNS: [ColumnMeta; 16] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -982,12 +1006,12 @@ pub static SCHEMA_CHANGE_META: EntityMeta = EntityMeta {
     acl: AclMeta {
         create: &[],
         read: &[AclRole::Admin],
-        update: &[AclRole::Admin],
-        delete: &[AclRole::Admin],
+        update: &[AclRole::Platform],
+        delete: &[AclRole::Platform],
     },
     unique_keys: &[],
     relations: &[],
-    checksum: "6f5ef95e3cf53e031b54428dace784df908613b4d39e16d8e041463f27227fae",
+    checksum: "fde053369efd3c73d7fcfa57cad72b1da08d418ccfef840bc9a506908bb53b94",
 };
 
 impl Entity for SchemaChange {
@@ -1028,7 +1052,7 @@ impl Writable for SchemaChange {
         match i {}
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(SchemaChangeUpdateForm {
             package_id: input::patch(i.package_id, path, "packageId", |v| input::text(v, path, "packageId", None, Some(100)))?,
             entity_name: input::patch(i.entity_name, path, "entityName", |v| input::text(v, path, "entityName", None, Some(100)))?,
@@ -1231,6 +1255,7 @@ static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -1248,6 +1273,7 @@ static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: true,
+        set_by: &[],
     },
     ColumnMeta {
         field: "checksum",
@@ -1265,6 +1291,7 @@ static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "appliedAt",
@@ -1282,6 +1309,7 @@ static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "executionTimeMs",
@@ -1299,6 +1327,7 @@ static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "changes",
@@ -1316,6 +1345,7 @@ static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1333,6 +1363,7 @@ static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1350,6 +1381,7 @@ static SCHEMA_MIGRATION_RECORD_COLUMNS: [ColumnMeta; 8] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 

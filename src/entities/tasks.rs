@@ -75,7 +75,6 @@ pub struct TaskInsertForm {
     pub conversation_id: Option<Uuid>,
     pub sla_deadline: Option<DateTime<Utc>>,
     pub sla_config: Option<JsonValue>,
-    pub status: Option<TaskStatus>,
 }
 
 /// Changes to a Task row: `None` leaves a column alone, `Some(None)` sets it to null.
@@ -94,7 +93,6 @@ pub struct TaskUpdateForm {
     pub conversation_id: Option<Option<Uuid>>,
     pub sla_deadline: Option<Option<DateTime<Utc>>>,
     pub sla_config: Option<Option<JsonValue>>,
-    pub status: Option<TaskStatus>,
 }
 
 /// A human task with a form to fill, assigned to a user or a group
@@ -252,20 +250,21 @@ pub struct TaskCreateInput {
     /// The submitted form data
     #[graphql(name = "formData")]
     pub form_data: Option<JsonValue>,
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "assignedUserId")]
     pub assigned_user_id: Option<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "assignedGroupId")]
     pub assigned_group_id: Option<ID>,
     #[graphql(name = "context")]
     pub context: Option<JsonValue>,
     #[graphql(name = "conversationId")]
     pub conversation_id: Option<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "slaDeadline")]
     pub sla_deadline: Option<DateTime<Utc>>,
     #[graphql(name = "slaConfig")]
     pub sla_config: Option<JsonValue>,
-    #[graphql(name = "status")]
-    pub status: Option<TaskStatus>,
 }
 
 /// Changes to a Task: omitted fields stay as they are; null clears a nullable field.
@@ -284,20 +283,21 @@ pub struct TaskUpdateInput {
     pub form_schema: MaybeUndefined<JsonValue>,
     #[graphql(name = "formData")]
     pub form_data: MaybeUndefined<JsonValue>,
+    /// Defaults to you; only an admin may name another user.
     #[graphql(name = "assignedUserId")]
     pub assigned_user_id: MaybeUndefined<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "assignedGroupId")]
     pub assigned_group_id: MaybeUndefined<ID>,
     #[graphql(name = "context")]
     pub context: MaybeUndefined<JsonValue>,
     #[graphql(name = "conversationId")]
     pub conversation_id: MaybeUndefined<ID>,
+    /// Only an admin may set this.
     #[graphql(name = "slaDeadline")]
     pub sla_deadline: MaybeUndefined<DateTime<Utc>>,
     #[graphql(name = "slaConfig")]
     pub sla_config: MaybeUndefined<JsonValue>,
-    #[graphql(name = "status")]
-    pub status: MaybeUndefined<TaskStatus>,
 }
 
 /// Conditions on Task rows; all given conditions must hold.
@@ -496,6 +496,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -513,6 +514,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "workflowId",
@@ -530,6 +532,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "workflowRunId",
@@ -547,6 +550,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "title",
@@ -564,6 +568,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -581,6 +586,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "formSchema",
@@ -598,6 +604,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "formData",
@@ -615,6 +622,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "assignedUserId",
@@ -632,6 +640,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "assignedGroupId",
@@ -649,6 +658,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: Some("Group"),
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "claimedById",
@@ -666,6 +676,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "context",
@@ -683,6 +694,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "conversationId",
@@ -700,6 +712,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: Some("Conversation"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "slaDeadline",
@@ -717,6 +730,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[AclRole::Admin],
     },
     ColumnMeta {
         field: "slaConfig",
@@ -734,6 +748,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -742,7 +757,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         ty: ColumnType::Enum("task_status"),
         list: false,
         nullable: false,
-        writable: true,
+        writable: false,
         required_on_create: false,
         min_length: None,
         max_length: None,
@@ -751,6 +766,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &["CREATED", "ASSIGNED", "CLAIMED", "COMPLETED", "ESCALATED", "EXPIRED", "CANCELLED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "completedAt",
@@ -768,6 +784,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "completedById",
@@ -785,6 +802,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -802,6 +820,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -819,6 +838,7 @@ static TASK_COLUMNS: [ColumnMeta; 20] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -841,7 +861,7 @@ pub static TASK_META: EntityMeta = EntityMeta {
     },
     unique_keys: &[],
     relations: &[RelationMeta { name: "assignedUser", column: "assigned_user_id", target: "User", inverse: "assignedTasks" }, RelationMeta { name: "assignedGroup", column: "assigned_group_id", target: "Group", inverse: "tasks" }, RelationMeta { name: "claimedBy", column: "claimed_by_id", target: "User", inverse: "claimedTasks" }, RelationMeta { name: "completedBy", column: "completed_by_id", target: "User", inverse: "completedTasks" }, RelationMeta { name: "conversation", column: "conversation_id", target: "Conversation", inverse: "tasks" }],
-    checksum: "64b76c0b7beb2c27f2264679da84fa280bc991107e68bed97bc700d8479c228b",
+    checksum: "c15748fe23cc0f1f37e0654b8b29c26a402b74f05a56ae938a609ec93c79c269",
 };
 
 impl Entity for Task {
@@ -881,6 +901,8 @@ impl Writable for Task {
     type UpdateForm = TaskUpdateForm;
 
     fn insert_form(i: Self::CreateInput, w: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {
+        w.may_set(i.assigned_group_id.is_some(), &[AclRole::Admin], path, "assignedGroupId")?;
+        w.may_set(i.sla_deadline.is_some(), &[AclRole::Admin], path, "slaDeadline")?;
         Ok(TaskInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
@@ -890,17 +912,19 @@ impl Writable for Task {
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             form_schema: i.form_schema.map(|v| input::json(v, path, "formSchema")).transpose()?,
             form_data: i.form_data.map(|v| input::json(v, path, "formData")).transpose()?,
-            assigned_user_id: i.assigned_user_id.map(|v| input::id(&v, path, "assignedUserId")).transpose()?,
+            assigned_user_id: w.owner_nullable(i.assigned_user_id.as_ref(), &[AclRole::Admin], path, "assignedUserId")?,
             assigned_group_id: i.assigned_group_id.map(|v| input::id(&v, path, "assignedGroupId")).transpose()?,
             context: i.context.map(|v| input::json(v, path, "context")).transpose()?,
             conversation_id: i.conversation_id.map(|v| input::id(&v, path, "conversationId")).transpose()?,
             sla_deadline: i.sla_deadline,
             sla_config: i.sla_config.map(|v| input::json(v, path, "slaConfig")).transpose()?,
-            status: i.status,
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
+        w.may_set(!i.assigned_user_id.is_undefined(), &[AclRole::Admin], path, "assignedUserId")?;
+        w.may_set(!i.assigned_group_id.is_undefined(), &[AclRole::Admin], path, "assignedGroupId")?;
+        w.may_set(!i.sla_deadline.is_undefined(), &[AclRole::Admin], path, "slaDeadline")?;
         Ok(TaskUpdateForm {
             workflow_id: input::patch_nullable(i.workflow_id, path, "workflowId", |v| input::text(v, path, "workflowId", None, Some(255)))?,
             workflow_run_id: input::patch_nullable(i.workflow_run_id, path, "workflowRunId", |v| input::text(v, path, "workflowRunId", None, Some(255)))?,
@@ -914,7 +938,6 @@ impl Writable for Task {
             conversation_id: input::patch_nullable(i.conversation_id, path, "conversationId", |v| input::id(&v, path, "conversationId"))?,
             sla_deadline: input::patch_nullable(i.sla_deadline, path, "slaDeadline", Ok)?,
             sla_config: input::patch_nullable(i.sla_config, path, "slaConfig", |v| input::json(v, path, "slaConfig"))?,
-            status: input::patch(i.status, path, "status", Ok)?,
         })
     }
 
@@ -1136,6 +1159,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1153,6 +1177,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "taskId",
@@ -1170,6 +1195,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: Some("Task"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "action",
@@ -1187,6 +1213,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "actorType",
@@ -1204,6 +1231,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "actorId",
@@ -1221,6 +1249,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "details",
@@ -1238,6 +1267,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1255,6 +1285,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1272,6 +1303,7 @@ static TASK_HISTORY_COLUMNS: [ColumnMeta; 9] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 

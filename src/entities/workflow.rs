@@ -66,7 +66,6 @@ pub struct WorkflowInsertForm {
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = workflows)]
 pub struct WorkflowUpdateForm {
-    pub owner_id: Option<Uuid>,
     pub name: Option<String>,
     pub description: Option<Option<String>>,
     pub nodes: Option<JsonValue>,
@@ -165,9 +164,6 @@ impl Workflow {
 #[derive(InputObject)]
 #[graphql(name = "WorkflowCreateInput")]
 pub struct WorkflowCreateInput {
-    /// The user who owns the workflow (seed 004 userId)
-    #[graphql(name = "ownerId")]
-    pub owner_id: ID,
     #[graphql(name = "name")]
     pub name: String,
     #[graphql(name = "description")]
@@ -191,8 +187,6 @@ pub struct WorkflowCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "WorkflowUpdateInput")]
 pub struct WorkflowUpdateInput {
-    #[graphql(name = "ownerId")]
-    pub owner_id: MaybeUndefined<ID>,
     #[graphql(name = "name")]
     pub name: MaybeUndefined<String>,
     #[graphql(name = "description")]
@@ -342,6 +336,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -359,6 +354,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "ownerId",
@@ -367,8 +363,8 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -376,6 +372,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -393,6 +390,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -410,6 +408,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "nodes",
@@ -427,6 +426,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "edges",
@@ -444,6 +444,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "enabled",
@@ -461,6 +462,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPublic",
@@ -478,6 +480,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tags",
@@ -495,6 +498,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "version",
@@ -512,6 +516,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -529,6 +534,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -546,6 +552,7 @@ static WORKFLOW_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -605,7 +612,7 @@ impl Writable for Workflow {
         Ok(WorkflowInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            owner_id: input::id(&i.owner_id, path, "ownerId")?,
+            owner_id: w.user,
             name: input::text(i.name, path, "name", None, Some(200))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             nodes: i.nodes.map(|v| input::json(v, path, "nodes")).transpose()?,
@@ -616,9 +623,8 @@ impl Writable for Workflow {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(WorkflowUpdateForm {
-            owner_id: input::patch(i.owner_id, path, "ownerId", |v| input::id(&v, path, "ownerId"))?,
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             nodes: input::patch(i.nodes, path, "nodes", |v| input::json(v, path, "nodes"))?,
@@ -713,7 +719,6 @@ pub struct WorkflowExecutionInsertForm {
 #[diesel(table_name = workflow_executions)]
 pub struct WorkflowExecutionUpdateForm {
     pub workflow_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
     pub status: Option<WorkflowExecutionStatus>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<Option<DateTime<Utc>>>,
@@ -810,9 +815,6 @@ impl WorkflowExecution {
 pub struct WorkflowExecutionCreateInput {
     #[graphql(name = "workflowId")]
     pub workflow_id: ID,
-    /// The user who started the run
-    #[graphql(name = "userId")]
-    pub user_id: ID,
     #[graphql(name = "status")]
     pub status: Option<WorkflowExecutionStatus>,
     #[graphql(name = "startedAt")]
@@ -833,8 +835,6 @@ pub struct WorkflowExecutionCreateInput {
 pub struct WorkflowExecutionUpdateInput {
     #[graphql(name = "workflowId")]
     pub workflow_id: MaybeUndefined<ID>,
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "status")]
     pub status: MaybeUndefined<WorkflowExecutionStatus>,
     #[graphql(name = "startedAt")]
@@ -985,6 +985,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1002,6 +1003,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "workflowId",
@@ -1019,6 +1021,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("Workflow"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -1027,8 +1030,8 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -1036,6 +1039,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -1053,6 +1057,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "startedAt",
@@ -1070,6 +1075,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "finishedAt",
@@ -1087,6 +1093,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "error",
@@ -1104,6 +1111,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "input",
@@ -1121,6 +1129,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "output",
@@ -1138,6 +1147,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1155,6 +1165,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1172,6 +1183,7 @@ static WORKFLOW_EXECUTION_COLUMNS: [ColumnMeta; 12] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1232,7 +1244,7 @@ impl Writable for WorkflowExecution {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
             workflow_id: input::id(&i.workflow_id, path, "workflowId")?,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.user,
             status: i.status,
             started_at: i.started_at,
             finished_at: i.finished_at,
@@ -1242,10 +1254,9 @@ impl Writable for WorkflowExecution {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(WorkflowExecutionUpdateForm {
             workflow_id: input::patch(i.workflow_id, path, "workflowId", |v| input::id(&v, path, "workflowId"))?,
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             status: input::patch(i.status, path, "status", Ok)?,
             started_at: input::patch(i.started_at, path, "startedAt", Ok)?,
             finished_at: input::patch_nullable(i.finished_at, path, "finishedAt", Ok)?,
@@ -1564,6 +1575,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -1581,6 +1593,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "executionId",
@@ -1598,6 +1611,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("WorkflowExecution"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "nodeId",
@@ -1615,6 +1629,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "status",
@@ -1632,6 +1647,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &["PENDING", "RUNNING", "COMPLETED", "FAILED"],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "startedAt",
@@ -1649,6 +1665,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "completedAt",
@@ -1666,6 +1683,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "output",
@@ -1683,6 +1701,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "error",
@@ -1700,6 +1719,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -1717,6 +1737,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -1734,6 +1755,7 @@ static NODE_EXECUTION_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -1803,7 +1825,7 @@ impl Writable for NodeExecution {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(NodeExecutionUpdateForm {
             execution_id: input::patch(i.execution_id, path, "executionId", |v| input::id(&v, path, "executionId"))?,
             node_id: input::patch(i.node_id, path, "nodeId", |v| input::text(v, path, "nodeId", None, Some(200)))?,
@@ -2147,6 +2169,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -2164,6 +2187,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -2181,6 +2205,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "category",
@@ -2198,6 +2223,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "blockType",
@@ -2215,6 +2241,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "configuration",
@@ -2232,6 +2259,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "executionCode",
@@ -2249,6 +2277,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPublic",
@@ -2266,6 +2295,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "rating",
@@ -2283,6 +2313,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "usageCount",
@@ -2300,6 +2331,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tags",
@@ -2317,6 +2349,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2334,6 +2367,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2351,6 +2385,7 @@ static BLOCK_LIBRARY_COLUMNS: [ColumnMeta; 13] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2366,14 +2401,14 @@ pub static BLOCK_LIBRARY_META: EntityMeta = EntityMeta {
     version: None,
     append_only: false,
     acl: AclMeta {
-        create: &[AclRole::Admin],
+        create: &[AclRole::Platform],
         read: &[AclRole::User],
-        update: &[AclRole::Admin],
-        delete: &[AclRole::Admin],
+        update: &[AclRole::Platform],
+        delete: &[AclRole::Platform],
     },
     unique_keys: &[],
     relations: &[],
-    checksum: "66de1815d07181480174ae3743ac565a2ab11397cf1dfdfac2277e3307e3daa9",
+    checksum: "779d4bacf7fadb73858bdf65f074462ff4a7dd295dcd816ea9eb85fd37fa939c",
 };
 
 impl Entity for BlockLibrary {
@@ -2423,7 +2458,7 @@ impl Writable for BlockLibrary {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(BlockLibraryUpdateForm {
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
@@ -2518,7 +2553,6 @@ pub struct CustomBlockInsertForm {
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = custom_blocks)]
 pub struct CustomBlockUpdateForm {
-    pub user_id: Option<Uuid>,
     pub name: Option<String>,
     pub description: Option<Option<String>>,
     pub code: Option<String>,
@@ -2585,8 +2619,6 @@ impl CustomBlock {
 #[derive(InputObject)]
 #[graphql(name = "CustomBlockCreateInput")]
 pub struct CustomBlockCreateInput {
-    #[graphql(name = "userId")]
-    pub user_id: ID,
     #[graphql(name = "name")]
     pub name: String,
     #[graphql(name = "description")]
@@ -2605,8 +2637,6 @@ pub struct CustomBlockCreateInput {
 #[derive(InputObject, Default)]
 #[graphql(name = "CustomBlockUpdateInput")]
 pub struct CustomBlockUpdateInput {
-    #[graphql(name = "userId")]
-    pub user_id: MaybeUndefined<ID>,
     #[graphql(name = "name")]
     pub name: MaybeUndefined<String>,
     #[graphql(name = "description")]
@@ -2745,6 +2775,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tenantId",
@@ -2762,6 +2793,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "userId",
@@ -2770,8 +2802,8 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         ty: ColumnType::Uuid,
         list: false,
         nullable: false,
-        writable: true,
-        required_on_create: true,
+        writable: false,
+        required_on_create: false,
         min_length: None,
         max_length: None,
         min: None,
@@ -2779,6 +2811,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: Some("User"),
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "name",
@@ -2796,6 +2829,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "description",
@@ -2813,6 +2847,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "code",
@@ -2830,6 +2865,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "category",
@@ -2847,6 +2883,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "isPublic",
@@ -2864,6 +2901,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "tags",
@@ -2881,6 +2919,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "createdAt",
@@ -2898,6 +2937,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
     ColumnMeta {
         field: "updatedAt",
@@ -2915,6 +2955,7 @@ static CUSTOM_BLOCK_COLUMNS: [ColumnMeta; 11] = [
         enum_values: &[],
         references: None,
         unique: false,
+        set_by: &[],
     },
 ];
 
@@ -2974,7 +3015,7 @@ impl Writable for CustomBlock {
         Ok(CustomBlockInsertForm {
             id: Uuid::now_v7(),
             tenant_id: w.tenant,
-            user_id: input::id(&i.user_id, path, "userId")?,
+            user_id: w.user,
             name: input::text(i.name, path, "name", None, Some(200))?,
             description: i.description.map(|v| input::text(v, path, "description", None, None)).transpose()?,
             code: input::text(i.code, path, "code", None, None)?,
@@ -2984,9 +3025,8 @@ impl Writable for CustomBlock {
         })
     }
 
-    fn update_form(i: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError> {
+    fn update_form(i: Self::UpdateInput, _w: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {
         Ok(CustomBlockUpdateForm {
-            user_id: input::patch(i.user_id, path, "userId", |v| input::id(&v, path, "userId"))?,
             name: input::patch(i.name, path, "name", |v| input::text(v, path, "name", None, Some(200)))?,
             description: input::patch_nullable(i.description, path, "description", |v| input::text(v, path, "description", None, None))?,
             code: input::patch(i.code, path, "code", |v| input::text(v, path, "code", None, None))?,

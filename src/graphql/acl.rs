@@ -48,17 +48,23 @@ pub fn grant(meta: &EntityMeta, rc: &RequestContext, op: Op) -> Grant {
     if meta.append_only && matches!(op, Op::Update | Op::Delete) {
         return Grant::None;
     }
-    let admin = rc.role == Role::Admin;
-    if roles.contains(&AclRole::Public)
-        || roles.contains(&AclRole::User)
-        || (admin && roles.contains(&AclRole::Admin))
-    {
+    if roles.iter().any(|r| holds(rc, *r)) {
         return Grant::All;
     }
     if roles.contains(&AclRole::Owner) && meta.owner.is_some() {
         return Grant::Own;
     }
     Grant::None
+}
+
+/// Whether the caller holds `role` outright (`self` depends on the row: see [`grant`]).
+pub fn holds(rc: &RequestContext, role: AclRole) -> bool {
+    match role {
+        AclRole::Public | AclRole::User => true,
+        AclRole::Admin => rc.role == Role::Admin,
+        AclRole::Platform => rc.platform,
+        AclRole::Owner => false,
+    }
 }
 
 /// The rows of `meta` the caller may `op`: its tenant's, narrowed by the ACL.

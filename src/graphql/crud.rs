@@ -24,7 +24,7 @@ use crate::graphql::acl::{self, Grant, Op};
 use crate::graphql::filter::{OrderInput, WhereInput};
 use crate::graphql::input;
 use crate::graphql::loaders::{self, ById, ChildCount, ChildCountKey, ChildPageKey, ChildSpec};
-use crate::graphql::meta::{ColumnMeta, EntityMeta};
+use crate::graphql::meta::{AclRole, ColumnMeta, EntityMeta};
 use crate::graphql::page::{
     decode_cursor, encode_cursor, CountSource, Keyed, Page, PageArgs, PageInfo,
 };
@@ -38,10 +38,96 @@ pub trait Entity: QueryableByName<Pg> + Serialize + Send + Sync + Sized + 'stati
     fn value(&self, column: &str) -> Value;
 }
 
-/// The identity of the writer, stamped on new rows.
+/// The identity of the writer, stamped on new rows, and what it may set in the inputs.
 pub struct WriteScope {
     pub tenant: Uuid,
     pub user: Uuid,
+    roles: Vec<AclRole>,
+}
+
+impl WriteScope {
+    pub fn new(rc: &RequestContext) -> Self {
+        let roles = [AclRole::Admin, AclRole::Platform]
+            .into_iter()
+            .filter(|r| acl::holds(rc, *r))
+            .collect();
+        WriteScope {
+            tenant: rc.tenant_id,
+            user: rc.user_id,
+            roles,
+        }
+    }
+
+    fn holds_any(&self, roles: &[AclRole]) -> bool {
+        roles.iter().any(|r| self.roles.contains(r))
+    }
+
+    /// A field only `roles` may give (`setBy` in the catalog): FORBIDDEN for anyone else.
+    pub fn may_set(
+        &self,
+        given: bool,
+        roles: &[AclRole],
+        path: &str,
+        field: &str,
+    ) -> Result<(), ApiError> {
+        if !given || self.holds_any(roles) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "{} may only be set by {}",
+            input::at(path, field),
+            role_names(roles)
+        )))
+    }
+
+    /// The owner of a new row: the caller, unless one of `roles` names another user of its
+    /// tenant (the composite foreign key keeps it in the tenant).
+    pub fn owner(
+        &self,
+        given: Option<&ID>,
+        roles: &[AclRole],
+        path: &str,
+        field: &str,
+    ) -> Result<Uuid, ApiError> {
+        Ok(self
+            .owner_nullable(given, roles, path, field)?
+            .unwrap_or(self.user))
+    }
+
+    /// The same for an owner that may be empty: the roles that may name another user may
+    /// also leave it empty (an unassigned task); anyone else owns what it creates.
+    pub fn owner_nullable(
+        &self,
+        given: Option<&ID>,
+        roles: &[AclRole],
+        path: &str,
+        field: &str,
+    ) -> Result<Option<Uuid>, ApiError> {
+        let Some(id) = given else {
+            return Ok((!self.holds_any(roles)).then_some(self.user));
+        };
+        let id = input::id(id, path, field)?;
+        if id != self.user && !self.holds_any(roles) {
+            return Err(ApiError::forbidden(format!(
+                "{} must be your own user id",
+                input::at(path, field)
+            )));
+        }
+        Ok(Some(id))
+    }
+}
+
+fn role_names(roles: &[AclRole]) -> String {
+    let names: Vec<&str> = roles
+        .iter()
+        .map(|r| match r {
+            AclRole::Admin => "an admin",
+            AclRole::Platform => "the platform operator",
+            AclRole::Owner => "the owner",
+            AclRole::Public | AclRole::User => "anyone",
+        })
+        .collect();
+    names.join(" or ")
 }
 
 /// An input type that cannot be built: the input of an operation the catalog does not allow.
@@ -58,7 +144,11 @@ pub trait Writable: Entity {
         scope: &WriteScope,
         path: &str,
     ) -> Result<Self::InsertForm, ApiError>;
-    fn update_form(input: Self::UpdateInput, path: &str) -> Result<Self::UpdateForm, ApiError>;
+    fn update_form(
+        input: Self::UpdateInput,
+        scope: &WriteScope,
+        path: &str,
+    ) -> Result<Self::UpdateForm, ApiError>;
     /// The unique key `key` of a new row, as a filter (for upserts).
     fn key_filter(form: &Self::InsertForm, key: usize) -> Filter;
     fn insert<'a>(conn: &'a mut Conn, forms: &'a [Self::InsertForm]) -> DbFuture<'a, Vec<Self>>;
@@ -140,14 +230,24 @@ pub async fn get<E: Entity>(ctx: &Context<'_>, id: &ID) -> GqlResult<Option<E>> 
     Ok(rows.into_iter().next())
 }
 
+/// Sort keys a client may give: each is a term of every keyset condition and cursor.
+pub const MAX_SORT_KEYS: usize = 8;
+
 /// Resolves `orderBy` into sort keys, always ending with `id` so that the order is total.
 fn sort_keys<O: OrderInput>(
     meta: &'static EntityMeta,
     order: Option<&[O]>,
     rc: &RequestContext,
 ) -> Result<Vec<SortKey>, ApiError> {
+    let order = order.unwrap_or_default();
+    if order.len() > MAX_SORT_KEYS {
+        return Err(ApiError::bad_input(
+            "orderBy",
+            format!("orderBy may name at most {MAX_SORT_KEYS} fields"),
+        ));
+    }
     let mut keys = Vec::new();
-    for (i, o) in order.unwrap_or_default().iter().enumerate() {
+    for (i, o) in order.iter().enumerate() {
         let k = o.keys();
         if k.len() != 1 {
             return Err(ApiError::bad_input(
@@ -170,10 +270,15 @@ fn sort_keys<O: OrderInput>(
     Ok(keys)
 }
 
-/// A client's `where`, with its relation conditions confined to what the caller may read.
-fn where_filter<W: WhereInput>(w: Option<&W>, rc: &RequestContext) -> Result<Filter, ApiError> {
+/// A client's `where`, bounded in size, with its relation conditions confined to what the
+/// caller may read.
+pub(crate) fn where_filter<W: WhereInput>(
+    w: Option<&W>,
+    rc: &RequestContext,
+) -> Result<Filter, ApiError> {
     let Some(w) = w else { return Ok(Filter::True) };
     let mut f = w.to_filter("where")?;
+    crate::graphql::filter::check_size(&f, "where")?;
     acl::scope_relations(&mut f, rc, 0)?;
     Ok(f)
 }
@@ -451,23 +556,27 @@ fn check_owned<E: Entity>(grant: Grant, rc: &RequestContext, rows: &[E]) -> Resu
     )))
 }
 
-fn write_scope(rc: &RequestContext) -> WriteScope {
-    WriteScope {
-        tenant: rc.tenant_id,
-        user: rc.user_id,
-    }
-}
-
 pub async fn create_one<E: Writable>(ctx: &Context<'_>, input: E::CreateInput) -> GqlResult<E> {
     let mut rows = create(ctx, vec![input], false).await?;
     rows.pop()
         .ok_or_else(|| ApiError::internal("insert returned no row").into())
 }
 
+/// Rows one `createXs` may insert: each is a row of one INSERT statement, whose bind values
+/// PostgreSQL caps at 65,535.
+pub const MAX_CREATE_ROWS: usize = 500;
+
 pub async fn create_many<E: Writable>(
     ctx: &Context<'_>,
     inputs: Vec<E::CreateInput>,
 ) -> GqlResult<Vec<E>> {
+    if inputs.len() > MAX_CREATE_ROWS {
+        return Err(ApiError::bad_input(
+            "inputs",
+            format!("inputs may hold at most {MAX_CREATE_ROWS} rows"),
+        )
+        .into());
+    }
     create(ctx, inputs, true).await
 }
 
@@ -536,7 +645,7 @@ async fn create<E: Writable>(
 ) -> GqlResult<Vec<E>> {
     let rc = caller(ctx)?.clone();
     let grant = require(E::META, &rc, Op::Create)?;
-    let scope = write_scope(&rc);
+    let scope = WriteScope::new(&rc);
     let forms = inputs
         .into_iter()
         .enumerate()
@@ -567,7 +676,7 @@ pub async fn update_one<E: Writable>(
 ) -> GqlResult<E> {
     let rc = caller(ctx)?.clone();
     let id = input::id(id, "", "id")?;
-    let form = E::update_form(input, "input")?;
+    let form = E::update_form(input, &WriteScope::new(&rc), "input")?;
     let grant = require(E::META, &rc, Op::Update)?;
     let filter = Filter::and(vec![
         acl::row_scope(E::META, &rc, Op::Update),
@@ -607,7 +716,7 @@ pub async fn update_many<E: Writable, W: WhereInput>(
     input: E::UpdateInput,
 ) -> GqlResult<Vec<E>> {
     let rc = caller(ctx)?.clone();
-    let form = E::update_form(input, "input")?;
+    let form = E::update_form(input, &WriteScope::new(&rc), "input")?;
     let grant = require(E::META, &rc, Op::Update)?;
     let filter = Filter::and(vec![
         acl::row_scope(E::META, &rc, Op::Update),
@@ -713,8 +822,11 @@ pub async fn upsert<E: Writable>(
     let rc = caller(ctx)?.clone();
     let create_grant = require(E::META, &rc, Op::Create)?;
     let update_grant = require(E::META, &rc, Op::Update)?;
-    let insert = E::insert_form(create, &write_scope(&rc), "create")?;
-    let patch = update.map(|u| E::update_form(u, "update")).transpose()?;
+    let scope = WriteScope::new(&rc);
+    let insert = E::insert_form(create, &scope, "create")?;
+    let patch = update
+        .map(|u| E::update_form(u, &scope, "update"))
+        .transpose()?;
     // Only rows the caller may update count as "the existing one"; anything else under the
     // same key surfaces as a CONFLICT from the insert.
     let key_filter = E::key_filter(&insert, key);

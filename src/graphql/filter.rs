@@ -25,6 +25,62 @@ pub trait WhereInput {
     fn to_filter(&self, path: &str) -> Result<Filter, ApiError>;
 }
 
+/// Values one `in`, `notIn`, `hasSome` or `hasEvery` list may hold.
+pub const MAX_LIST_VALUES: usize = 1_000;
+/// Conditions one `where` may hold in all (fields, AND / OR / NOT, relation conditions).
+pub const MAX_CONDITIONS: usize = 200;
+/// How deep AND / OR / NOT and relation conditions may nest within one another.
+pub const MAX_NESTING: usize = 10;
+
+/// Refuses a filter too large to send as one statement in good time: every list, condition
+/// and nesting level becomes SQL text and bind values. `arg` names the argument.
+pub fn check_size(f: &Filter, arg: &str) -> Result<(), ApiError> {
+    #[derive(Default)]
+    struct Size {
+        conditions: usize,
+        nesting: usize,
+        longest_list: usize,
+    }
+    fn walk(f: &Filter, level: usize, size: &mut Size) {
+        size.conditions += 1;
+        size.nesting = size.nesting.max(level);
+        match f {
+            Filter::And(parts) | Filter::Or(parts) => {
+                for p in parts {
+                    walk(p, level + 1, size);
+                }
+            }
+            Filter::Not(inner) => walk(inner, level + 1, size),
+            Filter::Related { filter, .. } => walk(filter, level + 1, size),
+            Filter::In { values, .. } | Filter::Array { value: values, .. } => {
+                size.longest_list = size.longest_list.max(values.list_len());
+            }
+            _ => {}
+        }
+    }
+    let mut size = Size::default();
+    walk(f, 0, &mut size);
+    if size.longest_list > MAX_LIST_VALUES {
+        return Err(ApiError::bad_input(
+            arg,
+            format!("{arg}: a list may hold at most {MAX_LIST_VALUES} values"),
+        ));
+    }
+    if size.conditions > MAX_CONDITIONS {
+        return Err(ApiError::bad_input(
+            arg,
+            format!("{arg} may hold at most {MAX_CONDITIONS} conditions"),
+        ));
+    }
+    if size.nesting > MAX_NESTING {
+        return Err(ApiError::bad_input(
+            arg,
+            format!("{arg} may nest AND, OR, NOT and relations at most {MAX_NESTING} deep"),
+        ));
+    }
+    Ok(())
+}
+
 /// Combines AND / OR / NOT of a where input.
 pub fn combinators<W: WhereInput>(
     and: &Option<Vec<W>>,

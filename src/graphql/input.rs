@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::graphql::scalars::{BigInt, Decimal};
 
-fn at(path: &str, field: &str) -> String {
+pub fn at(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
     } else {

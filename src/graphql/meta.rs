@@ -39,6 +39,9 @@ pub struct ColumnMeta {
     pub references: Option<&'static str>,
     /// Unique on its own (per tenant).
     pub unique: bool,
+    /// Roles that alone may give this column in the generic inputs (empty: whoever may
+    /// write the row). On the owner column: who may name another user as the owner.
+    pub set_by: &'static [AclRole],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub enum AclRole {
     User,
     Owner,
     Admin,
+    /// The platform operator (operator tokens from `gateway token --platform` only).
+    Platform,
 }
 
 #[derive(Debug)]

@@ -37,6 +37,11 @@ impl SystemQuery {
             .ok_or_else(|| {
                 crate::error::ApiError::unauthenticated("a valid bearer token is required")
             })?;
+        // Entering the tenant refuses a suspended tenant, an inactive user or a revoked
+        // token, as every other field does; the token alone would not tell.
+        crud::database(ctx)?
+            .transaction(rc, true, |_| Box::pin(async { Ok(()) }))
+            .await?;
         Ok(Viewer {
             tenant_id: async_graphql::ID(rc.tenant_id.to_string()),
             user_id: async_graphql::ID(rc.user_id.to_string()),
@@ -152,21 +157,68 @@ pub fn scrub_suggestions(
     }
 }
 
-/// Attaches the caller and its request-scoped loaders to a request.
+/// The one pipeline every transport runs an operation through (HTTP and both WebSocket
+/// protocols): document limits and introspection policy ([`admit`]), the caller and its
+/// loaders attached, suggestions scrubbed and every error given a code.
+pub async fn run(
+    schema: &GatewaySchema,
+    db: &Db,
+    request: async_graphql::Request,
+    rc: Option<crate::auth::RequestContext>,
+    client: crate::auth::Client,
+    limits: &Limits,
+) -> async_graphql::Response {
+    let mut response = match admit(request, rc.as_ref(), limits) {
+        Ok(request) => {
+            let request = match rc.clone() {
+                Some(rc) => with_caller(request, db, rc),
+                None => request,
+            };
+            schema.execute(request.data(client)).await
+        }
+        Err(errors) => async_graphql::Response::from_errors(errors),
+    };
+    finish(&mut response, rc.as_ref(), limits);
+    response
+}
+
+/// What [`run`] does to every response, for streams too (subscriptions).
+pub fn finish(
+    response: &mut async_graphql::Response,
+    rc: Option<&crate::auth::RequestContext>,
+    limits: &Limits,
+) {
+    scrub_suggestions(&mut response.errors, rc, limits);
+    for err in &mut response.errors {
+        crate::error::classify_engine_error(err);
+    }
+}
+
+/// Attaches the caller, where it comes from (sign-in limits per address apply on every
+/// transport) and its request-scoped loaders to a request.
 pub fn with_caller(
     request: async_graphql::Request,
     db: &Db,
     rc: crate::auth::RequestContext,
 ) -> async_graphql::Request {
     request
+        .data(client_of(&rc))
         .data(loaders::for_request(db.clone(), rc.clone()))
         .data(rc)
 }
 
 /// The same for a WebSocket connection: its subscriptions resolve events with these.
 pub fn with_caller_data(data: &mut async_graphql::Data, db: &Db, rc: crate::auth::RequestContext) {
+    data.insert(client_of(&rc));
     data.insert(loaders::for_request(db.clone(), rc.clone()));
     data.insert(rc);
+}
+
+fn client_of(rc: &crate::auth::RequestContext) -> crate::auth::Client {
+    crate::auth::Client {
+        ip: rc.client_ip.clone(),
+        user_agent: rc.user_agent.clone(),
+    }
 }
 
 /// Builds the schema. Without a database it still serves `export-schema` and introspection;
@@ -185,6 +237,9 @@ pub fn build(
     )
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(64)
+    .data(std::sync::Arc::new(
+        crate::live::quota::SubscriptionQuota::new(limits),
+    ))
     .data(PageLimits {
         default: limits.default_page_size,
         max: limits.max_page_size,

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::AppState;
 use crate::auth::Client;
-use crate::error::{classify_engine_error, ApiError};
+use crate::error::ApiError;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -359,22 +359,8 @@ async fn execute(
             }
         }
     }
-    let policy_rc = rc.clone();
-    let mut response = match crate::graphql::admit(request, rc.as_ref(), &state.limits) {
-        Ok(request) => {
-            let request = match rc {
-                Some(rc) => crate::graphql::with_caller(request, &state.db, rc),
-                None => request,
-            }
-            .data(client);
-            state.schema.execute(request).await
-        }
-        Err(errors) => async_graphql::Response::from_errors(errors),
-    };
-    crate::graphql::scrub_suggestions(&mut response.errors, policy_rc.as_ref(), &state.limits);
-    for err in &mut response.errors {
-        classify_engine_error(err);
-    }
+    let response =
+        crate::graphql::run(&state.schema, &state.db, request, rc, client, &state.limits).await;
     // Errors without a path came before execution (parse, validation): the request never ran.
     let not_executed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -517,15 +503,36 @@ pub async fn post_handler(State(state): State<Arc<AppState>>, req: Request) -> R
             ),
         );
     }
-    let bytes: Bytes = match axum::body::to_bytes(req.into_body(), usize::MAX).await {
+    // The limit holds while the body streams in: a declared length past it is refused
+    // before reading, and an undeclared one as soon as it passes it, with at most the limit
+    // buffered.
+    let limit = state.limits.max_body_bytes;
+    let too_large = || {
+        let mut res = json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            media,
+            &error_body(
+                "LIMIT_EXCEEDED",
+                &format!("the request body is larger than {limit} bytes"),
+            ),
+        );
+        // The rest of the body is not read: the connection cannot carry another request.
+        res.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        res
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let bytes: Bytes = match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => b,
-        Err(_) => {
-            return json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                media,
-                &error_body("LIMIT_EXCEEDED", "the request body is too large"),
-            )
-        }
+        Err(_) => return too_large(),
     };
     let body: Json = match serde_json::from_slice(&bytes) {
         Ok(b) => b,

@@ -1,11 +1,11 @@
 //! The legacy `graphql-ws` protocol (subscriptions-transport-ws, as in Apollo's old
-//! `WebSocketLink`), served by async-graphql's implementation through an executor that applies
-//! what `transport_ws` applies to its own protocol: the document limits and introspection
-//! policy of `graphql::admit`, the subscriptions-per-socket cap, and no field suggestions for
-//! callers not meant to see them.
+//! `WebSocketLink`), served by async-graphql's implementation through an executor that runs
+//! every operation through the same pipeline as HTTP and `transport_ws` (`graphql::run`), and
+//! closed on the same terms: no `connection_init` in time (4408), the token expired (4403),
+//! the instance draining (1001).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{Data, Executor, Request, Response};
@@ -13,18 +13,19 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
+use tokio::sync::watch;
 
 use super::AppState;
-use crate::auth::RequestContext;
-use crate::error::{server_error, ApiError};
-use crate::graphql::{admit, scrub_suggestions, with_caller_data};
+use crate::auth::{Client, RequestContext};
+use crate::error::server_error;
+use crate::graphql::{admit, finish, run, with_caller_data};
 
 /// The schema as one legacy socket may use it.
 #[derive(Clone)]
 struct Guarded {
     state: Arc<AppState>,
     /// Set by `connection_init`.
-    caller: Arc<Mutex<Option<RequestContext>>>,
+    caller: watch::Receiver<Option<RequestContext>>,
     /// Operations running on the socket.
     running: Arc<AtomicUsize>,
 }
@@ -39,8 +40,15 @@ impl Drop for Running {
 }
 
 impl Guarded {
+    /// The caller, while its token is valid: an expired one runs nothing, even in the
+    /// moment before the socket is closed.
     fn caller(&self) -> Option<RequestContext> {
-        self.caller.lock().ok().and_then(|c| c.clone())
+        let rc = self.caller.borrow().clone()?;
+        let now = chrono::Utc::now().timestamp();
+        match rc.expires_at {
+            Some(exp) if exp <= now => None,
+            _ => Some(rc),
+        }
     }
 
     fn refused(errors: Vec<async_graphql::ServerError>) -> BoxStream<'static, Response> {
@@ -51,12 +59,12 @@ impl Guarded {
 impl Executor for Guarded {
     async fn execute(&self, request: Request) -> Response {
         let rc = self.caller();
-        let mut response = match admit(request, rc.as_ref(), &self.state.limits) {
-            Ok(request) => self.state.schema.execute(request).await,
-            Err(errors) => Response::from_errors(errors),
+        let client = Client {
+            ip: rc.as_ref().and_then(|rc| rc.client_ip.clone()),
+            user_agent: None,
         };
-        scrub_suggestions(&mut response.errors, rc.as_ref(), &self.state.limits);
-        response
+        let state = &self.state;
+        run(&state.schema, &state.db, request, rc, client, &state.limits).await
     }
 
     fn execute_stream(
@@ -65,16 +73,19 @@ impl Executor for Guarded {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let limits = &self.state.limits;
-        let rc = self.caller();
+        let Some(rc) = self.caller() else {
+            return Self::refused(vec![server_error(crate::error::ApiError::unauthenticated(
+                "the token has expired",
+            ))]);
+        };
         if self.running.fetch_add(1, Ordering::Relaxed) >= limits.max_subscriptions_per_socket {
             self.running.fetch_sub(1, Ordering::Relaxed);
-            return Self::refused(vec![server_error(ApiError::limit_exceeded(format!(
-                "at most {} subscriptions per connection",
-                limits.max_subscriptions_per_socket
-            )))]);
+            return Self::refused(vec![server_error(
+                super::transport_ws::too_many_subscriptions(limits),
+            )]);
         }
         let running = Running(self.running.clone());
-        let request = match admit(request, rc.as_ref(), limits) {
+        let request = match admit(request, Some(&rc), limits) {
             Ok(request) => request,
             Err(errors) => return Self::refused(errors),
         };
@@ -82,14 +93,41 @@ impl Executor for Guarded {
         Executor::execute_stream(&self.state.schema, request, session_data)
             .map(move |mut response| {
                 let _alive = &running;
-                scrub_suggestions(&mut response.errors, rc.as_ref(), &limits);
+                finish(&mut response, Some(&rc), &limits);
                 response
             })
             .boxed()
     }
 }
 
-/// Serves one legacy socket until the client leaves or the instance drains.
+/// Resolves when the socket must close: no caller within the init timeout, or the caller's
+/// token expired. Never resolves otherwise.
+async fn deadline(
+    mut caller: watch::Receiver<Option<RequestContext>>,
+    init_timeout: Duration,
+) -> (u16, &'static str) {
+    let init = tokio::time::timeout(init_timeout, async {
+        caller
+            .wait_for(Option::is_some)
+            .await
+            .map(|rc| rc.as_ref().and_then(|rc| rc.expires_at))
+    })
+    .await;
+    let expires_at = match init {
+        Err(_) => return (4408, "Connection initialisation timeout"),
+        Ok(Err(_)) => return std::future::pending().await,
+        Ok(Ok(exp)) => exp,
+    };
+    let Some(exp) = expires_at else {
+        return std::future::pending().await;
+    };
+    let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
+    tokio::time::sleep(Duration::from_secs(left)).await;
+    (4403, "Forbidden: the token has expired")
+}
+
+/// Serves one legacy socket until the client leaves, its token expires or the instance
+/// drains.
 pub(super) async fn serve(
     socket: WebSocket,
     state: Arc<AppState>,
@@ -103,7 +141,7 @@ pub(super) async fn serve(
             std::future::pending::<()>().await;
         }
     };
-    // The sink is shared so that, on shutdown, the close frame goes out on it after
+    // The sink is shared so that, on close, the close frame goes out on it after
     // async-graphql's serving loop is dropped.
     let (sink, stream) = socket.split();
     let sink = Arc::new(tokio::sync::Mutex::new(sink));
@@ -111,32 +149,31 @@ pub(super) async fn serve(
         sink.lock().await.send(msg).await?;
         Ok::<_, axum::Error>(sink)
     });
+    let (set_caller, caller) = watch::channel(None);
     let executor = Guarded {
         state: state.clone(),
-        caller: Arc::default(),
+        caller: caller.clone(),
         running: Arc::default(),
     };
-    let caller = executor.caller.clone();
+    let init_timeout = state.limits.ws_init_timeout;
     let serve = GraphQLWebSocket::new_with_pair(Box::pin(shared), stream, executor, protocol)
         .on_connection_init(move |payload| async move {
             let rc = super::ws::caller(&state, &payload, peer).await?;
-            if let Ok(mut slot) = caller.lock() {
-                *slot = Some(rc.clone());
-            }
             let mut data = Data::default();
-            with_caller_data(&mut data, &state.db, rc);
+            with_caller_data(&mut data, &state.db, rc.clone());
+            set_caller.send_replace(Some(rc));
             Ok(data)
         })
         .serve();
-    tokio::select! {
-        _ = serve => {}
-        _ = drained => {
-            let close = Message::Close(Some(CloseFrame {
-                code: 1001,
-                reason: "Server shutting down".into(),
-            }));
-            let mut sink = sink.lock().await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
-        }
-    }
+    let (code, reason) = tokio::select! {
+        _ = serve => return,
+        _ = drained => (1001, "Server shutting down"),
+        ended = deadline(caller, init_timeout) => ended,
+    };
+    let close = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let mut sink = sink.lock().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
 }

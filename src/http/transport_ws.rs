@@ -16,7 +16,8 @@ use tokio::task::JoinHandle;
 
 use super::AppState;
 use crate::auth::RequestContext;
-use crate::graphql::{admit, scrub_suggestions, with_caller};
+use crate::error::{server_error, ApiError};
+use crate::graphql::{admit, finish, with_caller};
 
 /// Messages queued for a socket before its subscriptions wait.
 const QUEUE: usize = 64;
@@ -24,14 +25,11 @@ const QUEUE: usize = 64;
 const SLOW_CLIENT: Duration = Duration::from_secs(5);
 
 /// The error for a subscription beyond the per-socket limit (both protocols).
-pub(super) fn too_many_subscriptions(limits: &crate::config::Limits) -> serde_json::Value {
-    json!({
-        "message": format!(
-            "at most {} subscriptions per connection",
-            limits.max_subscriptions_per_socket
-        ),
-        "extensions": { "code": "LIMIT_EXCEEDED" },
-    })
+pub(super) fn too_many_subscriptions(limits: &crate::config::Limits) -> ApiError {
+    ApiError::limit_exceeded(format!(
+        "at most {} subscriptions per connection",
+        limits.max_subscriptions_per_socket
+    ))
 }
 
 enum Out {
@@ -176,8 +174,8 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                             break Some((4400, "Invalid message received"));
                         };
                         if subs.len() >= state.limits.max_subscriptions_per_socket {
-                            let err = json!({ "id": id, "type": "error",
-                                "payload": [too_many_subscriptions(&state.limits)] });
+                            let refused = server_error(too_many_subscriptions(&state.limits));
+                            let err = json!({ "id": id, "type": "error", "payload": [refused] });
                             if let Err(e) = write(&mut sink, err.to_string()).await {
                                 break ended(e);
                             }
@@ -234,7 +232,7 @@ async fn run(
     let mut results = state.schema.execute_stream(request);
     let mut first = true;
     while let Some(mut resp) = results.next().await {
-        scrub_suggestions(&mut resp.errors, Some(&rc), &state.limits);
+        finish(&mut resp, Some(&rc), &state.limits);
         let message = if first && resp.data == async_graphql::Value::Null && resp.is_err() {
             // Validation and similar errors: the operation never started.
             let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);

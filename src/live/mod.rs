@@ -4,6 +4,7 @@
 pub mod feed;
 pub mod hub;
 pub mod outbox;
+pub mod quota;
 pub mod subscribe;
 
 pub use hub::Hub;

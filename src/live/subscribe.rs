@@ -34,6 +34,7 @@ use crate::graphql::meta::ColumnType;
 use crate::live::feed::{self, Chunk, Feed};
 use crate::live::hub::Hub;
 use crate::live::outbox::ChangeOp;
+use crate::live::quota::{QuotaSlot, SubscriptionQuota};
 
 /// Events read from the outbox per statement.
 const CHUNK: i64 = 100;
@@ -132,8 +133,15 @@ impl<E: Entity> Reader<E> {
         populated(&mut b, table, "e.node", &self.scope);
         b.push(" AND (");
         populated(&mut b, table, "e.node", &self.filter);
+        // The row before the change counts only where the caller could read it too: a
+        // filter must not probe a version it was never allowed to see.
         b.push(" OR (e.previous IS NOT NULL AND ");
-        populated(&mut b, table, "e.previous", &self.filter);
+        populated(
+            &mut b,
+            table,
+            "e.previous",
+            &Filter::and(vec![self.scope.clone(), self.filter.clone()]),
+        );
         b.push(&format!(")) ORDER BY e.seq LIMIT {CHUNK}) SELECT "));
         b.select_list(meta);
         b.push(&format!(
@@ -202,6 +210,8 @@ struct Member<E> {
     held: Option<Arc<Chunk<E>>>,
     ready: VecDeque<Change<E>>,
     failed: bool,
+    /// Counts against the caller's and its tenant's subscription caps while it lives.
+    _slot: QuotaSlot,
 }
 
 impl<E: Entity + Clone> Member<E> {
@@ -289,11 +299,11 @@ pub async fn changes<E: Entity + Clone, W: WhereInput>(
             E::META.name
         )));
     }
-    let mut filter = match filter {
-        Some(w) => w.to_filter("where")?,
-        None => Filter::True,
-    };
-    acl::scope_relations(&mut filter, &rc, 0)?;
+    let slot = ctx
+        .data_opt::<Arc<SubscriptionQuota>>()
+        .ok_or_else(|| ApiError::internal("no subscription quota in the schema data"))?
+        .acquire(&rc)?;
+    let filter = crate::graphql::crud::where_filter(filter, &rc)?;
     let ops = match ops {
         Some(o) if !o.is_empty() => o,
         _ => vec![ChangeOp::Created, ChangeOp::Updated, ChangeOp::Deleted],
@@ -335,6 +345,7 @@ pub async fn changes<E: Entity + Clone, W: WhereInput>(
         held,
         ready: VecDeque::new(),
         failed: false,
+        _slot: slot,
     };
     Ok(stream::unfold(member, Member::next))
 }

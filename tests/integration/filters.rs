@@ -7,11 +7,11 @@ use crate::harness::TestApp;
 /// Workflows cover text, boolean, int, JSON, string lists and datetimes.
 async fn workflows(app: &TestApp) {
     let inputs = json!([
-        { "ownerId": app.a.admin_id, "name": "Alpha build", "description": "compiles", "enabled": true,
+        { "name": "Alpha build", "description": "compiles", "enabled": true,
           "tags": ["ci", "rust"], "nodes": { "kind": "graph", "size": 3, "meta": { "lang": "rust" } } },
-        { "ownerId": app.a.admin_id, "name": "beta deploy", "description": null, "enabled": false,
+        { "name": "beta deploy", "description": null, "enabled": false,
           "tags": ["cd"], "nodes": { "kind": "graph", "size": 5 } },
-        { "ownerId": app.a.admin_id, "name": "Gamma_100%", "description": "edge", "enabled": true,
+        { "name": "Gamma_100%", "description": "edge", "enabled": true,
           "tags": [], "nodes": [1, 2, 3] },
     ]);
     app.ok(

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use gateway::auth::{Accounts, JwtKeys, Role};
+use gateway::auth::{Accounts, JwtKeys, OperatorGrant, Role};
 use gateway::config::{AuthSettings, Limits};
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
 use gateway::db::{self, Db};
@@ -188,7 +188,8 @@ async fn instance(
     allowed_origins: Vec<String>,
     draining: tokio::sync::watch::Receiver<bool>,
 ) -> (Router, Db) {
-    let pool = Db::connect(serving_url, pool_size).expect("pool");
+    let pool =
+        Db::connect(serving_url, pool_size, std::time::Duration::from_secs(15)).expect("pool");
     let hub = Hub::start(
         serving_url.to_string(),
         std::time::Duration::from_secs(3600),
@@ -221,6 +222,8 @@ pub struct Tenant {
     pub admin: String,
     pub user_id: Uuid,
     pub user: String,
+    /// The admin as the platform operator (`gateway token --platform`): writes global rows.
+    pub platform: String,
 }
 
 pub struct TestApp {
@@ -347,12 +350,26 @@ impl TestApp {
             .keys
             .issue(t.tenant_id, user_id, Role::User, 3600)
             .expect("token");
+        let platform = self
+            .keys
+            .issue_operator(
+                t.tenant_id,
+                t.admin_user_id,
+                Role::Admin,
+                OperatorGrant {
+                    platform: true,
+                    generation: 0,
+                },
+                3600,
+            )
+            .expect("token");
         Tenant {
             id: t.tenant_id,
             admin_id: t.admin_user_id,
             admin: t.token,
             user_id,
             user,
+            platform,
         }
     }
 
@@ -472,6 +489,7 @@ impl Tenant {
             admin: String::new(),
             user_id: Uuid::nil(),
             user: String::new(),
+            platform: String::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod acl_matrix;
+mod attacks;
 mod cross_tenant;
 mod filters;
 mod fuzz;

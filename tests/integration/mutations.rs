@@ -52,7 +52,7 @@ async fn bad_input_names_the_field() {
         .err(
             &app.a.admin,
             "mutation($i: ForumThreadCreateInput!) { createForumThread(input: $i) { id } }",
-            json!({ "i": { "categoryId": "not-an-id", "authorId": app.a.admin_id, "title": "t", "slug": "t" } }),
+            json!({ "i": { "categoryId": "not-an-id", "title": "t", "slug": "t" } }),
         )
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
@@ -69,7 +69,7 @@ async fn bad_input_names_the_field() {
         .err(
             &app.a.admin,
             "mutation($i: ForumThreadCreateInput!) { createForumThread(input: $i) { id } }",
-            json!({ "i": { "categoryId": foreign["createForumCategory"]["id"], "authorId": app.a.admin_id, "title": "t", "slug": "t" } }),
+            json!({ "i": { "categoryId": foreign["createForumCategory"]["id"], "title": "t", "slug": "t" } }),
         )
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
@@ -181,7 +181,7 @@ async fn stale_versions_conflict() {
         .ok(
             &app.a.admin,
             "mutation($i: WorkflowCreateInput!) { createWorkflow(input: $i) { id version } }",
-            json!({ "i": { "ownerId": app.a.admin_id, "name": "wf" } }),
+            json!({ "i": { "name": "wf" } }),
         )
         .await;
     let id = made["createWorkflow"]["id"].clone();

@@ -25,7 +25,7 @@ async fn forum(app: &TestApp, slug: &str, threads: usize) -> Forum {
         .to_string();
     let inputs: Vec<Json> = (0..threads)
         .map(|i| {
-            json!({ "categoryId": cat, "authorId": app.a.admin_id, "title": format!("{slug} {i:02}"), "slug": format!("{slug}-{i}") })
+            json!({ "categoryId": cat, "title": format!("{slug} {i:02}"), "slug": format!("{slug}-{i}") })
         })
         .collect();
     let made = app
@@ -46,34 +46,25 @@ async fn forum(app: &TestApp, slug: &str, threads: usize) -> Forum {
         let tid = t["id"].as_str().unwrap_or("").to_string();
         let n = (i * 3) % 13;
         let mut posts = Vec::new();
-        if n > 0 {
-            let inputs: Vec<Json> = (0..n)
-                .map(|j| {
-                    let author = if j % 2 == 0 {
-                        app.a.admin_id
-                    } else {
-                        app.a.user_id
-                    };
-                    json!({ "threadId": tid, "authorId": author, "content": format!("post {j}") })
-                })
-                .collect();
+        // Authors are stamped from the caller: admin and user take turns, each with its token.
+        for j in 0..n {
+            let token = if j % 2 == 0 {
+                &app.a.admin
+            } else {
+                &app.a.user
+            };
             let made = app
                 .ok(
-                    &app.a.admin,
-                    "mutation($i: [ForumPostCreateInput!]!) { createForumPosts(inputs: $i) { id authorId } }",
-                    json!({ "i": inputs }),
+                    token,
+                    "mutation($i: ForumPostCreateInput!) { createForumPost(input: $i) { id authorId } }",
+                    json!({ "i": { "threadId": tid, "content": format!("post {j}") } }),
                 )
                 .await;
-            for p in made["createForumPosts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-            {
-                posts.push((
-                    p["id"].as_str().unwrap_or("").to_string(),
-                    p["authorId"].as_str().unwrap_or("").to_string(),
-                ));
-            }
+            let p = &made["createForumPost"];
+            posts.push((
+                p["id"].as_str().unwrap_or("").to_string(),
+                p["authorId"].as_str().unwrap_or("").to_string(),
+            ));
         }
         out.push((tid, posts));
     }

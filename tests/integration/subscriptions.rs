@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::TestApp;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The upgrade request for `/graphql` offering `protocol` (none when empty).
@@ -30,7 +30,7 @@ fn upgrade_request(
     req
 }
 
-async fn connect(addr: SocketAddr, protocol: &str) -> Socket {
+pub(crate) async fn connect(addr: SocketAddr, protocol: &str) -> Socket {
     let req = upgrade_request(addr, protocol);
     let (ws, _) = tokio_tungstenite::connect_async(req)
         .await
@@ -412,7 +412,7 @@ pub(crate) async fn acked(addr: SocketAddr, token: &str) -> Socket {
 }
 
 /// Sends `connection_init` with `token` (either protocol) and expects the ack.
-async fn init(ws: &mut Socket, token: &str) {
+pub(crate) async fn init(ws: &mut Socket, token: &str) {
     send(
         ws,
         json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }),
