@@ -32,6 +32,7 @@
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_TENANT` | subscriptions one tenant's users may hold at once on this instance | `20000` |
 //! | `GATEWAY_STATEMENT_TIMEOUT_MS` | longest a serving connection's statement may run before PostgreSQL cancels it (the request gets `LIMIT_EXCEEDED`) | `15000` |
 //! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
+//! | `GATEWAY_WS_RECHECK_SECS` | how often an open WebSocket checks that its credential still holds (session not ended, tenant not suspended, user active, token not revoked); it closes with 4403 otherwise | `30` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
 //! | `GATEWAY_ACCESS_TOKEN_TTL_SECS` | lifetime of access tokens issued by `login` / `refreshSession` | `900` |
@@ -57,6 +58,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// How long a WebSocket client has to send `connection_init`.
     pub ws_init_timeout: std::time::Duration,
+    /// How often an open WebSocket checks that its credential still holds.
+    pub ws_recheck: std::time::Duration,
     /// How often one field may appear under different aliases in a document.
     pub max_aliases_per_field: usize,
     /// Directives one document may carry.
@@ -102,6 +105,7 @@ impl Default for Limits {
             max_complexity: 10_000,
             max_body_bytes: 1 << 20,
             ws_init_timeout: std::time::Duration::from_secs(10),
+            ws_recheck: std::time::Duration::from_secs(30),
             max_aliases_per_field: 15,
             max_directives: 50,
             max_batch_operations: 10,
@@ -293,6 +297,9 @@ impl Config {
                     "GATEWAY_WS_INIT_TIMEOUT_SECS",
                     defaults.ws_init_timeout.as_secs(),
                 )?),
+                ws_recheck: std::time::Duration::from_secs(
+                    parsed("GATEWAY_WS_RECHECK_SECS", defaults.ws_recheck.as_secs())?.max(1),
+                ),
                 max_aliases_per_field: parsed(
                     "GATEWAY_MAX_ALIASES_PER_FIELD",
                     defaults.max_aliases_per_field,

@@ -21,9 +21,10 @@ REVOKE ALL ON "operator_token_generations" FROM gateway_app;
 CREATE UNIQUE INDEX "users_tenant_id_lower_email_key" ON "users" ("tenant_id", lower("email"));
 
 -- Returns 'ok', or what refuses the caller: 'tenant' (suspended or deleted), 'user'
--- (inactive), 'revoked' (an operator token of an older generation). A token naming a tenant
--- or user that does not exist sees nothing, as before.
-CREATE FUNCTION gateway_enter(tenant uuid, caller uuid, operator_generation bigint)
+-- (inactive), 'revoked' (an operator token of an older generation), 'signed_out' (the sign-in
+-- session of the token was ended: logout, a password change, a reused refresh token, or it
+-- expired). A token naming a tenant or user that does not exist sees nothing, as before.
+CREATE FUNCTION gateway_enter(tenant uuid, caller uuid, operator_generation bigint, session uuid)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public
     AS $$
@@ -31,6 +32,7 @@ DECLARE
     tenant_status text;
     user_status text;
     current_generation bigint;
+    session_open boolean;
 BEGIN
     -- Transaction-local, and not restored on return: only search_path is set by the function.
     PERFORM set_config('app.tenant_id', tenant::text, true);
@@ -50,12 +52,20 @@ BEGIN
             RETURN 'revoked';
         END IF;
     END IF;
+    IF session IS NOT NULL THEN
+        SELECT s.revoked_at IS NULL AND s.expires_at > now() INTO session_open
+            FROM public.sessions s WHERE s.tenant_id = tenant AND s.id = session;
+        IF session_open IS DISTINCT FROM true THEN
+            RETURN 'signed_out';
+        END IF;
+    END IF;
     RETURN 'ok';
 END
 $$;
 
 GRANT SELECT ("id", "tenant_id", "status") ON "users" TO gateway_definer;
 GRANT SELECT ON "operator_token_generations" TO gateway_definer;
-ALTER FUNCTION gateway_enter(uuid, uuid, bigint) OWNER TO gateway_definer;
-REVOKE ALL ON FUNCTION gateway_enter(uuid, uuid, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION gateway_enter(uuid, uuid, bigint) TO gateway_app;
+GRANT SELECT ("id", "tenant_id", "revoked_at", "expires_at") ON "sessions" TO gateway_definer;
+ALTER FUNCTION gateway_enter(uuid, uuid, bigint, uuid) OWNER TO gateway_definer;
+REVOKE ALL ON FUNCTION gateway_enter(uuid, uuid, bigint, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION gateway_enter(uuid, uuid, bigint, uuid) TO gateway_app;

@@ -91,6 +91,7 @@ impl Db {
             tenant: rc.tenant_id,
             user: rc.user_id,
             operator_generation: rc.operator_generation,
+            session: rc.session_id,
         };
         self.scoped_transaction(caller.tenant, Some(caller), read_only, f)
             .await
@@ -203,11 +204,13 @@ struct Caller {
     tenant: uuid::Uuid,
     user: uuid::Uuid,
     operator_generation: Option<i64>,
+    session: Option<uuid::Uuid>,
 }
 
 /// Enters a request's transaction: scopes it to the caller's tenant (as [`scope_to_tenant`])
-/// and refuses a caller whose tenant is suspended, whose account is inactive, or whose
-/// operator token was revoked since it was issued, in the same round trip
+/// and refuses a caller whose tenant is suspended, whose account is inactive, whose operator
+/// token was revoked or whose sign-in session ended since the token was issued, in the same
+/// round trip
 /// (migrations/2026-12-01-000000_credential_checks).
 async fn enter(conn: &mut Conn, caller: Caller) -> Result<(), ApiError> {
     #[derive(diesel::QueryableByName)]
@@ -215,12 +218,13 @@ async fn enter(conn: &mut Conn, caller: Caller) -> Result<(), ApiError> {
         #[diesel(sql_type = diesel::sql_types::Text)]
         verdict: String,
     }
-    let entered: Entered = diesel::sql_query("SELECT gateway_enter($1, $2, $3) AS verdict")
+    let entered: Entered = diesel::sql_query("SELECT gateway_enter($1, $2, $3, $4) AS verdict")
         .bind::<diesel::sql_types::Uuid, _>(caller.tenant)
         .bind::<diesel::sql_types::Uuid, _>(caller.user)
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(
             caller.operator_generation,
         )
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(caller.session)
         .get_result(conn)
         .await?;
     match entered.verdict.as_str() {
@@ -228,6 +232,9 @@ async fn enter(conn: &mut Conn, caller: Caller) -> Result<(), ApiError> {
         "tenant" => Err(ApiError::unauthenticated("your tenant is suspended")),
         "user" => Err(ApiError::unauthenticated("your account is not active")),
         "revoked" => Err(ApiError::unauthenticated("this token has been revoked")),
+        "signed_out" => Err(ApiError::unauthenticated(
+            "the session of this token has ended: sign in again",
+        )),
         other => Err(ApiError::internal(format!(
             "gateway_enter answered {other}"
         ))),

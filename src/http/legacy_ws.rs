@@ -100,30 +100,42 @@ impl Executor for Guarded {
     }
 }
 
-/// Resolves when the socket must close: no caller within the init timeout, or the caller's
-/// token expired. Never resolves otherwise.
+/// Resolves when the socket must close: no caller within the init timeout, the caller's
+/// token expired, or its credential stopped holding. Never resolves otherwise.
 async fn deadline(
+    state: Arc<AppState>,
     mut caller: watch::Receiver<Option<RequestContext>>,
-    init_timeout: Duration,
 ) -> (u16, &'static str) {
-    let init = tokio::time::timeout(init_timeout, async {
-        caller
-            .wait_for(Option::is_some)
-            .await
-            .map(|rc| rc.as_ref().and_then(|rc| rc.expires_at))
+    let init = tokio::time::timeout(state.limits.ws_init_timeout, async {
+        caller.wait_for(Option::is_some).await.map(|rc| rc.clone())
     })
     .await;
-    let expires_at = match init {
+    let rc = match init {
         Err(_) => return (4408, "Connection initialisation timeout"),
-        Ok(Err(_)) => return std::future::pending().await,
-        Ok(Ok(exp)) => exp,
+        Ok(Err(_)) | Ok(Ok(None)) => return std::future::pending().await,
+        Ok(Ok(Some(rc))) => rc,
     };
-    let Some(exp) = expires_at else {
-        return std::future::pending().await;
+    let expired = async {
+        match rc.expires_at {
+            Some(exp) => {
+                let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
+                tokio::time::sleep(Duration::from_secs(left)).await;
+            }
+            None => std::future::pending().await,
+        }
     };
-    let left = (exp - chrono::Utc::now().timestamp()).max(0) as u64;
-    tokio::time::sleep(Duration::from_secs(left)).await;
-    (4403, "Forbidden: the token has expired")
+    let ended = async {
+        loop {
+            tokio::time::sleep(state.limits.ws_recheck).await;
+            if !super::ws::credential_holds(&state, &rc).await {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = expired => (4403, "Forbidden: the token has expired"),
+        _ = ended => (4403, "Forbidden: the credential no longer holds"),
+    }
 }
 
 /// Serves one legacy socket until the client leaves, its token expires or the instance
@@ -155,7 +167,7 @@ pub(super) async fn serve(
         caller: caller.clone(),
         running: Arc::default(),
     };
-    let init_timeout = state.limits.ws_init_timeout;
+    let watched = state.clone();
     let serve = GraphQLWebSocket::new_with_pair(Box::pin(shared), stream, executor, protocol)
         .on_connection_init(move |payload| async move {
             let rc = super::ws::caller(&state, &payload, peer).await?;
@@ -168,7 +180,7 @@ pub(super) async fn serve(
     let (code, reason) = tokio::select! {
         _ = serve => return,
         _ = drained => (1001, "Server shutting down"),
-        ended = deadline(caller, init_timeout) => ended,
+        ended = deadline(watched, caller) => ended,
     };
     let close = Message::Close(Some(CloseFrame {
         code,

@@ -1,8 +1,9 @@
 //! The `graphql-transport-ws` protocol as graphql-ws's PROTOCOL.md specifies it, close codes
 //! included: 4400 bad message, 4401 subscribe before the ack, 4403 refused init, 4408 no init
 //! in time, 4409 duplicate subscription id, 4429 second init. Also: a cap on subscriptions per
-//! socket, the socket closed when its token expires, and a client that stops reading closed
-//! instead of buffered for.
+//! socket, the socket closed when its token expires or its credential stops holding (checked
+//! every `GATEWAY_WS_RECHECK_SECS`), and a client that stops reading closed instead of buffered
+//! for.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,6 +85,11 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
     tokio::pin!(expiry);
     let mut draining = state.draining.clone();
     let mut drain_watch = true;
+    let mut recheck = tokio::time::interval_at(
+        tokio::time::Instant::now() + state.limits.ws_recheck,
+        state.limits.ws_recheck,
+    );
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let outcome: Option<(u16, &'static str)> = loop {
         tokio::select! {
@@ -92,6 +98,13 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
             }
             _ = &mut expiry, if caller.is_some() => {
                 break Some((4403, "Forbidden: the token has expired"));
+            }
+            _ = recheck.tick(), if caller.is_some() => {
+                if let Some(rc) = &caller {
+                    if !super::ws::credential_holds(&state, rc).await {
+                        break Some((4403, "Forbidden: the credential no longer holds"));
+                    }
+                }
             }
             drained = async { draining.wait_for(|d| *d).await.is_ok() }, if drain_watch => {
                 if drained {

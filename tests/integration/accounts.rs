@@ -15,7 +15,7 @@ const REFRESH: &str = "mutation($r: String!) {
 }";
 const SET_PASSWORD: &str =
     "mutation($u: ID!, $p: String!) { setUserPassword(userId: $u, password: $p) }";
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 fn code(res: &Json) -> &str {
     res["errors"][0]["extensions"]["code"]
@@ -33,7 +33,7 @@ async fn login(app: &TestApp, tenant: &str, email: &str, password: &str) -> Json
 }
 
 /// Logs in and returns (access token, refresh token).
-async fn signed_in(app: &TestApp, email: &str, password: &str) -> (String, String) {
+pub(crate) async fn signed_in(app: &TestApp, email: &str, password: &str) -> (String, String) {
     let res = login(app, "alpha", email, password).await;
     assert!(res.get("errors").is_none(), "{res}");
     let l = &res["data"]["login"];
@@ -44,7 +44,7 @@ async fn signed_in(app: &TestApp, email: &str, password: &str) -> (String, Strin
 }
 
 /// Gives tenant A's user the password `PASSWORD`; returns the user's id.
-async fn with_password(app: &TestApp) -> String {
+pub(crate) async fn with_password(app: &TestApp) -> String {
     let user = app.a.user_id.to_string();
     let vars = json!({ "u": user, "p": PASSWORD });
     app.ok(&app.a.admin, SET_PASSWORD, vars).await;

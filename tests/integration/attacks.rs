@@ -565,3 +565,34 @@ async fn subscription_filters_never_see_a_version_the_subscriber_could_not_read(
         json!("CREATED")
     );
 }
+
+#[tokio::test]
+async fn signing_out_ends_the_token_and_its_sockets_on_both_protocols() {
+    use crate::accounts::{signed_in, with_password, PASSWORD};
+    let app = TestApp::with_limits(gateway::config::Limits {
+        ws_recheck: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let addr = app.listen().await;
+    with_password(&app).await;
+    let (access, _) = signed_in(&app, "user@alpha.test", PASSWORD).await;
+    let mut modern = acked(addr, &access).await;
+    let mut legacy = connect(addr, "graphql-ws").await;
+    init(&mut legacy, &access).await;
+    app.ok(&access, "mutation { logout }", json!({})).await;
+    // The access token is refused from the next request on, not when it expires.
+    let (c, _) = app.err(&access, "{ viewer { userId } }", json!({})).await;
+    assert_eq!(c, "UNAUTHENTICATED");
+    // Open sockets of the session close at their next check.
+    for ws in [&mut modern, &mut legacy] {
+        let mut closed = None;
+        while let Some(m) = recv(ws, Duration::from_secs(5)).await {
+            if m.get("close").is_some() {
+                closed = Some(m);
+                break;
+            }
+        }
+        assert_eq!(closed, Some(json!({ "close": 4403 })));
+    }
+}
