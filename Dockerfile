@@ -6,6 +6,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY crates crates
+COPY catalog catalog
 COPY codegen codegen
 COPY bench bench
 COPY src src

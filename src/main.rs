@@ -284,6 +284,12 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(), String> {
+    let catalog = gateway::catalog::embedded().map_err(|e| e.to_string())?;
+    tracing::info!(
+        packages = catalog.packages.len(),
+        entities = catalog.entities.len(),
+        "catalog loaded"
+    );
     let Database {
         owner,
         serving,

@@ -11,7 +11,7 @@ use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
 use crate::emit_sql::{constraint_name, index_columns, index_list, index_name};
 use crate::model::*;
 
-pub const TENANT_ENTITY: &str = "Tenant";
+pub use crate::model::TENANT_ENTITY;
 
 pub fn header(source: &str) -> String {
     format!(
@@ -1223,6 +1223,13 @@ pub fn mod_rs(c: &Catalog) -> String {
     s.push_str("/// Metadata of every entity, in catalog order.\npub static ENTITIES: &[&EntityMeta] = &[\n");
     for e in &c.entities {
         let _ = writeln!(s, "    &{}::{},", e.package, meta_ident(e));
+    }
+    s.push_str("];\n\n");
+
+    // The catalog itself, so that the binary carries the definitions it was built from.
+    s.push_str("/// The catalog's files as (path, contents), embedded in the binary.\npub static CATALOG_SOURCES: &[(&str, &str)] = &[\n");
+    for p in &c.packages {
+        let _ = writeln!(s, "    (\"{f}\", include_str!(\"../../{f}\")),", f = p.file);
     }
     s.push_str("];\n\n");
 

@@ -1,13 +1,13 @@
-//! The catalog compiler: YAML entity definitions in, SQL migration and Rust code out.
+//! The catalog compiler: the catalog (loaded and validated by `gateway-catalog`) in, SQL
+//! migrations and Rust code out.
 //!
 //! It knows nothing of the gateway's code (it only writes text the gateway compiles), so the
 //! gateway can always be regenerated, even when its current generated code does not build.
 
 pub mod emit_rust;
 pub mod emit_sql;
-pub mod load;
-pub mod model;
-mod raw;
+
+pub use gateway_catalog::{load, model};
 
 use std::path::{Path, PathBuf};
 

@@ -110,6 +110,25 @@ pub static ENTITIES: &[&EntityMeta] = &[
     &workflow::CUSTOM_BLOCK_META,
 ];
 
+/// The catalog's files as (path, contents), embedded in the binary.
+pub static CATALOG_SOURCES: &[(&str, &str)] = &[
+    ("catalog/audit/entities.yaml", include_str!("../../catalog/audit/entities.yaml")),
+    ("catalog/chat/entities.yaml", include_str!("../../catalog/chat/entities.yaml")),
+    ("catalog/compliance/entities.yaml", include_str!("../../catalog/compliance/entities.yaml")),
+    ("catalog/conversations/entities.yaml", include_str!("../../catalog/conversations/entities.yaml")),
+    ("catalog/core/entities.yaml", include_str!("../../catalog/core/entities.yaml")),
+    ("catalog/credentials/entities.yaml", include_str!("../../catalog/credentials/entities.yaml")),
+    ("catalog/finance/entities.yaml", include_str!("../../catalog/finance/entities.yaml")),
+    ("catalog/forum/entities.yaml", include_str!("../../catalog/forum/entities.yaml")),
+    ("catalog/lms/entities.yaml", include_str!("../../catalog/lms/entities.yaml")),
+    ("catalog/media/entities.yaml", include_str!("../../catalog/media/entities.yaml")),
+    ("catalog/notifications/entities.yaml", include_str!("../../catalog/notifications/entities.yaml")),
+    ("catalog/platform/entities.yaml", include_str!("../../catalog/platform/entities.yaml")),
+    ("catalog/registry/entities.yaml", include_str!("../../catalog/registry/entities.yaml")),
+    ("catalog/tasks/entities.yaml", include_str!("../../catalog/tasks/entities.yaml")),
+    ("catalog/workflow/entities.yaml", include_str!("../../catalog/workflow/entities.yaml")),
+];
+
 /// Named constraints of the migration, mapped back to entities and fields.
 pub static CONSTRAINTS: &[ConstraintMeta] = &[
     ConstraintMeta { name: "audit_logs_event_type_max_length", entity: "AuditLog", fields: &["eventType"], kind: ConstraintKind::Check },

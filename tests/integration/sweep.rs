@@ -358,6 +358,13 @@ fn fx_is_parent(fx: &Fixtures<'_>, name: &str) -> bool {
     fx.made.contains_key(name)
 }
 
+/// The binary carries the catalog it was generated from, and it loads and agrees.
+#[test]
+fn the_embedded_catalog_matches_the_generated_code() {
+    let catalog = gateway::catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(catalog.entities.len(), ENTITIES.len());
+}
+
 /// The type names the sweep relies on exist for every creatable entity.
 #[test]
 fn generated_names_follow_the_convention() {

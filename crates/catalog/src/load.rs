@@ -671,7 +671,7 @@ impl Validator {
         }
         // A global row is every tenant's: only the platform operator may change it. The
         // Tenant entity is each tenant's own row (its admins may edit what it lets them).
-        if scope == Scope::Global && en != crate::emit_rust::TENANT_ENTITY {
+        if scope == Scope::Global && en != TENANT_ENTITY {
             for (op, roles) in [
                 ("create", &acl.create),
                 ("update", &acl.update),

@@ -1,6 +1,11 @@
-//! The validated catalog: what the emitters work from. Built by `load`, never from YAML directly.
+//! The validated catalog: what the generator and the gateway work from. Built by `load`, never
+//! from YAML directly.
 
 use heck::{ToLowerCamelCase, ToSnakeCase};
+
+/// The entity whose rows are the tenants themselves: global in the catalog, but each tenant
+/// sees and edits its own row only.
+pub const TENANT_ENTITY: &str = "Tenant";
 
 #[derive(Debug, Clone)]
 pub struct Catalog {

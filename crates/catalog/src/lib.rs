@@ -1,0 +1,10 @@
+//! The catalog model: the YAML entity definitions of `catalog/<package>/entities.yaml` loaded,
+//! validated and checksummed. The generator (`codegen/`) writes migrations and code from it;
+//! the gateway loads the same files, embedded in its binary, at start-up. It depends on
+//! neither, so both read one definition of what a valid catalog is.
+
+pub mod load;
+pub mod model;
+mod raw;
+
+pub use load::{load_dir, load_sources, Problem, Problems};

@@ -1,0 +1,64 @@
+//! The catalog this binary was built from, carried inside it. At start-up it is loaded and
+//! validated with the same rules as the generator's (`gateway-catalog`), and every entity's
+//! checksum is compared with the generated code's: a binary whose code and catalog disagree
+//! refuses to serve instead of serving a schema nobody declared. This is where the schema
+//! built at run time from the catalog starts (issue 12).
+
+use gateway_catalog::model::Catalog;
+
+use crate::entities::{CATALOG_SOURCES, ENTITIES};
+
+/// Why the embedded catalog cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0}")]
+    Invalid(gateway_catalog::Problems),
+    #[error(
+        "entity {entity}: the generated code (checksum {generated}) does not match the catalog \
+         (checksum {declared}); run `cargo run -p gateway-codegen` and rebuild"
+    )]
+    Stale {
+        entity: String,
+        generated: String,
+        declared: String,
+    },
+    #[error("entity {0} is in the generated code but not in the catalog, or the other way round")]
+    Missing(String),
+}
+
+/// Loads the embedded catalog and checks that the generated code was made from it.
+pub fn embedded() -> Result<Catalog, CatalogError> {
+    let sources: Vec<(String, String)> = CATALOG_SOURCES
+        .iter()
+        .map(|(file, text)| (file.to_string(), text.to_string()))
+        .collect();
+    let catalog = gateway_catalog::load_sources(&sources).map_err(CatalogError::Invalid)?;
+    if catalog.entities.len() != ENTITIES.len() {
+        let missing = catalog
+            .entities
+            .iter()
+            .map(|e| e.name.as_str())
+            .find(|n| !ENTITIES.iter().any(|m| m.name == *n))
+            .or_else(|| {
+                ENTITIES
+                    .iter()
+                    .map(|m| m.name)
+                    .find(|n| !catalog.entities.iter().any(|e| e.name == *n))
+            })
+            .unwrap_or_default();
+        return Err(CatalogError::Missing(missing.to_string()));
+    }
+    for meta in ENTITIES {
+        let Some(entity) = catalog.entities.iter().find(|e| e.name == meta.name) else {
+            return Err(CatalogError::Missing(meta.name.to_string()));
+        };
+        if entity.checksum != meta.checksum {
+            return Err(CatalogError::Stale {
+                entity: meta.name.to_string(),
+                generated: meta.checksum.to_string(),
+                declared: entity.checksum.clone(),
+            });
+        }
+    }
+    Ok(catalog)
+}
