@@ -7,11 +7,11 @@ use std::path::Path;
 
 use clap::{Parser, Subcommand};
 use gateway::auth::{Jwks, JwksSource, JwtKeys, Role};
+use gateway::bootstrap::{Instance, Settings};
 use gateway::config::Config;
+use gateway::db;
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
-use gateway::db::{self, Db};
-use gateway::live::Hub;
-use gateway::{demo, graphql, http, tenants};
+use gateway::{demo, graphql, tenants};
 
 #[derive(Parser)]
 #[command(
@@ -306,18 +306,20 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         db::allow_serving_login(&owner).await?;
     }
     db::check_serving_role(&serving).await?;
-    let pool = Db::connect(&serving, config.pool_size, config.statement_timeout)?;
-    let hub = Hub::start(serving.clone(), config.event_retention).await?;
     gateway::auth::password::prepare()
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let accounts = gateway::auth::Accounts::new(keys.clone(), &config.auth);
-    let schema = graphql::build(
-        Some(pool.clone()),
-        Some(hub),
-        Some(accounts),
-        &config.limits,
-    );
+    let instance = Instance::start(Settings {
+        serving_url: serving.clone(),
+        keys: keys.clone(),
+        pool_size: config.pool_size,
+        statement_timeout: config.statement_timeout,
+        event_retention: config.event_retention,
+        limits: config.limits.clone(),
+        auth: config.auth.clone(),
+        allowed_origins: config.allowed_origins.clone(),
+    })
+    .await?;
 
     let mut demo_header = None;
     if cluster.is_some() {
@@ -332,7 +334,7 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         )
         .await?;
         if created.created {
-            demo::seed(&schema, created.tenant_id, created.admin_user_id).await?;
+            demo::seed(&instance.schema, created.tenant_id, created.admin_user_id).await?;
         }
         demo_header = Some(created.token);
     }
@@ -342,14 +344,7 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-    let app = http::router(http::AppState {
-        schema,
-        keys,
-        db: pool,
-        limits: config.limits.clone(),
-        allowed_origins: config.allowed_origins.clone(),
-        draining: drain_rx,
-    });
+    let app = instance.router(drain_rx);
     println!("GraphiQL: http://{local}/graphql");
     if let Some(token) = &demo_header {
         println!("Paste into GraphiQL's Headers tab (demo tenant admin, valid 30 days):");

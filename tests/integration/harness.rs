@@ -8,12 +8,12 @@ use std::sync::OnceLock;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
-use gateway::auth::{Accounts, JwtKeys, OperatorGrant, Role};
+use gateway::auth::{JwtKeys, OperatorGrant, Role};
+use gateway::bootstrap::{Instance, Settings};
 use gateway::config::{AuthSettings, Limits};
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
 use gateway::db::{self, Db};
-use gateway::live::Hub;
-use gateway::{graphql, http as gw_http, tenants};
+use gateway::tenants;
 use http_body_util::BodyExt;
 use serde_json::{json, Value as Json};
 use tower::ServiceExt;
@@ -188,25 +188,20 @@ async fn instance(
     allowed_origins: Vec<String>,
     draining: tokio::sync::watch::Receiver<bool>,
 ) -> (Router, Db) {
-    let pool =
-        Db::connect(serving_url, pool_size, std::time::Duration::from_secs(15)).expect("pool");
-    let hub = Hub::start(
-        serving_url.to_string(),
-        std::time::Duration::from_secs(3600),
-    )
-    .await
-    .expect("change hub");
-    let accounts = Accounts::new(keys.clone(), &AuthSettings::default());
-    let schema = graphql::build(Some(pool.clone()), Some(hub), Some(accounts), &limits);
-    let router = gw_http::router(gw_http::AppState {
-        schema,
+    // The same wiring as `serve`.
+    let instance = Instance::start(Settings {
+        serving_url: serving_url.to_string(),
         keys: keys.clone(),
-        db: pool.clone(),
+        pool_size,
+        statement_timeout: std::time::Duration::from_secs(15),
+        event_retention: std::time::Duration::from_secs(3600),
         limits,
+        auth: AuthSettings::default(),
         allowed_origins,
-        draining,
-    });
-    (router, pool)
+    })
+    .await
+    .expect("gateway instance");
+    (instance.router(draining), instance.db)
 }
 
 /// `url` acting as the serving role: the login stays the owner's (so the tests need no

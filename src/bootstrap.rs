@@ -1,0 +1,77 @@
+//! One place that wires a gateway instance together — pool, change listener, sign-in, schema
+//! and router — for `serve`, the integration tests and anything else that starts one, so that
+//! what the tests exercise is what production runs.
+
+use std::time::Duration;
+
+use axum::Router;
+
+use crate::auth::{Accounts, JwtKeys};
+use crate::config::{AuthSettings, Limits};
+use crate::db::Db;
+use crate::graphql::{self, GatewaySchema};
+use crate::http::{self, AppState};
+use crate::live::Hub;
+
+/// What an instance is started with.
+pub struct Settings {
+    /// The database as the serving role (row-level security binds it).
+    pub serving_url: String,
+    pub keys: JwtKeys,
+    pub pool_size: usize,
+    pub statement_timeout: Duration,
+    pub event_retention: Duration,
+    pub limits: Limits,
+    pub auth: AuthSettings,
+    /// `Origin`s allowed to open WebSockets besides the gateway's own.
+    pub allowed_origins: Vec<String>,
+}
+
+/// A started instance: its pool and schema are usable at once (the demo seed runs through
+/// the schema), its router serves once taken.
+pub struct Instance {
+    pub db: Db,
+    pub schema: GatewaySchema,
+    keys: JwtKeys,
+    limits: Limits,
+    allowed_origins: Vec<String>,
+}
+
+impl Instance {
+    /// Connects the pool, starts the change listener and builds the schema.
+    pub async fn start(settings: Settings) -> Result<Instance, String> {
+        let db = Db::connect(
+            &settings.serving_url,
+            settings.pool_size,
+            settings.statement_timeout,
+        )?;
+        let hub = Hub::start(settings.serving_url.clone(), settings.event_retention).await?;
+        let accounts = Accounts::new(settings.keys.clone(), &settings.auth);
+        let schema = graphql::build(
+            Some(db.clone()),
+            Some(hub),
+            Some(accounts),
+            &settings.limits,
+        );
+        Ok(Instance {
+            db,
+            schema,
+            keys: settings.keys,
+            limits: settings.limits,
+            allowed_origins: settings.allowed_origins,
+        })
+    }
+
+    /// The HTTP and WebSocket routes; `draining` turning true starts the graceful shutdown of
+    /// sockets and readiness.
+    pub fn router(&self, draining: tokio::sync::watch::Receiver<bool>) -> Router {
+        http::router(AppState {
+            schema: self.schema.clone(),
+            keys: self.keys.clone(),
+            db: self.db.clone(),
+            limits: self.limits.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            draining,
+        })
+    }
+}
