@@ -65,8 +65,9 @@ pub async fn create_tenant(
         None => (Uuid::now_v7(), true),
     };
     let (name, slug_owned, email) = (name.to_string(), slug.to_string(), admin_email.to_string());
-    let admin_user_id = conn
-        .transaction::<Uuid, diesel::result::Error, _>(async move |conn| {
+    // The generation is read in the tenant's transaction: row-level security hides it outside.
+    let (admin_user_id, generation) = conn
+        .transaction::<(Uuid, i64), diesel::result::Error, _>(async move |conn| {
             crate::db::scope_to_tenant(conn, tenant_id).await?;
             if created {
                 diesel::insert_into(tenants::table)
@@ -85,8 +86,9 @@ pub async fn create_tenant(
                 .first(conn)
                 .await
                 .optional()?;
+            let generation = generation(conn, tenant_id).await?;
             if let Some(id) = admin {
-                return Ok(id);
+                return Ok((id, generation));
             }
             let id = Uuid::now_v7();
             diesel::insert_into(users::table)
@@ -99,15 +101,13 @@ pub async fn create_tenant(
                 ))
                 .execute(conn)
                 .await?;
-            Ok(id)
+            Ok((id, generation))
         })
         .await
         .map_err(|e| format!("cannot create tenant {slug} and its admin: {e}"))?;
     let grant = OperatorGrant {
         platform: false,
-        generation: generation(&mut conn, tenant_id)
-            .await
-            .map_err(|e| format!("cannot read the token generation: {e}"))?,
+        generation,
     };
     let token = keys
         .issue_operator(tenant_id, admin_user_id, Role::Admin, grant, ttl_secs)

@@ -87,13 +87,7 @@ impl Db {
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
-        let caller = Caller {
-            tenant: rc.tenant_id,
-            user: rc.user_id,
-            operator_generation: rc.operator_generation,
-            session: rc.session_id,
-        };
-        self.scoped_transaction(caller.tenant, Some(caller), read_only, f)
+        self.scoped_transaction(rc.tenant_id, Some(Caller::of(rc)), read_only, f)
             .await
     }
 
@@ -139,6 +133,28 @@ impl Db {
         }
     }
 
+    /// Whether the caller may still act (tenant active, user active, token not revoked,
+    /// session not ended): `gateway_enter` alone, one statement, no transaction around it.
+    pub async fn check_caller(&self, rc: &RequestContext) -> Result<(), ApiError> {
+        enter(&mut *self.get().await?, Caller::of(rc)).await
+    }
+
+    /// Runs one read statement in a read-only transaction of `tenant` alone, as no caller in
+    /// particular: what several callers share (a subscription feed) must not fail because one
+    /// of them signed out. Database errors are reported as errors of `entity`.
+    pub async fn read_in<T>(
+        &self,
+        tenant: uuid::Uuid,
+        entity: &'static str,
+        b: sql::SqlBuilder,
+    ) -> Result<Vec<T>, ApiError>
+    where
+        T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
+    {
+        self.transaction_in(tenant, true, move |conn| load(conn, b, entity).boxed())
+            .await
+    }
+
     /// Runs one read statement in a read-only transaction of the caller's tenant; database
     /// errors are reported as errors of `entity`.
     pub async fn read<T>(
@@ -150,16 +166,8 @@ impl Db {
     where
         T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
     {
-        self.transaction(rc, true, move |conn| {
-            async move {
-                b.into_query()
-                    .load::<T>(conn)
-                    .await
-                    .map_err(|e| ApiError::from_db(e, entity, crate::entities::CONSTRAINTS))
-            }
-            .boxed()
-        })
-        .await
+        self.transaction(rc, true, move |conn| load(conn, b, entity).boxed())
+            .await
     }
 
     /// SQL statements sent through this pool so far (tests use it to prove batching).
@@ -198,6 +206,20 @@ pub async fn scope_to_tenant(conn: &mut Conn, tenant: uuid::Uuid) -> QueryResult
         .map(|_| ())
 }
 
+async fn load<T>(
+    conn: &mut Conn,
+    b: sql::SqlBuilder,
+    entity: &'static str,
+) -> Result<Vec<T>, ApiError>
+where
+    T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
+{
+    b.into_query()
+        .load::<T>(conn)
+        .await
+        .map_err(|e| ApiError::from_db(e, entity, crate::entities::CONSTRAINTS))
+}
+
 /// Who a request transaction acts for.
 #[derive(Debug, Clone, Copy)]
 struct Caller {
@@ -205,6 +227,17 @@ struct Caller {
     user: uuid::Uuid,
     operator_generation: Option<i64>,
     session: Option<uuid::Uuid>,
+}
+
+impl Caller {
+    fn of(rc: &RequestContext) -> Self {
+        Caller {
+            tenant: rc.tenant_id,
+            user: rc.user_id,
+            operator_generation: rc.operator_generation,
+            session: rc.session_id,
+        }
+    }
 }
 
 /// Enters a request's transaction: scopes it to the caller's tenant (as [`scope_to_tenant`])

@@ -82,11 +82,7 @@ pub(super) async fn caller(
 /// suspended, its user active, its operator token not revoked. A database that cannot answer
 /// right now is not a reason to close the socket.
 pub(super) async fn credential_holds(state: &AppState, rc: &crate::auth::RequestContext) -> bool {
-    let entered = state
-        .db
-        .transaction(rc, true, |_| Box::pin(async { Ok(()) }))
-        .await;
-    !matches!(entered, Err(e) if e.code() == "UNAUTHENTICATED")
+    !matches!(state.db.check_caller(rc).await, Err(e) if e.code() == "UNAUTHENTICATED")
 }
 
 pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {

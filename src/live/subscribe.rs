@@ -109,7 +109,7 @@ impl<E: Entity> Reader<E> {
 
     /// Identifies the statement: readers with equal fingerprints read the same events.
     /// Everything a reader's results depend on is in the statement (the tenant is a bind
-    /// value, the caller's identity is in `scope`), and `Db::read` sets only the tenant.
+    /// value, the caller's identity is in `scope`), and `Db::read_in` sets only the tenant.
     pub fn fingerprint(&self) -> String {
         self.query(0, 0).fingerprint()
     }
@@ -168,7 +168,7 @@ impl<E: Entity> Reader<E> {
         }
         let rows: Vec<EventRow<E>> = self
             .db
-            .read(&self.rc, E::META.name, self.query(last, upto))
+            .read_in(self.rc.tenant_id, E::META.name, self.query(last, upto))
             .await?;
         let mut out: Vec<(i64, Change<E>)> = Vec::new();
         for r in rows {

@@ -496,6 +496,14 @@ async fn suspension_revocation_and_email_case_are_enforced_at_the_next_request()
     .expect("token");
     app.ok(&after, "{ forumThreads { totalCount } }", json!({}))
         .await;
+    // `tenant create` on an existing tenant issues a token of the current generation too.
+    let again =
+        gateway::tenants::create_tenant(&app.url, &app.keys, "beta", "beta", "admin@beta.test", 60)
+            .await
+            .expect("tenant");
+    assert!(!again.created);
+    app.ok(&again.token, "{ forumThreads { totalCount } }", json!({}))
+        .await;
     // A suspended tenant: every token of it is refused at once; tenant A is not affected.
     let operator = gateway::tenants::token_for(
         &app.url,
