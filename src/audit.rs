@@ -2,7 +2,6 @@
 
 use diesel::ExpressionMethods;
 use diesel_async::RunQueryDsl;
-use serde::Serialize;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -11,7 +10,8 @@ use crate::db::Conn;
 use crate::entities::enums::AuditAction;
 use crate::entities::schema::audit_logs;
 use crate::error::ApiError;
-use crate::graphql::crud::Entity;
+use crate::graphql::meta::EntityMeta;
+use crate::graphql::row::Row;
 
 pub use crate::entities::enums::AuditAction as Action;
 
@@ -22,36 +22,43 @@ pub struct Change {
     pub new: Option<Json>,
 }
 
-fn json<T: Serialize>(row: &T) -> Option<Json> {
-    serde_json::to_value(row).ok()
-}
-
 impl Change {
-    pub fn created<E: Entity>(row: &E) -> Change {
+    /// A row written by hand-written code through a typed model (serialized with the
+    /// catalog's field names, like the engine's rows).
+    pub fn of_model<T: serde::Serialize>(id: Uuid, old: Option<&T>, new: Option<&T>) -> Change {
+        let json = |r: &T| serde_json::to_value(r).ok();
+        Change {
+            id,
+            old: old.and_then(json),
+            new: new.and_then(json),
+        }
+    }
+
+    pub fn created(meta: &EntityMeta, row: &Row) -> Change {
         Change {
             id: row.id(),
             old: None,
-            new: json(row),
+            new: Some(row.to_json(meta, true)),
         }
     }
-    pub fn updated<E: Entity>(old: &E, new: &E) -> Change {
+    pub fn updated(meta: &EntityMeta, old: &Row, new: &Row) -> Change {
         Change {
             id: new.id(),
-            old: json(old),
-            new: json(new),
+            old: Some(old.to_json(meta, true)),
+            new: Some(new.to_json(meta, true)),
         }
     }
-    pub fn deleted<E: Entity>(row: &E) -> Change {
+    pub fn deleted(meta: &EntityMeta, row: &Row) -> Change {
         Change {
             id: row.id(),
-            old: json(row),
+            old: Some(row.to_json(meta, true)),
             new: None,
         }
     }
 }
 
-/// Writes one audit row per change, stamped with the caller. Row structs never contain hidden
-/// fields, so no secret reaches the audit log.
+/// Writes one audit row per change, stamped with the caller. Rows never contain hidden
+/// fields (the select list is the exposed columns), so no secret reaches the audit log.
 pub async fn record(
     conn: &mut Conn,
     rc: &RequestContext,

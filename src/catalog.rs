@@ -1,12 +1,12 @@
 //! The catalog this binary was built from, carried inside it. At start-up it is loaded and
 //! validated with the same rules as the generator's (`gateway-catalog`), and every entity's
-//! checksum is compared with the generated code's: a binary whose code and catalog disagree
-//! refuses to serve instead of serving a schema nobody declared. This is where the schema
-//! built at run time from the catalog starts (issue 12).
+//! checksum is compared with the generated typed models': a binary whose models and catalog
+//! disagree refuses to serve instead of writing through stale tables. The engine builds the
+//! schema from this catalog (`graphql::meta::metadata`).
 
 use gateway_catalog::model::Catalog;
 
-use crate::entities::{CATALOG_SOURCES, ENTITIES};
+use crate::entities::{CATALOG_SOURCES, CHECKSUMS};
 
 /// Why the embedded catalog cannot serve.
 #[derive(Debug, thiserror::Error)]
@@ -33,29 +33,29 @@ pub fn embedded() -> Result<Catalog, CatalogError> {
         .map(|(file, text)| (file.to_string(), text.to_string()))
         .collect();
     let catalog = gateway_catalog::load_sources(&sources).map_err(CatalogError::Invalid)?;
-    if catalog.entities.len() != ENTITIES.len() {
+    if catalog.entities.len() != CHECKSUMS.len() {
         let missing = catalog
             .entities
             .iter()
             .map(|e| e.name.as_str())
-            .find(|n| !ENTITIES.iter().any(|m| m.name == *n))
+            .find(|n| !CHECKSUMS.iter().any(|(m, _)| m == n))
             .or_else(|| {
-                ENTITIES
+                CHECKSUMS
                     .iter()
-                    .map(|m| m.name)
+                    .map(|(m, _)| *m)
                     .find(|n| !catalog.entities.iter().any(|e| e.name == *n))
             })
             .unwrap_or_default();
         return Err(CatalogError::Missing(missing.to_string()));
     }
-    for meta in ENTITIES {
-        let Some(entity) = catalog.entities.iter().find(|e| e.name == meta.name) else {
-            return Err(CatalogError::Missing(meta.name.to_string()));
+    for (name, checksum) in CHECKSUMS {
+        let Some(entity) = catalog.entities.iter().find(|e| e.name == *name) else {
+            return Err(CatalogError::Missing(name.to_string()));
         };
-        if entity.checksum != meta.checksum {
+        if entity.checksum != *checksum {
             return Err(CatalogError::Stale {
-                entity: meta.name.to_string(),
-                generated: meta.checksum.to_string(),
+                entity: name.to_string(),
+                generated: checksum.to_string(),
                 declared: entity.checksum.clone(),
             });
         }

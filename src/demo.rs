@@ -6,7 +6,6 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use crate::auth::{RequestContext, Role};
-use crate::db::Db;
 use crate::graphql::GatewaySchema;
 
 /// Runs one mutation as the admin and returns its `data`, or the errors as text.
@@ -16,7 +15,7 @@ async fn run(
     query: &str,
     vars: Json,
 ) -> Result<Json, String> {
-    let Some(db) = schema.data::<Db>() else {
+    let Some(db) = schema.db() else {
         return Err("demo data: the schema has no database".into());
     };
     let req = async_graphql::Request::new(query).variables(Variables::from_json(vars));

@@ -2,7 +2,7 @@
 //!
 //! Every failure a client sees is an `ApiError` turned into a GraphQL error with
 //! `extensions.code`. Database errors are translated here: constraint names are mapped back to
-//! the entity's fields through the generated `CONSTRAINTS` table, and anything unexpected
+//! the entity's fields through the catalog's constraint names (`graphql::meta::constraints`), and anything unexpected
 //! becomes `INTERNAL` with a correlation id, its details only in the server log. No SQL text,
 //! constraint name or other tenant's data ever reaches a response.
 
@@ -189,7 +189,7 @@ impl ApiError {
 
 impl From<DieselError> for ApiError {
     fn from(err: DieselError) -> Self {
-        ApiError::from_db(err, "row", crate::entities::CONSTRAINTS)
+        ApiError::from_db(err, "row", crate::graphql::meta::constraints())
     }
 }
 

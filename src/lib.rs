@@ -10,6 +10,7 @@ pub mod db;
 #[rustfmt::skip]
 pub mod entities;
 pub mod demo;
+pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;

@@ -1,14 +1,12 @@
-//! The Rust side: Diesel tables and models, GraphQL types and resolvers, entity metadata.
-//!
-//! The generated code is deliberately thin: types and field lists. What every entity does the
-//! same way (scoping, SQL, pagination, audit, errors) lives in hand-written generic code under
-//! `src/graphql` and `src/db`, which the generated resolvers call.
+//! The Rust side that stays typed: Diesel tables, the catalog's enums and one plain row,
+//! insert and update struct per entity, for the hand-written code that reads and writes
+//! through Diesel's typed DSL (sign-in, sessions, tenants, audit). The GraphQL schema is not
+//! generated: the engine builds it at run time from the same catalog.
 
 use std::fmt::Write;
 
-use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
+use heck::ToUpperCamelCase;
 
-use crate::emit_sql::{constraint_name, index_columns, index_list, index_name};
 use crate::model::*;
 
 pub use crate::model::TENANT_ENTITY;
@@ -25,40 +23,6 @@ fn doc(s: &mut String, indent: &str, text: Option<&str>) {
             let _ = writeln!(s, "{indent}/// {}", line.trim());
         }
     }
-}
-
-/// A field's documentation in the create and update inputs: who may give it.
-fn input_doc(f: &Field) -> Option<String> {
-    let who: Vec<&str> = f
-        .set_by
-        .iter()
-        .map(|r| match r {
-            Role::Platform => "the platform operator",
-            _ => "an admin",
-        })
-        .collect();
-    let rule = if f.owner_input() {
-        Some(format!(
-            "Defaults to you; only {} may name another user.",
-            who.join(" or ")
-        ))
-    } else if !f.set_by.is_empty() {
-        Some(format!("Only {} may set this.", who.join(" or ")))
-    } else {
-        None
-    };
-    match (f.description.as_deref(), rule) {
-        (Some(d), Some(r)) => Some(format!("{} {r}", d.trim_end_matches('.'))),
-        (d, r) => r.or(d.map(str::to_string)),
-    }
-}
-
-fn meta_ident(e: &Entity) -> String {
-    format!("{}_META", e.name.to_snake_case().to_uppercase())
-}
-
-fn columns_ident(e: &Entity) -> String {
-    format!("{}_COLUMNS", e.name.to_snake_case().to_uppercase())
 }
 
 /// Rust type of a column in the row struct (nullable wraps in Option).
@@ -108,194 +72,6 @@ fn diesel_type(f: &Field) -> String {
     }
 }
 
-/// GraphQL-facing Rust type for a single (non-list, non-null) value, on input.
-fn gql_scalar(f: &Field) -> String {
-    match &f.ty {
-        FieldType::String => "String".into(),
-        FieldType::Int => "i32".into(),
-        FieldType::BigInt => "BigInt".into(),
-        FieldType::Float => "f64".into(),
-        FieldType::Decimal => "Decimal".into(),
-        FieldType::Boolean => "bool".into(),
-        FieldType::Uuid => "ID".into(),
-        FieldType::Json => "JsonValue".into(),
-        FieldType::DateTime => "DateTime<Utc>".into(),
-        FieldType::Enum(e) => e.clone(),
-    }
-}
-
-fn gql_input_type(f: &Field) -> String {
-    let s = gql_scalar(f);
-    if f.list {
-        format!("Vec<{s}>")
-    } else {
-        s
-    }
-}
-
-fn column_type(c: &Catalog, f: &Field) -> String {
-    match &f.ty {
-        FieldType::String => "ColumnType::Text".into(),
-        FieldType::Int => "ColumnType::Int".into(),
-        FieldType::BigInt => "ColumnType::BigInt".into(),
-        FieldType::Float => "ColumnType::Float".into(),
-        FieldType::Decimal => "ColumnType::Decimal".into(),
-        FieldType::Boolean => "ColumnType::Bool".into(),
-        FieldType::Uuid => "ColumnType::Uuid".into(),
-        FieldType::Json => "ColumnType::Json".into(),
-        FieldType::DateTime => "ColumnType::DateTime".into(),
-        FieldType::Enum(e) => {
-            let sql = c
-                .enums
-                .iter()
-                .find(|x| &x.name == e)
-                .map(|d| d.sql_name())
-                .unwrap_or_default();
-            format!("ColumnType::Enum(\"{sql}\")")
-        }
-    }
-}
-
-fn filter_type(f: &Field) -> String {
-    if f.list {
-        return match f.ty {
-            FieldType::Uuid => "IdListFilter".into(),
-            FieldType::Int => "IntListFilter".into(),
-            _ => "StringListFilter".into(),
-        };
-    }
-    match &f.ty {
-        FieldType::String => "StringFilter".into(),
-        FieldType::Int => "IntFilter".into(),
-        FieldType::BigInt => "BigIntFilter".into(),
-        FieldType::Float => "FloatFilter".into(),
-        FieldType::Decimal => "DecimalFilter".into(),
-        FieldType::Boolean => "BooleanFilter".into(),
-        FieldType::Uuid => "IdFilter".into(),
-        FieldType::Json => "JsonFilter".into(),
-        FieldType::DateTime => "DateTimeFilter".into(),
-        FieldType::Enum(e) => format!("{e}Filter"),
-    }
-}
-
-/// Expression turning the GraphQL input value `v` into the column's Rust value, with checks.
-/// `AclRole::Admin, AclRole::Platform` for the metadata and the input guards.
-fn acl_roles(r: &[Role]) -> String {
-    r.iter()
-        .map(|x| match x {
-            Role::Public => "AclRole::Public",
-            Role::User => "AclRole::User",
-            Role::SelfOwner => "AclRole::Owner",
-            Role::Admin => "AclRole::Admin",
-            Role::Platform => "AclRole::Platform",
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn input_conversion(f: &Field, v: &str) -> String {
-    let name = &f.name;
-    let opt = |x: Option<u32>| x.map_or("None".to_string(), |n| format!("Some({n})"));
-    let optf = |x: Option<f64>| x.map_or("None".to_string(), |n| format!("Some({n:?})"));
-    match (&f.ty, f.list) {
-        (FieldType::Uuid, false) => format!("input::id(&{v}, path, \"{name}\")?"),
-        (FieldType::Uuid, true) => format!("input::ids(&{v}, path, \"{name}\")?"),
-        (FieldType::String, true) => format!("input::texts({v}, path, \"{name}\")?"),
-        (FieldType::Json, _) => format!("input::json({v}, path, \"{name}\")?"),
-        (FieldType::Float, true) => format!("input::floats({v}, path, \"{name}\")?"),
-        (FieldType::String, false) => format!(
-            "input::text({v}, path, \"{name}\", {}, {})?",
-            opt(f.min_length),
-            opt(f.max_length)
-        ),
-        (FieldType::Int, false) => {
-            format!(
-                "input::int({v}, path, \"{name}\", {}, {})?",
-                optf(f.min),
-                optf(f.max)
-            )
-        }
-        (FieldType::BigInt, false) => format!(
-            "input::bigint({v}, path, \"{name}\", {}, {})?",
-            optf(f.min),
-            optf(f.max)
-        ),
-        (FieldType::Float, false) => format!(
-            "input::float({v}, path, \"{name}\", {}, {})?",
-            optf(f.min),
-            optf(f.max)
-        ),
-        (FieldType::Decimal, false) => format!(
-            "input::decimal({v}, path, \"{name}\", {}, {})?",
-            optf(f.min),
-            optf(f.max)
-        ),
-        _ => v.to_string(),
-    }
-}
-
-/// `.clone()` where the column's Rust type is not `Copy`.
-fn clone_suffix(f: &Field) -> &'static str {
-    let copy = !f.list
-        && !matches!(
-            f.ty,
-            FieldType::String | FieldType::Decimal | FieldType::Json
-        );
-    if copy {
-        ""
-    } else {
-        ".clone()"
-    }
-}
-
-/// Expression for the output getter, from `self.<field>`.
-fn output_getter(f: &Field) -> (String, String) {
-    let id = f.rust_ident();
-    let r = f.required;
-    match (&f.ty, f.list, r) {
-        (FieldType::Uuid, false, true) => ("ID".into(), format!("ID(self.{id}.to_string())")),
-        (FieldType::Uuid, false, false) => (
-            "Option<ID>".into(),
-            format!("self.{id}.map(|v| ID(v.to_string()))"),
-        ),
-        (FieldType::Uuid, true, true) => (
-            "Vec<ID>".into(),
-            format!("self.{id}.iter().map(|v| ID(v.to_string())).collect()"),
-        ),
-        (FieldType::Uuid, true, false) => (
-            "Option<Vec<ID>>".into(),
-            format!("self.{id}.as_ref().map(|l| l.iter().map(|v| ID(v.to_string())).collect())"),
-        ),
-        (FieldType::String, false, true) => ("&str".into(), format!("&self.{id}")),
-        (FieldType::String, false, false) => {
-            ("Option<&str>".into(), format!("self.{id}.as_deref()"))
-        }
-        (FieldType::BigInt, false, true) => ("BigInt".into(), format!("BigInt(self.{id})")),
-        (FieldType::BigInt, false, false) => {
-            ("Option<BigInt>".into(), format!("self.{id}.map(BigInt)"))
-        }
-        (FieldType::Decimal, false, true) => {
-            ("Decimal".into(), format!("Decimal(self.{id}.clone())"))
-        }
-        (FieldType::Decimal, false, false) => (
-            "Option<Decimal>".into(),
-            format!("self.{id}.clone().map(Decimal)"),
-        ),
-        (FieldType::Json, false, true) => ("&JsonValue".into(), format!("&self.{id}")),
-        (FieldType::Json, false, false) => {
-            ("Option<&JsonValue>".into(), format!("self.{id}.as_ref()"))
-        }
-        (_, true, true) => (format!("&[{}]", gql_scalar(f)), format!("&self.{id}")),
-        (_, true, false) => (
-            format!("Option<&[{}]>", gql_scalar(f)),
-            format!("self.{id}.as_deref()"),
-        ),
-        // Copy types: i32, f64, bool, DateTime, enums.
-        (_, false, true) => (gql_scalar(f), format!("self.{id}")),
-        (_, false, false) => (format!("Option<{}>", gql_scalar(f)), format!("self.{id}")),
-    }
-}
-
 pub fn schema_rs(c: &Catalog) -> String {
     let mut s = header("catalog/*/entities.yaml");
     s.push_str("//! Diesel tables of the catalog.\n\n");
@@ -327,25 +103,24 @@ pub fn schema_rs(c: &Catalog) -> String {
 
 pub fn enums_rs(c: &Catalog) -> String {
     let mut s = header("catalog/*/entities.yaml");
-    s.push_str("//! Enums of the catalog: one Rust enum each, mapped to a PostgreSQL enum and a GraphQL enum.\n\n");
+    s.push_str("//! Enums of the catalog: one Rust enum each, mapped to its PostgreSQL enum.\n\n");
     s.push_str("use crate::entities::prelude::*;\n\n");
     for e in &c.enums {
         doc(&mut s, "", e.description.as_deref());
         let _ = writeln!(
             s,
-            "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum, Serialize, Deserialize, FromSqlRow, AsExpression)]"
+            "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, FromSqlRow, AsExpression)]"
         );
         let _ = writeln!(
             s,
             "#[diesel(sql_type = super::schema::sql_types::{})]",
             e.name
         );
-        let _ = writeln!(s, "#[graphql(name = \"{}\")]", e.name);
         let _ = writeln!(s, "pub enum {} {{", e.name);
         for v in &e.values {
             let _ = writeln!(
                 s,
-                "    #[graphql(name = \"{v}\")]\n    #[serde(rename = \"{v}\")]\n    {},",
+                "    #[serde(rename = \"{v}\")]\n    {},",
                 v.to_lowercase().to_upper_camel_case()
             );
         }
@@ -363,12 +138,6 @@ pub fn enums_rs(c: &Catalog) -> String {
             e.sql_name(),
             values.join(", ")
         );
-        // The list filter of the enum.
-        let _ = writeln!(
-            s,
-            "/// Filter on a {name} field.\n#[derive(InputObject, Default)]\n#[graphql(name = \"{name}Filter\")]\npub struct {name}Filter {{\n    pub equals: Option<{name}>,\n    pub not: Option<{name}>,\n    #[graphql(name = \"in\")]\n    pub in_: Option<Vec<{name}>>,\n    #[graphql(name = \"notIn\")]\n    pub not_in: Option<Vec<{name}>>,\n    #[graphql(name = \"isNull\")]\n    pub is_null: Option<bool>,\n}}\n\nimpl FieldFilter for {name}Filter {{\n    fn to_filter(&self, col: &'static ColumnMeta, path: &str) -> Result<Filter, ApiError> {{\n        enum_filter(\n            col,\n            path,\n            EnumFilterParts {{\n                equals: self.equals.map(|v| v.as_str()),\n                not: self.not.map(|v| v.as_str()),\n                in_: self.in_.as_ref().map(|l| l.iter().map(|v| v.as_str()).collect()),\n                not_in: self.not_in.as_ref().map(|l| l.iter().map(|v| v.as_str()).collect()),\n                is_null: self.is_null,\n            }},\n        )\n    }}\n}}\n",
-            name = e.name
-        );
     }
     s
 }
@@ -384,7 +153,6 @@ pub fn package_rs(c: &Catalog, pkg: &Package) -> String {
             .map(|d| format!(": {d}"))
             .unwrap_or_default()
     );
-    s.push_str("#![allow(clippy::too_many_arguments)]\n\n");
     s.push_str("use crate::entities::prelude::*;\n");
     s.push_str("#[allow(unused_imports)]\nuse crate::entities::enums::*;\n");
     let entities: Vec<&Entity> = c
@@ -397,23 +165,20 @@ pub fn package_rs(c: &Catalog, pkg: &Package) -> String {
     }
     s.push('\n');
     for e in &entities {
-        entity_rs(&mut s, c, e);
+        entity_rs(&mut s, e);
     }
-    package_objects(&mut s, &pkg.name, &entities);
     s
 }
 
-fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
+fn entity_rs(s: &mut String, e: &Entity) {
     let n = &e.name;
     let t = &e.table;
     let _ = writeln!(
         s,
         "// ---------------------------------------------------------------- {n}\n"
     );
-
-    // Row struct.
     doc(s, "", e.description.as_deref());
-    s.push_str("#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize)]\n");
+    s.push_str("#[derive(Debug, Clone, Queryable, Selectable, Serialize)]\n");
     let _ = writeln!(s, "#[diesel(table_name = {t}, check_for_backend(Pg))]");
     let _ = writeln!(s, "pub struct {n} {{");
     for f in e.exposed_fields() {
@@ -422,7 +187,6 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
     }
     s.push_str("}\n\n");
 
-    // Insert form.
     if e.can_create() {
         let _ = writeln!(s, "/// A new {n} row, as Diesel inserts it.");
         s.push_str("#[derive(Debug, Clone, Insertable)]\n");
@@ -445,7 +209,6 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         s.push_str("}\n\n");
     }
 
-    // Update form.
     if e.can_update() {
         let _ = writeln!(
             s,
@@ -459,867 +222,28 @@ fn entity_rs(s: &mut String, c: &Catalog, e: &Entity) {
         }
         s.push_str("}\n\n");
     }
-
-    // GraphQL object.
-    doc(s, "", e.description.as_deref());
-    let _ = writeln!(s, "#[Object(name = \"{n}\")]");
-    let _ = writeln!(s, "impl {n} {{");
-    for f in e.exposed_fields() {
-        let (ty, expr) = output_getter(f);
-        doc(s, "    ", f.description.as_deref());
-        let _ = writeln!(s, "    #[graphql(name = \"{}\")]", f.name);
-        let _ = writeln!(
-            s,
-            "    async fn gql_{}(&self) -> {ty} {{\n        {expr}\n    }}",
-            f.column()
-        );
-    }
-    relation_fields(s, c, e);
-    s.push_str("}\n\n");
-
-    // Create input.
-    if e.can_create() {
-        let _ = writeln!(s, "/// The fields of a new {n}.");
-        s.push_str("#[derive(InputObject)]\n");
-        let _ = writeln!(s, "#[graphql(name = \"{n}CreateInput\")]");
-        let _ = writeln!(s, "pub struct {n}CreateInput {{");
-        for f in e.writable_fields() {
-            doc(s, "    ", input_doc(f).as_deref());
-            let ty = gql_input_type(f);
-            let ty = if f.required_on_create() {
-                ty
-            } else {
-                format!("Option<{ty}>")
-            };
-            let _ = writeln!(s, "    #[graphql(name = \"{}\")]", f.name);
-            let _ = writeln!(s, "    pub {}: {ty},", f.rust_ident());
-        }
-        s.push_str("}\n\n");
-    }
-
-    // Update input.
-    if e.can_update() {
-        let _ = writeln!(
-            s,
-            "/// Changes to a {n}: omitted fields stay as they are; null clears a nullable field."
-        );
-        s.push_str("#[derive(InputObject, Default)]\n");
-        let _ = writeln!(s, "#[graphql(name = \"{n}UpdateInput\")]");
-        let _ = writeln!(s, "pub struct {n}UpdateInput {{");
-        for f in e.writable_fields() {
-            if !f.set_by.is_empty() {
-                doc(s, "    ", input_doc(f).as_deref());
-            }
-            let _ = writeln!(s, "    #[graphql(name = \"{}\")]", f.name);
-            let _ = writeln!(
-                s,
-                "    pub {}: MaybeUndefined<{}>,",
-                f.rust_ident(),
-                gql_input_type(f)
-            );
-        }
-        s.push_str("}\n\n");
-    }
-
-    // Where input.
-    let _ = writeln!(
-        s,
-        "/// Conditions on {n} rows; all given conditions must hold."
-    );
-    s.push_str("#[derive(InputObject, Default)]\n");
-    let _ = writeln!(s, "#[graphql(name = \"{n}Where\")]");
-    let _ = writeln!(s, "pub struct {n}Where {{");
-    let _ = writeln!(
-        s,
-        "    #[graphql(name = \"AND\")]\n    pub and: Option<Vec<{n}Where>>,\n    #[graphql(name = \"OR\")]\n    pub or: Option<Vec<{n}Where>>,\n    #[graphql(name = \"NOT\")]\n    pub not: Option<Box<{n}Where>>,"
-    );
-    for f in e.exposed_fields() {
-        let _ = writeln!(s, "    #[graphql(name = \"{}\")]", f.name);
-        let _ = writeln!(s, "    pub {}: Option<{}>,", f.rust_ident(), filter_type(f));
-    }
-    let links = relation_links(c, e);
-    for l in &links {
-        let ty = match l.kind {
-            LinkKind::Parent | LinkKind::Child => format!("Option<Box<{}Where>>", l.ty),
-            LinkKind::Children => format!("Option<{}ListRelationFilter>", l.ty),
-        };
-        let _ = writeln!(s, "    #[graphql(name = \"{}\")]", l.name);
-        let _ = writeln!(s, "    pub {}: {ty},", l.ident);
-    }
-    s.push_str("}\n\n");
-    let cols = columns_ident(e);
-    let _ = writeln!(s, "impl WhereInput for {n}Where {{");
-    s.push_str("    fn to_filter(&self, path: &str) -> Result<Filter, ApiError> {\n");
-    s.push_str("        let mut all = combinators(&self.and, &self.or, &self.not, path)?;\n");
-    for (i, f) in e.exposed_fields().enumerate() {
-        let _ = writeln!(
-            s,
-            "        push_field(&mut all, self.{}.as_ref(), &{cols}[{i}], path)?;",
-            f.rust_ident()
-        );
-    }
-    for l in &links {
-        let (ident, name, ty) = (&l.ident, &l.name, &l.ty);
-        let _ = match l.kind {
-            LinkKind::Parent => writeln!(
-                s,
-                "        push_parent::<{ty}, _>(&mut all, self.{ident}.as_deref(), &{cols}[{}], \"{name}\", path)?;",
-                l.fk_index
-            ),
-            LinkKind::Child => writeln!(
-                s,
-                "        push_child::<{ty}, _>(&mut all, self.{ident}.as_deref(), &{cols}[0], \"{}\", \"{name}\", path)?;",
-                l.fk_column
-            ),
-            LinkKind::Children => writeln!(
-                s,
-                "        push_children::<{ty}, _>(&mut all, self.{ident}.as_ref(), &{cols}[0], \"{}\", \"{name}\", path)?;",
-                l.fk_column
-            ),
-        };
-    }
-    s.push_str("        Ok(Filter::and(all))\n    }\n}\n\n");
-
-    // Order input.
-    let _ = writeln!(
-        s,
-        "/// One sort key for {n} lists: set exactly one field. Ties are broken by id."
-    );
-    s.push_str("#[derive(InputObject, Default)]\n");
-    let _ = writeln!(s, "#[graphql(name = \"{n}OrderBy\")]");
-    let _ = writeln!(s, "pub struct {n}OrderBy {{");
-    for f in e.exposed_fields().filter(|f| f.orderable()) {
-        let _ = writeln!(s, "    #[graphql(name = \"{}\")]", f.name);
-        let _ = writeln!(s, "    pub {}: Option<SortOrder>,", f.rust_ident());
-    }
-    let parents: Vec<&RelationLink> = links
-        .iter()
-        .filter(|l| l.kind == LinkKind::Parent)
-        .collect();
-    for l in &parents {
-        let _ = writeln!(s, "    #[graphql(name = \"{}\")]", l.name);
-        let _ = writeln!(s, "    pub {}: Option<Box<{}OrderBy>>,", l.ident, l.ty);
-    }
-    s.push_str("}\n\n");
-    let _ = writeln!(s, "impl OrderInput for {n}OrderBy {{");
-    s.push_str("    fn keys(&self) -> Vec<SortKey> {\n        let mut keys = Vec::new();\n");
-    for (i, f) in e
-        .exposed_fields()
-        .enumerate()
-        .filter(|(_, f)| f.orderable())
-    {
-        let _ = writeln!(
-            s,
-            "        order_field(&mut keys, self.{}, &{cols}[{i}]);",
-            f.rust_ident()
-        );
-    }
-    for l in &parents {
-        let _ = writeln!(
-            s,
-            "        order_parent::<{}, _>(&mut keys, self.{}.as_deref(), &{cols}[{}]);",
-            l.ty, l.ident, l.fk_index
-        );
-    }
-    s.push_str("        keys\n    }\n}\n\n");
-
-    // Connection.
-    let _ = writeln!(s, "connection_types!({n}, {n}Connection, {n}Edge);\n");
-    let _ = writeln!(s, "change_type!({n}, {n}Change);\n");
-    if e.relations
-        .iter()
-        .any(|r| r.inverse_type == InverseType::HasMany)
-    {
-        let _ = writeln!(
-            s,
-            "list_relation_filter!({n}, {n}Where, {n}ListRelationFilter);\n"
-        );
-    }
-
-    // Unique keys (upsert).
-    let uniques: Vec<&Index> = e.unique_indexes().collect();
-    let upsertable = !uniques.is_empty() && e.can_create() && e.can_update();
-    if upsertable {
-        let _ = writeln!(s, "/// The unique keys of {n}, for upserts.");
-        s.push_str("#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]\n");
-        let _ = writeln!(s, "#[graphql(name = \"{n}UniqueKey\")]");
-        let _ = writeln!(s, "pub enum {n}UniqueKey {{");
-        for u in &uniques {
-            let label = u.fields.join("_").to_shouty_snake_case();
-            let _ = writeln!(
-                s,
-                "    #[graphql(name = \"{label}\")]\n    {},",
-                u.fields.join("_").to_upper_camel_case()
-            );
-        }
-        s.push_str("}\n\n");
-    }
-
-    // Metadata.
-    let exposed: Vec<&Field> = e.exposed_fields().collect();
-    let _ = writeln!(s, "static {cols}: [ColumnMeta; {}] = [", exposed.len());
-    for f in &exposed {
-        let enum_values = match &f.ty {
-            FieldType::Enum(en) => c
-                .enums
-                .iter()
-                .find(|x| &x.name == en)
-                .map(|d| {
-                    d.values
-                        .iter()
-                        .map(|v| format!("\"{v}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        let references = e
-            .relations
-            .iter()
-            .find(|r| r.field == f.name)
-            .map(|r| format!("Some(\"{}\")", r.target))
-            .unwrap_or_else(|| "None".into());
-        let unique = e
-            .indexes
-            .iter()
-            .any(|i| i.unique && i.fields == [f.name.clone()]);
-        let set_by = acl_roles(&f.set_by);
-        let _ = writeln!(
-            s,
-            "    ColumnMeta {{\n        field: \"{}\",\n        column: \"{}\",\n        alias: \"{}\",\n        ty: {},\n        list: {},\n        nullable: {},\n        writable: {},\n        required_on_create: {},\n        min_length: {:?},\n        max_length: {:?},\n        min: {:?},\n        max: {:?},\n        enum_values: &[{enum_values}],\n        references: {references},\n        unique: {unique},\n        set_by: &[{set_by}],\n    }},",
-            f.name,
-            f.column(),
-            f.rust_ident().trim_start_matches("r#"),
-            column_type(c, f),
-            f.list,
-            !f.required,
-            f.writable(),
-            f.writable() && f.required_on_create(),
-            f.min_length,
-            f.max_length,
-            f.min,
-            f.max,
-        );
-    }
-    s.push_str("];\n\n");
-    let scope = if e.name == TENANT_ENTITY {
-        "EntityScope::TenantRoot"
-    } else if e.tenant_scoped() {
-        "EntityScope::Tenant"
-    } else {
-        "EntityScope::Global"
-    };
-    let roles = acl_roles;
-    let unique_keys: Vec<String> = uniques
-        .iter()
-        .map(|u| {
-            let cols: Vec<String> = u
-                .fields
-                .iter()
-                .map(|f| format!("\"{}\"", f.to_snake_case()))
-                .collect();
-            format!("&[{}]", cols.join(", "))
-        })
-        .collect();
-    let owner = e
-        .owner
-        .as_ref()
-        .map(|o| format!("Some(\"{}\")", o.to_snake_case()))
-        .unwrap_or_else(|| "None".into());
-    let version = e
-        .version_field()
-        .map(|f| format!("Some(\"{}\")", f.column()))
-        .unwrap_or_else(|| "None".into());
-    let relations: Vec<String> = e
-        .relations
-        .iter()
-        .map(|r| {
-            format!(
-                "RelationMeta {{ name: \"{}\", column: \"{}\", target: \"{}\", inverse: \"{}\" }}",
-                r.name,
-                r.field.to_snake_case(),
-                r.target,
-                r.inverse
-            )
-        })
-        .collect();
-    let _ = writeln!(
-        s,
-        "pub static {}: EntityMeta = EntityMeta {{\n    name: \"{n}\",\n    package: \"{}\",\n    table: \"{t}\",\n    singular: \"{}\",\n    plural: \"{}\",\n    scope: {scope},\n    columns: &{cols},\n    owner: {owner},\n    version: {version},\n    append_only: {},\n    acl: AclMeta {{\n        create: &[{}],\n        read: &[{}],\n        update: &[{}],\n        delete: &[{}],\n    }},\n    unique_keys: &[{}],\n    relations: &[{}],\n    checksum: \"{}\",\n}};\n",
-        meta_ident(e),
-        e.package,
-        e.singular(),
-        e.plural,
-        e.append_only,
-        roles(&e.acl.create),
-        roles(&e.acl.read),
-        roles(&e.acl.update),
-        roles(&e.acl.delete),
-        unique_keys.join(", "),
-        relations.join(", "),
-        e.checksum
-    );
-
-    // Entity impl.
-    let _ = writeln!(s, "impl Entity for {n} {{");
-    let _ = writeln!(
-        s,
-        "    const META: &'static EntityMeta = &{};\n",
-        meta_ident(e)
-    );
-    s.push_str("    fn id(&self) -> Uuid {\n        self.id\n    }\n\n");
-    s.push_str("    fn value(&self, column: &str) -> Value {\n        match column {\n");
-    for f in e
-        .exposed_fields()
-        .filter(|f| f.orderable() || f.ty == FieldType::Uuid)
-    {
-        let _ = writeln!(
-            s,
-            "            \"{}\" => Value::from(self.{}{}),",
-            f.column(),
-            f.rust_ident(),
-            clone_suffix(f)
-        );
-    }
-    s.push_str("            _ => Value::Null,\n        }\n    }\n}\n\n");
-
-    // Writable impl.
-    if e.can_create() || e.can_update() || e.can_delete() {
-        let _ = writeln!(s, "impl Writable for {n} {{");
-        let ins = if e.can_create() {
-            format!("{n}InsertForm")
-        } else {
-            "Never".into()
-        };
-        let upd = if e.can_update() {
-            format!("{n}UpdateForm")
-        } else {
-            "Never".into()
-        };
-        let cin = if e.can_create() {
-            format!("{n}CreateInput")
-        } else {
-            "Never".into()
-        };
-        let uin = if e.can_update() {
-            format!("{n}UpdateInput")
-        } else {
-            "Never".into()
-        };
-        let _ = writeln!(
-            s,
-            "    type CreateInput = {cin};\n    type UpdateInput = {uin};\n    type InsertForm = {ins};\n    type UpdateForm = {upd};\n"
-        );
-        // insert_form
-        if e.can_create() {
-            let uses_scope =
-                e.tenant_scoped() || e.inserted_fields().any(|f| f.owner || !f.set_by.is_empty());
-            let w = if uses_scope { "w" } else { "_w" };
-            let _ = writeln!(s, "    fn insert_form(i: Self::CreateInput, {w}: &WriteScope, path: &str) -> Result<Self::InsertForm, ApiError> {{");
-            for f in e
-                .writable_fields()
-                .filter(|f| !f.set_by.is_empty() && !f.owner)
-            {
-                let _ = writeln!(
-                    s,
-                    "        w.may_set(i.{}.is_some(), &[{}], path, \"{}\")?;",
-                    f.rust_ident(),
-                    acl_roles(&f.set_by),
-                    f.name
-                );
-            }
-            let _ = writeln!(s, "        Ok({n}InsertForm {{");
-            s.push_str("            id: Uuid::now_v7(),\n");
-            if e.tenant_scoped() {
-                s.push_str("            tenant_id: w.tenant,\n");
-            }
-            for f in e.inserted_fields() {
-                let id = f.rust_ident();
-                let expr = if f.stamped() {
-                    "w.user".to_string()
-                } else if f.owner_input() {
-                    let func = if f.required {
-                        "owner"
-                    } else {
-                        "owner_nullable"
-                    };
-                    format!(
-                        "w.{func}(i.{id}.as_ref(), &[{}], path, \"{}\")?",
-                        acl_roles(&f.set_by),
-                        f.name
-                    )
-                } else if f.required_on_create() {
-                    input_conversion(f, &format!("i.{id}"))
-                } else {
-                    let conv = input_conversion(f, "v");
-                    match conv.strip_suffix('?') {
-                        Some(fallible) => format!("i.{id}.map(|v| {fallible}).transpose()?"),
-                        None => format!("i.{id}"),
-                    }
-                };
-                let expr = if f.stamped() && !f.required {
-                    format!("Some({expr})")
-                } else {
-                    expr
-                };
-                let _ = writeln!(s, "            {id}: {expr},");
-            }
-            s.push_str("        })\n    }\n\n");
-        } else {
-            s.push_str("    fn insert_form(i: Self::CreateInput, _w: &WriteScope, _path: &str) -> Result<Self::InsertForm, ApiError> {\n        match i {}\n    }\n\n");
-        }
-        // update_form
-        if e.can_update() {
-            let w = if e.writable_fields().any(|f| !f.set_by.is_empty()) {
-                "w"
-            } else {
-                "_w"
-            };
-            let _ = writeln!(s, "    fn update_form(i: Self::UpdateInput, {w}: &WriteScope, path: &str) -> Result<Self::UpdateForm, ApiError> {{");
-            for f in e.writable_fields().filter(|f| !f.set_by.is_empty()) {
-                let _ = writeln!(
-                    s,
-                    "        w.may_set(!i.{}.is_undefined(), &[{}], path, \"{}\")?;",
-                    f.rust_ident(),
-                    acl_roles(&f.set_by),
-                    f.name
-                );
-            }
-            let _ = writeln!(s, "        Ok({n}UpdateForm {{");
-            for f in e.writable_fields() {
-                let id = f.rust_ident();
-                let conv = input_conversion(f, "v");
-                let func = if f.required {
-                    "patch"
-                } else {
-                    "patch_nullable"
-                };
-                let convert = match conv.strip_suffix('?') {
-                    Some(fallible) => format!("|v| {fallible}"),
-                    None => "Ok".to_string(),
-                };
-                let _ = writeln!(
-                    s,
-                    "            {id}: input::{func}(i.{id}, path, \"{}\", {convert})?,",
-                    f.name
-                );
-            }
-            s.push_str("        })\n    }\n\n");
-        } else {
-            s.push_str("    fn update_form(i: Self::UpdateInput, _w: &WriteScope, _path: &str) -> Result<Self::UpdateForm, ApiError> {\n        match i {}\n    }\n\n");
-        }
-        // key_filter
-        if upsertable {
-            s.push_str("    fn key_filter(form: &Self::InsertForm, key: usize) -> Filter {\n        match key {\n");
-            for (ki, u) in uniques.iter().enumerate() {
-                let parts: Vec<String> = u
-                    .fields
-                    .iter()
-                    .map(|fname| {
-                        let f = e.field(fname).expect("validated");
-                        let i = exposed.iter().position(|x| x.name == f.name).unwrap_or(0);
-                        let v = if f.inserted() {
-                            format!("Value::from(form.{}{})", f.rust_ident(), clone_suffix(f))
-                        } else {
-                            "Value::Null".to_string()
-                        };
-                        format!("Filter::eq(&{cols}[{i}], {v})")
-                    })
-                    .collect();
-                let _ = writeln!(
-                    s,
-                    "            {ki} => Filter::and(vec![{}]),",
-                    parts.join(", ")
-                );
-            }
-            s.push_str("            _ => Filter::False,\n        }\n    }\n\n");
-        } else {
-            s.push_str("    fn key_filter(_form: &Self::InsertForm, _key: usize) -> Filter {\n        Filter::False\n    }\n\n");
-        }
-        // insert
-        if e.can_create() {
-            let _ = writeln!(
-                s,
-                "    fn insert<'a>(conn: &'a mut Conn, forms: &'a [Self::InsertForm]) -> DbFuture<'a, Vec<Self>> {{\n        Box::pin(\n            diesel::insert_into({t}::table)\n                .values(forms)\n                .returning(Self::as_returning())\n                .get_results(conn),\n        )\n    }}\n"
-            );
-        } else {
-            s.push_str("    fn insert<'a>(_conn: &'a mut Conn, forms: &'a [Self::InsertForm]) -> DbFuture<'a, Vec<Self>> {\n        match forms.first() {\n            Some(never) => match *never {},\n            None => Box::pin(async { Ok(Vec::new()) }),\n        }\n    }\n\n");
-        }
-        let scope_filter = if e.tenant_scoped() {
-            format!(".filter({t}::tenant_id.eq(tenant))")
-        } else if e.name == TENANT_ENTITY {
-            format!(".filter({t}::id.eq(tenant))")
-        } else {
-            String::new()
-        };
-        let tenant_param = if scope_filter.is_empty() {
-            "_tenant"
-        } else {
-            "tenant"
-        };
-        if e.can_update() {
-            let version = e
-                .version_field()
-                .map(|f| format!(", {t}::{c}.eq({t}::{c} + 1)", c = f.rust_ident()))
-                .unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "    fn update<'a>(conn: &'a mut Conn, {tenant_param}: Uuid, ids: &'a [Uuid], form: &'a Self::UpdateForm) -> DbFuture<'a, Vec<Self>> {{\n        Box::pin(\n            diesel::update({t}::table{scope_filter}.filter({t}::id.eq_any(ids)))\n                .set((form, {t}::updated_at.eq(diesel::dsl::now){version}))\n                .returning(Self::as_returning())\n                .get_results(conn),\n        )\n    }}\n"
-            );
-        } else {
-            s.push_str("    fn update<'a>(_conn: &'a mut Conn, _tenant: Uuid, _ids: &'a [Uuid], form: &'a Self::UpdateForm) -> DbFuture<'a, Vec<Self>> {\n        match *form {}\n    }\n\n");
-        }
-        if e.can_delete() {
-            let _ = writeln!(
-                s,
-                "    fn delete<'a>(conn: &'a mut Conn, {tenant_param}: Uuid, ids: &'a [Uuid]) -> DbFuture<'a, Vec<Self>> {{\n        Box::pin(\n            diesel::delete({t}::table{scope_filter}.filter({t}::id.eq_any(ids)))\n                .returning(Self::as_returning())\n                .get_results(conn),\n        )\n    }}"
-            );
-        } else {
-            s.push_str("    fn delete<'a>(_conn: &'a mut Conn, _tenant: Uuid, _ids: &'a [Uuid]) -> DbFuture<'a, Vec<Self>> {\n        Box::pin(async { Err(diesel::result::Error::NotFound) })\n    }");
-        }
-        s.push_str("}\n\n");
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LinkKind {
-    /// `belongsTo`: the row this one references.
-    Parent,
-    /// `hasOne`: the row referencing this one.
-    Child,
-    /// `hasMany`: the rows referencing this one.
-    Children,
-}
-
-/// A relation of an entity as its filter and order inputs see it.
-struct RelationLink {
-    kind: LinkKind,
-    /// GraphQL field name.
-    name: String,
-    ident: String,
-    /// Rust path of the related entity's type.
-    ty: String,
-    /// Parent: index of this entity's referencing column among its exposed columns.
-    fk_index: usize,
-    /// Child(ren): the related entity's referencing column.
-    fk_column: String,
-}
-
-/// Every relation of `e`, in the order of its object fields.
-fn relation_links(c: &Catalog, e: &Entity) -> Vec<RelationLink> {
-    let mut out = Vec::new();
-    for r in &e.relations {
-        out.push(RelationLink {
-            kind: LinkKind::Parent,
-            name: r.name.clone(),
-            ident: rust_ident(&r.name.to_snake_case()),
-            ty: type_path(c, &r.target),
-            fk_index: e
-                .exposed_fields()
-                .position(|f| f.name == r.field)
-                .expect("validated relation field"),
-            fk_column: String::new(),
-        });
-    }
-    for child in &c.entities {
-        for r in child.relations.iter().filter(|r| r.target == e.name) {
-            out.push(RelationLink {
-                kind: match r.inverse_type {
-                    InverseType::HasOne => LinkKind::Child,
-                    InverseType::HasMany => LinkKind::Children,
-                },
-                name: r.inverse.clone(),
-                ident: rust_ident(&r.inverse.to_snake_case()),
-                ty: type_path(c, &child.name),
-                fk_index: 0,
-                fk_column: r.field.to_snake_case(),
-            });
-        }
-    }
-    out
-}
-
-fn type_path(c: &Catalog, entity: &str) -> String {
-    let pkg = c
-        .entities
-        .iter()
-        .find(|x| x.name == entity)
-        .map(|x| x.package.clone())
-        .unwrap_or_default();
-    format!("crate::entities::{pkg}::{entity}")
-}
-
-/// Relation fields of an entity: its `belongsTo` parents, and the `hasMany` / `hasOne`
-/// inverses other entities declare towards it. All of them load through the request's
-/// batching loaders.
-fn relation_fields(s: &mut String, c: &Catalog, e: &Entity) {
-    for r in &e.relations {
-        let target = type_path(c, &r.target);
-        let f = e.field(&r.field).expect("validated relation field");
-        let id = if f.required {
-            format!("Some(self.{})", f.rust_ident())
-        } else {
-            format!("self.{}", f.rust_ident())
-        };
-        let _ = writeln!(
-            s,
-            "    /// The {} this row belongs to (`{}`).\n    #[graphql(name = \"{}\")]\n    async fn rel_{}(&self, ctx: &Context<'_>) -> GqlResult<Option<{target}>> {{\n        crud::belongs_to::<{target}>(ctx, {id}).boxed().await\n    }}",
-            r.target,
-            r.field,
-            r.name,
-            r.name.to_snake_case()
-        );
-    }
-    for child in &c.entities {
-        for r in child.relations.iter().filter(|r| r.target == e.name) {
-            let ty = type_path(c, &child.name);
-            let fk = r.field.to_snake_case();
-            match r.inverse_type {
-                InverseType::HasOne => {
-                    let _ = writeln!(
-                        s,
-                        "    /// The {} whose `{}` is this row.\n    #[graphql(name = \"{}\")]\n    async fn rel_{}(&self, ctx: &Context<'_>) -> GqlResult<Option<{ty}>> {{\n        crud::has_one::<{ty}>(ctx, \"{fk}\", self.id).boxed().await\n    }}",
-                        child.name,
-                        r.field,
-                        r.inverse,
-                        r.inverse.to_snake_case()
-                    );
-                }
-                InverseType::HasMany => {
-                    let _ = writeln!(
-                        s,
-                        "    /// The {child} rows whose `{field}` is this row, as a connection like the `{plural}` list.\n    #[graphql(name = \"{inv}\", complexity = \"crate::graphql::page::cost(first, last, child_complexity)\")]\n    async fn rel_{snake}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"where\")] filter: Option<{ty}Where>,\n        #[graphql(name = \"orderBy\")] order_by: Option<Vec<{ty}OrderBy>>,\n        first: Option<i32>,\n        after: Option<String>,\n        last: Option<i32>,\n        before: Option<String>,\n    ) -> GqlResult<{ty}Connection> {{\n        let args = PageArgs {{ first, after, last, before }};\n        crud::has_many::<{ty}, _, _>(ctx, \"{fk}\", self.id, filter.as_ref(), order_by.as_deref(), args)\n            .boxed()\n            .await\n            .map({ty}Connection)\n    }}",
-                        child = child.name,
-                        field = r.field,
-                        plural = child.plural,
-                        inv = r.inverse,
-                        snake = r.inverse.to_snake_case(),
-                    );
-                }
-            }
-        }
-    }
-}
-
-fn package_objects(s: &mut String, pkg: &str, entities: &[&Entity]) {
-    let q = format!("{}Query", pkg.to_upper_camel_case());
-    let _ = writeln!(
-        s,
-        "// ---------------------------------------------------------------- root fields\n"
-    );
-    let _ = writeln!(
-        s,
-        "/// Queries of package `{pkg}`.\n#[derive(Default)]\npub struct {q};\n"
-    );
-    let _ = writeln!(s, "#[Object]\nimpl {q} {{");
-    for e in entities {
-        let n = &e.name;
-        let _ = writeln!(
-            s,
-            "    /// One {n} by id; null when it does not exist or the caller may not read it.\n    #[graphql(name = \"{}\")]\n    async fn {}(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<{n}>> {{\n        crud::get::<{n}>(ctx, &id).boxed().await\n    }}\n",
-            e.singular(),
-            e.singular().to_snake_case()
-        );
-        let _ = writeln!(
-            s,
-            "    /// A page of {n} rows: filter with `where`, sort with `orderBy` (ties broken by id), page with `first`/`after` or `last`/`before`.\n    #[graphql(name = \"{}\", complexity = \"crate::graphql::page::cost(first, last, child_complexity)\")]\n    async fn {}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"where\")] filter: Option<{n}Where>,\n        #[graphql(name = \"orderBy\")] order_by: Option<Vec<{n}OrderBy>>,\n        first: Option<i32>,\n        after: Option<String>,\n        last: Option<i32>,\n        before: Option<String>,\n    ) -> GqlResult<{n}Connection> {{\n        let args = PageArgs {{ first, after, last, before }};\n        crud::list::<{n}, _, _>(ctx, filter.as_ref(), order_by.as_deref(), args)\n            .boxed()\n            .await\n            .map({n}Connection)\n    }}\n",
-            e.plural,
-            e.plural.to_snake_case()
-        );
-    }
-    s.push_str("}\n\n");
-
-    // In a module of its own: the subscription macro's expansion must not see the Diesel
-    // query traits the rest of this file imports.
-    let sub = format!("{}Subscription", pkg.to_upper_camel_case());
-    let _ = writeln!(
-        s,
-        "pub use self::change_feeds::{sub};\n\nmod change_feeds {{\n    use async_graphql::{{Context, Subscription}};\n    use futures::{{Stream, StreamExt}};\n\n    use crate::error::GqlResult;\n    use crate::live::{{self, ChangeOp}};\n\n    /// Subscriptions of package `{pkg}`.\n    #[derive(Default)]\n    pub struct {sub};\n"
-    );
-    let _ = writeln!(s, "    #[Subscription]\n    impl {sub} {{");
-    for e in entities {
-        let n = &e.name;
-        let _ = writeln!(
-            s,
-            "        /// Changes of {n} rows the caller may read, in commit order: `where` matches the row before or after the change, `ops` limits the kinds, `after` (a change's cursor) first replays every change since.\n        #[graphql(name = \"{}Changed\")]\n        async fn {}_changed(\n            &self,\n            ctx: &Context<'_>,\n            #[graphql(name = \"where\")] filter: Option<super::{n}Where>,\n            ops: Option<Vec<ChangeOp>>,\n            after: Option<String>,\n        ) -> Result<impl Stream<Item = GqlResult<super::{n}Change>>, async_graphql::Error> {{\n            let changes = live::changes::<super::{n}, _>(ctx, filter.as_ref(), ops, after).await?;\n            Ok(changes.map(|c| c.map(super::{n}Change)))\n        }}\n",
-            e.singular(),
-            e.singular().to_snake_case()
-        );
-    }
-    s.push_str("    }\n}\n\n");
-
-    let has_mutations = entities
-        .iter()
-        .any(|e| e.can_create() || e.can_update() || e.can_delete());
-    if !has_mutations {
-        return;
-    }
-    let m = format!("{}Mutation", pkg.to_upper_camel_case());
-    let _ = writeln!(s, "/// Mutations of package `{pkg}`. Each field runs in one transaction with its audit rows.\n#[derive(Default)]\npub struct {m};\n");
-    let _ = writeln!(s, "#[Object]\nimpl {m} {{");
-    for e in entities {
-        let n = &e.name;
-        let one = e.name.to_snake_case();
-        let many = e.plural.to_snake_case();
-        let many_upper = e.plural.to_upper_camel_case();
-        if e.can_create() {
-            let _ = writeln!(
-                s,
-                "    /// Creates one {n}.\n    #[graphql(name = \"create{n}\")]\n    async fn create_{one}(&self, ctx: &Context<'_>, input: {n}CreateInput) -> GqlResult<{n}> {{\n        crud::create_one::<{n}>(ctx, input).boxed().await\n    }}\n"
-            );
-            let _ = writeln!(
-                s,
-                "    /// Creates several {n} rows, all or none.\n    #[graphql(name = \"create{many_upper}\")]\n    async fn create_{many}(&self, ctx: &Context<'_>, inputs: Vec<{n}CreateInput>) -> GqlResult<Vec<{n}>> {{\n        crud::create_many::<{n}>(ctx, inputs).boxed().await\n    }}\n"
-            );
-        }
-        if e.can_update() {
-            let (vparam, varg) = if e.version_field().is_some() {
-                (
-                    ",\n        #[graphql(name = \"expectedVersion\")] expected_version: Option<i32>",
-                    "expected_version",
-                )
-            } else {
-                ("", "None")
-            };
-            let _ = writeln!(
-                s,
-                "    /// Updates one {n}; fields left out stay as they are.\n    #[graphql(name = \"update{n}\")]\n    async fn update_{one}(\n        &self,\n        ctx: &Context<'_>,\n        id: ID,\n        input: {n}UpdateInput{vparam},\n    ) -> GqlResult<{n}> {{\n        crud::update_one::<{n}>(ctx, &id, input, {varg}).boxed().await\n    }}\n"
-            );
-            let _ = writeln!(
-                s,
-                "    /// Applies the same changes to every {n} matching `where` (`{{}}` matches all); returns the updated rows.\n    #[graphql(name = \"update{many_upper}\")]\n    async fn update_{many}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"where\")] filter: {n}Where,\n        input: {n}UpdateInput,\n    ) -> GqlResult<Vec<{n}>> {{\n        crud::update_many::<{n}, _>(ctx, &filter, input).boxed().await\n    }}\n"
-            );
-        }
-        if e.can_delete() {
-            let _ = writeln!(
-                s,
-                "    /// Deletes one {n} and returns it as it was.\n    #[graphql(name = \"delete{n}\")]\n    async fn delete_{one}(&self, ctx: &Context<'_>, id: ID) -> GqlResult<{n}> {{\n        crud::delete_one::<{n}>(ctx, &id).boxed().await\n    }}\n"
-            );
-            let _ = writeln!(
-                s,
-                "    /// Deletes every {n} matching `where` (`{{}}` matches all); returns the deleted rows.\n    #[graphql(name = \"delete{many_upper}\")]\n    async fn delete_{many}(&self, ctx: &Context<'_>, #[graphql(name = \"where\")] filter: {n}Where) -> GqlResult<Vec<{n}>> {{\n        crud::delete_many::<{n}, _>(ctx, &filter).boxed().await\n    }}\n"
-            );
-        }
-        if e.unique_indexes().next().is_some() && e.can_create() && e.can_update() {
-            let _ = writeln!(
-                s,
-                "    /// Creates a {n}, or updates the one with the same `onConflict` key with `update` (without `update`, returns the existing row unchanged).\n    #[graphql(name = \"upsert{n}\")]\n    async fn upsert_{one}(\n        &self,\n        ctx: &Context<'_>,\n        #[graphql(name = \"onConflict\")] on_conflict: {n}UniqueKey,\n        create: {n}CreateInput,\n        update: Option<{n}UpdateInput>,\n    ) -> GqlResult<{n}> {{\n        crud::upsert::<{n}>(ctx, on_conflict as usize, create, update).boxed().await\n    }}\n"
-            );
-        }
-    }
-    s.push_str("}\n");
 }
 
 pub fn mod_rs(c: &Catalog) -> String {
     let mut s = header("catalog/*/entities.yaml");
-    s.push_str("//! Every entity of the catalog: models, GraphQL types and root fields, one module per package.\n\n");
+    s.push_str(
+        "//! The catalog's typed Diesel models, one module per package, for hand-written code.\n\n",
+    );
     s.push_str("pub mod enums;\nmod prelude;\npub mod schema;\n\n");
     for p in &c.packages {
         let _ = writeln!(s, "pub mod {};", p.name);
     }
     s.push('\n');
-    s.push_str("use crate::graphql::meta::{ConstraintMeta, ConstraintKind, EntityMeta};\n\n");
-    s.push_str("/// Metadata of every entity, in catalog order.\npub static ENTITIES: &[&EntityMeta] = &[\n");
-    for e in &c.entities {
-        let _ = writeln!(s, "    &{}::{},", e.package, meta_ident(e));
-    }
-    s.push_str("];\n\n");
-
     // The catalog itself, so that the binary carries the definitions it was built from.
     s.push_str("/// The catalog's files as (path, contents), embedded in the binary.\npub static CATALOG_SOURCES: &[(&str, &str)] = &[\n");
     for p in &c.packages {
         let _ = writeln!(s, "    (\"{f}\", include_str!(\"../../{f}\")),", f = p.file);
     }
     s.push_str("];\n\n");
-
-    // Constraints, so that database errors can name the field without leaking SQL.
-    s.push_str("/// Named constraints of the migration, mapped back to entities and fields.\npub static CONSTRAINTS: &[ConstraintMeta] = &[\n");
+    s.push_str("/// Each entity's checksum when these models were generated: the embedded catalog must\n/// match them (`catalog::embedded`).\npub static CHECKSUMS: &[(&str, &str)] = &[\n");
     for e in &c.entities {
-        for f in &e.fields {
-            let col = f.column();
-            for (suffix, kind) in [
-                ("max_length", "Check"),
-                ("min_length", "Check"),
-                ("min", "Check"),
-                ("max", "Check"),
-            ] {
-                let present = match suffix {
-                    "max_length" => f.max_length.is_some(),
-                    "min_length" => f.min_length.is_some(),
-                    "min" => f.min.is_some(),
-                    _ => f.max.is_some(),
-                };
-                if present {
-                    let _ = writeln!(
-                        s,
-                        "    ConstraintMeta {{ name: \"{}\", entity: \"{}\", fields: &[\"{}\"], kind: ConstraintKind::{kind} }},",
-                        constraint_name(&e.table, &col, suffix),
-                        e.name,
-                        f.name
-                    );
-                }
-            }
-        }
-        for r in &e.relations {
-            let col = r.field.to_snake_case();
-            let _ = writeln!(
-                s,
-                "    ConstraintMeta {{ name: \"{}\", entity: \"{}\", fields: &[\"{}\"], kind: ConstraintKind::ForeignKey }},",
-                constraint_name(&e.table, &col, "fkey"),
-                e.name,
-                r.field
-            );
-        }
-        for idx in index_list(e).iter().filter(|i| i.unique) {
-            let fields: Vec<String> = idx.fields.iter().map(|f| format!("\"{f}\"")).collect();
-            let _ = writeln!(
-                s,
-                "    ConstraintMeta {{ name: \"{}\", entity: \"{}\", fields: &[{}], kind: ConstraintKind::Unique }},",
-                index_name(e, idx),
-                e.name,
-                fields.join(", ")
-            );
-            let _ = index_columns(e, idx);
-        }
+        let _ = writeln!(s, "    (\"{}\", \"{}\"),", e.name, e.checksum);
     }
-    s.push_str("];\n\n");
-
-    // Root objects.
-    let queries: Vec<String> = c
-        .packages
-        .iter()
-        .map(|p| format!("{}::{}Query", p.name, p.name.to_upper_camel_case()))
-        .collect();
-    let mutations: Vec<String> = c
-        .packages
-        .iter()
-        .filter(|p| {
-            c.entities.iter().any(|e| {
-                e.package == p.name && (e.can_create() || e.can_update() || e.can_delete())
-            })
-        })
-        .map(|p| format!("{}::{}Mutation", p.name, p.name.to_upper_camel_case()))
-        .collect();
-    let _ = writeln!(
-        s,
-        "/// The generated query fields of every package.\n#[derive(async_graphql::MergedObject, Default)]\npub struct EntityQuery({});\n",
-        queries.join(", ")
-    );
-    let _ = writeln!(
-        s,
-        "/// The generated mutation fields of every package.\n#[derive(async_graphql::MergedObject, Default)]\npub struct EntityMutation({});\n",
-        mutations.join(", ")
-    );
-    let subscriptions: Vec<String> = c
-        .packages
-        .iter()
-        .map(|p| format!("{}::{}Subscription", p.name, p.name.to_upper_camel_case()))
-        .collect();
-    let _ = writeln!(
-        s,
-        "/// The generated subscription fields of every package.\n#[derive(async_graphql::MergedSubscription, Default)]\npub struct EntitySubscription({});",
-        subscriptions.join(", ")
-    );
+    s.push_str("];\n");
     s
 }

@@ -100,7 +100,7 @@ fn invalid_refresh() -> ApiError {
 }
 
 fn db_err(entity: &'static str) -> impl Fn(diesel::result::Error) -> ApiError {
-    move |e| ApiError::from_db(e, entity, crate::entities::CONSTRAINTS)
+    move |e| ApiError::from_db(e, entity, crate::graphql::meta::constraints())
 }
 
 fn role_of(r: UserRole) -> Role {
@@ -246,7 +246,7 @@ pub async fn login(
                     conn,
                     &rc,
                     audit::Action::Create,
-                    vec![Change::created(&session)],
+                    vec![Change::of_model(session.id, None, Some(&session))],
                 )
                 .await?;
                 Ok(session)
@@ -266,6 +266,13 @@ pub async fn login(
     })
 }
 
+/// The engine's metadata of a built-in entity these typed writes are about.
+fn entity(name: &str) -> Result<&'static crate::graphql::meta::EntityMeta, ApiError> {
+    crate::graphql::meta::metadata()
+        .entity(name)
+        .ok_or_else(|| ApiError::internal(format!("the catalog has no {name}")))
+}
+
 /// Change events and audit rows of session writes, like every other mutation's.
 async fn trail(
     conn: &mut Conn,
@@ -273,7 +280,7 @@ async fn trail(
     action: audit::Action,
     changes: Vec<Change>,
 ) -> Result<(), ApiError> {
-    crate::graphql::crud::record::<Session>(conn, rc, action, changes).await
+    crate::graphql::crud::record(conn, entity("Session")?, rc, action, changes).await
 }
 
 enum Refreshed {
@@ -388,7 +395,7 @@ pub async fn refresh(
                     conn,
                     &rc,
                     audit::Action::Update,
-                    vec![Change::updated(&session, &updated)],
+                    vec![Change::of_model(updated.id, Some(&session), Some(&updated))],
                 )
                 .await?;
                 Ok(Refreshed::Rotated(Box::new((updated, rc))))
@@ -463,7 +470,7 @@ async fn revoke(conn: &mut Conn, rc: &RequestContext, which: Which) -> Result<us
     let changes = before
         .iter()
         .zip(&after)
-        .map(|(b, a)| Change::updated(b, a))
+        .map(|(b, a)| Change::of_model(a.id, Some(b), Some(a)))
         .collect();
     trail(conn, rc, audit::Action::Update, changes).await?;
     Ok(after.len())
@@ -533,7 +540,10 @@ async fn store_password(
                         .get_result(conn)
                         .await
                         .map_err(db_err("Credential"))?;
-                    (audit::Action::Update, Change::updated(&old, &new))
+                    (
+                        audit::Action::Update,
+                        Change::of_model(new.id, Some(&old), Some(&new)),
+                    )
                 }
                 None => {
                     let new: Credential = diesel::insert_into(credentials::table)
@@ -548,10 +558,14 @@ async fn store_password(
                         .get_result(conn)
                         .await
                         .map_err(db_err("Credential"))?;
-                    (audit::Action::Create, Change::created(&new))
+                    (
+                        audit::Action::Create,
+                        Change::of_model(new.id, None, Some(&new)),
+                    )
                 }
             };
-            crate::graphql::crud::record::<Credential>(conn, &rc2, action, vec![change]).await?;
+            crate::graphql::crud::record(conn, entity("Credential")?, &rc2, action, vec![change])
+                .await?;
             revoke(conn, &rc2, Which::AllOf { user, except: keep }).await?;
             Ok(())
         }

@@ -149,7 +149,9 @@ impl Db {
         b: sql::SqlBuilder,
     ) -> Result<Vec<T>, ApiError>
     where
-        T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
+        T: diesel::deserialize::FromSqlRow<diesel::sql_types::Untyped, diesel::pg::Pg>
+            + Send
+            + 'static,
     {
         self.transaction_in(tenant, true, move |conn| load(conn, b, entity).boxed())
             .await
@@ -164,7 +166,9 @@ impl Db {
         b: sql::SqlBuilder,
     ) -> Result<Vec<T>, ApiError>
     where
-        T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
+        T: diesel::deserialize::FromSqlRow<diesel::sql_types::Untyped, diesel::pg::Pg>
+            + Send
+            + 'static,
     {
         self.transaction(rc, true, move |conn| load(conn, b, entity).boxed())
             .await
@@ -212,12 +216,12 @@ async fn load<T>(
     entity: &'static str,
 ) -> Result<Vec<T>, ApiError>
 where
-    T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
+    T: diesel::deserialize::FromSqlRow<diesel::sql_types::Untyped, diesel::pg::Pg> + Send + 'static,
 {
     b.into_query()
         .load::<T>(conn)
         .await
-        .map_err(|e| ApiError::from_db(e, entity, crate::entities::CONSTRAINTS))
+        .map_err(|e| ApiError::from_db(e, entity, crate::graphql::meta::constraints()))
 }
 
 /// Who a request transaction acts for.

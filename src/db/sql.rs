@@ -1,7 +1,7 @@
 //! SQL text for the generic reads: a filter tree, ordering and keyset conditions written over
-//! the generated column metadata, values always bound as parameters.
+//! the catalog's column metadata, values always bound as parameters.
 //!
-//! Identifiers come only from the generated metadata (never from a request), so quoting them is
+//! Identifiers come only from the catalog's metadata (never from a request), so quoting them is
 //! enough; every value a client sends is a bind parameter.
 
 use std::fmt::Write;
@@ -198,11 +198,9 @@ impl Filter {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
-    #[graphql(name = "ASC")]
     Asc,
-    #[graphql(name = "DESC")]
     Desc,
 }
 
@@ -240,6 +238,12 @@ impl SqlBuilder {
 
     /// Appends a placeholder for `value`, cast to the column's enum type where needed.
     pub fn bind(&mut self, value: Value, ty: ColumnType, list: bool) -> &mut Self {
+        if value.is_null() {
+            // An untyped NULL takes the type of whatever it is written into; a bound one
+            // would be text, which a jsonb or uuid column refuses.
+            self.sql.push_str("NULL");
+            return self;
+        }
         self.binds.push(value);
         let n = self.binds.len();
         match ty {
@@ -341,20 +345,20 @@ impl SqlBuilder {
         self
     }
 
-    /// The select list of an entity's row struct.
+    /// The select list of an entity's row: its exposed columns in order (what `Row` decodes),
+    /// enums as their labels' text so that one decoder reads every entity.
     pub fn select_list(&mut self, meta: &EntityMeta) -> &mut Self {
-        let cols: Vec<String> = meta
-            .columns
-            .iter()
-            .map(|c| {
-                if c.column == c.alias {
-                    format!("t.\"{}\"", c.column)
-                } else {
-                    format!("t.\"{}\" AS \"{}\"", c.column, c.alias)
-                }
-            })
-            .collect();
-        self.sql.push_str(&cols.join(", "));
+        for (i, c) in meta.columns.iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            let cast = match (c.ty, c.list) {
+                (ColumnType::Enum(_), false) => "::text",
+                (ColumnType::Enum(_), true) => "::text[]",
+                _ => "",
+            };
+            write!(self.sql, "t.\"{0}\"{cast} AS \"{0}\"", c.column).ok();
+        }
         self
     }
 

@@ -1,4 +1,4 @@
-//! The generic operations behind every generated root field: get, list, count, create, update,
+//! The generic operations behind every root field the engine builds: get, list, count, create, update,
 //! delete and upsert. Each runs in one transaction on one pooled connection, confined to the
 //! caller's tenant and to what the entity's ACL lets the caller see or change; each mutation
 //! writes its audit rows in the same transaction.
@@ -6,37 +6,26 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID};
-use diesel::deserialize::QueryableByName;
-use diesel::pg::Pg;
 use diesel_async::RunQueryDsl;
 use futures::future::{BoxFuture, FutureExt};
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::audit::{self, Change};
 use crate::auth::RequestContext;
 use crate::db::sql::{Filter, SortKey, SortOrder, SqlBuilder};
 use crate::db::value::Value;
-use crate::db::{Conn, Db, DbFuture};
-use crate::entities::CONSTRAINTS;
+use crate::db::{Conn, Db};
 use crate::error::{ApiError, GqlResult};
 use crate::graphql::acl::{self, Grant, Op};
-use crate::graphql::filter::{OrderInput, WhereInput};
+use crate::graphql::hooks::{self, WriteEvent};
 use crate::graphql::input;
 use crate::graphql::loaders::{self, ById, ChildCount, ChildCountKey, ChildPageKey, ChildSpec};
-use crate::graphql::meta::{AclRole, ColumnMeta, EntityMeta};
+use crate::graphql::meta::{constraints, AclRole, ColumnMeta, ColumnType, EntityMeta, EntityScope};
 use crate::graphql::page::{
-    decode_cursor, encode_cursor, CountSource, Keyed, Page, PageArgs, PageInfo,
+    decode_cursor, encode_cursor, CountSource, Edge, Keyed, Page, PageArgs, PageInfo,
 };
+use crate::graphql::row::Row;
 use crate::live::outbox::{self, ChangeOp};
-
-/// A row type of the catalog (generated).
-pub trait Entity: QueryableByName<Pg> + Serialize + Send + Sync + Sized + 'static {
-    const META: &'static EntityMeta;
-    fn id(&self) -> Uuid;
-    /// The value of an orderable or uuid column, for cursors and ownership checks.
-    fn value(&self, column: &str) -> Value;
-}
 
 /// The identity of the writer, stamped on new rows, and what it may set in the inputs.
 pub struct WriteScope {
@@ -130,35 +119,46 @@ fn role_names(roles: &[AclRole]) -> String {
     names.join(" or ")
 }
 
-/// An input type that cannot be built: the input of an operation the catalog does not allow.
-pub enum Never {}
+/// A new row as the engine inserts it: one value per column of [`insert_columns`], `None`
+/// where the column takes its default.
+pub struct InsertForm {
+    pub values: Vec<Option<Value>>,
+}
 
-/// The typed Diesel writes of an entity (generated).
-pub trait Writable: Entity {
-    type CreateInput: Send;
-    type UpdateInput: Send;
-    type InsertForm: Send + Sync;
-    type UpdateForm: Send + Sync;
-    fn insert_form(
-        input: Self::CreateInput,
-        scope: &WriteScope,
-        path: &str,
-    ) -> Result<Self::InsertForm, ApiError>;
-    fn update_form(
-        input: Self::UpdateInput,
-        scope: &WriteScope,
-        path: &str,
-    ) -> Result<Self::UpdateForm, ApiError>;
-    /// The unique key `key` of a new row, as a filter (for upserts).
-    fn key_filter(form: &Self::InsertForm, key: usize) -> Filter;
-    fn insert<'a>(conn: &'a mut Conn, forms: &'a [Self::InsertForm]) -> DbFuture<'a, Vec<Self>>;
-    fn update<'a>(
-        conn: &'a mut Conn,
-        tenant: Uuid,
-        ids: &'a [Uuid],
-        form: &'a Self::UpdateForm,
-    ) -> DbFuture<'a, Vec<Self>>;
-    fn delete<'a>(conn: &'a mut Conn, tenant: Uuid, ids: &'a [Uuid]) -> DbFuture<'a, Vec<Self>>;
+/// Changes to rows: the columns to set and their new values (`Value::Null` clears).
+#[derive(Default)]
+pub struct UpdateForm {
+    pub set: Vec<(&'static ColumnMeta, Value)>,
+}
+
+fn implicit(col: &ColumnMeta) -> bool {
+    matches!(col.column, "id" | "tenant_id" | "created_at" | "updated_at")
+}
+
+/// The columns an insert writes: id, the tenant, every writable column and the owner the
+/// server stamps.
+pub fn insert_columns(meta: &EntityMeta) -> Vec<&'static ColumnMeta> {
+    let mut cols = vec![meta.id_column()];
+    if meta.scope == EntityScope::Tenant {
+        cols.extend(meta.column("tenant_id"));
+    }
+    cols.extend(
+        meta.columns
+            .iter()
+            .filter(|c| !implicit(c) && (c.writable || meta.owner == Some(c.column))),
+    );
+    cols
+}
+
+impl InsertForm {
+    /// The value given for `column`, if the insert writes it.
+    pub fn get(&self, meta: &EntityMeta, column: &str) -> Option<&Value> {
+        insert_columns(meta)
+            .iter()
+            .position(|c| c.column == column)
+            .and_then(|i| self.values.get(i))
+            .and_then(Option::as_ref)
+    }
 }
 
 /// Page-size limits, from the configuration.
@@ -168,8 +168,8 @@ pub struct PageLimits {
     pub max: i32,
 }
 
-fn db_err<E: Entity>(e: diesel::result::Error) -> ApiError {
-    ApiError::from_db(e, E::META.name, CONSTRAINTS)
+fn db_err(meta: &EntityMeta) -> impl Fn(diesel::result::Error) -> ApiError + '_ {
+    move |e| ApiError::from_db(e, meta.name, constraints())
 }
 
 pub(crate) fn caller<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestContext, ApiError> {
@@ -182,17 +182,27 @@ pub(crate) fn database<'c>(ctx: &'c Context<'_>) -> Result<&'c Db, ApiError> {
         .ok_or_else(|| ApiError::internal("no database in the schema data"))
 }
 
-/// `SELECT <row> FROM <table> t WHERE <filter> [ORDER BY ...] [LIMIT n] [FOR UPDATE]`.
-async fn select<E: Entity>(
+/// Runs a statement returning rows of `meta`.
+pub async fn load_rows(
     conn: &mut Conn,
+    meta: &'static EntityMeta,
+    b: SqlBuilder,
+) -> Result<Vec<Row>, ApiError> {
+    b.into_query().load::<Row>(conn).await.map_err(db_err(meta))
+}
+
+/// `SELECT <row> FROM <table> t WHERE <filter> [ORDER BY ...] [LIMIT n] [FOR UPDATE]`.
+pub async fn select(
+    conn: &mut Conn,
+    meta: &'static EntityMeta,
     filter: &Filter,
     order: &[SortKey],
     limit: Option<i64>,
     for_update: bool,
-) -> Result<Vec<E>, ApiError> {
+) -> Result<Vec<Row>, ApiError> {
     let mut b = SqlBuilder::new("SELECT ");
-    b.select_list(E::META);
-    b.push(&format!(" FROM \"{}\" t WHERE ", E::META.table));
+    b.select_list(meta);
+    b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
     b.filter(filter);
     if !order.is_empty() {
         b.order_by(order);
@@ -203,7 +213,7 @@ async fn select<E: Entity>(
     if for_update {
         b.push(" FOR UPDATE");
     }
-    b.into_query().load::<E>(conn).await.map_err(db_err::<E>)
+    load_rows(conn, meta, b).await
 }
 
 /// Runs `f` in a transaction that carries the caller's tenant for row-level security.
@@ -216,47 +226,28 @@ where
     database(ctx)?.transaction(rc, read_only, f).await
 }
 
-pub async fn get<E: Entity>(ctx: &Context<'_>, id: &ID) -> GqlResult<Option<E>> {
+pub async fn get(ctx: &Context<'_>, meta: &'static EntityMeta, id: &ID) -> GqlResult<Option<Row>> {
     let rc = caller(ctx)?;
     let id = input::id(id, "", "id")?;
     let filter = Filter::and(vec![
-        acl::row_scope(E::META, rc, Op::Read),
-        Filter::eq(E::META.id_column(), Value::Uuid(id)),
+        acl::row_scope(meta, rc, Op::Read),
+        Filter::eq(meta.id_column(), Value::Uuid(id)),
     ]);
     let rows = in_tx(ctx, true, move |conn| {
-        async move { select::<E>(conn, &filter, &[], Some(1), false).await }.boxed()
+        async move { select(conn, meta, &filter, &[], Some(1), false).await }.boxed()
     })
     .await?;
     Ok(rows.into_iter().next())
 }
 
-/// Sort keys a client may give: each is a term of every keyset condition and cursor.
-pub const MAX_SORT_KEYS: usize = 8;
-
-/// Resolves `orderBy` into sort keys, always ending with `id` so that the order is total.
-fn sort_keys<O: OrderInput>(
+/// Completes a client's `orderBy` keys (one per entry, already read) into the list's order:
+/// scoped to what the caller may read, always ending with `id` so that the order is total.
+fn sort_keys(
     meta: &'static EntityMeta,
-    order: Option<&[O]>,
+    order: Vec<SortKey>,
     rc: &RequestContext,
 ) -> Result<Vec<SortKey>, ApiError> {
-    let order = order.unwrap_or_default();
-    if order.len() > MAX_SORT_KEYS {
-        return Err(ApiError::bad_input(
-            "orderBy",
-            format!("orderBy may name at most {MAX_SORT_KEYS} fields"),
-        ));
-    }
-    let mut keys = Vec::new();
-    for (i, o) in order.iter().enumerate() {
-        let k = o.keys();
-        if k.len() != 1 {
-            return Err(ApiError::bad_input(
-                format!("orderBy[{i}]"),
-                format!("orderBy[{i}] must set exactly one field"),
-            ));
-        }
-        keys.extend(k);
-    }
+    let mut keys = order;
     acl::scope_sort_keys(&mut keys, rc)?;
     let id = meta.id_column();
     match keys
@@ -270,14 +261,12 @@ fn sort_keys<O: OrderInput>(
     Ok(keys)
 }
 
-/// A client's `where`, bounded in size, with its relation conditions confined to what the
-/// caller may read.
-pub(crate) fn where_filter<W: WhereInput>(
-    w: Option<&W>,
-    rc: &RequestContext,
-) -> Result<Filter, ApiError> {
-    let Some(w) = w else { return Ok(Filter::True) };
-    let mut f = w.to_filter("where")?;
+/// A client's `where` (already read), bounded in size, with its relation conditions confined
+/// to what the caller may read.
+pub(crate) fn where_filter(w: Option<Filter>, rc: &RequestContext) -> Result<Filter, ApiError> {
+    let Some(mut f) = w else {
+        return Ok(Filter::True);
+    };
     crate::graphql::filter::check_size(&f, "where")?;
     acl::scope_relations(&mut f, rc, 0)?;
     Ok(f)
@@ -301,6 +290,13 @@ fn page_size(limits: PageLimits, args: &PageArgs) -> Result<i64, ApiError> {
     Ok(i64::from(n))
 }
 
+/// What a list or relation connection was asked for, read from its arguments.
+pub struct ListArgs {
+    pub filter: Option<Filter>,
+    pub order: Vec<SortKey>,
+    pub page: PageArgs,
+}
+
 /// The arguments of a list or relation connection, checked and resolved.
 struct ListQuery {
     /// The client's `where` (relation conditions scoped, the entity's own scope not added).
@@ -314,28 +310,27 @@ struct ListQuery {
 }
 
 impl ListQuery {
-    fn parse<E: Entity, W: WhereInput, O: OrderInput>(
+    fn parse(
         ctx: &Context<'_>,
-        filter: Option<&W>,
-        order: Option<&[O]>,
-        args: &PageArgs,
+        meta: &'static EntityMeta,
+        args: ListArgs,
     ) -> Result<Self, ApiError> {
         let rc = caller(ctx)?;
         let limits = ctx.data_opt::<PageLimits>().copied().unwrap_or(PageLimits {
             default: 50,
             max: 500,
         });
-        let keys = sort_keys(E::META, order, rc)?;
+        let keys = sort_keys(meta, args.order, rc)?;
         let cursor = |c: &Option<String>, arg| match c {
             Some(c) => decode_cursor(&keys, c, arg).map(Some),
             None => Ok(None),
         };
         Ok(ListQuery {
-            filter: where_filter(filter, rc)?,
-            n: page_size(limits, args)?,
-            backward: args.last.is_some(),
-            after: cursor(&args.after, "after")?,
-            before: cursor(&args.before, "before")?,
+            filter: where_filter(args.filter, rc)?,
+            n: page_size(limits, &args.page)?,
+            backward: args.page.last.is_some(),
+            after: cursor(&args.page.after, "after")?,
+            before: cursor(&args.page.before, "before")?,
             keys,
         })
     }
@@ -363,60 +358,62 @@ impl ListQuery {
     }
 
     /// Turns up to `n + 1` fetched rows into a page: cursors, and whether more rows exist.
-    fn page<E: Entity>(&self, mut rows: Vec<Keyed<E>>, count: CountSource) -> Page<E> {
+    fn page(&self, meta: &'static EntityMeta, mut rows: Vec<Keyed>, count: CountSource) -> Page {
         let more = rows.len() as i64 > self.n;
         rows.truncate(self.n as usize);
         if self.backward {
             rows.reverse();
         }
-        let edges: Vec<(String, E)> = rows
+        let edges: Vec<Edge> = rows
             .into_iter()
-            .map(|r| (encode_cursor(&self.keys, &r.key_values(&self.keys)), r.row))
+            .map(|r| Edge {
+                cursor: encode_cursor(&self.keys, &r.key_values(meta, &self.keys)),
+                node: r.row,
+            })
             .collect();
         let (after, before) = (self.after.is_some(), self.before.is_some());
         let info = PageInfo {
             has_next_page: if self.backward { before } else { more },
             has_previous_page: if self.backward { more } else { after },
-            start_cursor: edges.as_slice().first().map(|(c, _)| c.clone()),
-            end_cursor: edges.last().map(|(c, _)| c.clone()),
+            start_cursor: edges.as_slice().first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
         };
-        Page { edges, info, count }
+        Page {
+            meta,
+            edges,
+            info,
+            count,
+        }
     }
 }
 
-pub async fn list<E: Entity, W: WhereInput, O: OrderInput>(
-    ctx: &Context<'_>,
-    filter: Option<&W>,
-    order: Option<&[O]>,
-    args: PageArgs,
-) -> GqlResult<Page<E>> {
+pub async fn list(ctx: &Context<'_>, meta: &'static EntityMeta, args: ListArgs) -> GqlResult<Page> {
     let rc = caller(ctx)?;
-    let q = ListQuery::parse::<E, W, O>(ctx, filter, order, &args)?;
-    let scoped = Filter::and(vec![
-        acl::row_scope(E::META, rc, Op::Read),
-        q.filter.clone(),
-    ]);
+    let q = ListQuery::parse(ctx, meta, args)?;
+    let scoped = Filter::and(vec![acl::row_scope(meta, rc, Op::Read), q.filter.clone()]);
     let mut b = SqlBuilder::new("SELECT ");
-    b.select_list(E::META);
+    b.select_list(meta);
     b.foreign_key_values(&q.keys);
-    b.push(&format!(" FROM \"{}\" t WHERE ", E::META.table));
+    b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
     b.filter(&scoped);
     q.push_cursors(&mut b);
     b.order_by(&q.sql_order());
     b.push(&format!(" LIMIT {}", q.n + 1));
 
-    let rows: Vec<Keyed<E>> = database(ctx)?.read(rc, E::META.name, b).await?;
-    Ok(q.page(rows, CountSource::Filter(scoped)))
+    let rows: Vec<Row> = database(ctx)?.read(rc, meta.name, b).await?;
+    let rows = rows.into_iter().map(Keyed::from).collect();
+    Ok(q.page(meta, rows, CountSource::Filter(scoped)))
 }
 
 /// The parent of a `belongsTo` relation, batched with every other parent of the request.
-pub async fn belongs_to<E: Entity + Clone>(
+pub async fn belongs_to(
     ctx: &Context<'_>,
+    meta: &'static EntityMeta,
     id: Option<Uuid>,
-) -> GqlResult<Option<E>> {
+) -> GqlResult<Option<Row>> {
     let Some(id) = id else { return Ok(None) };
     let loader = loaders::loader(ctx)?;
-    loader.load_one(ById::<E>::new(id)).await
+    loader.load_one(ById::new(meta, id)).await
 }
 
 fn child_column(meta: &'static EntityMeta, fk: &str) -> Result<&'static ColumnMeta, ApiError> {
@@ -425,27 +422,29 @@ fn child_column(meta: &'static EntityMeta, fk: &str) -> Result<&'static ColumnMe
 }
 
 /// One parent's page of children, loaded in one statement with every other parent's.
-async fn child_rows<E: Entity + Clone>(
+async fn child_rows(
     ctx: &Context<'_>,
+    meta: &'static EntityMeta,
     parent: Uuid,
     spec: Arc<ChildSpec>,
-) -> GqlResult<Vec<Keyed<E>>> {
+) -> GqlResult<Vec<Keyed>> {
     let rows = loaders::loader(ctx)?
-        .load_one(ChildPageKey::<E>::new(parent, spec))
+        .load_one(ChildPageKey::new(meta, parent, spec))
         .await?
         .unwrap_or_default();
     Ok(rows.as_ref().clone())
 }
 
 /// The child of a `hasOne` relation.
-pub async fn has_one<E: Entity + Clone>(
+pub async fn has_one(
     ctx: &Context<'_>,
+    meta: &'static EntityMeta,
     fk: &str,
     parent: Uuid,
-) -> GqlResult<Option<E>> {
+) -> GqlResult<Option<Row>> {
     caller(ctx)?;
-    let fk = child_column(E::META, fk)?;
-    let keys = vec![SortKey::new(E::META.id_column(), SortOrder::Asc)];
+    let fk = child_column(meta, fk)?;
+    let keys = vec![SortKey::new(meta.id_column(), SortOrder::Asc)];
     let fingerprint = ChildSpec::fingerprint_of(fk, &Filter::True, &keys, &[&"one"]);
     let spec = Arc::new(ChildSpec {
         fk,
@@ -457,21 +456,20 @@ pub async fn has_one<E: Entity + Clone>(
         backward: false,
         fingerprint,
     });
-    let rows = child_rows::<E>(ctx, parent, spec).await?;
+    let rows = child_rows(ctx, meta, parent, spec).await?;
     Ok(rows.into_iter().next().map(|r| r.row))
 }
 
 /// A `hasMany` relation as a connection with the arguments of a root list, paged per parent.
-pub async fn has_many<E: Entity + Clone, W: WhereInput, O: OrderInput>(
+pub async fn has_many(
     ctx: &Context<'_>,
+    meta: &'static EntityMeta,
     fk: &str,
     parent: Uuid,
-    filter: Option<&W>,
-    order: Option<&[O]>,
-    args: PageArgs,
-) -> GqlResult<Page<E>> {
-    let fk = child_column(E::META, fk)?;
-    let q = ListQuery::parse::<E, W, O>(ctx, filter, order, &args)?;
+    args: ListArgs,
+) -> GqlResult<Page> {
+    let fk = child_column(meta, fk)?;
+    let q = ListQuery::parse(ctx, meta, args)?;
     let fingerprint = ChildSpec::fingerprint_of(
         fk,
         &q.filter,
@@ -488,11 +486,11 @@ pub async fn has_many<E: Entity + Clone, W: WhereInput, O: OrderInput>(
         backward: q.backward,
         fingerprint,
     });
-    let rows = child_rows::<E>(ctx, parent, spec.clone()).await?;
-    Ok(q.page(rows, CountSource::Child(ChildCount { parent, spec })))
+    let rows = child_rows(ctx, meta, parent, spec.clone()).await?;
+    Ok(q.page(meta, rows, CountSource::Child(ChildCount { parent, spec })))
 }
 
-#[derive(QueryableByName)]
+#[derive(diesel::QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     count: i64,
@@ -500,28 +498,29 @@ struct CountRow {
 
 /// `totalCount` of a connection: counted directly for a root list, batched through the
 /// request's loader for a relation (one statement for all parents).
-pub async fn count<E: Entity>(ctx: &Context<'_>, source: &CountSource) -> GqlResult<i64> {
-    let scoped = match source {
-        CountSource::Filter(f) => f,
+pub async fn count(ctx: &Context<'_>, page: &Page) -> GqlResult<i64> {
+    let meta = page.meta;
+    let scoped = match &page.count {
+        CountSource::Filter(f) => f.clone(),
         CountSource::Child(key) => {
             let loader = loaders::loader(ctx)?;
             return Ok(loader
-                .load_one(ChildCountKey::<E>::new(key.clone()))
+                .load_one(ChildCountKey::new(meta, key.clone()))
                 .await?
                 .unwrap_or(0));
         }
     };
     let mut b = SqlBuilder::new(&format!(
         "SELECT count(*) AS count FROM \"{}\" t WHERE ",
-        E::META.table
+        meta.table
     ));
-    b.filter(scoped);
+    b.filter(&scoped);
     let row: CountRow = in_tx(ctx, true, move |conn| {
         async move {
             b.into_query()
                 .get_result::<CountRow>(conn)
                 .await
-                .map_err(db_err::<E>)
+                .map_err(db_err(meta))
         }
         .boxed()
     })
@@ -530,7 +529,7 @@ pub async fn count<E: Entity>(ctx: &Context<'_>, source: &CountSource) -> GqlRes
 }
 
 /// The caller must be allowed to `op` at all; returns what it is allowed on.
-fn require(meta: &EntityMeta, rc: &RequestContext, op: Op) -> Result<Grant, ApiError> {
+pub fn require(meta: &EntityMeta, rc: &RequestContext, op: Op) -> Result<Grant, ApiError> {
     match acl::grant(meta, rc, op) {
         Grant::None => Err(ApiError::forbidden(format!(
             "your role may not {} {}",
@@ -542,89 +541,201 @@ fn require(meta: &EntityMeta, rc: &RequestContext, op: Op) -> Result<Grant, ApiE
 }
 
 /// Rows the caller creates or changes under an owner-only grant must stay its own.
-fn check_owned<E: Entity>(grant: Grant, rc: &RequestContext, rows: &[E]) -> Result<(), ApiError> {
-    let (Grant::Own, Some(owner)) = (grant, E::META.owner) else {
+fn check_owned(
+    meta: &EntityMeta,
+    grant: Grant,
+    rc: &RequestContext,
+    rows: &[Row],
+) -> Result<(), ApiError> {
+    let (Grant::Own, Some(owner)) = (grant, meta.owner) else {
         return Ok(());
     };
     let mine = Value::Uuid(rc.user_id);
-    if rows.iter().all(|r| r.value(owner) == mine) {
+    if rows.iter().all(|r| r.value(meta, owner) == mine) {
         return Ok(());
     }
-    let field = E::META.column(owner).map_or(owner, |c| c.field);
+    let field = meta.column(owner).map_or(owner, |c| c.field);
     Err(ApiError::forbidden(format!(
         "{field} must be your own user id"
     )))
-}
-
-pub async fn create_one<E: Writable>(ctx: &Context<'_>, input: E::CreateInput) -> GqlResult<E> {
-    let mut rows = create(ctx, vec![input], false).await?;
-    rows.pop()
-        .ok_or_else(|| ApiError::internal("insert returned no row").into())
 }
 
 /// Rows one `createXs` may insert: each is a row of one INSERT statement, whose bind values
 /// PostgreSQL caps at 65,535.
 pub const MAX_CREATE_ROWS: usize = 500;
 
-pub async fn create_many<E: Writable>(
-    ctx: &Context<'_>,
-    inputs: Vec<E::CreateInput>,
-) -> GqlResult<Vec<E>> {
-    if inputs.len() > MAX_CREATE_ROWS {
-        return Err(ApiError::bad_input(
-            "inputs",
-            format!("inputs may hold at most {MAX_CREATE_ROWS} rows"),
-        )
-        .into());
+/// `INSERT INTO <table> AS t (...) VALUES (...), ... RETURNING <row>`.
+async fn insert(
+    conn: &mut Conn,
+    meta: &'static EntityMeta,
+    forms: &[InsertForm],
+) -> Result<Vec<Row>, ApiError> {
+    let cols = insert_columns(meta);
+    let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.column)).collect();
+    let mut b = SqlBuilder::new(&format!(
+        "INSERT INTO \"{}\" AS t ({}) VALUES ",
+        meta.table,
+        names.join(", ")
+    ));
+    for (i, form) in forms.iter().enumerate() {
+        b.push(if i == 0 { "(" } else { ", (" });
+        for (j, (col, v)) in cols.iter().zip(&form.values).enumerate() {
+            if j > 0 {
+                b.push(", ");
+            }
+            match v {
+                Some(v) => b.bind(v.clone(), col.ty, col.list),
+                None => b.push("DEFAULT"),
+            };
+        }
+        b.push(")");
     }
-    create(ctx, inputs, true).await
+    b.push(" RETURNING ");
+    b.select_list(meta);
+    load_rows(conn, meta, b).await
+}
+
+/// Where the rows `ids` of the caller's tenant are: `t.id = ANY(ids)` and the tenant.
+fn rows_of_tenant(b: &mut SqlBuilder, meta: &'static EntityMeta, tenant: Uuid, ids: Vec<Uuid>) {
+    b.push("t.\"id\" = ANY(");
+    b.bind(Value::UuidList(ids), ColumnType::Uuid, true);
+    b.push(")");
+    match meta.scope {
+        EntityScope::Tenant => {
+            b.push(" AND t.\"tenant_id\" = ");
+            b.bind(Value::Uuid(tenant), ColumnType::Uuid, false);
+        }
+        EntityScope::TenantRoot => {
+            b.push(" AND t.\"id\" = ");
+            b.bind(Value::Uuid(tenant), ColumnType::Uuid, false);
+        }
+        EntityScope::Global => {}
+    }
+}
+
+/// `UPDATE <table> t SET ..., updated_at = now() WHERE <ids> RETURNING <row>`.
+async fn update(
+    conn: &mut Conn,
+    meta: &'static EntityMeta,
+    tenant: Uuid,
+    ids: Vec<Uuid>,
+    form: &UpdateForm,
+) -> Result<Vec<Row>, ApiError> {
+    let mut b = SqlBuilder::new(&format!("UPDATE \"{}\" t SET ", meta.table));
+    let mut first = true;
+    let mut sep = |b: &mut SqlBuilder| {
+        if !first {
+            b.push(", ");
+        }
+        first = false;
+    };
+    for (col, v) in &form.set {
+        sep(&mut b);
+        b.push(&format!("\"{}\" = ", col.column));
+        b.bind(v.clone(), col.ty, col.list);
+    }
+    if meta.column("updated_at").is_some() {
+        sep(&mut b);
+        b.push("\"updated_at\" = now()");
+    }
+    if let Some(v) = meta.version {
+        sep(&mut b);
+        b.push(&format!("\"{v}\" = t.\"{v}\" + 1"));
+    }
+    if first {
+        // Nothing to set: the rows as they are.
+        b = SqlBuilder::new("SELECT ");
+        b.select_list(meta);
+        b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+        rows_of_tenant(&mut b, meta, tenant, ids);
+        return load_rows(conn, meta, b).await;
+    }
+    b.push(" WHERE ");
+    rows_of_tenant(&mut b, meta, tenant, ids);
+    b.push(" RETURNING ");
+    b.select_list(meta);
+    load_rows(conn, meta, b).await
+}
+
+async fn delete(
+    conn: &mut Conn,
+    meta: &'static EntityMeta,
+    tenant: Uuid,
+    ids: Vec<Uuid>,
+) -> Result<Vec<Row>, ApiError> {
+    let mut b = SqlBuilder::new(&format!("DELETE FROM \"{}\" t WHERE ", meta.table));
+    rows_of_tenant(&mut b, meta, tenant, ids);
+    b.push(" RETURNING ");
+    b.select_list(meta);
+    load_rows(conn, meta, b).await
+}
+
+pub async fn create_one(
+    ctx: &Context<'_>,
+    meta: &'static EntityMeta,
+    form: InsertForm,
+) -> GqlResult<Row> {
+    let mut rows = create(ctx, meta, vec![form]).await?;
+    rows.pop()
+        .ok_or_else(|| ApiError::internal("insert returned no row").into())
+}
+
+pub async fn create_many(
+    ctx: &Context<'_>,
+    meta: &'static EntityMeta,
+    forms: Vec<InsertForm>,
+) -> GqlResult<Vec<Row>> {
+    create(ctx, meta, forms).await
 }
 
 /// Inserts rows, checks they are the caller's where only its own rows are allowed, audits.
-async fn insert_rows<E: Writable>(
+async fn insert_rows(
     conn: &mut Conn,
+    meta: &'static EntityMeta,
     rc: &RequestContext,
     grant: Grant,
-    forms: &[E::InsertForm],
-) -> Result<Vec<E>, ApiError> {
-    let rows = E::insert(conn, forms).await.map_err(db_err::<E>)?;
-    check_owned(grant, rc, &rows)?;
-    let changes = rows.iter().map(Change::created).collect();
-    record::<E>(conn, rc, audit::Action::Create, changes).await?;
+    forms: &[InsertForm],
+) -> Result<Vec<Row>, ApiError> {
+    let rows = insert(conn, meta, forms).await?;
+    check_owned(meta, grant, rc, &rows)?;
+    let changes = rows.iter().map(|r| Change::created(meta, r)).collect();
+    record(conn, meta, rc, audit::Action::Create, changes).await?;
+    hooks::after_write(conn, rc, meta, WriteEvent::created(&rows)).await?;
     Ok(rows)
 }
 
 /// Applies `form` to the locked rows `old`, checks ownership, audits old and new values.
 /// Returns the new rows ordered by id.
-async fn update_rows<E: Writable>(
+async fn update_rows(
     conn: &mut Conn,
+    meta: &'static EntityMeta,
     rc: &RequestContext,
     grant: Grant,
-    mut old: Vec<E>,
-    form: &E::UpdateForm,
-) -> Result<Vec<E>, ApiError> {
+    mut old: Vec<Row>,
+    form: &UpdateForm,
+) -> Result<Vec<Row>, ApiError> {
     if old.is_empty() {
         return Ok(old);
     }
-    old.sort_by_key(Entity::id);
-    let ids: Vec<Uuid> = old.iter().map(Entity::id).collect();
-    let mut new = E::update(conn, rc.tenant_id, &ids, form)
-        .await
-        .map_err(db_err::<E>)?;
-    check_owned(grant, rc, &new)?;
-    new.sort_by_key(Entity::id);
+    old.sort_by_key(Row::id);
+    let ids: Vec<Uuid> = old.iter().map(Row::id).collect();
+    let mut new = update(conn, meta, rc.tenant_id, ids, form).await?;
+    check_owned(meta, grant, rc, &new)?;
+    new.sort_by_key(Row::id);
     let changes = old
         .iter()
         .zip(new.iter())
-        .map(|(o, n)| Change::updated(o, n))
+        .map(|(o, n)| Change::updated(meta, o, n))
         .collect();
-    record::<E>(conn, rc, audit::Action::Update, changes).await?;
+    record(conn, meta, rc, audit::Action::Update, changes).await?;
+    hooks::after_write(conn, rc, meta, WriteEvent::updated(&old, &new)).await?;
     Ok(new)
 }
 
 /// The trail of a mutation, in its transaction: change events for subscribers, audit rows.
-pub(crate) async fn record<E: Entity>(
+pub(crate) async fn record(
     conn: &mut Conn,
+    meta: &'static EntityMeta,
     rc: &RequestContext,
     action: audit::Action,
     changes: Vec<Change>,
@@ -634,75 +745,62 @@ pub(crate) async fn record<E: Entity>(
         audit::Action::Update => ChangeOp::Updated,
         _ => ChangeOp::Deleted,
     };
-    outbox::record(conn, E::META, rc.tenant_id, op, &changes).await?;
-    audit::record(conn, rc, action, E::META.name, changes).await
+    outbox::record(conn, meta, rc.tenant_id, op, &changes).await?;
+    audit::record(conn, rc, action, meta.name, changes).await
 }
 
-async fn create<E: Writable>(
+async fn create(
     ctx: &Context<'_>,
-    inputs: Vec<E::CreateInput>,
-    many: bool,
-) -> GqlResult<Vec<E>> {
+    meta: &'static EntityMeta,
+    forms: Vec<InsertForm>,
+) -> GqlResult<Vec<Row>> {
     let rc = caller(ctx)?.clone();
-    let grant = require(E::META, &rc, Op::Create)?;
-    let scope = WriteScope::new(&rc);
-    let forms = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, input)| {
-            let path = if many {
-                format!("inputs[{i}]")
-            } else {
-                "input".to_string()
-            };
-            E::insert_form(input, &scope, &path)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let grant = require(meta, &rc, Op::Create)?;
     if forms.is_empty() {
         return Ok(Vec::new());
     }
     let rows = in_tx(ctx, false, move |conn| {
-        async move { insert_rows::<E>(conn, &rc, grant, &forms).await }.boxed()
+        async move { insert_rows(conn, meta, &rc, grant, &forms).await }.boxed()
     })
     .await?;
     Ok(rows)
 }
 
-pub async fn update_one<E: Writable>(
+pub async fn update_one(
     ctx: &Context<'_>,
+    meta: &'static EntityMeta,
     id: &ID,
-    input: E::UpdateInput,
+    form: UpdateForm,
     expected_version: Option<i32>,
-) -> GqlResult<E> {
+) -> GqlResult<Row> {
     let rc = caller(ctx)?.clone();
     let id = input::id(id, "", "id")?;
-    let form = E::update_form(input, &WriteScope::new(&rc), "input")?;
-    let grant = require(E::META, &rc, Op::Update)?;
+    let grant = require(meta, &rc, Op::Update)?;
     let filter = Filter::and(vec![
-        acl::row_scope(E::META, &rc, Op::Update),
-        Filter::eq(E::META.id_column(), Value::Uuid(id)),
+        acl::row_scope(meta, &rc, Op::Update),
+        Filter::eq(meta.id_column(), Value::Uuid(id)),
     ]);
     let row = in_tx(ctx, false, move |conn| {
         async move {
-            let old = select::<E>(conn, &filter, &[], Some(1), true)
+            let old = select(conn, meta, &filter, &[], Some(1), true)
                 .await?
                 .pop()
-                .ok_or_else(|| ApiError::not_found(E::META.name))?;
-            if let (Some(expected), Some(col)) = (expected_version, E::META.version) {
-                if old.value(col) != Value::Int(expected) {
+                .ok_or_else(|| ApiError::not_found(meta.name))?;
+            if let (Some(expected), Some(col)) = (expected_version, meta.version) {
+                if old.value(meta, col) != Value::Int(expected) {
                     return Err(ApiError::Conflict {
                         field: Some("expectedVersion".into()),
                         message: format!(
                             "{} was changed by someone else (expected version {expected})",
-                            E::META.name
+                            meta.name
                         ),
                     });
                 }
             }
-            update_rows::<E>(conn, &rc, grant, vec![old], &form)
+            update_rows(conn, meta, &rc, grant, vec![old], &form)
                 .await?
                 .pop()
-                .ok_or_else(|| ApiError::not_found(E::META.name))
+                .ok_or_else(|| ApiError::not_found(meta.name))
         }
         .boxed()
     })
@@ -710,29 +808,23 @@ pub async fn update_one<E: Writable>(
     Ok(row)
 }
 
-pub async fn update_many<E: Writable, W: WhereInput>(
+pub async fn update_many(
     ctx: &Context<'_>,
-    filter: &W,
-    input: E::UpdateInput,
-) -> GqlResult<Vec<E>> {
+    meta: &'static EntityMeta,
+    filter: Filter,
+    form: UpdateForm,
+) -> GqlResult<Vec<Row>> {
     let rc = caller(ctx)?.clone();
-    let form = E::update_form(input, &WriteScope::new(&rc), "input")?;
-    let grant = require(E::META, &rc, Op::Update)?;
+    let grant = require(meta, &rc, Op::Update)?;
     let filter = Filter::and(vec![
-        acl::row_scope(E::META, &rc, Op::Update),
+        acl::row_scope(meta, &rc, Op::Update),
         where_filter(Some(filter), &rc)?,
     ]);
     let rows = in_tx(ctx, false, move |conn| {
         async move {
-            let old = select::<E>(
-                conn,
-                &filter,
-                &[SortKey::new(E::META.id_column(), SortOrder::Asc)],
-                None,
-                true,
-            )
-            .await?;
-            update_rows::<E>(conn, &rc, grant, old, &form).await
+            let order = [SortKey::new(meta.id_column(), SortOrder::Asc)];
+            let old = select(conn, meta, &filter, &order, None, true).await?;
+            update_rows(conn, meta, &rc, grant, old, &form).await
         }
         .boxed()
     })
@@ -740,64 +832,75 @@ pub async fn update_many<E: Writable, W: WhereInput>(
     Ok(rows)
 }
 
-pub async fn delete_one<E: Writable>(ctx: &Context<'_>, id: &ID) -> GqlResult<E> {
+pub async fn delete_one(ctx: &Context<'_>, meta: &'static EntityMeta, id: &ID) -> GqlResult<Row> {
     let rc = caller(ctx)?.clone();
     let id = input::id(id, "", "id")?;
-    require(E::META, &rc, Op::Delete)?;
+    require(meta, &rc, Op::Delete)?;
     let filter = Filter::and(vec![
-        acl::row_scope(E::META, &rc, Op::Delete),
-        Filter::eq(E::META.id_column(), Value::Uuid(id)),
+        acl::row_scope(meta, &rc, Op::Delete),
+        Filter::eq(meta.id_column(), Value::Uuid(id)),
     ]);
-    let mut rows = delete_where::<E>(ctx, rc, filter).await?;
+    let mut rows = delete_where(ctx, meta, rc, filter).await?;
     rows.pop()
-        .ok_or_else(|| ApiError::not_found(E::META.name).into())
+        .ok_or_else(|| ApiError::not_found(meta.name).into())
 }
 
-pub async fn delete_many<E: Writable, W: WhereInput>(
+pub async fn delete_many(
     ctx: &Context<'_>,
-    filter: &W,
-) -> GqlResult<Vec<E>> {
+    meta: &'static EntityMeta,
+    filter: Filter,
+) -> GqlResult<Vec<Row>> {
     let rc = caller(ctx)?.clone();
-    require(E::META, &rc, Op::Delete)?;
+    require(meta, &rc, Op::Delete)?;
     let filter = Filter::and(vec![
-        acl::row_scope(E::META, &rc, Op::Delete),
+        acl::row_scope(meta, &rc, Op::Delete),
         where_filter(Some(filter), &rc)?,
     ]);
-    delete_where::<E>(ctx, rc, filter).await
+    delete_where(ctx, meta, rc, filter).await
 }
 
-async fn delete_where<E: Writable>(
+async fn delete_where(
     ctx: &Context<'_>,
+    meta: &'static EntityMeta,
     rc: RequestContext,
     filter: Filter,
-) -> GqlResult<Vec<E>> {
+) -> GqlResult<Vec<Row>> {
     let rows = in_tx(ctx, false, move |conn| {
         async move {
-            let id = E::META.id_column();
-            let old = select::<E>(
-                conn,
-                &filter,
-                &[SortKey::new(id, SortOrder::Asc)],
-                None,
-                true,
-            )
-            .await?;
+            let order = [SortKey::new(meta.id_column(), SortOrder::Asc)];
+            let old = select(conn, meta, &filter, &order, None, true).await?;
             if old.is_empty() {
                 return Ok(Vec::new());
             }
-            let ids: Vec<Uuid> = old.iter().map(Entity::id).collect();
-            let mut gone = E::delete(conn, rc.tenant_id, &ids)
-                .await
-                .map_err(db_err::<E>)?;
-            gone.sort_by_key(Entity::id);
-            let changes = gone.iter().map(Change::deleted).collect();
-            record::<E>(conn, &rc, audit::Action::Delete, changes).await?;
+            let ids: Vec<Uuid> = old.iter().map(Row::id).collect();
+            let mut gone = delete(conn, meta, rc.tenant_id, ids).await?;
+            gone.sort_by_key(Row::id);
+            let changes = gone.iter().map(|r| Change::deleted(meta, r)).collect();
+            record(conn, meta, &rc, audit::Action::Delete, changes).await?;
+            hooks::after_write(conn, &rc, meta, WriteEvent::deleted(&gone)).await?;
             Ok(gone)
         }
         .boxed()
     })
     .await?;
     Ok(rows)
+}
+
+/// The unique key `key` of a new row, as a filter (for upserts); a part the insert leaves
+/// unset is compared with null, which [`unset_key_part`] refuses.
+fn key_filter(meta: &'static EntityMeta, form: &InsertForm, key: usize) -> Filter {
+    let Some(cols) = meta.unique_keys.get(key) else {
+        return Filter::False;
+    };
+    Filter::and(
+        cols.iter()
+            .filter_map(|c| meta.column(c))
+            .map(|col| {
+                let v = form.get(meta, col.column).cloned().unwrap_or(Value::Null);
+                Filter::eq(col, v)
+            })
+            .collect(),
+    )
 }
 
 /// A part of a unique key the create input left unset (null): no row can be found by it.
@@ -813,23 +916,19 @@ fn unset_key_part(key: &Filter) -> Option<&'static str> {
     }
 }
 
-pub async fn upsert<E: Writable>(
+pub async fn upsert(
     ctx: &Context<'_>,
+    meta: &'static EntityMeta,
     key: usize,
-    create: E::CreateInput,
-    update: Option<E::UpdateInput>,
-) -> GqlResult<E> {
+    insert: InsertForm,
+    patch: Option<UpdateForm>,
+) -> GqlResult<Row> {
     let rc = caller(ctx)?.clone();
-    let create_grant = require(E::META, &rc, Op::Create)?;
-    let update_grant = require(E::META, &rc, Op::Update)?;
-    let scope = WriteScope::new(&rc);
-    let insert = E::insert_form(create, &scope, "create")?;
-    let patch = update
-        .map(|u| E::update_form(u, &scope, "update"))
-        .transpose()?;
+    let create_grant = require(meta, &rc, Op::Create)?;
+    let update_grant = require(meta, &rc, Op::Update)?;
     // Only rows the caller may update count as "the existing one"; anything else under the
     // same key surfaces as a CONFLICT from the insert.
-    let key_filter = E::key_filter(&insert, key);
+    let key_filter = key_filter(meta, &insert, key);
     if let Some(field) = unset_key_part(&key_filter) {
         let at = format!("create.{field}");
         return Err(ApiError::bad_input(
@@ -838,18 +937,19 @@ pub async fn upsert<E: Writable>(
         )
         .into());
     }
-    let filter = Filter::and(vec![acl::row_scope(E::META, &rc, Op::Update), key_filter]);
+    let filter = Filter::and(vec![acl::row_scope(meta, &rc, Op::Update), key_filter]);
     let row = in_tx(ctx, false, move |conn| {
         async move {
-            let existing = select::<E>(conn, &filter, &[], Some(1), true).await?.pop();
+            let existing = select(conn, meta, &filter, &[], Some(1), true).await?.pop();
             let rows = match (existing, patch) {
                 // No update given: the existing row stays as it is.
                 (Some(old), None) => vec![old],
                 (Some(old), Some(patch)) => {
-                    update_rows::<E>(conn, &rc, update_grant, vec![old], &patch).await?
+                    update_rows(conn, meta, &rc, update_grant, vec![old], &patch).await?
                 }
                 (None, _) => {
-                    insert_rows::<E>(conn, &rc, create_grant, std::slice::from_ref(&insert)).await?
+                    insert_rows(conn, meta, &rc, create_grant, std::slice::from_ref(&insert))
+                        .await?
                 }
             };
             rows.into_iter()

@@ -1,28 +1,42 @@
-//! The `where` inputs shared by every entity: one filter type per scalar type, turned into the
-//! SQL filter tree. Each entity's generated `XWhere` lists its fields with these types.
+//! Reading `where` and `orderBy` arguments into the SQL filter tree and sort keys. One
+//! function per kind of input, driven by the entity's metadata: the per-type filter inputs
+//! (`IntFilter`, `StringFilter`, ...), `XWhere` with AND / OR / NOT and relation conditions,
+//! and `XOrderBy` entries.
 
-use async_graphql::{InputObject, ID};
-use chrono::{DateTime, Utc};
-use serde_json::Value as JsonValue;
+use async_graphql::Value as G;
 
 use crate::db::sql::{
     ArrayOp, CmpOp, Filter, Hop, JsonOp, Link, Quantifier, SortKey, SortOrder, TextMatch,
 };
 use crate::db::value::Value;
 use crate::error::ApiError;
-use crate::graphql::crud::Entity;
 use crate::graphql::input;
-use crate::graphql::meta::ColumnMeta;
-use crate::graphql::scalars::{BigInt, Decimal};
+use crate::graphql::meta::{metadata, ColumnMeta, ColumnType, EntityMeta, LinkKind};
 
-/// Turns one field's filter input into conditions on its column.
-pub trait FieldFilter {
-    fn to_filter(&self, col: &'static ColumnMeta, path: &str) -> Result<Filter, ApiError>;
+/// The fields given in an input object (explicit nulls count as not given, as they did for
+/// the typed inputs' `Option`s).
+type Fields = async_graphql::indexmap::IndexMap<async_graphql::Name, G>;
+
+fn object<'v>(v: &'v G, at: &str) -> Result<&'v Fields, ApiError> {
+    match v {
+        G::Object(o) => Ok(o),
+        _ => Err(ApiError::bad_input(
+            at,
+            format!("{at} must be an input object"),
+        )),
+    }
 }
 
-/// A generated `XWhere` input.
-pub trait WhereInput {
-    fn to_filter(&self, path: &str) -> Result<Filter, ApiError>;
+fn given<'v>(o: &'v Fields, name: &str) -> Option<&'v G> {
+    o.get(name).filter(|v| !matches!(v, G::Null))
+}
+
+fn list(v: &G) -> &[G] {
+    match v {
+        G::List(l) => l,
+        // A single value where a list is expected is a list of one (GraphQL input coercion).
+        _ => std::slice::from_ref(v),
+    }
 }
 
 /// Values one `in`, `notIn`, `hasSome` or `hasEvery` list may hold.
@@ -81,52 +95,6 @@ pub fn check_size(f: &Filter, arg: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Combines AND / OR / NOT of a where input.
-pub fn combinators<W: WhereInput>(
-    and: &Option<Vec<W>>,
-    or: &Option<Vec<W>>,
-    not: &Option<Box<W>>,
-    path: &str,
-) -> Result<Vec<Filter>, ApiError> {
-    let mut all = Vec::new();
-    if let Some(list) = and {
-        for (i, w) in list.iter().enumerate() {
-            all.push(w.to_filter(&format!("{path}.AND[{i}]"))?);
-        }
-    }
-    if let Some(list) = or {
-        let mut any = Vec::new();
-        for (i, w) in list.iter().enumerate() {
-            any.push(w.to_filter(&format!("{path}.OR[{i}]"))?);
-        }
-        all.push(Filter::Or(any));
-    }
-    if let Some(w) = not {
-        all.push(Filter::Not(Box::new(w.to_filter(&format!("{path}.NOT"))?)));
-    }
-    Ok(all)
-}
-
-pub fn push_field<F: FieldFilter>(
-    all: &mut Vec<Filter>,
-    filter: Option<&F>,
-    col: &'static ColumnMeta,
-    path: &str,
-) -> Result<(), ApiError> {
-    if let Some(f) = filter {
-        let at = format!("{path}.{}", col.field);
-        let condition = f.to_filter(col, &at)?;
-        if carries_nul(&condition) {
-            return Err(ApiError::bad_input(
-                at.clone(),
-                format!("{at} contains a NUL character"),
-            ));
-        }
-        all.push(condition);
-    }
-    Ok(())
-}
-
 /// Whether a field's condition holds a NUL character: PostgreSQL's text and jsonb cannot, so
 /// the statement would fail.
 fn carries_nul(f: &Filter) -> bool {
@@ -143,213 +111,205 @@ fn carries_nul(f: &Filter) -> bool {
     }
 }
 
-fn cmp(col: &'static ColumnMeta, op: CmpOp, value: Value) -> Filter {
-    Filter::Cmp {
-        col,
-        op,
-        value,
-        insensitive: false,
-    }
-}
-
-fn null_check(out: &mut Vec<Filter>, col: &'static ColumnMeta, is_null: Option<bool>) {
-    if let Some(is_null) = is_null {
-        out.push(Filter::IsNull { col, is_null });
-    }
-}
-
-/// The comparison operators every ordered type shares.
-fn ordered<T: Clone + Into<Value>>(
-    out: &mut Vec<Filter>,
-    col: &'static ColumnMeta,
-    ops: [(&Option<T>, CmpOp); 6],
-) {
-    for (v, op) in ops {
-        if let Some(v) = v {
-            out.push(cmp(col, op, v.clone().into()));
+/// Combines AND / OR / NOT of a where input.
+fn combinators(meta: &'static EntityMeta, o: &Fields, path: &str) -> Result<Vec<Filter>, ApiError> {
+    let mut all = Vec::new();
+    if let Some(l) = given(o, "AND") {
+        for (i, w) in list(l).iter().enumerate() {
+            all.push(where_filter(meta, w, &format!("{path}.AND[{i}]"))?);
         }
     }
+    if let Some(l) = given(o, "OR") {
+        let mut any = Vec::new();
+        for (i, w) in list(l).iter().enumerate() {
+            any.push(where_filter(meta, w, &format!("{path}.OR[{i}]"))?);
+        }
+        all.push(Filter::Or(any));
+    }
+    if let Some(w) = given(o, "NOT") {
+        all.push(Filter::Not(Box::new(where_filter(
+            meta,
+            w,
+            &format!("{path}.NOT"),
+        )?)));
+    }
+    Ok(all)
 }
 
-macro_rules! ordered_filter {
-    ($name:ident, $gql:literal, $t:ty, $list:ident, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(InputObject, Default)]
-        #[graphql(name = $gql)]
-        pub struct $name {
-            pub equals: Option<$t>,
-            pub not: Option<$t>,
-            #[graphql(name = "in")]
-            pub in_: Option<Vec<$t>>,
-            #[graphql(name = "notIn")]
-            pub not_in: Option<Vec<$t>>,
-            pub lt: Option<$t>,
-            pub lte: Option<$t>,
-            pub gt: Option<$t>,
-            pub gte: Option<$t>,
-            #[graphql(name = "isNull")]
-            pub is_null: Option<bool>,
+/// An `XWhere` input of `meta` as a filter: its combinators, one condition per field given
+/// and the relation conditions, all of which must hold.
+pub fn where_filter(meta: &'static EntityMeta, v: &G, path: &str) -> Result<Filter, ApiError> {
+    let o = object(v, path)?;
+    let mut all = combinators(meta, o, path)?;
+    for col in meta.columns {
+        if let Some(f) = given(o, col.field) {
+            let at = format!("{path}.{}", col.field);
+            let condition = field_filter(col, f, &at)?;
+            if carries_nul(&condition) {
+                return Err(ApiError::bad_input(
+                    at.clone(),
+                    format!("{at} contains a NUL character"),
+                ));
+            }
+            all.push(condition);
         }
-
-        impl FieldFilter for $name {
-            fn to_filter(&self, col: &'static ColumnMeta, _path: &str) -> Result<Filter, ApiError> {
-                let mut out = Vec::new();
-                ordered(
-                    &mut out,
-                    col,
-                    [
-                        (&self.equals, CmpOp::Eq),
-                        (&self.not, CmpOp::Ne),
-                        (&self.lt, CmpOp::Lt),
-                        (&self.lte, CmpOp::Lte),
-                        (&self.gt, CmpOp::Gt),
-                        (&self.gte, CmpOp::Gte),
-                    ],
-                );
-                if let Some(l) = &self.in_ {
-                    out.push(Filter::In {
-                        col,
-                        values: Value::$list(l.iter().cloned().map(Into::into).collect()),
-                        negated: false,
-                    });
+    }
+    for link in metadata().links(meta) {
+        let Some(nested) = given(o, link.name) else {
+            continue;
+        };
+        let at = format!("{path}.{}", link.name);
+        match link.kind {
+            LinkKind::Parent => all.push(related(
+                parent_link(link.target, link.fk),
+                Quantifier::Some,
+                link.target,
+                nested,
+                &at,
+            )?),
+            LinkKind::Child => all.push(related(
+                child_link(meta, link.target, link.fk),
+                Quantifier::Some,
+                link.target,
+                nested,
+                &at,
+            )?),
+            LinkKind::Children => {
+                let parts = object(nested, &at)?;
+                for (key, quantifier) in [
+                    ("some", Quantifier::Some),
+                    ("every", Quantifier::Every),
+                    ("none", Quantifier::None),
+                ] {
+                    if let Some(w) = given(parts, key) {
+                        all.push(related(
+                            child_link(meta, link.target, link.fk),
+                            quantifier,
+                            link.target,
+                            w,
+                            &format!("{at}.{key}"),
+                        )?);
+                    }
                 }
-                if let Some(l) = &self.not_in {
-                    out.push(Filter::In {
-                        col,
-                        values: Value::$list(l.iter().cloned().map(Into::into).collect()),
-                        negated: true,
-                    });
-                }
-                null_check(&mut out, col, self.is_null);
-                Ok(Filter::and(out))
             }
         }
+    }
+    Ok(Filter::and(all))
+}
+
+/// From a row to the row of `target` its `fk` column references.
+fn parent_link(target: &'static EntityMeta, fk: &'static ColumnMeta) -> Link {
+    Link {
+        target,
+        outer: fk,
+        inner: target.id_column(),
+    }
+}
+
+/// From a row of `meta` (its `id`) to the rows of `target` whose `fk` column references it.
+fn child_link(
+    meta: &'static EntityMeta,
+    target: &'static EntityMeta,
+    fk: &'static ColumnMeta,
+) -> Link {
+    Link {
+        target,
+        outer: meta.id_column(),
+        inner: fk,
+    }
+}
+
+fn related(
+    link: Link,
+    quantifier: Quantifier,
+    target: &'static EntityMeta,
+    w: &G,
+    path: &str,
+) -> Result<Filter, ApiError> {
+    Ok(Filter::Related {
+        link,
+        quantifier,
+        filter: Box::new(where_filter(target, w, path)?),
+        scope: None,
+    })
+}
+
+/// One field's filter input (`IntFilter`, `StringFilter`, ...) as conditions on its column.
+fn field_filter(col: &'static ColumnMeta, v: &G, at: &str) -> Result<Filter, ApiError> {
+    let o = object(v, at)?;
+    let mut out = Vec::new();
+    let one = |name: &str| -> Result<Option<Value>, ApiError> {
+        given(o, name)
+            .map(|v| input::element(col, v, &format!("{at}.{name}")))
+            .transpose()
     };
-}
-
-ordered_filter!(
-    IntFilter,
-    "IntFilter",
-    i32,
-    IntList,
-    "Conditions on an Int field."
-);
-ordered_filter!(
-    FloatFilter,
-    "FloatFilter",
-    f64,
-    FloatList,
-    "Conditions on a Float field."
-);
-ordered_filter!(
-    DateTimeFilter,
-    "DateTimeFilter",
-    DateTime<Utc>,
-    DateTimeList,
-    "Conditions on a DateTime field (RFC 3339)."
-);
-
-impl From<BigInt> for Value {
-    fn from(v: BigInt) -> Self {
-        Value::BigInt(v.0)
-    }
-}
-impl From<BigInt> for i64 {
-    fn from(v: BigInt) -> Self {
-        v.0
-    }
-}
-impl From<Decimal> for Value {
-    fn from(v: Decimal) -> Self {
-        Value::Decimal(v.0)
-    }
-}
-impl From<Decimal> for bigdecimal::BigDecimal {
-    fn from(v: Decimal) -> Self {
-        v.0
-    }
-}
-
-ordered_filter!(
-    BigIntFilter,
-    "BigIntFilter",
-    BigInt,
-    BigIntList,
-    "Conditions on a BigInt field."
-);
-ordered_filter!(
-    DecimalFilter,
-    "DecimalFilter",
-    Decimal,
-    DecimalList,
-    "Conditions on a Decimal field."
-);
-
-/// How text comparisons treat letter case.
-#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Default)]
-#[graphql(name = "QueryMode")]
-pub enum QueryMode {
-    #[default]
-    #[graphql(name = "DEFAULT")]
-    Default,
-    #[graphql(name = "INSENSITIVE")]
-    Insensitive,
-}
-
-/// Conditions on a String field. `mode: INSENSITIVE` ignores letter case for every operator.
-#[derive(InputObject, Default)]
-#[graphql(name = "StringFilter")]
-pub struct StringFilter {
-    pub equals: Option<String>,
-    pub not: Option<String>,
-    #[graphql(name = "in")]
-    pub in_: Option<Vec<String>>,
-    #[graphql(name = "notIn")]
-    pub not_in: Option<Vec<String>>,
-    pub lt: Option<String>,
-    pub lte: Option<String>,
-    pub gt: Option<String>,
-    pub gte: Option<String>,
-    pub contains: Option<String>,
-    #[graphql(name = "startsWith")]
-    pub starts_with: Option<String>,
-    #[graphql(name = "endsWith")]
-    pub ends_with: Option<String>,
-    pub mode: Option<QueryMode>,
-    #[graphql(name = "isNull")]
-    pub is_null: Option<bool>,
-}
-
-impl FieldFilter for StringFilter {
-    fn to_filter(&self, col: &'static ColumnMeta, _path: &str) -> Result<Filter, ApiError> {
-        let insensitive = self.mode == Some(QueryMode::Insensitive);
-        let mut out = Vec::new();
-        for (v, op) in [
-            (&self.equals, CmpOp::Eq),
-            (&self.not, CmpOp::Ne),
-            (&self.lt, CmpOp::Lt),
-            (&self.lte, CmpOp::Lte),
-            (&self.gt, CmpOp::Gt),
-            (&self.gte, CmpOp::Gte),
+    let many = |name: &str| -> Result<Option<Value>, ApiError> {
+        given(o, name)
+            .map(|v| {
+                let at = format!("{at}.{name}");
+                input::elements(col, &G::List(list(v).to_vec()), &at)
+            })
+            .transpose()
+    };
+    if col.list {
+        // StringListFilter, IntListFilter, IDListFilter.
+        if let Some(v) = one("has")? {
+            out.push(Filter::Array {
+                col,
+                op: ArrayOp::Has,
+                value: v,
+            });
+        }
+        for (name, op) in [
+            ("hasEvery", ArrayOp::HasEvery),
+            ("hasSome", ArrayOp::HasSome),
+            ("equals", ArrayOp::Equals),
         ] {
-            if let Some(v) = v {
+            if let Some(v) = many(name)? {
+                out.push(Filter::Array { col, op, value: v });
+            }
+        }
+        if let Some(G::Boolean(empty)) = given(o, "isEmpty") {
+            out.push(Filter::ArrayEmpty { col, empty: *empty });
+        }
+    } else if col.ty == ColumnType::Json {
+        json_filter(col, o, &mut out)?;
+    } else {
+        let insensitive = col.ty == ColumnType::Text
+            && match given(o, "mode") {
+                Some(G::Enum(m)) => m.as_str() == "INSENSITIVE",
+                Some(G::String(m)) => m == "INSENSITIVE",
+                _ => false,
+            };
+        for (name, op) in [
+            ("equals", CmpOp::Eq),
+            ("not", CmpOp::Ne),
+            ("lt", CmpOp::Lt),
+            ("lte", CmpOp::Lte),
+            ("gt", CmpOp::Gt),
+            ("gte", CmpOp::Gte),
+        ] {
+            if let Some(value) = one(name)? {
                 out.push(Filter::Cmp {
                     col,
                     op,
-                    value: Value::Text(v.clone()),
+                    value,
                     insensitive,
                 });
             }
         }
-        for (list, negated) in [(&self.in_, false), (&self.not_in, true)] {
-            let Some(list) = list else { continue };
+        for (name, negated) in [("in", false), ("notIn", true)] {
+            let Some(values) = many(name)? else { continue };
             if insensitive {
-                let any = list
-                    .iter()
+                let Value::TextList(values) = values else {
+                    continue;
+                };
+                let any = values
+                    .into_iter()
                     .map(|v| Filter::Cmp {
                         col,
                         op: CmpOp::Eq,
-                        value: Value::Text(v.clone()),
+                        value: Value::Text(v),
                         insensitive: true,
                     })
                     .collect();
@@ -358,444 +318,173 @@ impl FieldFilter for StringFilter {
             } else {
                 out.push(Filter::In {
                     col,
-                    values: Value::TextList(list.clone()),
+                    values,
                     negated,
                 });
             }
         }
-        for (v, how) in [
-            (&self.contains, TextMatch::Contains),
-            (&self.starts_with, TextMatch::StartsWith),
-            (&self.ends_with, TextMatch::EndsWith),
+        for (name, how) in [
+            ("contains", TextMatch::Contains),
+            ("startsWith", TextMatch::StartsWith),
+            ("endsWith", TextMatch::EndsWith),
         ] {
-            if let Some(v) = v {
+            if let Some(Value::Text(needle)) = one(name)? {
                 out.push(Filter::Text {
                     col,
                     how,
-                    needle: v.clone(),
+                    needle,
                     insensitive,
                 });
             }
         }
-        null_check(&mut out, col, self.is_null);
-        Ok(Filter::and(out))
     }
-}
-
-/// Conditions on an ID field.
-#[derive(InputObject, Default)]
-#[graphql(name = "IDFilter")]
-pub struct IdFilter {
-    pub equals: Option<ID>,
-    pub not: Option<ID>,
-    #[graphql(name = "in")]
-    pub in_: Option<Vec<ID>>,
-    #[graphql(name = "notIn")]
-    pub not_in: Option<Vec<ID>>,
-    #[graphql(name = "isNull")]
-    pub is_null: Option<bool>,
-}
-
-impl FieldFilter for IdFilter {
-    fn to_filter(&self, col: &'static ColumnMeta, path: &str) -> Result<Filter, ApiError> {
-        let mut out = Vec::new();
-        if let Some(v) = &self.equals {
-            out.push(cmp(
-                col,
-                CmpOp::Eq,
-                Value::Uuid(input::id(v, path, "equals")?),
-            ));
-        }
-        if let Some(v) = &self.not {
-            out.push(cmp(col, CmpOp::Ne, Value::Uuid(input::id(v, path, "not")?)));
-        }
-        if let Some(l) = &self.in_ {
-            out.push(Filter::In {
-                col,
-                values: Value::UuidList(input::ids(l, path, "in")?),
-                negated: false,
-            });
-        }
-        if let Some(l) = &self.not_in {
-            out.push(Filter::In {
-                col,
-                values: Value::UuidList(input::ids(l, path, "notIn")?),
-                negated: true,
-            });
-        }
-        null_check(&mut out, col, self.is_null);
-        Ok(Filter::and(out))
+    if let Some(G::Boolean(is_null)) = given(o, "isNull") {
+        out.push(Filter::IsNull {
+            col,
+            is_null: *is_null,
+        });
     }
-}
-
-/// Conditions on a Boolean field.
-#[derive(InputObject, Default)]
-#[graphql(name = "BooleanFilter")]
-pub struct BooleanFilter {
-    pub equals: Option<bool>,
-    pub not: Option<bool>,
-    #[graphql(name = "isNull")]
-    pub is_null: Option<bool>,
-}
-
-impl FieldFilter for BooleanFilter {
-    fn to_filter(&self, col: &'static ColumnMeta, _path: &str) -> Result<Filter, ApiError> {
-        let mut out = Vec::new();
-        if let Some(v) = self.equals {
-            out.push(cmp(col, CmpOp::Eq, Value::Bool(v)));
-        }
-        if let Some(v) = self.not {
-            out.push(cmp(col, CmpOp::Ne, Value::Bool(v)));
-        }
-        null_check(&mut out, col, self.is_null);
-        Ok(Filter::and(out))
-    }
-}
-
-/// Conditions on a JSON field. With `path` (a list of keys or array indexes), `equals`, `not`,
-/// `contains` and `containedBy` apply to the value at that path instead of the whole document.
-#[derive(InputObject, Default)]
-#[graphql(name = "JSONFilter")]
-pub struct JsonFilter {
-    pub path: Option<Vec<String>>,
-    pub equals: Option<JsonValue>,
-    pub not: Option<JsonValue>,
-    /// The value contains this JSON (`@>`).
-    pub contains: Option<JsonValue>,
-    /// The value is contained in this JSON (`<@`).
-    #[graphql(name = "containedBy")]
-    pub contained_by: Option<JsonValue>,
-    /// An object with this top-level key, or an array with this string element.
-    #[graphql(name = "hasKey")]
-    pub has_key: Option<String>,
-    #[graphql(name = "hasAnyKeys")]
-    pub has_any_keys: Option<Vec<String>>,
-    #[graphql(name = "hasAllKeys")]
-    pub has_all_keys: Option<Vec<String>>,
-    #[graphql(name = "isNull")]
-    pub is_null: Option<bool>,
-}
-
-impl FieldFilter for JsonFilter {
-    fn to_filter(&self, col: &'static ColumnMeta, _path: &str) -> Result<Filter, ApiError> {
-        let mut out = Vec::new();
-        let path = self.path.clone();
-        for (v, op) in [
-            (&self.equals, JsonOp::Equals),
-            (&self.not, JsonOp::NotEquals),
-            (&self.contains, JsonOp::Contains),
-            (&self.contained_by, JsonOp::ContainedBy),
-        ] {
-            if let Some(v) = v {
-                out.push(Filter::Json {
-                    col,
-                    path: path.clone(),
-                    op,
-                    value: Value::Json(v.clone()),
-                });
-            }
-        }
-        if let Some(k) = &self.has_key {
-            out.push(Filter::Json {
-                col,
-                path: path.clone(),
-                op: JsonOp::HasKey,
-                value: Value::Text(k.clone()),
-            });
-        }
-        for (keys, op) in [
-            (&self.has_any_keys, JsonOp::HasAnyKeys),
-            (&self.has_all_keys, JsonOp::HasAllKeys),
-        ] {
-            if let Some(k) = keys {
-                out.push(Filter::Json {
-                    col,
-                    path: path.clone(),
-                    op,
-                    value: Value::TextList(k.clone()),
-                });
-            }
-        }
-        null_check(&mut out, col, self.is_null);
-        Ok(Filter::and(out))
-    }
-}
-
-macro_rules! list_filter {
-    ($name:ident, $gql:literal, $t:ty, $conv_one:expr, $conv_list:expr, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(InputObject, Default)]
-        #[graphql(name = $gql)]
-        pub struct $name {
-            /// The list contains this element.
-            pub has: Option<$t>,
-            /// The list contains every one of these elements.
-            #[graphql(name = "hasEvery")]
-            pub has_every: Option<Vec<$t>>,
-            /// The list contains at least one of these elements.
-            #[graphql(name = "hasSome")]
-            pub has_some: Option<Vec<$t>>,
-            #[graphql(name = "isEmpty")]
-            pub is_empty: Option<bool>,
-            pub equals: Option<Vec<$t>>,
-            #[graphql(name = "isNull")]
-            pub is_null: Option<bool>,
-        }
-
-        impl FieldFilter for $name {
-            fn to_filter(&self, col: &'static ColumnMeta, path: &str) -> Result<Filter, ApiError> {
-                let one = $conv_one;
-                let list = $conv_list;
-                let mut out = Vec::new();
-                if let Some(v) = &self.has {
-                    out.push(Filter::Array {
-                        col,
-                        op: ArrayOp::Has,
-                        value: one(v, path)?,
-                    });
-                }
-                for (v, op) in [
-                    (&self.has_every, ArrayOp::HasEvery),
-                    (&self.has_some, ArrayOp::HasSome),
-                    (&self.equals, ArrayOp::Equals),
-                ] {
-                    if let Some(v) = v {
-                        out.push(Filter::Array {
-                            col,
-                            op,
-                            value: list(v, path)?,
-                        });
-                    }
-                }
-                if let Some(empty) = self.is_empty {
-                    out.push(Filter::ArrayEmpty { col, empty });
-                }
-                null_check(&mut out, col, self.is_null);
-                Ok(Filter::and(out))
-            }
-        }
-    };
-}
-
-list_filter!(
-    StringListFilter,
-    "StringListFilter",
-    String,
-    |v: &String, _p: &str| -> Result<Value, ApiError> { Ok(Value::Text(v.clone())) },
-    |v: &Vec<String>, _p: &str| -> Result<Value, ApiError> { Ok(Value::TextList(v.clone())) },
-    "Conditions on a list of strings."
-);
-list_filter!(
-    IntListFilter,
-    "IntListFilter",
-    i32,
-    |v: &i32, _p: &str| -> Result<Value, ApiError> { Ok(Value::Int(*v)) },
-    |v: &Vec<i32>, _p: &str| -> Result<Value, ApiError> { Ok(Value::IntList(v.clone())) },
-    "Conditions on a list of integers."
-);
-list_filter!(
-    IdListFilter,
-    "IDListFilter",
-    ID,
-    |v: &ID, p: &str| -> Result<Value, ApiError> { Ok(Value::Uuid(input::id(v, p, "has")?)) },
-    |v: &Vec<ID>, p: &str| -> Result<Value, ApiError> {
-        Ok(Value::UuidList(input::ids(v, p, "list")?))
-    },
-    "Conditions on a list of IDs."
-);
-
-/// The parts of a generated enum filter, as SQL labels.
-pub struct EnumFilterParts {
-    pub equals: Option<&'static str>,
-    pub not: Option<&'static str>,
-    pub in_: Option<Vec<&'static str>>,
-    pub not_in: Option<Vec<&'static str>>,
-    pub is_null: Option<bool>,
-}
-
-pub fn enum_filter(
-    col: &'static ColumnMeta,
-    _path: &str,
-    parts: EnumFilterParts,
-) -> Result<Filter, ApiError> {
-    let mut out = Vec::new();
-    if let Some(v) = parts.equals {
-        out.push(cmp(col, CmpOp::Eq, Value::Text(v.to_string())));
-    }
-    if let Some(v) = parts.not {
-        out.push(cmp(col, CmpOp::Ne, Value::Text(v.to_string())));
-    }
-    for (l, negated) in [(parts.in_, false), (parts.not_in, true)] {
-        if let Some(l) = l {
-            out.push(Filter::In {
-                col,
-                values: Value::TextList(l.iter().map(|s| s.to_string()).collect()),
-                negated,
-            });
-        }
-    }
-    null_check(&mut out, col, parts.is_null);
     Ok(Filter::and(out))
 }
 
-/// A generated `XOrderBy` input: the sort keys it sets (exactly one is allowed per entry).
-pub trait OrderInput {
-    fn keys(&self) -> Vec<SortKey>;
-}
-
-/// Adds the key of a scalar field, when set.
-pub fn order_field(keys: &mut Vec<SortKey>, dir: Option<SortOrder>, col: &'static ColumnMeta) {
-    if let Some(dir) = dir {
-        keys.push(SortKey::new(col, dir));
-    }
-}
-
-/// Adds the keys of a `belongsTo` relation's order input (`orderBy: {category: {name: ASC}}`),
-/// reached through the row's `fk` column.
-pub fn order_parent<T: Entity, O: OrderInput>(
-    keys: &mut Vec<SortKey>,
-    nested: Option<&O>,
-    fk: &'static ColumnMeta,
-) {
-    let Some(nested) = nested else { return };
-    for mut k in nested.keys() {
-        let link = parent_link::<T>(fk);
-        k.hops.insert(0, Hop { link, scope: None });
-        keys.push(k);
-    }
-}
-
-/// From a row to the row its `fk` column references.
-fn parent_link<T: Entity>(fk: &'static ColumnMeta) -> Link {
-    Link {
-        target: T::META,
-        outer: fk,
-        inner: T::META.id_column(),
-    }
-}
-
-/// From a row (its `id` column) to the rows of `T` whose `fk` column references it.
-fn child_link<T: Entity>(id: &'static ColumnMeta, fk: &str) -> Result<Link, ApiError> {
-    let inner = T::META
-        .column(fk)
-        .ok_or_else(|| ApiError::internal(format!("{} has no column {fk}", T::META.name)))?;
-    Ok(Link {
-        target: T::META,
-        outer: id,
-        inner,
-    })
-}
-
-fn related<W: WhereInput>(
-    link: Link,
-    quantifier: Quantifier,
-    w: &W,
-    path: &str,
-) -> Result<Filter, ApiError> {
-    Ok(Filter::Related {
-        link,
-        quantifier,
-        filter: Box::new(w.to_filter(path)?),
-        scope: None,
-    })
-}
-
-/// A condition on the one row a relation leads to, when given.
-fn push_one<W: WhereInput>(
-    all: &mut Vec<Filter>,
-    nested: Option<&W>,
-    link: impl FnOnce() -> Result<Link, ApiError>,
-    name: &str,
-    path: &str,
+/// `JSONFilter`: with `path`, `equals`, `not`, `contains` and `containedBy` apply to the value
+/// at that path instead of the whole document.
+fn json_filter(
+    col: &'static ColumnMeta,
+    o: &Fields,
+    out: &mut Vec<Filter>,
 ) -> Result<(), ApiError> {
-    let Some(w) = nested else { return Ok(()) };
-    all.push(related(
-        link()?,
-        Quantifier::Some,
-        w,
-        &format!("{path}.{name}"),
-    )?);
-    Ok(())
-}
-
-/// `where: {category: {...}}`: the row this one references through `fk` matches.
-pub fn push_parent<T: Entity, W: WhereInput>(
-    all: &mut Vec<Filter>,
-    nested: Option<&W>,
-    fk: &'static ColumnMeta,
-    name: &str,
-    path: &str,
-) -> Result<(), ApiError> {
-    push_one(all, nested, || Ok(parent_link::<T>(fk)), name, path)
-}
-
-/// `where: {profile: {...}}`: the `hasOne` row pointing at this one through `fk` matches.
-pub fn push_child<T: Entity, W: WhereInput>(
-    all: &mut Vec<Filter>,
-    nested: Option<&W>,
-    id: &'static ColumnMeta,
-    fk: &str,
-    name: &str,
-    path: &str,
-) -> Result<(), ApiError> {
-    push_one(all, nested, || child_link::<T>(id, fk), name, path)
-}
-
-/// `where: {posts: {some: {...}, every: {...}, none: {...}}}` over a `hasMany` relation.
-pub fn push_children<T: Entity, L: ListRelationInput>(
-    all: &mut Vec<Filter>,
-    nested: Option<&L>,
-    id: &'static ColumnMeta,
-    fk: &str,
-    name: &str,
-    path: &str,
-) -> Result<(), ApiError> {
-    let Some(l) = nested else { return Ok(()) };
-    let link = child_link::<T>(id, fk)?;
-    for (quantifier, key, w) in l.parts() {
-        if let Some(w) = w {
-            all.push(related(
-                link,
-                quantifier,
-                w,
-                &format!("{path}.{name}.{key}"),
-            )?);
-        }
-    }
-    Ok(())
-}
-
-/// A generated `XListRelationFilter` input (see `list_relation_filter!`).
-pub trait ListRelationInput {
-    type Where: WhereInput;
-    fn parts(&self) -> [(Quantifier, &'static str, Option<&Self::Where>); 3];
-}
-
-/// Declares the `some` / `every` / `none` input of a `hasMany` relation towards `$node`.
-#[macro_export]
-macro_rules! list_relation_filter {
-    ($node:ident, $where:ident, $filter:ident) => {
-        #[doc = concat!("Conditions on a list of related ", stringify!($node), " rows.")]
-        #[derive(async_graphql::InputObject, Default)]
-        pub struct $filter {
-            /// At least one related row matches.
-            pub some: Option<Box<$where>>,
-            /// Every related row matches (true when there are none).
-            pub every: Option<Box<$where>>,
-            /// No related row matches.
-            pub none: Option<Box<$where>>,
-        }
-
-        impl $crate::graphql::filter::ListRelationInput for $filter {
-            type Where = $where;
-            fn parts(&self) -> [($crate::db::sql::Quantifier, &'static str, Option<&$where>); 3] {
-                use $crate::db::sql::Quantifier;
-                [
-                    (Quantifier::Some, "some", self.some.as_deref()),
-                    (Quantifier::Every, "every", self.every.as_deref()),
-                    (Quantifier::None, "none", self.none.as_deref()),
-                ]
-            }
+    let strings = |v: &G| -> Vec<String> {
+        match v {
+            G::List(l) => l
+                .iter()
+                .filter_map(|x| match x {
+                    G::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            G::String(s) => vec![s.clone()],
+            _ => Vec::new(),
         }
     };
+    let path = given(o, "path").map(strings);
+    let json = |v: &G| Value::Json(v.clone().into_json().unwrap_or_default());
+    for (name, op) in [
+        ("equals", JsonOp::Equals),
+        ("not", JsonOp::NotEquals),
+        ("contains", JsonOp::Contains),
+        ("containedBy", JsonOp::ContainedBy),
+    ] {
+        if let Some(v) = given(o, name) {
+            out.push(Filter::Json {
+                col,
+                path: path.clone(),
+                op,
+                value: json(v),
+            });
+        }
+    }
+    if let Some(G::String(k)) = given(o, "hasKey") {
+        out.push(Filter::Json {
+            col,
+            path: path.clone(),
+            op: JsonOp::HasKey,
+            value: Value::Text(k.clone()),
+        });
+    }
+    for (name, op) in [
+        ("hasAnyKeys", JsonOp::HasAnyKeys),
+        ("hasAllKeys", JsonOp::HasAllKeys),
+    ] {
+        if let Some(v) = given(o, name) {
+            out.push(Filter::Json {
+                col,
+                path: path.clone(),
+                op,
+                value: Value::TextList(strings(v)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Sort direction of an `orderBy` field.
+fn direction(v: &G) -> Option<SortOrder> {
+    let name = match v {
+        G::Enum(n) => n.as_str(),
+        G::String(s) => s.as_str(),
+        _ => return None,
+    };
+    match name {
+        "ASC" => Some(SortOrder::Asc),
+        "DESC" => Some(SortOrder::Desc),
+        _ => None,
+    }
+}
+
+/// The sort keys one `XOrderBy` entry sets: its scalar fields, then those of its `belongsTo`
+/// relations (`orderBy: {category: {name: ASC}}`) reached through the row's column.
+fn order_keys(meta: &'static EntityMeta, v: &G, keys: &mut Vec<SortKey>) {
+    let G::Object(o) = v else { return };
+    for col in meta.columns.iter().filter(|c| orderable(c)) {
+        if let Some(dir) = given(o, col.field).and_then(direction) {
+            keys.push(SortKey::new(col, dir));
+        }
+    }
+    for link in metadata().links(meta) {
+        if link.kind != LinkKind::Parent {
+            continue;
+        }
+        let Some(nested) = given(o, link.name) else {
+            continue;
+        };
+        let mut inner = Vec::new();
+        order_keys(link.target, nested, &mut inner);
+        for mut k in inner {
+            k.hops.insert(
+                0,
+                Hop {
+                    link: parent_link(link.target, link.fk),
+                    scope: None,
+                },
+            );
+            keys.push(k);
+        }
+    }
+}
+
+/// Whether a column can be sorted by: a single value that is not JSON.
+pub fn orderable(col: &ColumnMeta) -> bool {
+    !col.list && col.ty != ColumnType::Json
+}
+
+/// Sort keys a client may give: each is a term of every keyset condition and cursor.
+pub const MAX_SORT_KEYS: usize = 8;
+
+/// An `orderBy` argument as sort keys: at most [`MAX_SORT_KEYS`] entries, each setting
+/// exactly one field.
+pub fn order_by(meta: &'static EntityMeta, v: Option<&G>) -> Result<Vec<SortKey>, ApiError> {
+    let Some(v) = v.filter(|v| !matches!(v, G::Null)) else {
+        return Ok(Vec::new());
+    };
+    let entries = list(v);
+    if entries.len() > MAX_SORT_KEYS {
+        return Err(ApiError::bad_input(
+            "orderBy",
+            format!("orderBy may name at most {MAX_SORT_KEYS} fields"),
+        ));
+    }
+    let mut keys = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let mut k = Vec::new();
+        order_keys(meta, entry, &mut k);
+        if k.len() != 1 {
+            return Err(ApiError::bad_input(
+                format!("orderBy[{i}]"),
+                format!("orderBy[{i}] must set exactly one field"),
+            ));
+        }
+        keys.extend(k);
+    }
+    Ok(keys)
 }

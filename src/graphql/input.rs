@@ -1,12 +1,13 @@
-//! Checks and conversions of input values, shared by every generated input type. Each error
+//! Checks and conversions of input values, shared by every input of the engine. Each error
 //! names the input field it is about, as `path.field`.
 
-use async_graphql::{MaybeUndefined, ID};
+use async_graphql::{Value as G, ID};
 use bigdecimal::{BigDecimal, FromPrimitive};
 use uuid::Uuid;
 
+use crate::db::value::Value;
 use crate::error::ApiError;
-use crate::graphql::scalars::{BigInt, Decimal};
+use crate::graphql::meta::{ColumnMeta, ColumnType};
 
 pub fn at(path: &str, field: &str) -> String {
     if path.is_empty() {
@@ -131,13 +132,13 @@ pub fn int(
 }
 
 pub fn bigint(
-    v: BigInt,
+    v: i64,
     path: &str,
     field: &str,
     min: Option<f64>,
     max: Option<f64>,
 ) -> Result<i64, ApiError> {
-    range(v.0 as f64, path, field, min, max).map(|_| v.0)
+    range(v as f64, path, field, min, max).map(|_| v)
 }
 
 pub fn float(
@@ -157,14 +158,14 @@ pub fn float(
 }
 
 pub fn decimal(
-    v: Decimal,
+    v: BigDecimal,
     path: &str,
     field: &str,
     min: Option<f64>,
     max: Option<f64>,
 ) -> Result<BigDecimal, ApiError> {
-    let below = min.and_then(BigDecimal::from_f64).is_some_and(|m| v.0 < m);
-    let above = max.and_then(BigDecimal::from_f64).is_some_and(|m| v.0 > m);
+    let below = min.and_then(BigDecimal::from_f64).is_some_and(|m| v < m);
+    let above = max.and_then(BigDecimal::from_f64).is_some_and(|m| v > m);
     if below || above {
         range(
             if below { f64::MIN } else { f64::MAX },
@@ -174,36 +175,163 @@ pub fn decimal(
             max,
         )?;
     }
-    Ok(v.0)
+    Ok(v)
 }
 
-/// An update of a NOT NULL column: absent leaves it alone, null is refused.
-pub fn patch<T, U>(
-    v: MaybeUndefined<T>,
-    path: &str,
-    field: &str,
-    convert: impl FnOnce(T) -> Result<U, ApiError>,
-) -> Result<Option<U>, ApiError> {
+// ---------------------------------------------------------------- GraphQL values to columns
+
+fn wrong(at: &str, what: &str) -> ApiError {
+    ApiError::bad_input(at, format!("{at} must be {what}"))
+}
+
+/// An ID: a string, or an integer (GraphQL allows both).
+pub fn id_value(v: &G, at: &str) -> Result<Uuid, ApiError> {
+    let text = match v {
+        G::String(s) => s.clone(),
+        G::Number(n) => n.to_string(),
+        _ => return Err(wrong(at, "an ID")),
+    };
+    Uuid::parse_str(&text).map_err(|_| ApiError::bad_input(at, format!("{at} is not a valid ID")))
+}
+
+fn int_value(v: &G, at: &str) -> Result<i32, ApiError> {
     match v {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Err(ApiError::bad_input(
-            at(path, field),
-            format!("{} cannot be null", at(path, field)),
-        )),
-        MaybeUndefined::Value(v) => convert(v).map(Some),
+        G::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+        _ => None,
+    }
+    .ok_or_else(|| wrong(at, "a 32-bit integer"))
+}
+
+fn bigint_value(v: &G, at: &str) -> Result<i64, ApiError> {
+    match v {
+        G::String(s) => s.parse().ok(),
+        G::Number(n) => n.as_i64(),
+        _ => None,
+    }
+    .ok_or_else(|| wrong(at, "a 64-bit integer"))
+}
+
+fn float_value(v: &G, at: &str) -> Result<f64, ApiError> {
+    match v {
+        G::Number(n) => n.as_f64(),
+        _ => None,
+    }
+    .ok_or_else(|| wrong(at, "a number"))
+}
+
+/// A decimal: a string or a number, within what PostgreSQL's numeric can hold.
+pub fn decimal_value(v: &G, at: &str) -> Result<BigDecimal, ApiError> {
+    let text = match v {
+        G::String(s) => s.clone(),
+        G::Number(n) => n.to_string(),
+        _ => return Err(wrong(at, "a decimal number")),
+    };
+    let d = text
+        .parse::<BigDecimal>()
+        .map_err(|_| wrong(at, "a decimal number"))?;
+    let (digits, scale) = d.normalized().as_bigint_and_exponent();
+    let integral = digits.to_string().trim_start_matches('-').len() as i64 - scale;
+    if integral > 131_072 || scale > 16_383 {
+        return Err(ApiError::bad_input(
+            at,
+            format!(
+                "{at} is beyond what can be stored (131072 digits before the point, 16383 after)"
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+/// A date-time in RFC 3339.
+pub fn datetime_value(v: &G, at: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    match v {
+        G::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| wrong(at, "a date-time in RFC 3339 format"))
+}
+
+fn text_value(col: &ColumnMeta, v: &G, at: &str) -> Result<String, ApiError> {
+    match (v, col.ty) {
+        (G::String(s), _) => Ok(s.clone()),
+        (G::Enum(n), ColumnType::Enum(_)) => Ok(n.to_string()),
+        _ => Err(wrong(at, "a string")),
     }
 }
 
-/// An update of a nullable column: absent leaves it alone, null clears it.
-pub fn patch_nullable<T, U>(
-    v: MaybeUndefined<T>,
-    _path: &str,
-    _field: &str,
-    convert: impl FnOnce(T) -> Result<U, ApiError>,
-) -> Result<Option<Option<U>>, ApiError> {
-    match v {
-        MaybeUndefined::Undefined => Ok(None),
-        MaybeUndefined::Null => Ok(Some(None)),
-        MaybeUndefined::Value(v) => convert(v).map(|x| Some(Some(x))),
+/// One element of the column's type (its element type for a list column), unchecked beyond
+/// its type: what filters compare with.
+pub fn element(col: &ColumnMeta, v: &G, at: &str) -> Result<Value, ApiError> {
+    Ok(match col.ty {
+        ColumnType::Uuid => Value::Uuid(id_value(v, at)?),
+        ColumnType::Text | ColumnType::Enum(_) => Value::Text(text_value(col, v, at)?),
+        ColumnType::Int => Value::Int(int_value(v, at)?),
+        ColumnType::BigInt => Value::BigInt(bigint_value(v, at)?),
+        ColumnType::Float => Value::Float(float_value(v, at)?),
+        ColumnType::Decimal => Value::Decimal(decimal_value(v, at)?),
+        ColumnType::Bool => match v {
+            G::Boolean(b) => Value::Bool(*b),
+            _ => return Err(wrong(at, "a boolean")),
+        },
+        ColumnType::DateTime => Value::DateTime(datetime_value(v, at)?),
+        ColumnType::Json => Value::Json(v.clone().into_json().map_err(|_| wrong(at, "JSON"))?),
+    })
+}
+
+/// A list of elements of the column's type, as one list value.
+pub fn elements(col: &ColumnMeta, v: &G, at: &str) -> Result<Value, ApiError> {
+    let G::List(items) = v else {
+        return Err(wrong(at, "a list"));
+    };
+    let each = |i: usize, x: &G| element(col, x, &format!("{at}[{i}]"));
+    macro_rules! collect {
+        ($variant:ident, $pat:ident) => {{
+            let mut out = Vec::with_capacity(items.len());
+            for (i, x) in items.iter().enumerate() {
+                match each(i, x)? {
+                    Value::$pat(v) => out.push(v),
+                    _ => return Err(wrong(at, "a list")),
+                }
+            }
+            Value::$variant(out)
+        }};
     }
+    Ok(match col.ty {
+        ColumnType::Uuid => collect!(UuidList, Uuid),
+        ColumnType::Int => collect!(IntList, Int),
+        ColumnType::BigInt => collect!(BigIntList, BigInt),
+        ColumnType::Float => collect!(FloatList, Float),
+        ColumnType::Decimal => collect!(DecimalList, Decimal),
+        ColumnType::DateTime => collect!(DateTimeList, DateTime),
+        ColumnType::Json => Value::Json(v.clone().into_json().map_err(|_| wrong(at, "JSON"))?),
+        ColumnType::Text | ColumnType::Enum(_) | ColumnType::Bool => collect!(TextList, Text),
+    })
+}
+
+/// A value given for a column in a create or update input, with the catalog's checks:
+/// lengths, bounds, finite numbers, no NUL characters.
+pub fn column_value(col: &ColumnMeta, v: &G, path: &str) -> Result<Value, ApiError> {
+    let field = col.field;
+    let at = at(path, field);
+    if col.list {
+        let list = elements(col, v, &at)?;
+        return Ok(match list {
+            Value::TextList(l) => Value::TextList(texts(l, path, field)?),
+            Value::FloatList(l) => Value::FloatList(floats(l, path, field)?),
+            Value::Json(j) => Value::Json(json(j, path, field)?),
+            other => other,
+        });
+    }
+    let (min, max) = (col.min, col.max);
+    Ok(match element(col, v, &at)? {
+        Value::Text(s) if col.ty == ColumnType::Text => {
+            Value::Text(text(s, path, field, col.min_length, col.max_length)?)
+        }
+        Value::Int(n) => Value::Int(int(n, path, field, min, max)?),
+        Value::BigInt(n) => Value::BigInt(bigint(n, path, field, min, max)?),
+        Value::Float(x) => Value::Float(float(x, path, field, min, max)?),
+        Value::Decimal(d) => Value::Decimal(decimal(d, path, field, min, max)?),
+        Value::Json(j) => Value::Json(json(j, path, field)?),
+        other => other,
+    })
 }

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
@@ -21,9 +20,9 @@ use crate::db::value::Value;
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::graphql::acl::{self, Op};
-use crate::graphql::crud::Entity;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 use crate::graphql::page::Keyed;
+use crate::graphql::row::Row;
 
 /// The loaders of one request.
 pub struct RowLoader {
@@ -49,7 +48,9 @@ impl RowLoader {
     /// Runs one read statement in the caller's tenant.
     async fn fetch<T>(&self, meta: &'static EntityMeta, b: SqlBuilder) -> Result<Vec<T>, LoadError>
     where
-        T: diesel::deserialize::QueryableByName<diesel::pg::Pg> + Send + 'static,
+        T: diesel::deserialize::FromSqlRow<diesel::sql_types::Untyped, diesel::pg::Pg>
+            + Send
+            + 'static,
     {
         self.db
             .read(&self.rc, meta.name, b)
@@ -58,52 +59,71 @@ impl RowLoader {
     }
 }
 
-/// A row of `E` by id.
-pub struct ById<E>(pub Uuid, PhantomData<fn() -> E>);
+/// A row of an entity by id. Keys of one entity are loaded together.
+#[derive(Clone)]
+pub struct ById {
+    meta: &'static EntityMeta,
+    id: Uuid,
+}
 
-impl<E> ById<E> {
-    pub fn new(id: Uuid) -> Self {
-        ById(id, PhantomData)
+impl ById {
+    pub fn new(meta: &'static EntityMeta, id: Uuid) -> Self {
+        ById { meta, id }
     }
 }
-impl<E> Clone for ById<E> {
-    fn clone(&self) -> Self {
-        ById(self.0, PhantomData)
-    }
-}
-impl<E> PartialEq for ById<E> {
+impl PartialEq for ById {
     fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
+        self.id == other.id && std::ptr::eq(self.meta, other.meta)
     }
 }
-impl<E> Eq for ById<E> {}
-impl<E> Hash for ById<E> {
+impl Eq for ById {}
+impl Hash for ById {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state)
+        self.id.hash(state);
+        self.meta.name.hash(state);
     }
 }
 
-impl<E: Entity + Clone> Loader<ById<E>> for RowLoader {
-    type Value = E;
+/// Groups keys by entity, in the order the entities first appear.
+fn by_entity<K>(
+    keys: &[K],
+    meta: impl Fn(&K) -> &'static EntityMeta,
+) -> Vec<(&'static EntityMeta, Vec<&K>)> {
+    let mut out: Vec<(&'static EntityMeta, Vec<&K>)> = Vec::new();
+    for k in keys {
+        let m = meta(k);
+        match out.iter_mut().find(|(g, _)| std::ptr::eq(*g, m)) {
+            Some((_, members)) => members.push(k),
+            None => out.push((m, vec![k])),
+        }
+    }
+    out
+}
+
+impl Loader<ById> for RowLoader {
+    type Value = Row;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[ById<E>]) -> Result<HashMap<ById<E>, E>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let meta = E::META;
-        let filter = Filter::and(vec![
-            acl::row_scope(meta, &self.rc, Op::Read),
-            Filter::In {
-                col: meta.id_column(),
-                values: Value::UuidList(ids),
-                negated: false,
-            },
-        ]);
-        let mut b = SqlBuilder::new("SELECT ");
-        b.select_list(meta);
-        b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
-        b.filter(&filter);
-        let rows: Vec<E> = self.fetch(meta, b).await?;
-        Ok(rows.into_iter().map(|r| (ById::new(r.id()), r)).collect())
+    async fn load(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
+        let mut out = HashMap::new();
+        for (meta, members) in by_entity(keys, |k| k.meta) {
+            let ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
+            let filter = Filter::and(vec![
+                acl::row_scope(meta, &self.rc, Op::Read),
+                Filter::In {
+                    col: meta.id_column(),
+                    values: Value::UuidList(ids),
+                    negated: false,
+                },
+            ]);
+            let mut b = SqlBuilder::new("SELECT ");
+            b.select_list(meta);
+            b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+            b.filter(&filter);
+            let rows: Vec<Row> = self.fetch(meta, b).await?;
+            out.extend(rows.into_iter().map(|r| (ById::new(meta, r.id()), r)));
+        }
+        Ok(out)
     }
 }
 
@@ -134,63 +154,64 @@ impl ChildSpec {
 }
 
 /// One parent's page of a relation connection.
-pub struct ChildPageKey<E> {
+#[derive(Clone)]
+pub struct ChildPageKey {
+    pub meta: &'static EntityMeta,
     pub parent: Uuid,
     pub spec: Arc<ChildSpec>,
-    _e: PhantomData<fn() -> E>,
 }
 
-impl<E> ChildPageKey<E> {
-    pub fn new(parent: Uuid, spec: Arc<ChildSpec>) -> Self {
-        ChildPageKey {
-            parent,
-            spec,
-            _e: PhantomData,
-        }
+impl ChildPageKey {
+    pub fn new(meta: &'static EntityMeta, parent: Uuid, spec: Arc<ChildSpec>) -> Self {
+        ChildPageKey { meta, parent, spec }
     }
 }
-impl<E> Clone for ChildPageKey<E> {
-    fn clone(&self) -> Self {
-        ChildPageKey::new(self.parent, self.spec.clone())
-    }
-}
-impl<E> PartialEq for ChildPageKey<E> {
+impl PartialEq for ChildPageKey {
     fn eq(&self, other: &Self) -> bool {
-        self.parent == other.parent && self.spec.fingerprint == other.spec.fingerprint
+        self.parent == other.parent
+            && std::ptr::eq(self.meta, other.meta)
+            && self.spec.fingerprint == other.spec.fingerprint
     }
 }
-impl<E> Eq for ChildPageKey<E> {}
-impl<E> Hash for ChildPageKey<E> {
+impl Eq for ChildPageKey {}
+impl Hash for ChildPageKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.parent.hash(state);
         self.spec.fingerprint.hash(state);
     }
 }
 
-/// Groups keys by their spec's fingerprint, keeping one spec per group.
-fn groups<K>(keys: &[K], spec: impl Fn(&K) -> &Arc<ChildSpec>) -> Vec<(Arc<ChildSpec>, Vec<&K>)> {
-    let mut out: Vec<(Arc<ChildSpec>, Vec<&K>)> = Vec::new();
+/// Groups keys by entity and their spec's fingerprint, keeping one spec per group.
+type Group<'k, K> = (&'static EntityMeta, Arc<ChildSpec>, Vec<&'k K>);
+
+fn groups<K>(
+    keys: &[K],
+    spec: impl Fn(&K) -> (&'static EntityMeta, &Arc<ChildSpec>),
+) -> Vec<Group<'_, K>> {
+    let mut out: Vec<Group<'_, K>> = Vec::new();
     for k in keys {
-        let s = spec(k);
-        match out.iter_mut().find(|(g, _)| g.fingerprint == s.fingerprint) {
-            Some((_, members)) => members.push(k),
-            None => out.push((s.clone(), vec![k])),
+        let (m, s) = spec(k);
+        match out
+            .iter_mut()
+            .find(|(gm, g, _)| std::ptr::eq(*gm, m) && g.fingerprint == s.fingerprint)
+        {
+            Some((_, _, members)) => members.push(k),
+            None => out.push((m, s.clone(), vec![k])),
         }
     }
     out
 }
 
-impl<E: Entity + Clone> Loader<ChildPageKey<E>> for RowLoader {
-    type Value = Arc<Vec<Keyed<E>>>;
+impl Loader<ChildPageKey> for RowLoader {
+    type Value = Arc<Vec<Keyed>>;
     type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[ChildPageKey<E>],
-    ) -> Result<HashMap<ChildPageKey<E>, Self::Value>, LoadError> {
-        let meta = E::META;
+        keys: &[ChildPageKey],
+    ) -> Result<HashMap<ChildPageKey, Self::Value>, LoadError> {
         let mut out = HashMap::new();
-        for (spec, members) in groups(keys, |k| &k.spec) {
+        for (meta, spec, members) in groups(keys, |k| (k.meta, &k.spec)) {
             let parents: Vec<Uuid> = members.iter().map(|k| k.parent).collect();
             let reversed: Vec<SortKey> = spec.keys.iter().map(SortKey::reversed).collect();
             let order = if spec.backward { &reversed } else { &spec.keys };
@@ -221,10 +242,10 @@ impl<E: Entity + Clone> Loader<ChildPageKey<E>> for RowLoader {
                 ") s WHERE s.\"__rn\" <= {} ORDER BY s.\"__rn\"",
                 spec.limit
             ));
-            let rows: Vec<Keyed<E>> = self.fetch(meta, b).await?;
-            let mut by_parent: HashMap<Uuid, Vec<Keyed<E>>> = HashMap::new();
-            for row in rows {
-                if let Value::Uuid(p) = row.row.value(spec.fk.column) {
+            let rows: Vec<Row> = self.fetch(meta, b).await?;
+            let mut by_parent: HashMap<Uuid, Vec<Keyed>> = HashMap::new();
+            for row in rows.into_iter().map(Keyed::from) {
+                if let Value::Uuid(p) = row.row.value(meta, spec.fk.column) {
                     by_parent.entry(p).or_default().push(row);
                 }
             }
@@ -244,32 +265,26 @@ pub struct ChildCount {
     pub spec: Arc<ChildSpec>,
 }
 
-pub struct ChildCountKey<E> {
+#[derive(Clone)]
+pub struct ChildCountKey {
+    meta: &'static EntityMeta,
     inner: ChildCount,
-    _e: PhantomData<fn() -> E>,
 }
 
-impl<E> ChildCountKey<E> {
-    pub fn new(inner: ChildCount) -> Self {
-        ChildCountKey {
-            inner,
-            _e: PhantomData,
-        }
+impl ChildCountKey {
+    pub fn new(meta: &'static EntityMeta, inner: ChildCount) -> Self {
+        ChildCountKey { meta, inner }
     }
 }
-impl<E> Clone for ChildCountKey<E> {
-    fn clone(&self) -> Self {
-        ChildCountKey::new(self.inner.clone())
-    }
-}
-impl<E> PartialEq for ChildCountKey<E> {
+impl PartialEq for ChildCountKey {
     fn eq(&self, other: &Self) -> bool {
         self.inner.parent == other.inner.parent
+            && std::ptr::eq(self.meta, other.meta)
             && self.inner.spec.fingerprint == other.inner.spec.fingerprint
     }
 }
-impl<E> Eq for ChildCountKey<E> {}
-impl<E> Hash for ChildCountKey<E> {
+impl Eq for ChildCountKey {}
+impl Hash for ChildCountKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.inner.parent.hash(state);
         self.inner.spec.fingerprint.hash(state);
@@ -284,17 +299,13 @@ struct ParentCount {
     count: i64,
 }
 
-impl<E: Entity> Loader<ChildCountKey<E>> for RowLoader {
+impl Loader<ChildCountKey> for RowLoader {
     type Value = i64;
     type Error = LoadError;
 
-    async fn load(
-        &self,
-        keys: &[ChildCountKey<E>],
-    ) -> Result<HashMap<ChildCountKey<E>, i64>, LoadError> {
-        let meta = E::META;
+    async fn load(&self, keys: &[ChildCountKey]) -> Result<HashMap<ChildCountKey, i64>, LoadError> {
         let mut out = HashMap::new();
-        for (spec, members) in groups(keys, |k| &k.inner.spec) {
+        for (meta, spec, members) in groups(keys, |k| (k.meta, &k.inner.spec)) {
             let parents: Vec<Uuid> = members.iter().map(|k| k.inner.parent).collect();
             let mut b = SqlBuilder::new("SELECT ");
             b.column(spec.fk);

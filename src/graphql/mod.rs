@@ -1,109 +1,100 @@
-//! The GraphQL schema: generated entity fields merged with hand-written ones, and the limits
-//! every request runs under.
+//! The GraphQL schema: built at start-up by the engine from the catalog, with the hand-written
+//! fields of `account` and `domain`, and the limits every request runs under.
 
 pub mod account;
 pub mod acl;
 pub mod crud;
+pub mod engine;
 pub mod filter;
+pub mod hooks;
 pub mod input;
 pub mod limits;
 pub mod loaders;
 pub mod meta;
 pub mod page;
-pub mod scalars;
+pub mod row;
 
+use std::sync::Arc;
+
+use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::parser::types::Selection;
-use async_graphql::{MergedObject, MergedSubscription, Object, Schema, Subscription};
-use futures::{Stream, StreamExt};
+use async_graphql::{Data, Executor, Request, Response};
+use futures::StreamExt;
 
 use crate::config::Limits;
 use crate::db::Db;
-use crate::entities::notifications::{Notification, NotificationChange, NotificationWhere};
-use crate::entities::{EntityMutation, EntityQuery, EntitySubscription};
 use crate::error::ApiError;
 use crate::graphql::crud::PageLimits;
-use crate::live::{ChangeOp, Hub};
+use crate::graphql::engine::cost::{Costs, TOO_COMPLEX};
+use crate::live::Hub;
 
-/// Fields that are not per-entity.
-#[derive(Default)]
-pub struct SystemQuery;
+/// The schema every transport executes: the engine's dynamic schema, and the complexity
+/// budget it is charged against (counted by `engine::cost`, lists by page size).
+#[derive(Clone)]
+pub struct GatewaySchema {
+    inner: async_graphql::dynamic::Schema,
+    costs: Arc<Costs>,
+    max_complexity: usize,
+    db: Option<Db>,
+}
 
-#[Object]
-impl SystemQuery {
-    /// The caller as the gateway sees it: tenant, user and role from the verified token.
-    async fn viewer(&self, ctx: &async_graphql::Context<'_>) -> crate::error::GqlResult<Viewer> {
-        let rc = ctx
-            .data_opt::<crate::auth::RequestContext>()
-            .ok_or_else(|| {
-                crate::error::ApiError::unauthenticated("a valid bearer token is required")
-            })?;
-        // Entering the tenant refuses a suspended tenant, an inactive user or a revoked
-        // token, as every other field does; the token alone would not tell.
-        crud::database(ctx)?.check_caller(rc).await?;
-        Ok(Viewer {
-            tenant_id: async_graphql::ID(rc.tenant_id.to_string()),
-            user_id: async_graphql::ID(rc.user_id.to_string()),
-            role: rc.role.as_str().to_string(),
-        })
+impl GatewaySchema {
+    /// The database the schema's resolvers use, when it has one.
+    pub fn db(&self) -> Option<&Db> {
+        self.db.as_ref()
+    }
+
+    /// The schema in SDL.
+    pub fn sdl(&self) -> String {
+        self.inner.sdl()
+    }
+
+    /// Refuses an operation over the complexity budget before anything runs.
+    fn over_budget(&self, request: &mut Request) -> Option<Response> {
+        let (name, variables) = (request.operation_name.clone(), request.variables.clone());
+        let doc = request.parsed_query().ok()?;
+        if engine::cost::check(
+            &self.costs,
+            doc,
+            name.as_deref(),
+            &variables,
+            self.max_complexity,
+        ) {
+            return None;
+        }
+        let err = crate::error::server_error(ApiError::limit_exceeded(TOO_COMPLEX));
+        Some(Response::from_errors(vec![err]))
+    }
+
+    pub async fn execute(&self, request: impl Into<Request>) -> Response {
+        let mut request = request.into();
+        match self.over_budget(&mut request) {
+            Some(refused) => refused,
+            None => self.inner.execute(request).await,
+        }
+    }
+
+    pub fn execute_stream(&self, request: impl Into<Request>) -> BoxStream<'static, Response> {
+        Executor::execute_stream(self, request.into(), None)
     }
 }
 
-/// The authenticated caller.
-#[derive(async_graphql::SimpleObject)]
-pub struct Viewer {
-    #[graphql(name = "tenantId")]
-    pub tenant_id: async_graphql::ID,
-    #[graphql(name = "userId")]
-    pub user_id: async_graphql::ID,
-    pub role: String,
-}
+impl Executor for GatewaySchema {
+    async fn execute(&self, request: Request) -> Response {
+        GatewaySchema::execute(self, request).await
+    }
 
-#[derive(MergedObject, Default)]
-pub struct Query(SystemQuery, account::AccountQuery, EntityQuery);
-
-#[derive(MergedObject, Default)]
-pub struct Mutation(account::AccountMutation, EntityMutation);
-
-/// Subscriptions that are not per-entity.
-#[derive(Default)]
-pub struct SystemSubscription;
-
-#[Subscription]
-impl SystemSubscription {
-    /// The caller's own notifications: each new one, and changes such as being read.
-    /// `after` (a change's cursor) first replays what was missed.
-    #[graphql(name = "myNotifications")]
-    async fn my_notifications(
+    fn execute_stream(
         &self,
-        ctx: &async_graphql::Context<'_>,
-        after: Option<String>,
-    ) -> Result<impl Stream<Item = crate::error::GqlResult<NotificationChange>>, async_graphql::Error>
-    {
-        let rc = ctx
-            .data_opt::<crate::auth::RequestContext>()
-            .ok_or_else(|| {
-                crate::error::ApiError::unauthenticated("a valid bearer token is required")
-            })?;
-        let mine = NotificationWhere {
-            user_id: Some(crate::graphql::filter::IdFilter {
-                equals: Some(async_graphql::ID(rc.user_id.to_string())),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let ops = vec![ChangeOp::Created, ChangeOp::Updated];
-        let changes =
-            crate::live::changes::<Notification, _>(ctx, Some(&mine), Some(ops), after).await?;
-        Ok(changes.map(|c| c.map(NotificationChange)))
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.over_budget(&mut request) {
+            Some(refused) => futures::stream::once(async move { refused }).boxed(),
+            None => Executor::execute_stream(&self.inner, request, session_data),
+        }
     }
 }
-
-/// Named `SubscriptionRoot`: the catalog's billing entity is called `Subscription`.
-#[derive(MergedSubscription, Default)]
-#[graphql(name = "SubscriptionRoot")]
-pub struct Subscription(SystemSubscription, EntitySubscription);
-
-pub type GatewaySchema = Schema<Query, Mutation, Subscription>;
 
 /// Admits a request for `rc` (None: anonymous): the document limits, and introspection only
 /// for those the configuration allows. Parses the query once; execution reuses the parse.
@@ -228,21 +219,17 @@ pub fn build(
     limits: &Limits,
 ) -> GatewaySchema {
     page::set_cost_rows(limits.default_page_size, limits.max_page_size);
-    let mut b = Schema::build(
-        Query::default(),
-        Mutation::default(),
-        Subscription::default(),
-    )
-    .limit_complexity(limits.max_complexity)
-    .limit_recursive_depth(64)
-    .data(std::sync::Arc::new(
-        crate::live::quota::SubscriptionQuota::new(limits),
-    ))
-    .data(PageLimits {
-        default: limits.default_page_size,
-        max: limits.max_page_size,
-    });
-    if let Some(db) = db {
+    let extensions = account::extensions().merge(crate::domain::extensions());
+    let mut b = engine::schema(meta::metadata(), extensions)
+        .limit_recursive_depth(64)
+        .data(std::sync::Arc::new(
+            crate::live::quota::SubscriptionQuota::new(limits),
+        ))
+        .data(PageLimits {
+            default: limits.default_page_size,
+            max: limits.max_page_size,
+        });
+    if let Some(db) = db.clone() {
         b = b.data(db);
     }
     if let Some(hub) = hub {
@@ -251,5 +238,16 @@ pub fn build(
     if let Some(accounts) = accounts {
         b = b.data(accounts);
     }
-    b.finish()
+    // The catalog was validated, and the engine builds the same types from any valid one:
+    // a schema that does not finish is a bug in the engine, found by every test.
+    let inner = match b.finish() {
+        Ok(schema) => schema,
+        Err(e) => panic!("the engine built an invalid schema: {e}"),
+    };
+    GatewaySchema {
+        costs: Arc::new(Costs::of(inner.registry())),
+        max_complexity: limits.max_complexity,
+        inner,
+        db,
+    }
 }

@@ -6,19 +6,15 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_graphql::SimpleObject;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value as Json};
 
-use diesel::deserialize::{self, QueryableByName};
-use diesel::pg::Pg;
-use diesel::row::NamedRow;
-use diesel::sql_types::{Jsonb, Nullable};
-
 use crate::db::sql::{Filter, SortKey, SortOrder};
 use crate::db::value::Value;
 use crate::error::ApiError;
+use crate::graphql::meta::EntityMeta;
+use crate::graphql::row::Row;
 
 /// Rows a list field without `first`/`last` is charged for (the configured default page size),
 /// and the largest page. Set by `graphql::build`; complexity expressions cannot read
@@ -31,7 +27,7 @@ pub fn set_cost_rows(default: i32, max: i32) {
     COST_MAX_ROWS.store(max.max(1) as usize, Ordering::Relaxed);
 }
 
-/// The complexity of a list field (generated into every list and hasMany field): what one
+/// The complexity of a list field (every list and hasMany field): what one
 /// row's selection costs, times the rows the page may hold. Totals and page info are charged
 /// per row too: a safe overestimate.
 pub fn cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
@@ -55,15 +51,11 @@ pub struct PageArgs {
     pub before: Option<String>,
 }
 
-#[derive(SimpleObject, Debug, Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PageInfo {
-    #[graphql(name = "hasNextPage")]
     pub has_next_page: bool,
-    #[graphql(name = "hasPreviousPage")]
     pub has_previous_page: bool,
-    #[graphql(name = "startCursor")]
     pub start_cursor: Option<String>,
-    #[graphql(name = "endCursor")]
     pub end_cursor: Option<String>,
 }
 
@@ -75,43 +67,46 @@ pub enum CountSource {
     Child(crate::graphql::loaders::ChildCount),
 }
 
+/// A row of a page and its cursor.
+pub struct Edge {
+    pub cursor: String,
+    pub node: Row,
+}
+
 /// One page of rows with their cursors, and how to count all of them.
-pub struct Page<E> {
-    pub edges: Vec<(String, E)>,
+pub struct Page {
+    pub meta: &'static EntityMeta,
+    pub edges: Vec<Edge>,
     pub info: PageInfo,
     pub count: CountSource,
 }
 
 /// A row of a sorted page, with the values of its sort keys that lie in related rows (the
-/// `__keys` column written by `SqlBuilder::foreign_key_values`).
+/// `__keys` column written by `SqlBuilder::foreign_key_values`, the row's first extra).
 #[derive(Clone)]
-pub struct Keyed<E> {
-    pub row: E,
+pub struct Keyed {
+    pub row: Row,
     foreign: Vec<Json>,
 }
 
-impl<E: QueryableByName<Pg>> QueryableByName<Pg> for Keyed<E> {
-    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
-        let foreign: Option<Json> = NamedRow::get::<Nullable<Jsonb>, _>(row, "__keys")?;
-        let foreign = match foreign {
-            Some(Json::Array(values)) => values,
+impl From<Row> for Keyed {
+    fn from(mut row: Row) -> Self {
+        let foreign = match row.extra.first_mut() {
+            Some(Value::Json(Json::Array(values))) => std::mem::take(values),
             _ => Vec::new(),
         };
-        Ok(Keyed {
-            row: E::build(row)?,
-            foreign,
-        })
+        Keyed { row, foreign }
     }
 }
 
-impl<E: crate::graphql::crud::Entity> Keyed<E> {
+impl Keyed {
     /// The row's value for each key, for its cursor.
-    pub fn key_values(&self, keys: &[SortKey]) -> Vec<Value> {
+    pub fn key_values(&self, meta: &EntityMeta, keys: &[SortKey]) -> Vec<Value> {
         let mut foreign = self.foreign.iter();
         keys.iter()
             .map(|k| {
                 if k.is_local() {
-                    self.row.value(k.col.column)
+                    self.row.value(meta, k.col.column)
                 } else {
                     foreign
                         .next()
@@ -170,48 +165,4 @@ pub fn decode_cursor(keys: &[SortKey], cursor: &str, arg: &str) -> Result<Vec<Va
         .zip(values)
         .map(|(k, v)| Value::from_json(k.col.ty, v).ok_or_else(bad))
         .collect()
-}
-
-/// Declares the `XConnection` and `XEdge` GraphQL types of an entity.
-#[macro_export]
-macro_rules! connection_types {
-    ($node:ident, $conn:ident, $edge:ident) => {
-        #[doc = concat!("A page of ", stringify!($node), " rows.")]
-        pub struct $conn(pub $crate::graphql::page::Page<$node>);
-
-        #[async_graphql::Object]
-        impl $conn {
-            async fn edges(&self) -> Vec<$edge<'_>> {
-                self.0.edges.iter().map(|(c, n)| $edge(c, n)).collect()
-            }
-            async fn nodes(&self) -> Vec<&$node> {
-                self.0.edges.iter().map(|(_, n)| n).collect()
-            }
-            #[graphql(name = "pageInfo")]
-            async fn page_info(&self) -> &$crate::graphql::page::PageInfo {
-                &self.0.info
-            }
-            /// The number of rows matching the filter, across all pages.
-            #[graphql(name = "totalCount")]
-            async fn total_count(
-                &self,
-                ctx: &async_graphql::Context<'_>,
-            ) -> $crate::error::GqlResult<i64> {
-                $crate::graphql::crud::count::<$node>(ctx, &self.0.count).await
-            }
-        }
-
-        #[doc = concat!("A ", stringify!($node), " and its cursor.")]
-        pub struct $edge<'a>(&'a str, &'a $node);
-
-        #[async_graphql::Object]
-        impl<'a> $edge<'a> {
-            async fn cursor(&self) -> &str {
-                self.0
-            }
-            async fn node(&self) -> &$node {
-                self.1
-            }
-        }
-    };
 }

@@ -10,14 +10,12 @@
 //! an older `after`, or fell behind and the channel dropped chunks for it) reads the gap from
 //! the outbox itself, so sharing never loses or repeats an event.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::graphql::crud::Entity;
 use crate::live::hub::Hub;
 use crate::live::subscribe::{Change, Reader};
 
@@ -27,8 +25,8 @@ const CHANNEL: usize = 256;
 /// How often an idle feed checks whether it still has members.
 const IDLE_CHECK: Duration = Duration::from_secs(10);
 
-/// The feeds of one instance by statement fingerprint; values are `Arc<Feed<E>>`.
-pub type Feeds = Arc<Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>>;
+/// The feeds of one instance by statement fingerprint.
+pub type Feeds = Arc<Mutex<HashMap<String, Arc<Feed>>>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock left plain data behind: still usable.
@@ -36,37 +34,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The events of one statement in `(after, upto]`, with their sequence numbers.
-pub struct Chunk<E> {
+pub struct Chunk {
     pub after: i64,
     pub upto: i64,
-    pub changes: Vec<(i64, Change<E>)>,
+    pub changes: Vec<(i64, Change)>,
 }
 
-pub struct Feed<E> {
-    pub reader: Reader<E>,
+pub struct Feed {
+    pub reader: Reader,
     /// `upto` of the last chunk sent; the next one starts here.
     sent: Mutex<i64>,
-    tx: broadcast::Sender<Arc<Chunk<E>>>,
+    tx: broadcast::Sender<Arc<Chunk>>,
 }
 
 /// A receiver of a feed's chunks.
-pub type Chunks<E> = broadcast::Receiver<Arc<Chunk<E>>>;
+pub type Chunks = broadcast::Receiver<Arc<Chunk>>;
 
 /// A member's place in a feed.
-pub struct Joined<E> {
-    pub feed: Arc<Feed<E>>,
-    pub chunks: Chunks<E>,
+pub struct Joined {
+    pub feed: Arc<Feed>,
+    pub chunks: Chunks,
     /// Where the first chunk received will start.
     pub from: i64,
 }
 
 /// Joins (or starts) the feed of `reader`'s statement.
-pub fn join<E: Entity + Clone>(hub: &Hub, reader: Reader<E>) -> Joined<E> {
+pub fn join(hub: &Hub, reader: Reader) -> Joined {
     let key = reader.fingerprint();
     let mut feeds = lock(&hub.feeds);
-    let existing = feeds
-        .get(&key)
-        .and_then(|f| f.clone().downcast::<Feed<E>>().ok());
+    let existing = feeds.get(&key).cloned();
     let feed = match existing {
         Some(feed) => feed,
         None => {
@@ -91,7 +87,7 @@ pub fn join<E: Entity + Clone>(hub: &Hub, reader: Reader<E>) -> Joined<E> {
 
 /// Reads the feed's events whenever the hub announces some for its tenant and entity, until
 /// the last member has left.
-async fn run<E: Entity + Clone>(feed: Arc<Feed<E>>, hub: Hub, key: String, start: i64) {
+async fn run(feed: Arc<Feed>, hub: Hub, key: String, start: i64) {
     let mut batches = hub.batches();
     // Read up to here; ahead of `sent` when announced events were none of ours.
     let mut read = start;
@@ -119,7 +115,10 @@ async fn run<E: Entity + Clone>(feed: Arc<Feed<E>>, hub: Hub, key: String, start
                 }
                 Err(e) => {
                     // Members wait; the events stay in the outbox for the next attempt.
-                    tracing::warn!("subscription feed {} cannot read: {e:?}", E::META.name);
+                    tracing::warn!(
+                        "subscription feed {} cannot read: {e:?}",
+                        feed.reader.entity()
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -128,7 +127,7 @@ async fn run<E: Entity + Clone>(feed: Arc<Feed<E>>, hub: Hub, key: String, start
             tokio::select! {
                 batch = batches.recv() => match batch {
                     Ok(b) if b.upto > read => {
-                        if b.after <= read && !b.touches(feed.reader.tenant(), E::META.name) {
+                        if b.after <= read && !b.touches(feed.reader.tenant(), feed.reader.entity()) {
                             read = b.upto;
                         } else {
                             pending = true;

@@ -14,13 +14,10 @@ use crate::graphql::meta::{EntityMeta, EntityScope};
 /// The NOTIFY channel; its payload is empty: listeners read the outbox.
 pub const CHANNEL: &str = "gateway_changes";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeOp {
-    #[graphql(name = "CREATED")]
     Created,
-    #[graphql(name = "UPDATED")]
     Updated,
-    #[graphql(name = "DELETED")]
     Deleted,
 }
 

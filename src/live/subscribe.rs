@@ -13,10 +13,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use diesel::deserialize::{self, QueryableByName};
-use diesel::pg::Pg;
-use diesel::row::NamedRow;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use futures::stream::{self, Stream};
 use futures::FutureExt;
@@ -28,9 +25,8 @@ use crate::db::value::Value;
 use crate::db::Db;
 use crate::error::{ApiError, GqlResult};
 use crate::graphql::acl::{self, Grant, Op};
-use crate::graphql::crud::Entity;
-use crate::graphql::filter::WhereInput;
-use crate::graphql::meta::ColumnType;
+use crate::graphql::meta::{ColumnType, EntityMeta};
+use crate::graphql::row::Row;
 use crate::live::feed::{self, Chunk, Feed};
 use crate::live::hub::Hub;
 use crate::live::outbox::ChangeOp;
@@ -41,12 +37,12 @@ const CHUNK: i64 = 100;
 
 /// One change as a subscriber receives it.
 #[derive(Clone)]
-pub struct Change<E> {
+pub struct Change {
     pub op: ChangeOp,
     /// The row after the change; on delete, the row as it was.
-    pub node: E,
+    pub node: Row,
     /// The row before an update, when the subscriber could read it then too.
-    pub previous: Option<E>,
+    pub previous: Option<Row>,
     pub cursor: String,
 }
 
@@ -64,34 +60,41 @@ fn decode_cursor(c: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_input("after", "after is not a change cursor"))
 }
 
-/// A row of an event query: the entity row, its event and which side of the change it is.
-struct EventRow<E> {
-    row: E,
+/// A row of an event query: the entity row, then its event's `__seq`, `__op` and `__prev`
+/// (which side of the change it is).
+struct EventRow {
+    row: Row,
     seq: i64,
     op: String,
     previous: bool,
 }
 
-impl<E: QueryableByName<Pg>> QueryableByName<Pg> for EventRow<E> {
-    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
-        Ok(EventRow {
-            row: E::build(row)?,
-            seq: NamedRow::get::<BigInt, _>(row, "__seq")?,
-            op: NamedRow::get::<Text, _>(row, "__op")?,
-            previous: NamedRow::get::<Bool, _>(row, "__prev")?,
-        })
+impl EventRow {
+    fn of(mut row: Row) -> Option<EventRow> {
+        let mut extra = std::mem::take(&mut row.extra).into_iter();
+        match (extra.next(), extra.next(), extra.next()) {
+            (Some(Value::BigInt(seq)), Some(Value::Text(op)), Some(Value::Bool(previous))) => {
+                Some(EventRow {
+                    row,
+                    seq,
+                    op,
+                    previous,
+                })
+            }
+            _ => None,
+        }
     }
 }
 
 /// What one statement reads: the events of `E` in the caller's tenant that the caller may
 /// read (`scope`, on the new row) and asked for (`where` on either side, and `ops`).
-pub struct Reader<E> {
+pub struct Reader {
+    meta: &'static EntityMeta,
     db: Db,
     rc: RequestContext,
     scope: Filter,
     filter: Filter,
     ops: Vec<ChangeOp>,
-    _entity: std::marker::PhantomData<fn() -> E>,
 }
 
 fn populated(b: &mut SqlBuilder, table: &str, json: &str, cond: &Filter) {
@@ -102,9 +105,13 @@ fn populated(b: &mut SqlBuilder, table: &str, json: &str, cond: &Filter) {
     b.push(")");
 }
 
-impl<E: Entity> Reader<E> {
+impl Reader {
     pub fn tenant(&self) -> uuid::Uuid {
         self.rc.tenant_id
+    }
+
+    pub fn entity(&self) -> &'static str {
+        self.meta.name
     }
 
     /// Identifies the statement: readers with equal fingerprints read the same events.
@@ -116,7 +123,7 @@ impl<E: Entity> Reader<E> {
 
     /// The statement reading the next events in `(last, upto]`.
     fn query(&self, last: i64, upto: i64) -> SqlBuilder {
-        let meta = E::META;
+        let meta = self.meta;
         let table = meta.table;
         let mut b = SqlBuilder::new("WITH hit AS (SELECT e.seq, e.op, e.node, e.previous FROM change_events e WHERE e.seq > ");
         b.bind(Value::BigInt(last), ColumnType::BigInt, false);
@@ -158,20 +165,18 @@ impl<E: Entity> Reader<E> {
 
     /// Reads the next events after `last`, up to `upto`: at most `CHUNK` of them, and how far
     /// they cover the outbox (`upto` unless the chunk was full).
-    pub async fn read(
-        &self,
-        last: i64,
-        upto: i64,
-    ) -> Result<(Vec<(i64, Change<E>)>, i64), ApiError> {
+    pub async fn read(&self, last: i64, upto: i64) -> Result<(Vec<(i64, Change)>, i64), ApiError> {
         if upto <= last {
             return Ok((Vec::new(), last));
         }
-        let rows: Vec<EventRow<E>> = self
+        let rows: Vec<Row> = self
             .db
-            .read_in(self.rc.tenant_id, E::META.name, self.query(last, upto))
+            .read_in(self.rc.tenant_id, self.meta.name, self.query(last, upto))
             .await?;
-        let mut out: Vec<(i64, Change<E>)> = Vec::new();
+        let mut out: Vec<(i64, Change)> = Vec::new();
         for r in rows {
+            let r = EventRow::of(r)
+                .ok_or_else(|| ApiError::internal("an event row without its event"))?;
             if r.previous {
                 if let Some((seq, change)) = out.last_mut() {
                     if *seq == r.seq {
@@ -201,21 +206,21 @@ impl<E: Entity> Reader<E> {
 }
 
 /// One subscriber's stream: chunks of its feed, with gaps before them read from the outbox.
-struct Member<E> {
-    feed: Arc<Feed<E>>,
-    chunks: feed::Chunks<E>,
+struct Member {
+    feed: Arc<Feed>,
+    chunks: feed::Chunks,
     /// Every event up to here has been delivered or did not concern this subscription.
     last: i64,
     /// The next chunk to deliver, once the gap before it is filled.
-    held: Option<Arc<Chunk<E>>>,
-    ready: VecDeque<Change<E>>,
+    held: Option<Arc<Chunk>>,
+    ready: VecDeque<Change>,
     failed: bool,
     /// Counts against the caller's and its tenant's subscription caps while it lives.
     _slot: QuotaSlot,
 }
 
-impl<E: Entity + Clone> Member<E> {
-    async fn next(mut self) -> Option<(GqlResult<Change<E>>, Self)> {
+impl Member {
+    async fn next(mut self) -> Option<(GqlResult<Change>, Self)> {
         loop {
             if self.failed {
                 return None;
@@ -274,13 +279,15 @@ async fn pruned_upto(db: &Db, rc: &RequestContext) -> Result<i64, ApiError> {
     Ok(h.pruned_upto)
 }
 
-/// The changes of `E` for the caller of `ctx`.
-pub async fn changes<E: Entity + Clone, W: WhereInput>(
+/// The changes of `meta`'s rows for the caller of `ctx`; `filter` is the client's `where`,
+/// already read.
+pub async fn changes(
     ctx: &Context<'_>,
-    filter: Option<&W>,
+    meta: &'static EntityMeta,
+    filter: Option<Filter>,
     ops: Option<Vec<ChangeOp>>,
     after: Option<String>,
-) -> Result<impl Stream<Item = GqlResult<Change<E>>>, ApiError> {
+) -> Result<impl Stream<Item = GqlResult<Change>> + use<>, ApiError> {
     let rc = ctx
         .data_opt::<RequestContext>()
         .ok_or_else(|| ApiError::unauthenticated("a valid bearer token is required"))?
@@ -293,10 +300,10 @@ pub async fn changes<E: Entity + Clone, W: WhereInput>(
         .data_opt::<Hub>()
         .ok_or_else(|| ApiError::internal("subscriptions are not running"))?
         .clone();
-    if acl::grant(E::META, &rc, Op::Read) == Grant::None {
+    if acl::grant(meta, &rc, Op::Read) == Grant::None {
         return Err(ApiError::forbidden(format!(
             "your role may not read {}",
-            E::META.name
+            meta.name
         )));
     }
     let slot = ctx
@@ -321,13 +328,13 @@ pub async fn changes<E: Entity + Clone, W: WhereInput>(
         }
         None => hub.cursor(),
     };
-    let reader = Reader::<E> {
-        scope: acl::row_scope(E::META, &rc, Op::Read),
+    let reader = Reader {
+        meta,
+        scope: acl::row_scope(meta, &rc, Op::Read),
         db,
         rc,
         filter,
         ops,
-        _entity: std::marker::PhantomData,
     };
     let feed::Joined { feed, chunks, from } = feed::join(&hub, reader);
     // Joined with an older cursor: what lies between is read before the feed's first chunk.

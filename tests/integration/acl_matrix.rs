@@ -6,7 +6,7 @@
 //!   looks missing (NOT_FOUND); an operation its role may not make at all is FORBIDDEN.
 //! - Append-only entities are never updated or deleted through the API.
 
-use gateway::entities::ENTITIES;
+use gateway::graphql::meta::metadata;
 use gateway::graphql::meta::{AclRole, EntityMeta, EntityScope};
 use serde_json::{json, Map, Value as Json};
 
@@ -74,7 +74,7 @@ async fn every_entity_and_role_gets_what_its_acl_says() {
             wrong.push(format!("{what}: expected {want}, got {got}"));
         }
     };
-    for m in ENTITIES.iter().copied() {
+    for m in metadata().entities.iter().copied() {
         if m.scope == EntityScope::TenantRoot || !can(m.acl.create) {
             continue;
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use gateway::auth::Role;
-use gateway::entities::ENTITIES;
+use gateway::graphql::meta::metadata;
 use gateway::graphql::meta::{AclRole, EntityScope};
 use http::{header, Method, Request, StatusCode};
 use serde_json::{json, Map, Value as Json};
@@ -48,7 +48,7 @@ async fn writes_are_authored_by_the_caller() {
     let (admin, user) = (app.a.admin_id.to_string(), app.a.user_id.to_string());
     let mut wrong = Vec::new();
     let mut checked = 0;
-    for m in ENTITIES.iter().copied() {
+    for m in metadata().entities.iter().copied() {
         let Some(owner) = m.owner.and_then(|o| m.column(o)) else {
             continue;
         };
@@ -160,7 +160,7 @@ async fn admins_act_for_users_only_where_the_catalog_says_and_only_in_their_tena
     );
     // Every field only admins may set is refused to a user that gives it.
     let mut checked = 0;
-    for m in ENTITIES.iter().copied() {
+    for m in metadata().entities.iter().copied() {
         let user_creates = m.acl.create.iter().any(|r| matches!(r, AclRole::User));
         if !user_creates {
             continue;
@@ -233,7 +233,8 @@ async fn global_rows_belong_to_the_platform_operator() {
         assert!(c == "FORBIDDEN" || c == "GRAPHQL_VALIDATION_FAILED", "{q}: {e}");
     }
     // Every global entity: no write for a tenant's admin, whatever the catalog grows.
-    for m in ENTITIES
+    for m in metadata()
+        .entities
         .iter()
         .copied()
         .filter(|m| m.scope == EntityScope::Global)

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use gateway::entities::ENTITIES;
+use gateway::graphql::meta::metadata;
 use gateway::graphql::meta::{EntityMeta, EntityScope};
 use serde_json::{json, Value as Json};
 
@@ -93,7 +93,8 @@ fn one_to_one(m: &EntityMeta, column: &str) -> bool {
 async fn no_tenant_reaches_another_tenants_rows() {
     let app = TestApp::new().await;
     let addr = app.listen().await;
-    let tenant_scoped: Vec<&'static EntityMeta> = ENTITIES
+    let tenant_scoped: Vec<&'static EntityMeta> = metadata()
+        .entities
         .iter()
         .copied()
         .filter(|m| m.scope == EntityScope::Tenant)

@@ -5,6 +5,7 @@ mod accounts;
 mod acl_matrix;
 mod attacks;
 mod cross_tenant;
+mod domain;
 mod filters;
 mod fuzz;
 mod harness;

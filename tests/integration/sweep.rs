@@ -4,14 +4,15 @@
 
 use std::collections::HashMap;
 
-use gateway::entities::ENTITIES;
+use gateway::graphql::meta::metadata;
 use gateway::graphql::meta::{ColumnMeta, ColumnType, EntityMeta, EntityScope};
 use serde_json::{json, Map, Value as Json};
 
 use crate::harness::TestApp;
 
 pub fn meta(name: &str) -> &'static EntityMeta {
-    ENTITIES
+    metadata()
+        .entities
         .iter()
         .find(|m| m.name == name)
         .copied()
@@ -208,7 +209,7 @@ async fn every_entity_through_the_api_and_isolated_from_other_tenants() {
     let mut fx = Fixtures::new(&app, &app.a.admin);
     fx.set_me(app.a.admin_id.to_string());
     let mut checked = 0;
-    for m in ENTITIES.iter().copied() {
+    for m in metadata().entities.iter().copied() {
         let one = format!("{{ {}(id: $id) {{ {} }} }}", m.singular, selection(m));
         let get = format!("query($id: ID!) {one}");
         let list = list_query(m);
@@ -362,13 +363,13 @@ fn fx_is_parent(fx: &Fixtures<'_>, name: &str) -> bool {
 #[test]
 fn the_embedded_catalog_matches_the_generated_code() {
     let catalog = gateway::catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(catalog.entities.len(), ENTITIES.len());
+    assert_eq!(catalog.entities.len(), metadata().entities.len());
 }
 
 /// The type names the sweep relies on exist for every creatable entity.
 #[test]
 fn generated_names_follow_the_convention() {
-    for m in ENTITIES.iter() {
+    for m in metadata().entities.iter() {
         assert!(
             m.singular.chars().next().is_some_and(|c| c.is_lowercase()),
             "{}",

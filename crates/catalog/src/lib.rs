@@ -5,6 +5,7 @@
 
 pub mod load;
 pub mod model;
+pub mod naming;
 mod raw;
 
 pub use load::{load_dir, load_sources, Problem, Problems};

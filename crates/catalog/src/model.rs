@@ -126,6 +126,31 @@ impl Field {
     pub fn orderable(&self) -> bool {
         !self.list && !self.hidden && self.ty != FieldType::Json
     }
+    /// The field's documentation in the create and update inputs: who may give it.
+    pub fn input_description(&self) -> Option<String> {
+        let who: Vec<&str> = self
+            .set_by
+            .iter()
+            .map(|r| match r {
+                Role::Platform => "the platform operator",
+                _ => "an admin",
+            })
+            .collect();
+        let rule = if self.owner_input() {
+            Some(format!(
+                "Defaults to you; only {} may name another user.",
+                who.join(" or ")
+            ))
+        } else if !self.set_by.is_empty() {
+            Some(format!("Only {} may set this.", who.join(" or ")))
+        } else {
+            None
+        };
+        match (self.description.as_deref(), rule) {
+            (Some(d), Some(r)) => Some(format!("{} {r}", d.trim_end_matches('.'))),
+            (d, r) => r.or(d.map(str::to_string)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

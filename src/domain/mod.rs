@@ -1,0 +1,11 @@
+//! Behaviour beyond CRUD, written by hand on top of the engine: each module contributes
+//! fields and write hooks through `graphql::engine::Extensions`.
+
+pub mod forum;
+
+use crate::graphql::engine::Extensions;
+
+/// Every domain module's extensions.
+pub fn extensions() -> Extensions {
+    forum::extensions()
+}

@@ -1,0 +1,210 @@
+//! A row of any entity, as the engine reads it: the values of the entity's exposed columns in
+//! the order of `EntityMeta::columns`, decoded by their PostgreSQL type. The select list
+//! (`SqlBuilder::select_list`) writes exactly those columns, enums cast to text, so one
+//! decoder serves every entity; what a statement adds after them (`__keys`, `__seq`, ...)
+//! is kept apart as `extra`.
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::pg::{Pg, PgValue};
+use diesel::row::{Field, Row as DieselRow};
+use diesel::sql_types::{
+    Array, Bool, Float4, Float8, Int2, Int4, Int8, Jsonb, Numeric, Text, Timestamptz, Untyped,
+    Uuid as SqlUuid,
+};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use crate::db::value::Value;
+use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// One per column of the entity's metadata, in its order.
+    pub values: Vec<Value>,
+    /// The statement's own columns after the row's (named `__...`), in their order.
+    pub extra: Vec<Value>,
+}
+
+impl Row {
+    /// The row's id (the first column of every entity).
+    pub fn id(&self) -> Uuid {
+        match self.values.first() {
+            Some(Value::Uuid(id)) => *id,
+            _ => Uuid::nil(),
+        }
+    }
+
+    /// The value of a column by its SQL name.
+    pub fn value(&self, meta: &EntityMeta, column: &str) -> Value {
+        meta.columns
+            .iter()
+            .position(|c| c.column == column)
+            .and_then(|i| self.values.get(i).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The row as a JSON object, keyed by GraphQL field names (`by_field`) or by SQL column
+    /// names (the form `jsonb_populate_record` reads back). Audit rows store the first, change
+    /// events the second; both come from this one serialization.
+    pub fn to_json(&self, meta: &EntityMeta, by_field: bool) -> Json {
+        let mut out = Map::with_capacity(meta.columns.len());
+        for (col, v) in meta.columns.iter().zip(&self.values) {
+            let key = if by_field { col.field } else { col.column };
+            out.insert(key.to_string(), json_of(v));
+        }
+        Json::Object(out)
+    }
+}
+
+fn datetime_json(v: &DateTime<Utc>) -> Json {
+    // What chrono's own serializer writes, so audit rows read as before.
+    Json::String(v.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+fn float_json(v: f64) -> Json {
+    serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number)
+}
+
+/// A value as serde would have serialized the column's Rust type.
+pub fn json_of(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Uuid(v) => Json::String(v.to_string()),
+        Value::Text(v) => Json::String(v.clone()),
+        Value::Int(v) => Json::from(*v),
+        Value::BigInt(v) => Json::from(*v),
+        Value::Float(v) => float_json(*v),
+        Value::Decimal(v) => Json::String(v.to_string()),
+        Value::Bool(v) => Json::Bool(*v),
+        Value::DateTime(v) => datetime_json(v),
+        Value::Json(v) => v.clone(),
+        Value::UuidList(l) => l.iter().map(|v| Json::String(v.to_string())).collect(),
+        Value::TextList(l) => l.iter().map(|v| Json::String(v.clone())).collect(),
+        Value::IntList(l) => l.iter().map(|v| Json::from(*v)).collect(),
+        Value::BigIntList(l) => l.iter().map(|v| Json::from(*v)).collect(),
+        Value::FloatList(l) => l.iter().map(|v| float_json(*v)).collect(),
+        Value::DecimalList(l) => l.iter().map(|v| Json::String(v.to_string())).collect(),
+        Value::DateTimeList(l) => l.iter().map(datetime_json).collect(),
+    }
+}
+
+/// A column's value as GraphQL returns it (the scalar conventions of `graphql::scalars`).
+pub fn graphql_value(col: &ColumnMeta, v: &Value) -> async_graphql::Value {
+    use async_graphql::Value as G;
+    let text = |s: &str| match col.ty {
+        ColumnType::Enum(_) => G::Enum(async_graphql::Name::new(s)),
+        _ => G::String(s.to_string()),
+    };
+    let float = |f: f64| serde_json::Number::from_f64(f).map_or(G::Null, G::Number);
+    let decimal = |d: &BigDecimal| G::String(d.normalized().to_string());
+    match v {
+        Value::Null => G::Null,
+        Value::Uuid(v) => G::String(v.to_string()),
+        Value::Text(v) => text(v),
+        Value::Int(v) => G::from(*v),
+        Value::BigInt(v) => G::String(v.to_string()),
+        Value::Float(v) => float(*v),
+        Value::Decimal(v) => decimal(v),
+        Value::Bool(v) => G::Boolean(*v),
+        Value::DateTime(v) => G::String(v.to_rfc3339()),
+        Value::Json(v) => G::from_json(v.clone()).unwrap_or_default(),
+        Value::UuidList(l) => G::List(l.iter().map(|v| G::String(v.to_string())).collect()),
+        Value::TextList(l) => G::List(l.iter().map(|s| text(s)).collect()),
+        Value::IntList(l) => G::List(l.iter().map(|v| G::from(*v)).collect()),
+        Value::BigIntList(l) => G::List(l.iter().map(|v| G::String(v.to_string())).collect()),
+        Value::FloatList(l) => G::List(l.iter().map(|v| float(*v)).collect()),
+        Value::DecimalList(l) => G::List(l.iter().map(decimal).collect()),
+        Value::DateTimeList(l) => G::List(l.iter().map(|v| G::String(v.to_rfc3339())).collect()),
+    }
+}
+
+// PostgreSQL's built-in type oids (pg_type.dat).
+const BOOL: u32 = 16;
+const INT8: u32 = 20;
+const INT2: u32 = 21;
+const INT4: u32 = 23;
+const TEXT: u32 = 25;
+const JSON: u32 = 114;
+const FLOAT4: u32 = 700;
+const FLOAT8: u32 = 701;
+const BPCHAR: u32 = 1042;
+const VARCHAR: u32 = 1043;
+const TIMESTAMPTZ: u32 = 1184;
+const NUMERIC: u32 = 1700;
+const UUID: u32 = 2950;
+const JSONB: u32 = 3802;
+const BOOL_ARRAY: u32 = 1000;
+const INT4_ARRAY: u32 = 1007;
+const TEXT_ARRAY: u32 = 1009;
+const VARCHAR_ARRAY: u32 = 1015;
+const INT8_ARRAY: u32 = 1016;
+const FLOAT8_ARRAY: u32 = 1022;
+const TIMESTAMPTZ_ARRAY: u32 = 1185;
+const NUMERIC_ARRAY: u32 = 1231;
+const UUID_ARRAY: u32 = 2951;
+
+fn decode<T, ST>(v: PgValue<'_>) -> deserialize::Result<T>
+where
+    T: FromSql<ST, Pg>,
+{
+    T::from_sql(v)
+}
+
+/// Decodes one value by its type oid. Anything else the engine selects is text (enums are
+/// cast in the select list); an unknown type is read as its text form.
+fn decode_value(v: PgValue<'_>) -> deserialize::Result<Value> {
+    Ok(match v.get_oid().get() {
+        UUID => Value::Uuid(decode::<Uuid, SqlUuid>(v)?),
+        TEXT | VARCHAR | BPCHAR => Value::Text(decode::<String, Text>(v)?),
+        INT4 => Value::Int(decode::<i32, Int4>(v)?),
+        INT2 => Value::Int(i32::from(decode::<i16, Int2>(v)?)),
+        INT8 => Value::BigInt(decode::<i64, Int8>(v)?),
+        FLOAT8 => Value::Float(decode::<f64, Float8>(v)?),
+        FLOAT4 => Value::Float(f64::from(decode::<f32, Float4>(v)?)),
+        NUMERIC => Value::Decimal(decode::<BigDecimal, Numeric>(v)?),
+        BOOL => Value::Bool(decode::<bool, Bool>(v)?),
+        TIMESTAMPTZ => Value::DateTime(decode::<DateTime<Utc>, Timestamptz>(v)?),
+        JSONB => Value::Json(decode::<Json, Jsonb>(v)?),
+        JSON => Value::Json(serde_json::from_slice(v.as_bytes())?),
+        UUID_ARRAY => Value::UuidList(decode::<Vec<Uuid>, Array<SqlUuid>>(v)?),
+        TEXT_ARRAY | VARCHAR_ARRAY => Value::TextList(decode::<Vec<String>, Array<Text>>(v)?),
+        INT4_ARRAY => Value::IntList(decode::<Vec<i32>, Array<Int4>>(v)?),
+        INT8_ARRAY => Value::BigIntList(decode::<Vec<i64>, Array<Int8>>(v)?),
+        FLOAT8_ARRAY => Value::FloatList(decode::<Vec<f64>, Array<Float8>>(v)?),
+        NUMERIC_ARRAY => Value::DecimalList(decode::<Vec<BigDecimal>, Array<Numeric>>(v)?),
+        TIMESTAMPTZ_ARRAY => {
+            Value::DateTimeList(decode::<Vec<DateTime<Utc>>, Array<Timestamptz>>(v)?)
+        }
+        BOOL_ARRAY => Value::Json(Json::Array(
+            decode::<Vec<bool>, Array<Bool>>(v)?
+                .into_iter()
+                .map(Json::Bool)
+                .collect(),
+        )),
+        _ => Value::Text(String::from_utf8(v.as_bytes().to_vec())?),
+    })
+}
+
+impl FromSqlRow<Untyped, Pg> for Row {
+    fn build_from_row<'a>(row: &impl DieselRow<'a, Pg>) -> deserialize::Result<Self> {
+        let n = row.field_count();
+        let mut values = Vec::with_capacity(n);
+        let mut extra = Vec::new();
+        for i in 0..n {
+            let Some(field) = row.get(i) else { continue };
+            let is_extra = field.field_name().is_some_and(|f| f.starts_with("__"));
+            let v = match field.value() {
+                None => Value::Null,
+                Some(raw) => decode_value(raw)?,
+            };
+            if is_extra {
+                extra.push(v);
+            } else {
+                values.push(v);
+            }
+        }
+        Ok(Row { values, extra })
+    }
+}
