@@ -5,6 +5,7 @@
 //! schema from this catalog (`graphql::meta::metadata`).
 
 use gateway_catalog::model::Catalog;
+use gateway_engine::graphql::meta::{self, Metadata};
 
 use crate::entities::{CATALOG_SOURCES, CHECKSUMS};
 
@@ -61,4 +62,21 @@ pub fn embedded() -> Result<Catalog, CatalogError> {
         }
     }
     Ok(catalog)
+}
+
+/// Installs the embedded catalog as the one this process serves (once), and returns its
+/// metadata. A binary whose embedded catalog is invalid or disagrees with its models cannot
+/// serve anything: `serve` checks [`embedded`] first and reports why; anything reaching here
+/// with a broken catalog is a build that CI refused.
+pub fn install_embedded() -> &'static Metadata {
+    if let Some(m) = meta::installed() {
+        return m;
+    }
+    let installed = embedded()
+        .map_err(|e| e.to_string())
+        .and_then(meta::install);
+    match installed {
+        Ok(m) => m,
+        Err(e) => panic!("the embedded catalog cannot be served: {e}"),
+    }
 }

@@ -1,7 +1,6 @@
 //! A multi-tenant GraphQL gateway over PostgreSQL. The schema is a library; `main.rs` only
 //! adds the command line and the transport.
 
-pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod catalog;
@@ -11,8 +10,8 @@ pub mod db;
 pub mod entities;
 pub mod demo;
 pub mod domain;
-pub mod error;
 pub mod graphql;
 pub mod http;
-pub mod live;
 pub mod tenants;
+
+pub use gateway_engine::{audit, error, live};

@@ -11,9 +11,9 @@ use crate::db::value::Value;
 use crate::db::Conn;
 use crate::error::ApiError;
 use crate::graphql::crud::{load_rows, select};
-use crate::graphql::engine::Extensions;
 use crate::graphql::hooks::WriteEvent;
 use crate::graphql::meta::{metadata, ColumnType, EntityMeta};
+use crate::graphql::schema::Extensions;
 use crate::live::outbox::{self, ChangeOp};
 
 pub fn extensions() -> Extensions {

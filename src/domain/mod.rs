@@ -1,9 +1,9 @@
 //! Behaviour beyond CRUD, written by hand on top of the engine: each module contributes
-//! fields and write hooks through `graphql::engine::Extensions`.
+//! fields and write hooks through `graphql::schema::Extensions`.
 
 pub mod forum;
 
-use crate::graphql::engine::Extensions;
+use crate::graphql::schema::Extensions;
 
 /// Every domain module's extensions.
 pub fn extensions() -> Extensions {

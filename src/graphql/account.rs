@@ -16,9 +16,9 @@ use crate::db::sql::Filter;
 use crate::db::value::Value;
 use crate::error::ApiError;
 use crate::graphql::crud::{caller, database, select};
-use crate::graphql::engine::{id_arg, parent, ready, string_arg, Extensions};
 use crate::graphql::input;
 use crate::graphql::meta::{metadata, EntityMeta};
+use crate::graphql::schema::{id_arg, parent, ready, string_arg, Extensions};
 use crate::live::{self, ChangeOp};
 
 fn accounts<'c>(ctx: &'c async_graphql::Context<'_>) -> Result<&'c Accounts, ApiError> {

@@ -11,7 +11,7 @@ use futures::future::{BoxFuture, FutureExt};
 use uuid::Uuid;
 
 use crate::audit::{self, Change};
-use crate::auth::RequestContext;
+use crate::caller::RequestContext;
 use crate::db::sql::{Filter, SortKey, SortOrder, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::{Conn, Db};
@@ -172,12 +172,12 @@ fn db_err(meta: &EntityMeta) -> impl Fn(diesel::result::Error) -> ApiError + '_ 
     move |e| ApiError::from_db(e, meta.name, constraints())
 }
 
-pub(crate) fn caller<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestContext, ApiError> {
+pub fn caller<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestContext, ApiError> {
     ctx.data_opt::<RequestContext>()
         .ok_or_else(|| ApiError::unauthenticated("a valid bearer token is required"))
 }
 
-pub(crate) fn database<'c>(ctx: &'c Context<'_>) -> Result<&'c Db, ApiError> {
+pub fn database<'c>(ctx: &'c Context<'_>) -> Result<&'c Db, ApiError> {
     ctx.data_opt::<Db>()
         .ok_or_else(|| ApiError::internal("no database in the schema data"))
 }
@@ -733,7 +733,7 @@ async fn update_rows(
 }
 
 /// The trail of a mutation, in its transaction: change events for subscribers, audit rows.
-pub(crate) async fn record(
+pub async fn record(
     conn: &mut Conn,
     meta: &'static EntityMeta,
     rc: &RequestContext,

@@ -1,19 +1,39 @@
 //! Audit rows, written by every mutation in the transaction of its change.
 
-use diesel::ExpressionMethods;
 use diesel_async::RunQueryDsl;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::auth::RequestContext;
+use crate::caller::RequestContext;
+use crate::db::sql::SqlBuilder;
+use crate::db::value::Value;
 use crate::db::Conn;
-use crate::entities::enums::AuditAction;
-use crate::entities::schema::audit_logs;
 use crate::error::ApiError;
+use crate::graphql::meta::ColumnType;
 use crate::graphql::meta::EntityMeta;
 use crate::graphql::row::Row;
 
-pub use crate::entities::enums::AuditAction as Action;
+/// What was done (the catalog's `AuditAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Login,
+    Logout,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "CREATE",
+            Action::Update => "UPDATE",
+            Action::Delete => "DELETE",
+            Action::Login => "LOGIN",
+            Action::Logout => "LOGOUT",
+        }
+    }
+}
 
 /// One row's change: its id and its values before and after (absent on create / delete).
 pub struct Change {
@@ -62,33 +82,43 @@ impl Change {
 pub async fn record(
     conn: &mut Conn,
     rc: &RequestContext,
-    action: AuditAction,
+    action: Action,
     entity: &str,
     changes: Vec<Change>,
 ) -> Result<(), ApiError> {
     if changes.is_empty() {
         return Ok(());
     }
-    let rows: Vec<_> = changes
-        .into_iter()
-        .map(|c| {
+    let mut b = SqlBuilder::new(
+        "INSERT INTO \"audit_logs\" (\"id\", \"tenant_id\", \"action\", \"actor_type\", \"actor_id\", \"entity\", \"entity_id\", \"old_value\", \"new_value\", \"ip_address\", \"user_agent\") VALUES ",
+    );
+    for (i, c) in changes.into_iter().enumerate() {
+        b.push(if i == 0 { "(" } else { ", (" });
+        let values = [
+            (Value::Uuid(Uuid::now_v7()), ColumnType::Uuid),
+            (Value::Uuid(rc.tenant_id), ColumnType::Uuid),
             (
-                audit_logs::id.eq(Uuid::now_v7()),
-                audit_logs::tenant_id.eq(rc.tenant_id),
-                audit_logs::action.eq(action),
-                audit_logs::actor_type.eq("user"),
-                audit_logs::actor_id.eq(Some(rc.user_id)),
-                audit_logs::entity.eq(entity.to_string()),
-                audit_logs::entity_id.eq(Some(c.id)),
-                audit_logs::old_value.eq(c.old),
-                audit_logs::new_value.eq(c.new),
-                audit_logs::ip_address.eq(rc.client_ip.clone()),
-                audit_logs::user_agent.eq(rc.user_agent.clone()),
-            )
-        })
-        .collect();
-    diesel::insert_into(audit_logs::table)
-        .values(rows)
+                Value::Text(action.as_str().to_string()),
+                ColumnType::Enum("audit_action"),
+            ),
+            (Value::Text("user".to_string()), ColumnType::Text),
+            (Value::Uuid(rc.user_id), ColumnType::Uuid),
+            (Value::Text(entity.to_string()), ColumnType::Text),
+            (Value::Uuid(c.id), ColumnType::Uuid),
+            (Value::from(c.old), ColumnType::Json),
+            (Value::from(c.new), ColumnType::Json),
+            (Value::from(rc.client_ip.clone()), ColumnType::Text),
+            (Value::from(rc.user_agent.clone()), ColumnType::Text),
+        ];
+        for (j, (v, ty)) in values.into_iter().enumerate() {
+            if j > 0 {
+                b.push(", ");
+            }
+            b.bind(v, ty, false);
+        }
+        b.push(")");
+    }
+    b.into_query()
         .execute(conn)
         .await
         .map_err(|e| ApiError::internal(format!("audit insert: {e}")))?;

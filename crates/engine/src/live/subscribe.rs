@@ -19,7 +19,7 @@ use futures::stream::{self, Stream};
 use futures::FutureExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::RequestContext;
+use crate::caller::RequestContext;
 use crate::db::sql::{Filter, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::Db;

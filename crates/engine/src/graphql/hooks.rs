@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use futures::future::BoxFuture;
 
-use crate::auth::RequestContext;
+use crate::caller::RequestContext;
 use crate::db::Conn;
 use crate::error::ApiError;
 use crate::graphql::meta::EntityMeta;

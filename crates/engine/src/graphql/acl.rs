@@ -3,7 +3,7 @@
 //! Reads are filtered, never refused: a row the caller may not read looks exactly like a
 //! missing one. Writes the caller's role may not make at all are refused with FORBIDDEN.
 
-use crate::auth::{RequestContext, Role};
+use crate::caller::{RequestContext, Role};
 use crate::db::sql::{Filter, SortKey};
 use crate::db::value::Value;
 use crate::error::ApiError;

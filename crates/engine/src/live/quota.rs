@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use crate::auth::RequestContext;
+use crate::caller::RequestContext;
 use crate::config::Limits;
 use crate::error::ApiError;
 
@@ -96,7 +96,7 @@ impl Drop for QuotaSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
+    use crate::caller::Role;
 
     fn caller(tenant: Uuid, user: Uuid) -> RequestContext {
         RequestContext::new(tenant, user, Role::User)

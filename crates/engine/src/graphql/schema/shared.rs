@@ -7,9 +7,9 @@ use async_graphql::dynamic::{
 use async_graphql::Value as G;
 use gateway_catalog::model::Catalog;
 
-use crate::graphql::engine::{described, parent, Registry};
 use crate::graphql::meta::{ColumnType, Metadata};
 use crate::graphql::page::PageInfo;
+use crate::graphql::schema::{described, parent, Registry};
 
 fn scalars(r: &mut Registry) {
     let bigint = |v: &G| match v {

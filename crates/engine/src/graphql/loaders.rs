@@ -14,7 +14,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::Context;
 use uuid::Uuid;
 
-use crate::auth::RequestContext;
+use crate::caller::RequestContext;
 use crate::db::sql::{Filter, SortKey, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::Db;

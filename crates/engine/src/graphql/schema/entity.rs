@@ -16,14 +16,14 @@ use heck::ToUpperCamelCase;
 use crate::db::value::Value;
 use crate::error::ApiError;
 use crate::graphql::crud::{self, ListArgs, WriteScope, MAX_CREATE_ROWS};
-use crate::graphql::engine::forms::{insert_form, update_form};
-use crate::graphql::engine::{
-    arg, described, id_arg, int_arg, parent, ready, string_arg, Registry,
-};
 use crate::graphql::filter;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta, LinkKind, Metadata};
 use crate::graphql::page::{Edge, Page, PageArgs};
 use crate::graphql::row::{graphql_value, Row};
+use crate::graphql::schema::forms::{insert_form, update_form};
+use crate::graphql::schema::{
+    arg, described, id_arg, int_arg, parent, ready, string_arg, Registry,
+};
 use crate::live::{self, ChangeOp};
 
 /// The GraphQL name of a field's type, without list or non-null.

@@ -195,16 +195,22 @@ impl Metadata {
 
 static METADATA: OnceLock<&'static Metadata> = OnceLock::new();
 
-/// The metadata of this process: built once, from the catalog given to [`install`] or, when
-/// nothing was installed, from the catalog embedded in the binary. A process serves one
-/// catalog; the metadata lives as long as the process (it is leaked, once, so that every
-/// request can hold `&'static` references into it without counting them).
+/// The metadata of this process, built once from the catalog given to [`install`]. A process
+/// serves one catalog; the metadata lives as long as the process (it is leaked, once, so that
+/// every request can hold `&'static` references into it without counting them).
+///
+/// Only code running under a schema calls this, and a schema is built from installed
+/// metadata ([`crate::graphql::build`] takes it): reaching it uninstalled is a bug.
 pub fn metadata() -> &'static Metadata {
-    METADATA.get_or_init(|| {
-        let catalog = crate::catalog::embedded()
-            .unwrap_or_else(|e| panic!("the embedded catalog was checked at build time: {e}"));
-        Box::leak(Box::new(build(catalog)))
-    })
+    match METADATA.get() {
+        Some(m) => m,
+        None => panic!("no catalog installed: call graphql::meta::install first"),
+    }
+}
+
+/// The metadata of this process, if a catalog was installed.
+pub fn installed() -> Option<&'static Metadata> {
+    METADATA.get().copied()
 }
 
 /// Serves `catalog` in this process; refused once the metadata has been built from another.
@@ -227,8 +233,9 @@ pub fn install(catalog: Catalog) -> Result<&'static Metadata, String> {
     }
 }
 
+/// The constraints of the installed catalog (none before one is installed).
 pub fn constraints() -> &'static [ConstraintMeta] {
-    metadata().constraints
+    installed().map_or(&[], |m| m.constraints)
 }
 
 fn leak(s: String) -> &'static str {

@@ -1,0 +1,258 @@
+//! The GraphQL schema, built at start-up from the installed catalog's metadata with the
+//! binary's hand-written extensions, and the pipeline every operation runs through: the
+//! limits, the caller and its loaders, errors given codes.
+
+pub mod acl;
+pub mod crud;
+pub mod filter;
+pub mod hooks;
+pub mod input;
+pub mod limits;
+pub mod loaders;
+pub mod meta;
+pub mod page;
+pub mod row;
+pub mod schema;
+
+use std::sync::Arc;
+
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::parser::types::Selection;
+use async_graphql::{Data, Executor, Request, Response};
+use futures::StreamExt;
+
+use crate::config::Limits;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::graphql::crud::PageLimits;
+use crate::graphql::schema::cost::{Costs, TOO_COMPLEX};
+use crate::graphql::schema::Extensions;
+use crate::live::Hub;
+
+/// The schema every transport executes: the engine's dynamic schema, and the complexity
+/// budget it is charged against (counted by `engine::cost`, lists by page size).
+#[derive(Clone)]
+pub struct GatewaySchema {
+    inner: async_graphql::dynamic::Schema,
+    costs: Arc<Costs>,
+    max_complexity: usize,
+    db: Option<Db>,
+}
+
+impl GatewaySchema {
+    /// The database the schema's resolvers use, when it has one.
+    pub fn db(&self) -> Option<&Db> {
+        self.db.as_ref()
+    }
+
+    /// The schema in SDL.
+    pub fn sdl(&self) -> String {
+        self.inner.sdl()
+    }
+
+    /// Refuses an operation over the complexity budget before anything runs.
+    fn over_budget(&self, request: &mut Request) -> Option<Response> {
+        let (name, variables) = (request.operation_name.clone(), request.variables.clone());
+        let doc = request.parsed_query().ok()?;
+        if schema::cost::check(
+            &self.costs,
+            doc,
+            name.as_deref(),
+            &variables,
+            self.max_complexity,
+        ) {
+            return None;
+        }
+        let err = crate::error::server_error(ApiError::limit_exceeded(TOO_COMPLEX));
+        Some(Response::from_errors(vec![err]))
+    }
+
+    pub async fn execute(&self, request: impl Into<Request>) -> Response {
+        let mut request = request.into();
+        match self.over_budget(&mut request) {
+            Some(refused) => refused,
+            None => self.inner.execute(request).await,
+        }
+    }
+
+    pub fn execute_stream(&self, request: impl Into<Request>) -> BoxStream<'static, Response> {
+        Executor::execute_stream(self, request.into(), None)
+    }
+}
+
+impl Executor for GatewaySchema {
+    async fn execute(&self, request: Request) -> Response {
+        GatewaySchema::execute(self, request).await
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.over_budget(&mut request) {
+            Some(refused) => futures::stream::once(async move { refused }).boxed(),
+            None => Executor::execute_stream(&self.inner, request, session_data),
+        }
+    }
+}
+
+/// Admits a request for `rc` (None: anonymous): the document limits, and introspection only
+/// for those the configuration allows. Parses the query once; execution reuses the parse.
+pub fn admit(
+    mut request: async_graphql::Request,
+    rc: Option<&crate::caller::RequestContext>,
+    limits: &Limits,
+) -> Result<async_graphql::Request, Vec<async_graphql::ServerError>> {
+    if let Ok(doc) = request.parsed_query() {
+        limits::check(doc, limits).map_err(|e| vec![crate::error::server_error(e)])?;
+    }
+    if !exposed(limits.introspection, rc) {
+        let asks = request.parsed_query().is_ok_and(|doc| {
+            doc.operations.iter().any(|(_, op)| {
+                op.node.selection_set.node.items.iter().any(|s| {
+                    matches!(&s.node, Selection::Field(f) if f.node.name.node == "__schema" || f.node.name.node == "__type")
+                })
+            })
+        });
+        if asks {
+            return Err(vec![crate::error::server_error(ApiError::forbidden(
+                "introspection is only for admins here",
+            ))]);
+        }
+        // Nested or in fragments: answered with null.
+        request = request.disable_introspection();
+    }
+    Ok(request)
+}
+
+fn exposed(to: crate::config::Exposure, rc: Option<&crate::caller::RequestContext>) -> bool {
+    to == crate::config::Exposure::Everyone
+        || rc.is_some_and(|rc| rc.role == crate::caller::Role::Admin)
+}
+
+/// Drops "Did you mean ...?" hints from errors for callers not meant to learn field names.
+pub fn scrub_suggestions(
+    errors: &mut [async_graphql::ServerError],
+    rc: Option<&crate::caller::RequestContext>,
+    limits: &Limits,
+) {
+    if exposed(limits.suggestions, rc) {
+        return;
+    }
+    for e in errors {
+        if let Some(i) = e.message.find(" Did you mean") {
+            e.message.truncate(i);
+        }
+    }
+}
+
+/// The one pipeline every transport runs an operation through (HTTP and both WebSocket
+/// protocols): document limits and introspection policy ([`admit`]), the caller and its
+/// loaders attached, suggestions scrubbed and every error given a code.
+pub async fn run(
+    schema: &GatewaySchema,
+    db: &Db,
+    request: async_graphql::Request,
+    rc: Option<crate::caller::RequestContext>,
+    client: crate::caller::Client,
+    limits: &Limits,
+) -> async_graphql::Response {
+    let mut response = match admit(request, rc.as_ref(), limits) {
+        Ok(request) => {
+            let request = match rc.clone() {
+                Some(rc) => with_caller(request, db, rc),
+                None => request,
+            };
+            schema.execute(request.data(client)).await
+        }
+        Err(errors) => async_graphql::Response::from_errors(errors),
+    };
+    finish(&mut response, rc.as_ref(), limits);
+    response
+}
+
+/// What [`run`] does to every response, for streams too (subscriptions).
+pub fn finish(
+    response: &mut async_graphql::Response,
+    rc: Option<&crate::caller::RequestContext>,
+    limits: &Limits,
+) {
+    scrub_suggestions(&mut response.errors, rc, limits);
+    for err in &mut response.errors {
+        crate::error::classify_engine_error(err);
+    }
+}
+
+/// Attaches the caller, where it comes from (sign-in limits per address apply on every
+/// transport) and its request-scoped loaders to a request.
+pub fn with_caller(
+    request: async_graphql::Request,
+    db: &Db,
+    rc: crate::caller::RequestContext,
+) -> async_graphql::Request {
+    request
+        .data(client_of(&rc))
+        .data(loaders::for_request(db.clone(), rc.clone()))
+        .data(rc)
+}
+
+/// The same for a WebSocket connection: its subscriptions resolve events with these.
+pub fn with_caller_data(
+    data: &mut async_graphql::Data,
+    db: &Db,
+    rc: crate::caller::RequestContext,
+) {
+    data.insert(client_of(&rc));
+    data.insert(loaders::for_request(db.clone(), rc.clone()));
+    data.insert(rc);
+}
+
+fn client_of(rc: &crate::caller::RequestContext) -> crate::caller::Client {
+    crate::caller::Client {
+        ip: rc.client_ip.clone(),
+        user_agent: rc.user_agent.clone(),
+    }
+}
+
+/// Builds the schema of `metadata` with `extensions`. Without a database it still serves
+/// `export-schema` and introspection; without a hub, subscriptions answer with an error.
+/// `data` adds what the extensions' resolvers need (the binary's sign-in, for one).
+pub fn build(
+    metadata: &'static meta::Metadata,
+    extensions: Extensions,
+    db: Option<Db>,
+    hub: Option<Hub>,
+    limits: &Limits,
+    data: impl FnOnce(async_graphql::dynamic::SchemaBuilder) -> async_graphql::dynamic::SchemaBuilder,
+) -> GatewaySchema {
+    page::set_cost_rows(limits.default_page_size, limits.max_page_size);
+    let mut b = schema::schema(metadata, extensions)
+        .limit_recursive_depth(64)
+        .data(std::sync::Arc::new(
+            crate::live::quota::SubscriptionQuota::new(limits),
+        ))
+        .data(PageLimits {
+            default: limits.default_page_size,
+            max: limits.max_page_size,
+        });
+    if let Some(db) = db.clone() {
+        b = b.data(db);
+    }
+    if let Some(hub) = hub {
+        b = b.data(hub);
+    }
+    b = data(b);
+    // The catalog was validated, and the engine builds the same types from any valid one:
+    // a schema that does not finish is a bug in the engine, found by every test.
+    let inner = match b.finish() {
+        Ok(schema) => schema,
+        Err(e) => panic!("the engine built an invalid schema: {e}"),
+    };
+    GatewaySchema {
+        costs: Arc::new(Costs::of(inner.registry())),
+        max_complexity: limits.max_complexity,
+        inner,
+        db,
+    }
+}
