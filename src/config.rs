@@ -34,6 +34,7 @@
 //! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
 //! | `GATEWAY_WS_RECHECK_SECS` | how often an open WebSocket checks that its credential still holds (session not ended, tenant not suspended, user active, token not revoked); it closes with 4403 otherwise | `30` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
+//! | `GATEWAY_PACKAGES_DIR` | a folder of packages, `<package>/entities.yaml` each, served besides the built-in catalog: their new entities' tables are created at start-up and they are in the schema, with no build | unset |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
 //! | `GATEWAY_ACCESS_TOKEN_TTL_SECS` | lifetime of access tokens issued by `login` / `refreshSession` | `900` |
 //! | `GATEWAY_REFRESH_TOKEN_TTL_SECS` | lifetime of a sign-in session (its refresh tokens) | `2592000` (30 days) |
@@ -112,6 +113,8 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub data_dir: PathBuf,
+    /// Packages served besides the built-in catalog (`GATEWAY_PACKAGES_DIR`).
+    pub packages_dir: Option<PathBuf>,
     pub pool_size: usize,
     /// PostgreSQL's `statement_timeout` on serving connections.
     pub statement_timeout: Duration,
@@ -197,6 +200,7 @@ impl Config {
             jwt_secret: var("GATEWAY_JWT_SECRET"),
             jwt_issuer: var("GATEWAY_JWT_ISSUER"),
             jwt_audience: var("GATEWAY_JWT_AUDIENCE"),
+            packages_dir: var("GATEWAY_PACKAGES_DIR").map(PathBuf::from),
             data_dir: var("GATEWAY_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| project_dir().join(".data")),

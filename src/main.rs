@@ -215,6 +215,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let config = Config::from_env()?;
     match cli.command {
         Command::ExportSchema => {
+            gateway::catalog::install(config.packages_dir.as_deref())?;
             print!("{}", graphql::build(None, None, None, &config.limits).sdl());
             Ok(())
         }
@@ -284,7 +285,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(), String> {
-    let catalog = gateway::catalog::embedded().map_err(|e| e.to_string())?;
+    let catalog = &gateway::catalog::install(config.packages_dir.as_deref())?.catalog;
     tracing::info!(
         packages = catalog.packages.len(),
         entities = catalog.entities.len(),
@@ -300,6 +301,10 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         let applied = db::migrate(&owner).await?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "migrations applied");
+        }
+        let created = gateway::catalog::create_package_entities(&owner, catalog).await?;
+        if !created.is_empty() {
+            tracing::info!(tables = ?created, "tables of package entities created");
         }
     }
     if cluster.is_some() {

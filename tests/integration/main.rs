@@ -15,6 +15,7 @@ mod js_clients;
 mod jwks;
 mod limits;
 mod mutations;
+mod packages;
 mod pagination;
 mod relation_filters;
 mod relations;

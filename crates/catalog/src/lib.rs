@@ -7,5 +7,6 @@ pub mod load;
 pub mod model;
 pub mod naming;
 mod raw;
+pub mod sql;
 
 pub use load::{load_dir, load_sources, Problem, Problems};
