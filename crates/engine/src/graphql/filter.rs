@@ -10,23 +10,11 @@ use crate::db::sql::{
 };
 use crate::db::value::Value;
 use crate::error::ApiError;
-use crate::graphql::input;
+use crate::graphql::input::{self, object, Fields};
 use crate::graphql::meta::{metadata, ColumnMeta, ColumnType, EntityMeta, LinkKind};
 
-/// The fields given in an input object (explicit nulls count as not given, as they did for
-/// the typed inputs' `Option`s).
-type Fields = async_graphql::indexmap::IndexMap<async_graphql::Name, G>;
-
-fn object<'v>(v: &'v G, at: &str) -> Result<&'v Fields, ApiError> {
-    match v {
-        G::Object(o) => Ok(o),
-        _ => Err(ApiError::bad_input(
-            at,
-            format!("{at} must be an input object"),
-        )),
-    }
-}
-
+/// A field given in an input object (an explicit null counts as not given, as it did for the
+/// typed inputs' `Option`s).
 fn given<'v>(o: &'v Fields, name: &str) -> Option<&'v G> {
     o.get(name).filter(|v| !matches!(v, G::Null))
 }

@@ -180,6 +180,29 @@ pub fn decimal(
 
 // ---------------------------------------------------------------- GraphQL values to columns
 
+/// The fields of an input object, as given.
+pub type Fields = async_graphql::indexmap::IndexMap<async_graphql::Name, G>;
+
+/// An input object's fields; anything else is refused naming `at`.
+pub fn object<'v>(v: &'v G, at: &str) -> Result<&'v Fields, ApiError> {
+    match v {
+        G::Object(o) => Ok(o),
+        _ => Err(ApiError::bad_input(
+            at,
+            format!("{at} must be an input object"),
+        )),
+    }
+}
+
+/// An ID as GraphQL gives it: a string, or an integer.
+pub fn id_of(v: &G) -> Option<ID> {
+    match v {
+        G::String(s) => Some(ID(s.clone())),
+        G::Number(n) => Some(ID(n.to_string())),
+        _ => None,
+    }
+}
+
 fn wrong(at: &str, what: &str) -> ApiError {
     ApiError::bad_input(at, format!("{at} must be {what}"))
 }

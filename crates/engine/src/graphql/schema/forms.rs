@@ -7,29 +7,8 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::graphql::crud::{insert_columns, InsertForm, UpdateForm, WriteScope};
-use crate::graphql::input::{at, column_value};
+use crate::graphql::input::{at, column_value, id_of, object as fields};
 use crate::graphql::meta::EntityMeta;
-
-type Fields = async_graphql::indexmap::IndexMap<async_graphql::Name, G>;
-
-fn fields<'v>(v: &'v G, path: &str) -> Result<&'v Fields, ApiError> {
-    match v {
-        G::Object(o) => Ok(o),
-        _ => Err(ApiError::bad_input(
-            path,
-            format!("{path} must be an input object"),
-        )),
-    }
-}
-
-/// The ID given as an owner, as the typed inputs received it.
-fn owner_id(v: Option<&G>) -> Option<async_graphql::ID> {
-    match v {
-        Some(G::String(s)) => Some(async_graphql::ID(s.clone())),
-        Some(G::Number(n)) => Some(async_graphql::ID(n.to_string())),
-        _ => None,
-    }
-}
 
 /// A create input (`XCreateInput`) as a new row.
 pub fn insert_form(
@@ -56,7 +35,7 @@ pub fn insert_form(
                     // Stamped: always the caller.
                     Some(w.user.into())
                 } else {
-                    let given = owner_id(value(col.field));
+                    let given = value(col.field).and_then(id_of);
                     let owner = if col.nullable {
                         w.owner_nullable(given.as_ref(), col.set_by, path, col.field)?
                     } else {

@@ -139,13 +139,11 @@ pub fn string_arg(ctx: &ResolverContext<'_>, name: &str) -> Option<String> {
     }
 }
 
-/// An ID argument, as the ID the typed resolvers received.
+/// An ID argument (empty when absent, which no ID check accepts).
 pub fn id_arg(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::ID {
-    match arg(ctx, name) {
-        Some(G::String(s)) => async_graphql::ID(s.clone()),
-        Some(G::Number(n)) => async_graphql::ID(n.to_string()),
-        _ => async_graphql::ID(String::new()),
-    }
+    arg(ctx, name)
+        .and_then(crate::graphql::input::id_of)
+        .unwrap_or_default()
 }
 
 /// Adds a description when there is one.
