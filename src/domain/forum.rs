@@ -10,7 +10,7 @@ use crate::db::sql::{Filter, SortKey, SortOrder, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::Conn;
 use crate::error::ApiError;
-use crate::graphql::crud::{load_rows, select};
+use crate::graphql::crud::load_rows;
 use crate::graphql::hooks::WriteEvent;
 use crate::graphql::meta::{metadata, ColumnType, EntityMeta};
 use crate::graphql::schema::Extensions;
@@ -56,13 +56,21 @@ async fn recount(conn: &mut Conn, rc: &RequestContext, ids: Vec<Uuid>) -> Result
     if ids.is_empty() {
         return Ok(());
     }
-    let mine = Filter::In {
+    // FOR NO KEY UPDATE, not FOR UPDATE: the post's foreign key already holds a key-share
+    // lock on its thread, which FOR UPDATE would have to upgrade (two concurrent replies
+    // would deadlock), while a no-key-update lock coexists with key-share locks and queues
+    // the replies of one thread behind each other.
+    let mut b = SqlBuilder::new("SELECT ");
+    b.select_list(threads);
+    b.push(" FROM \"forum_threads\" t WHERE ");
+    b.filter(&Filter::In {
         col: threads.id_column(),
         values: Value::UuidList(ids.clone()),
         negated: false,
-    };
-    let order = [SortKey::new(threads.id_column(), SortOrder::Asc)];
-    let old = select(conn, threads, &mine, &order, None, true).await?;
+    });
+    b.order_by(&[SortKey::new(threads.id_column(), SortOrder::Asc)]);
+    b.push(" FOR NO KEY UPDATE");
+    let old = load_rows(conn, threads, b).await?;
     if old.is_empty() {
         return Ok(());
     }

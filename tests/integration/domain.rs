@@ -95,3 +95,47 @@ async fn thread_counters_follow_its_posts() {
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
 }
+
+/// Replies written at the same moment to one thread all land and are all counted: the
+/// counter's lock queues them instead of deadlocking them.
+#[tokio::test]
+async fn concurrent_replies_are_all_counted() {
+    let app = &TestApp::new().await;
+    let user = &app.a.user;
+    let category = app
+        .ok(
+            &app.a.admin,
+            "mutation { createForumCategory(input: {name: \"General\", slug: \"general\"}) { id } }",
+            json!({}),
+        )
+        .await["createForumCategory"]["id"]
+        .clone();
+    let thread = app
+        .ok(
+            user,
+            "mutation($c: ID!) { createForumThread(input: {categoryId: $c, title: \"T\", slug: \"t\"}) { id } }",
+            json!({"c": category}),
+        )
+        .await["createForumThread"]["id"]
+        .clone();
+    let replies = (0..20).map(|i| {
+        let thread = thread.clone();
+        async move {
+            app.ok(
+                user,
+                "mutation($t: ID!, $c: String!) { createForumPost(input: {threadId: $t, content: $c}) { id } }",
+                json!({"t": thread, "c": format!("reply {i}")}),
+            )
+            .await
+        }
+    });
+    futures::future::join_all(replies).await;
+    let c = app
+        .ok(
+            user,
+            "query($id: ID!) { forumThread(id: $id) { replyCount } }",
+            json!({"id": thread}),
+        )
+        .await;
+    assert_eq!(c["forumThread"]["replyCount"], 20, "{c}");
+}
