@@ -58,20 +58,20 @@ impl Change {
         Change {
             id: row.id(),
             old: None,
-            new: Some(row.to_json(meta, true)),
+            new: Some(row.to_json(meta)),
         }
     }
     pub fn updated(meta: &EntityMeta, old: &Row, new: &Row) -> Change {
         Change {
             id: new.id(),
-            old: Some(old.to_json(meta, true)),
-            new: Some(new.to_json(meta, true)),
+            old: Some(old.to_json(meta)),
+            new: Some(new.to_json(meta)),
         }
     }
     pub fn deleted(meta: &EntityMeta, row: &Row) -> Change {
         Change {
             id: row.id(),
-            old: Some(row.to_json(meta, true)),
+            old: Some(row.to_json(meta)),
             new: None,
         }
     }

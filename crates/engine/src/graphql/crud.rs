@@ -131,10 +131,6 @@ pub struct UpdateForm {
     pub set: Vec<(&'static ColumnMeta, Value)>,
 }
 
-fn implicit(col: &ColumnMeta) -> bool {
-    matches!(col.column, "id" | "tenant_id" | "created_at" | "updated_at")
-}
-
 /// The columns an insert writes: id, the tenant, every writable column and the owner the
 /// server stamps.
 pub fn insert_columns(meta: &EntityMeta) -> Vec<&'static ColumnMeta> {
@@ -142,11 +138,7 @@ pub fn insert_columns(meta: &EntityMeta) -> Vec<&'static ColumnMeta> {
     if meta.scope == EntityScope::Tenant {
         cols.extend(meta.column("tenant_id"));
     }
-    cols.extend(
-        meta.columns
-            .iter()
-            .filter(|c| !implicit(c) && (c.writable || meta.owner == Some(c.column))),
-    );
+    cols.extend(meta.columns.iter().filter(|c| c.inserted));
     cols
 }
 
@@ -367,7 +359,7 @@ impl ListQuery {
         let edges: Vec<Edge> = rows
             .into_iter()
             .map(|r| Edge {
-                cursor: encode_cursor(&self.keys, &r.key_values(meta, &self.keys)),
+                cursor: encode_cursor(&self.keys, &r.key_values(&self.keys)),
                 node: r.row,
             })
             .collect();
@@ -416,11 +408,6 @@ pub async fn belongs_to(
     loader.load_one(ById::new(meta, id)).await
 }
 
-fn child_column(meta: &'static EntityMeta, fk: &str) -> Result<&'static ColumnMeta, ApiError> {
-    meta.column(fk)
-        .ok_or_else(|| ApiError::internal(format!("{} has no column {fk}", meta.name)))
-}
-
 /// One parent's page of children, loaded in one statement with every other parent's.
 async fn child_rows(
     ctx: &Context<'_>,
@@ -435,15 +422,14 @@ async fn child_rows(
     Ok(rows.as_ref().clone())
 }
 
-/// The child of a `hasOne` relation.
+/// The child of a `hasOne` relation: the row of `meta` whose `fk` is `parent`.
 pub async fn has_one(
     ctx: &Context<'_>,
     meta: &'static EntityMeta,
-    fk: &str,
+    fk: &'static ColumnMeta,
     parent: Uuid,
 ) -> GqlResult<Option<Row>> {
     caller(ctx)?;
-    let fk = child_column(meta, fk)?;
     let keys = vec![SortKey::new(meta.id_column(), SortOrder::Asc)];
     let fingerprint = ChildSpec::fingerprint_of(fk, &Filter::True, &keys, &[&"one"]);
     let spec = Arc::new(ChildSpec {
@@ -464,11 +450,10 @@ pub async fn has_one(
 pub async fn has_many(
     ctx: &Context<'_>,
     meta: &'static EntityMeta,
-    fk: &str,
+    fk: &'static ColumnMeta,
     parent: Uuid,
     args: ListArgs,
 ) -> GqlResult<Page> {
-    let fk = child_column(meta, fk)?;
     let q = ListQuery::parse(ctx, meta, args)?;
     let fingerprint = ChildSpec::fingerprint_of(
         fk,

@@ -414,7 +414,7 @@ fn direction(v: &G) -> Option<SortOrder> {
 /// relations (`orderBy: {category: {name: ASC}}`) reached through the row's column.
 fn order_keys(meta: &'static EntityMeta, v: &G, keys: &mut Vec<SortKey>) {
     let G::Object(o) = v else { return };
-    for col in meta.columns.iter().filter(|c| orderable(c)) {
+    for col in meta.columns.iter().filter(|c| c.orderable) {
         if let Some(dir) = given(o, col.field).and_then(direction) {
             keys.push(SortKey::new(col, dir));
         }
@@ -439,11 +439,6 @@ fn order_keys(meta: &'static EntityMeta, v: &G, keys: &mut Vec<SortKey>) {
             keys.push(k);
         }
     }
-}
-
-/// Whether a column can be sorted by: a single value that is not JSON.
-pub fn orderable(col: &ColumnMeta) -> bool {
-    !col.list && col.ty != ColumnType::Json
 }
 
 /// Sort keys a client may give: each is a term of every keyset condition and cursor.

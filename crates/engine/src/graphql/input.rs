@@ -327,7 +327,9 @@ pub fn elements(col: &ColumnMeta, v: &G, at: &str) -> Result<Value, ApiError> {
         ColumnType::Decimal => collect!(DecimalList, Decimal),
         ColumnType::DateTime => collect!(DateTimeList, DateTime),
         ColumnType::Json => Value::Json(v.clone().into_json().map_err(|_| wrong(at, "JSON"))?),
-        ColumnType::Text | ColumnType::Enum(_) | ColumnType::Bool => collect!(TextList, Text),
+        ColumnType::Text | ColumnType::Enum(_) => collect!(TextList, Text),
+        // No filter or column takes a list of booleans.
+        ColumnType::Bool => return Err(wrong(at, "a single boolean")),
     })
 }
 

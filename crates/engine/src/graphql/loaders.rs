@@ -245,7 +245,7 @@ impl Loader<ChildPageKey> for RowLoader {
             let rows: Vec<Row> = self.fetch(meta, b).await?;
             let mut by_parent: HashMap<Uuid, Vec<Keyed>> = HashMap::new();
             for row in rows.into_iter().map(Keyed::from) {
-                if let Value::Uuid(p) = row.row.value(meta, spec.fk.column) {
+                if let Value::Uuid(p) = *row.row.get(spec.fk) {
                     by_parent.entry(p).or_default().push(row);
                 }
             }

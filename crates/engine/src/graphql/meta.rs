@@ -19,6 +19,8 @@ pub enum ColumnType {
 
 #[derive(Debug)]
 pub struct ColumnMeta {
+    /// Where the column stands in its entity's `columns` (and a `Row`'s values).
+    pub position: usize,
     /// GraphQL field name.
     pub field: &'static str,
     /// SQL column name.
@@ -28,6 +30,10 @@ pub struct ColumnMeta {
     pub nullable: bool,
     /// Part of the generic create/update inputs.
     pub writable: bool,
+    /// Written by an insert: a writable column, or the owner the server stamps.
+    pub inserted: bool,
+    /// Lists may be sorted by it (a single value that is not JSON).
+    pub orderable: bool,
     pub required_on_create: bool,
     pub min_length: Option<u32>,
     pub max_length: Option<u32>,
@@ -282,7 +288,7 @@ fn column_type(c: &Catalog, f: &cat::Field) -> ColumnType {
     }
 }
 
-fn column(c: &Catalog, e: &cat::Entity, f: &cat::Field) -> ColumnMeta {
+fn column(c: &Catalog, e: &cat::Entity, position: usize, f: &cat::Field) -> ColumnMeta {
     let enum_values = match &f.ty {
         FieldType::Enum(en) => c
             .enums
@@ -293,12 +299,15 @@ fn column(c: &Catalog, e: &cat::Entity, f: &cat::Field) -> ColumnMeta {
         _ => &[],
     };
     ColumnMeta {
+        position,
         field: leak(f.name.clone()),
         column: leak(f.column()),
         ty: column_type(c, f),
         list: f.list,
         nullable: !f.required,
         writable: f.writable(),
+        inserted: f.inserted(),
+        orderable: f.orderable(),
         required_on_create: f.writable() && f.required_on_create(),
         min_length: f.min_length,
         max_length: f.max_length,
@@ -326,7 +335,12 @@ fn entity(c: &Catalog, e: &cat::Entity) -> &'static EntityMeta {
     } else {
         EntityScope::Global
     };
-    let columns = leak_slice(e.exposed_fields().map(|f| column(c, e, f)).collect());
+    let columns = leak_slice(
+        e.exposed_fields()
+            .enumerate()
+            .map(|(i, f)| column(c, e, i, f))
+            .collect(),
+    );
     let unique_keys = leak_slice(
         e.unique_indexes()
             .map(|i| leak_slice(i.fields.iter().map(|f| leak(f.to_snake_case())).collect()))

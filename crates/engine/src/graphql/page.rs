@@ -101,12 +101,12 @@ impl From<Row> for Keyed {
 
 impl Keyed {
     /// The row's value for each key, for its cursor.
-    pub fn key_values(&self, meta: &EntityMeta, keys: &[SortKey]) -> Vec<Value> {
+    pub fn key_values(&self, keys: &[SortKey]) -> Vec<Value> {
         let mut foreign = self.foreign.iter();
         keys.iter()
             .map(|k| {
                 if k.is_local() {
-                    self.row.value(meta, k.col.column)
+                    self.row.get(k.col).clone()
                 } else {
                     foreign
                         .next()

@@ -36,23 +36,24 @@ impl Row {
         }
     }
 
-    /// The value of a column by its SQL name.
-    pub fn value(&self, meta: &EntityMeta, column: &str) -> Value {
-        meta.columns
-            .iter()
-            .position(|c| c.column == column)
-            .and_then(|i| self.values.get(i).cloned())
-            .unwrap_or(Value::Null)
+    /// The value of one of the row's columns.
+    pub fn get(&self, col: &ColumnMeta) -> &Value {
+        self.values.get(col.position).unwrap_or(&Value::Null)
     }
 
-    /// The row as a JSON object, keyed by GraphQL field names (`by_field`) or by SQL column
-    /// names (the form `jsonb_populate_record` reads back). Audit rows store the first, change
-    /// events the second; both come from this one serialization.
-    pub fn to_json(&self, meta: &EntityMeta, by_field: bool) -> Json {
+    /// The value of a column by its SQL name.
+    pub fn value(&self, meta: &EntityMeta, column: &str) -> Value {
+        meta.column(column)
+            .map_or(Value::Null, |col| self.get(col).clone())
+    }
+
+    /// The row as a JSON object keyed by GraphQL field names, as serde writes the typed
+    /// models: audit rows store it, and change events re-key it by column
+    /// (`live::outbox`), so engine rows and hand-written writes read back alike.
+    pub fn to_json(&self, meta: &EntityMeta) -> Json {
         let mut out = Map::with_capacity(meta.columns.len());
         for (col, v) in meta.columns.iter().zip(&self.values) {
-            let key = if by_field { col.field } else { col.column };
-            out.insert(key.to_string(), json_of(v));
+            out.insert(col.field.to_string(), json_of(v));
         }
         Json::Object(out)
     }
@@ -135,7 +136,6 @@ const TIMESTAMPTZ: u32 = 1184;
 const NUMERIC: u32 = 1700;
 const UUID: u32 = 2950;
 const JSONB: u32 = 3802;
-const BOOL_ARRAY: u32 = 1000;
 const INT4_ARRAY: u32 = 1007;
 const TEXT_ARRAY: u32 = 1009;
 const VARCHAR_ARRAY: u32 = 1015;
@@ -177,12 +177,6 @@ fn decode_value(v: PgValue<'_>) -> deserialize::Result<Value> {
         TIMESTAMPTZ_ARRAY => {
             Value::DateTimeList(decode::<Vec<DateTime<Utc>>, Array<Timestamptz>>(v)?)
         }
-        BOOL_ARRAY => Value::Json(Json::Array(
-            decode::<Vec<bool>, Array<Bool>>(v)?
-                .into_iter()
-                .map(Json::Bool)
-                .collect(),
-        )),
         _ => Value::Text(String::from_utf8(v.as_bytes().to_vec())?),
     })
 }

@@ -174,9 +174,7 @@ fn object(
             LinkKind::Child => Field::new(link.name, TypeRef::named(target.name), move |ctx| {
                 FieldFuture::new(async move {
                     let id = parent::<Row>(&ctx)?.id();
-                    Ok(crud::has_one(&ctx, target, fk.column, id)
-                        .await?
-                        .map(row_value))
+                    Ok(crud::has_one(&ctx, target, fk, id).await?.map(row_value))
                 })
             })
             .description(format!(
@@ -191,7 +189,7 @@ fn object(
                         FieldFuture::new(async move {
                             let id = parent::<Row>(&ctx)?.id();
                             let args = list_args(target, &ctx)?;
-                            let page = crud::has_many(&ctx, target, fk.column, id, args).await?;
+                            let page = crud::has_many(&ctx, target, fk, id, args).await?;
                             Ok(Some(FieldValue::owned_any(page)))
                         })
                     },
@@ -350,7 +348,7 @@ fn inputs(r: &mut Registry, m: &'static Metadata, meta: &'static EntityMeta, def
     let mut o = InputObject::new(format!("{n}OrderBy")).description(format!(
         "One sort key for {n} lists: set exactly one field. Ties are broken by id."
     ));
-    for (col, _) in exposed.iter().filter(|(c, _)| filter::orderable(c)) {
+    for (col, _) in exposed.iter().filter(|(c, _)| c.orderable) {
         o = o.field(InputValue::new(col.field, TypeRef::named("SortOrder")));
     }
     for link in m.links(meta).iter().filter(|l| l.kind == LinkKind::Parent) {
