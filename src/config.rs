@@ -34,7 +34,7 @@
 //! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
 //! | `GATEWAY_WS_RECHECK_SECS` | how often an open WebSocket checks that its credential still holds (session not ended, tenant not suspended, user active, token not revoked); it closes with 4403 otherwise | `30` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
-//! | `GATEWAY_PACKAGES_DIR` | a folder of packages, `<package>/entities.yaml` each, served besides the built-in catalog: their new entities' tables are created at start-up and they are in the schema, with no build | unset |
+//! | `GATEWAY_PACKAGES_DIR` | a folder of packages, `<package>/entities.yaml` each, served besides the built-in catalog: their new entities' tables are created at start-up and they are in the schema, with no build | `<project>/packages` when that folder exists |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
 //! | `GATEWAY_ACCESS_TOKEN_TTL_SECS` | lifetime of access tokens issued by `login` / `refreshSession` | `900` |
 //! | `GATEWAY_REFRESH_TOKEN_TTL_SECS` | lifetime of a sign-in session (its refresh tokens) | `2592000` (30 days) |
@@ -200,7 +200,9 @@ impl Config {
             jwt_secret: var("GATEWAY_JWT_SECRET"),
             jwt_issuer: var("GATEWAY_JWT_ISSUER"),
             jwt_audience: var("GATEWAY_JWT_AUDIENCE"),
-            packages_dir: var("GATEWAY_PACKAGES_DIR").map(PathBuf::from),
+            packages_dir: var("GATEWAY_PACKAGES_DIR")
+                .map(PathBuf::from)
+                .or_else(|| Some(project_dir().join("packages")).filter(|d| d.is_dir())),
             data_dir: var("GATEWAY_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| project_dir().join(".data")),
