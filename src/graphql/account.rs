@@ -8,16 +8,17 @@ use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputValue, Object, SubscriptionField, SubscriptionFieldFuture,
     TypeRef,
 };
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::auth::{sessions, Accounts, Client, RequestContext};
 use crate::db::sql::Filter;
 use crate::db::value::Value;
 use crate::error::ApiError;
-use crate::graphql::crud::{caller, database, select};
+use crate::graphql::crud::{caller, database, read, select_rows};
 use crate::graphql::input;
 use crate::graphql::meta::{metadata, EntityMeta};
+use crate::graphql::row::Row;
 use crate::graphql::schema::{id_arg, parent, ready, string_arg, Extensions};
 use crate::live::{self, ChangeOp};
 
@@ -51,12 +52,19 @@ async fn own_row(
             None => Filter::True,
         },
     ]);
-    let row = database(ctx)?
-        .transaction(rc, true, move |conn| {
-            async move { select(conn, meta, &filter, &[], Some(1), false).await }.boxed()
-        })
-        .await?
-        .pop()
+    let b = select_rows(meta, &filter, &[], Some(1), false);
+    // A payload of signing in reads as the caller it has just made, not the request's.
+    let rows: Vec<Row> = if ctx
+        .data_opt::<RequestContext>()
+        .is_some_and(|c| std::ptr::eq(c, rc))
+    {
+        read(ctx, meta.name, b).await?
+    } else {
+        database(ctx)?.read(rc, meta.name, b).await?
+    };
+    let row = rows
+        .into_iter()
+        .next()
         .ok_or_else(|| ApiError::not_found(meta.name))?;
     Ok(FieldValue::owned_any(row))
 }

@@ -93,10 +93,13 @@ const NESTED: &str = "query($c: ID!) {
 
 /// Runs the nested query and checks every level against what was created.
 async fn check(app: &TestApp, f: &Forum) -> u64 {
+    // Transactions end after their response: count only once they have.
+    app.db.settled().await;
     let before = app.db.statements();
     let d = app
         .ok(&app.a.admin, NESTED, json!({ "c": f.category }))
         .await;
+    app.db.settled().await;
     let used = app.db.statements() - before;
     let threads = &d["forumCategory"]["threads"];
     assert_eq!(threads["totalCount"], json!(f.threads.len()));
@@ -142,9 +145,93 @@ async fn nested_connections_are_paged_per_parent_in_constant_statements() {
         few, many,
         "statements grew with the number of parents: {few} vs {many}"
     );
-    // Five relation levels (category, threads, posts, their counts, authors) plus the root,
-    // each one transaction of a few statements.
-    assert!(many <= 30, "{many} statements for one nested query");
+    // The root, threads (with their count), each thread's category and posts (with their
+    // counts), authors; and the transaction's BEGIN, gateway_enter and COMMIT.
+    assert_eq!(many, 8, "statements for one nested query");
+}
+
+/// Statements and round trips one request cost, once its transaction has ended.
+async fn cost(app: &TestApp, query: &str, vars: Json) -> (u64, u64) {
+    app.db.settled().await;
+    let (statements, trips) = (app.db.statements(), app.db.round_trips());
+    app.ok(&app.a.admin, query, vars).await;
+    app.db.settled().await;
+    (
+        app.db.statements() - statements,
+        app.db.round_trips() - trips,
+    )
+}
+
+#[tokio::test]
+async fn a_query_costs_one_statement_and_one_round_trip_per_level() {
+    let app = TestApp::new().await;
+    let f = forum(&app, "levels", 12).await;
+    let thread = f.threads[3].0.clone();
+    let workflow = app
+        .ok(
+            &app.a.admin,
+            "mutation { createWorkflow(input: {name: \"w\"}) { id } }",
+            json!({}),
+        )
+        .await["createWorkflow"]["id"]
+        .clone();
+    for n in 0..3 {
+        let e = app
+            .ok(
+                &app.a.admin,
+                "mutation($w: ID!, $s: String!) { createWorkflowExecution(input: {workflowId: $w, status: RUNNING, startedAt: $s}) { id } }",
+                json!({ "w": workflow, "s": format!("2026-01-0{}T00:00:00Z", n + 1) }),
+            )
+            .await["createWorkflowExecution"]["id"]
+            .clone();
+        app.ok(
+            &app.a.admin,
+            "mutation($e: ID!) { createNodeExecution(input: {executionId: $e, nodeId: \"n\", status: COMPLETED}) { id } }",
+            json!({ "e": e }),
+        )
+        .await;
+    }
+    let shapes: [(&str, &str, Json, u64); 5] = [
+        (
+            "by id",
+            "query($t: ID!) { forumThread(id: $t) { id title slug createdAt } }",
+            json!({ "t": thread }),
+            1,
+        ),
+        (
+            "a page and its count",
+            "{ forumThreads(first: 5, orderBy: [{title: ASC}]) { totalCount pageInfo { hasNextPage } nodes { id } } }",
+            json!({}),
+            1,
+        ),
+        (
+            "a later page and its count",
+            "query($a: String) { forumThreads(first: 5, after: $a) { totalCount nodes { id } } }",
+            json!({ "a": Json::Null }),
+            1,
+        ),
+        (
+            "category > threads (count) > posts (count) > author",
+            "query($c: ID!) { forumCategory(id: $c) { name threads(first: 20, orderBy: [{id: ASC}]) { totalCount nodes { title posts(first: 10, orderBy: [{id: ASC}]) { totalCount nodes { content author { name } } } } } } }",
+            json!({ "c": f.category }),
+            4,
+        ),
+        (
+            "workflow > executions > node executions",
+            "query($w: ID!) { workflow(id: $w) { name executions(first: 10, orderBy: [{startedAt: DESC}]) { nodes { status nodeExecutions { nodes { nodeId status } } } } } }",
+            json!({ "w": workflow }),
+            3,
+        ),
+    ];
+    for (name, query, vars, levels) in shapes {
+        // Once to prepare the statements, then counted.
+        cost(&app, query, vars.clone()).await;
+        let (statements, trips) = cost(&app, query, vars).await;
+        // BEGIN and gateway_enter ride with the first level's statement; COMMIT is sent
+        // after the response.
+        assert_eq!(statements, levels + 3, "{name}: statements");
+        assert_eq!(trips, levels + 1, "{name}: round trips");
+    }
 }
 
 #[tokio::test]

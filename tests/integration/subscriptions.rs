@@ -586,6 +586,7 @@ async fn statements_for_one_change(
     sockets: &mut [Socket],
     slug: &str,
 ) -> (u64, String) {
+    app.db.settled().await;
     let before = app.db.statements();
     create_category(app, &app.a.admin, slug).await;
     let mut cursor = String::new();
@@ -597,6 +598,7 @@ async fn statements_for_one_change(
             .unwrap_or("")
             .to_string();
     }
+    app.db.settled().await;
     (app.db.statements() - before, cursor)
 }
 

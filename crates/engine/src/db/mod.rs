@@ -1,7 +1,9 @@
 //! PostgreSQL access for requests: the connection pool and the transactions every request
 //! runs in, entered as its caller for row-level security; the SQL builder and its values.
 
+pub mod session;
 pub mod sql;
+pub mod statement;
 pub mod value;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +18,10 @@ use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+
 use futures::future::{BoxFuture, FutureExt};
+use session::{ReadSession, Snapshot};
+use value::Value;
 
 use crate::caller::RequestContext;
 use crate::error::ApiError;
@@ -28,7 +33,21 @@ pub type DbFuture<'a, T> = BoxFuture<'a, QueryResult<T>>;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Conn>,
-    statements: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+}
+
+/// What the pool's connections did, for tests and metrics.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Statements sent.
+    statements: AtomicU64,
+    /// Waits for the server: statements sent while none of the same connection was in
+    /// flight (pipelined ones share their round trip).
+    round_trips: AtomicU64,
+    /// Statements prepared (a shape new to its connection costs one more round trip).
+    prepared: AtomicU64,
+    /// Sessions holding a connection, until their transaction has ended.
+    leases: AtomicU64,
 }
 
 impl Db {
@@ -36,8 +55,8 @@ impl Db {
     /// `statement_timeout`, so that no request can hold a pooled connection for long.
     pub fn connect(url: &str, size: usize, statement_timeout: Duration) -> Result<Db, String> {
         let timeout_ms = statement_timeout.as_millis().max(1);
-        let statements = Arc::new(AtomicU64::new(0));
-        let counter = statements.clone();
+        let counters = Arc::new(Counters::default());
+        let counter = counters.clone();
         let mut config = ManagerConfig::default();
         // No ping on every checkout: a round trip per request saved; a broken connection
         // fails its query and is dropped by the pool.
@@ -49,10 +68,22 @@ impl Db {
                 conn.batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-                    if let InstrumentationEvent::StartQuery { .. } = event {
-                        counter.fetch_add(1, Ordering::Relaxed);
+                let mut in_flight = 0u32;
+                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+                    InstrumentationEvent::StartQuery { .. } => {
+                        counter.statements.fetch_add(1, Ordering::Relaxed);
+                        if in_flight == 0 {
+                            counter.round_trips.fetch_add(1, Ordering::Relaxed);
+                        }
+                        in_flight += 1;
                     }
+                    InstrumentationEvent::FinishQuery { .. } => {
+                        in_flight = in_flight.saturating_sub(1);
+                    }
+                    InstrumentationEvent::CacheQuery { .. } => {
+                        counter.prepared.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
                 });
                 Ok(conn)
             }
@@ -66,7 +97,7 @@ impl Db {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| format!("cannot build the database pool: {e}"))?;
-        Ok(Db { pool, statements })
+        Ok(Db { pool, counters })
     }
 
     /// Runs `f` in one transaction whose `app.tenant_id` setting is the caller's tenant, for
@@ -82,7 +113,7 @@ impl Db {
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
-        self.scoped_transaction(rc.tenant_id, Some(Caller::of(rc)), read_only, f)
+        self.scoped_transaction(Who::Caller(Caller::of(rc)), read_only, f)
             .await
     }
 
@@ -97,17 +128,12 @@ impl Db {
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
-        self.scoped_transaction(tenant, None, read_only, f).await
+        self.scoped_transaction(Who::Tenant(tenant), read_only, f)
+            .await
     }
 
-    /// A transaction scoped to `tenant`, entered as `caller` when there is one.
-    async fn scoped_transaction<T, F>(
-        &self,
-        tenant: uuid::Uuid,
-        caller: Option<Caller>,
-        read_only: bool,
-        f: F,
-    ) -> Result<T, ApiError>
+    /// A transaction entered as `who`.
+    async fn scoped_transaction<T, F>(&self, who: Who, read_only: bool, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
@@ -115,10 +141,7 @@ impl Db {
         let mut pooled = self.get().await?;
         let conn: &mut Conn = &mut pooled;
         let body = async move |conn: &mut Conn| {
-            match caller {
-                Some(c) => enter(conn, c).await?,
-                None => scope_to_tenant(conn, tenant).await?,
-            }
+            enter(conn, &who).await?;
             f(conn).await
         };
         if read_only {
@@ -131,7 +154,7 @@ impl Db {
     /// Whether the caller may still act (tenant active, user active, token not revoked,
     /// session not ended): `gateway_enter` alone, one statement, no transaction around it.
     pub async fn check_caller(&self, rc: &RequestContext) -> Result<(), ApiError> {
-        enter(&mut *self.get().await?, Caller::of(rc)).await
+        enter(&*self.get().await?, &Who::Caller(Caller::of(rc))).await
     }
 
     /// Runs one read statement in a read-only transaction of `tenant` alone, as no caller in
@@ -148,7 +171,8 @@ impl Db {
             + Send
             + 'static,
     {
-        self.transaction_in(tenant, true, move |conn| load(conn, b, entity).boxed())
+        ReadSession::new(self.clone(), Who::Tenant(tenant), Snapshot::PerStatement)
+            .read(entity, b)
             .await
     }
 
@@ -165,13 +189,41 @@ impl Db {
             + Send
             + 'static,
     {
-        self.transaction(rc, true, move |conn| load(conn, b, entity).boxed())
+        self.session(rc, Snapshot::PerStatement)
+            .read(entity, b)
             .await
+    }
+
+    /// A session for the reads of one request of `rc` (see [`session`]).
+    pub fn session(&self, rc: &RequestContext, snapshot: Snapshot) -> ReadSession {
+        ReadSession::new(self.clone(), Who::Caller(Caller::of(rc)), snapshot)
     }
 
     /// SQL statements sent through this pool so far (tests use it to prove batching).
     pub fn statements(&self) -> u64 {
-        AtomicU64::load(&self.statements, Ordering::Relaxed)
+        AtomicU64::load(&self.counters.statements, Ordering::Relaxed)
+    }
+
+    /// Round trips to the server so far: statements sent while nothing else of their
+    /// connection was in flight.
+    pub fn round_trips(&self) -> u64 {
+        AtomicU64::load(&self.counters.round_trips, Ordering::Relaxed)
+    }
+
+    /// Statements prepared so far (once per shape and connection).
+    pub fn prepared(&self) -> u64 {
+        AtomicU64::load(&self.counters.prepared, Ordering::Relaxed)
+    }
+
+    /// Waits until every session has ended its transaction and given its connection back
+    /// (they commit after the response): counts read after this are complete.
+    pub async fn settled(&self) {
+        for _ in 0..500 {
+            if AtomicU64::load(&self.counters.leases, Ordering::Relaxed) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     pub async fn get(&self) -> Result<Object<Conn>, ApiError> {
@@ -193,20 +245,10 @@ impl Db {
     }
 }
 
-/// Scopes the rest of the current transaction on `conn` to `tenant`: the row-level security
-/// policies read this setting. `set_config(.., true)` is transaction-local, so it ends with
-/// the transaction (commit, rollback, or a connection dropped mid-way) and never outlives it
-/// on a pooled connection.
-pub async fn scope_to_tenant(conn: &mut Conn, tenant: uuid::Uuid) -> QueryResult<()> {
-    diesel::sql_query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind::<diesel::sql_types::Text, _>(tenant.to_string())
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-async fn load<T>(
-    conn: &mut Conn,
+/// Runs a statement returning rows; database errors are reported as errors of `entity`.
+/// Takes the connection shared, so that statements of one session can be pipelined.
+pub(crate) async fn load<T>(
+    mut conn: &Conn,
     b: sql::SqlBuilder,
     entity: &'static str,
 ) -> Result<Vec<T>, ApiError>
@@ -214,14 +256,26 @@ where
     T: diesel::deserialize::FromSqlRow<diesel::sql_types::Untyped, diesel::pg::Pg> + Send + 'static,
 {
     b.into_query()
-        .load::<T>(conn)
+        .load::<T>(&mut conn)
         .await
         .map_err(|e| ApiError::from_db(e, entity, crate::graphql::meta::constraints()))
 }
 
+/// Scopes the rest of the current transaction on `conn` to `tenant` (see [`enter`]).
+pub async fn scope_to_tenant(mut conn: &Conn, tenant: uuid::Uuid) -> QueryResult<()> {
+    let mut b = sql::SqlBuilder::new("SELECT set_config('app.tenant_id', ");
+    b.bind(
+        Value::Text(tenant.to_string()),
+        crate::graphql::meta::ColumnType::Text,
+        false,
+    );
+    b.push(", true)");
+    b.into_query().execute(&mut conn).await.map(|_| ())
+}
+
 /// Who a request transaction acts for.
 #[derive(Debug, Clone, Copy)]
-struct Caller {
+pub(crate) struct Caller {
     tenant: uuid::Uuid,
     user: uuid::Uuid,
     operator_generation: Option<i64>,
@@ -239,26 +293,48 @@ impl Caller {
     }
 }
 
-/// Enters a request's transaction: scopes it to the caller's tenant (as [`scope_to_tenant`])
-/// and refuses a caller whose tenant is suspended, whose account is inactive, whose operator
-/// token was revoked or whose sign-in session ended since the token was issued, in the same
-/// round trip
-/// (migrations/2026-12-01-000000_credential_checks).
-async fn enter(conn: &mut Conn, caller: Caller) -> Result<(), ApiError> {
-    #[derive(diesel::QueryableByName)]
-    struct Entered {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        verdict: String,
-    }
-    let entered: Entered = diesel::sql_query("SELECT gateway_enter($1, $2, $3, $4) AS verdict")
-        .bind::<diesel::sql_types::Uuid, _>(caller.tenant)
-        .bind::<diesel::sql_types::Uuid, _>(caller.user)
-        .bind::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>, _>(
-            caller.operator_generation,
-        )
-        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(caller.session)
-        .get_result(conn)
-        .await?;
+/// What a transaction is entered as: a caller, or a tenant before there is one (signing in)
+/// or shared by many (a subscription feed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Who {
+    Caller(Caller),
+    Tenant(uuid::Uuid),
+}
+
+#[derive(diesel::QueryableByName)]
+struct Entered {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    verdict: String,
+}
+
+/// Enters a transaction as `who`. The row-level security policies read `app.tenant_id`;
+/// `set_config(.., true)` is transaction-local, so it ends with the transaction (commit,
+/// rollback, or a connection dropped mid-way) and never outlives it on a pooled connection.
+///
+/// A caller is entered through `gateway_enter` (migrations/2026-12-01-000000_credential_checks),
+/// which sets the tenant and, in the same statement, refuses a caller whose tenant is
+/// suspended, whose account is inactive, whose operator token was revoked or whose sign-in
+/// session ended since the token was issued.
+pub(crate) async fn enter(mut conn: &Conn, who: &Who) -> Result<(), ApiError> {
+    let caller = match who {
+        Who::Tenant(tenant) => return Ok(scope_to_tenant(conn, *tenant).await?),
+        Who::Caller(c) => c,
+    };
+    use crate::graphql::meta::ColumnType;
+    let mut b = sql::SqlBuilder::new("SELECT gateway_enter(");
+    b.bind(Value::Uuid(caller.tenant), ColumnType::Uuid, false);
+    b.push(", ");
+    b.bind(Value::Uuid(caller.user), ColumnType::Uuid, false);
+    b.push(", ");
+    b.bind(
+        Value::from(caller.operator_generation),
+        ColumnType::BigInt,
+        false,
+    );
+    b.push("::bigint, ");
+    b.bind(Value::from(caller.session), ColumnType::Uuid, false);
+    b.push("::uuid) AS verdict");
+    let entered: Entered = b.into_query().get_result(&mut conn).await?;
     match entered.verdict.as_str() {
         "ok" => Ok(()),
         "tenant" => Err(ApiError::unauthenticated("your tenant is suspended")),

@@ -6,7 +6,8 @@
 
 use std::fmt::Write;
 
-use crate::db::value::{Query, Value};
+use crate::db::statement::Statement;
+use crate::db::value::Value;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 
 /// How a row reaches related rows: `target.inner = outer_row.outer`.
@@ -218,6 +219,8 @@ impl SortOrder {
 pub struct SqlBuilder {
     pub sql: String,
     binds: Vec<Value>,
+    /// Where each bind's placeholder is in `sql`.
+    marks: Vec<(usize, usize)>,
     /// Nesting of relation subqueries: the row at depth 0 is `t`, related rows `t1`, `t2`...
     depth: usize,
 }
@@ -227,6 +230,7 @@ impl SqlBuilder {
         SqlBuilder {
             sql: sql.to_string(),
             binds: Vec::new(),
+            marks: Vec::new(),
             depth: 0,
         }
     }
@@ -246,12 +250,14 @@ impl SqlBuilder {
         }
         self.binds.push(value);
         let n = self.binds.len();
+        let start = self.sql.len();
+        write!(self.sql, "${n}").ok();
+        self.marks.push((start, self.sql.len() - start));
         match ty {
-            ColumnType::Enum(name) if list => write!(self.sql, "${n}::\"{name}\"[]"),
-            ColumnType::Enum(name) => write!(self.sql, "${n}::\"{name}\""),
-            _ => write!(self.sql, "${n}"),
-        }
-        .ok();
+            ColumnType::Enum(name) if list => write!(self.sql, "::\"{name}\"[]").ok(),
+            ColumnType::Enum(name) => write!(self.sql, "::\"{name}\"").ok(),
+            _ => None,
+        };
         self
     }
 
@@ -260,12 +266,9 @@ impl SqlBuilder {
         format!("{} {:?}", self.sql, self.binds)
     }
 
-    pub fn into_query<'a>(self) -> Query<'a> {
-        let mut q = diesel::sql_query(self.sql).into_boxed();
-        for v in self.binds {
-            q = v.bind(q);
-        }
-        q
+    /// The statement to run, prepared once per connection where its shape allows.
+    pub fn into_query(self) -> Statement {
+        Statement::new(self.sql, self.marks, self.binds)
     }
 
     fn alias(&self) -> String {
@@ -329,7 +332,11 @@ impl SqlBuilder {
 
     /// `, jsonb_build_array(...) AS "__keys"`: the values of the keys that are not columns of
     /// the row itself, for the cursors (see `Keyed`).
+    /// Nothing when every key is the row's own.
     pub fn foreign_key_values(&mut self, keys: &[SortKey]) -> &mut Self {
+        if keys.iter().all(SortKey::is_local) {
+            return self;
+        }
         self.push(", jsonb_build_array(");
         for (i, k) in keys.iter().filter(|k| !k.is_local()).enumerate() {
             if i > 0 {

@@ -3,11 +3,6 @@
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{
-    Array, Bool, Float8, Int4, Int8, Jsonb, Nullable, Numeric, Text, Timestamptz, Uuid as SqlUuid,
-};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -50,8 +45,6 @@ impl Value {
     }
 }
 
-pub type Query<'a> = BoxedSqlQuery<'a, Pg, SqlQuery>;
-
 /// Whether a JSON value holds NUL (U+0000) in a key or string: jsonb cannot store it.
 pub fn json_has_nul(v: &Json) -> bool {
     match v {
@@ -70,28 +63,6 @@ impl Value {
             Value::TextList(l) => l.iter().any(|s| s.contains('\0')),
             Value::Json(j) => json_has_nul(j),
             _ => false,
-        }
-    }
-
-    pub fn bind(self, q: Query<'_>) -> Query<'_> {
-        match self {
-            Value::Null => q.bind::<Nullable<Text>, _>(None::<String>),
-            Value::Uuid(v) => q.bind::<SqlUuid, _>(v),
-            Value::Text(v) => q.bind::<Text, _>(v),
-            Value::Int(v) => q.bind::<Int4, _>(v),
-            Value::BigInt(v) => q.bind::<Int8, _>(v),
-            Value::Float(v) => q.bind::<Float8, _>(v),
-            Value::Decimal(v) => q.bind::<Numeric, _>(v),
-            Value::Bool(v) => q.bind::<Bool, _>(v),
-            Value::DateTime(v) => q.bind::<Timestamptz, _>(v),
-            Value::Json(v) => q.bind::<Jsonb, _>(v),
-            Value::UuidList(v) => q.bind::<Array<SqlUuid>, _>(v),
-            Value::TextList(v) => q.bind::<Array<Text>, _>(v),
-            Value::IntList(v) => q.bind::<Array<Int4>, _>(v),
-            Value::BigIntList(v) => q.bind::<Array<Int8>, _>(v),
-            Value::FloatList(v) => q.bind::<Array<Float8>, _>(v),
-            Value::DecimalList(v) => q.bind::<Array<Numeric>, _>(v),
-            Value::DateTimeList(v) => q.bind::<Array<Timestamptz>, _>(v),
         }
     }
 

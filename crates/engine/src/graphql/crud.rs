@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Change};
 use crate::caller::RequestContext;
+use crate::db::session::Reads;
 use crate::db::sql::{Filter, SortKey, SortOrder, SqlBuilder};
 use crate::db::value::Value;
 use crate::db::{Conn, Db};
@@ -174,6 +175,46 @@ pub fn database<'c>(ctx: &'c Context<'_>) -> Result<&'c Db, ApiError> {
         .ok_or_else(|| ApiError::internal("no database in the schema data"))
 }
 
+/// Runs a read of the request: in its session for a query operation (see
+/// [`crate::db::session`]), in a transaction of its own otherwise.
+pub async fn read<T>(
+    ctx: &Context<'_>,
+    entity: &'static str,
+    b: SqlBuilder,
+) -> Result<Vec<T>, ApiError>
+where
+    T: diesel::deserialize::FromSqlRow<diesel::sql_types::Untyped, diesel::pg::Pg> + Send + 'static,
+{
+    match ctx.data_opt::<Reads>() {
+        Some(reads) => reads.read(entity, b).await,
+        None => database(ctx)?.read(caller(ctx)?, entity, b).await,
+    }
+}
+
+/// `SELECT <row> FROM <table> t WHERE <filter> [ORDER BY ...] [LIMIT n] [FOR UPDATE]`.
+pub fn select_rows(
+    meta: &'static EntityMeta,
+    filter: &Filter,
+    order: &[SortKey],
+    limit: Option<i64>,
+    for_update: bool,
+) -> SqlBuilder {
+    let mut b = SqlBuilder::new("SELECT ");
+    b.select_list(meta);
+    b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+    b.filter(filter);
+    if !order.is_empty() {
+        b.order_by(order);
+    }
+    if let Some(n) = limit {
+        b.push(&format!(" LIMIT {n}"));
+    }
+    if for_update {
+        b.push(" FOR UPDATE");
+    }
+    b
+}
+
 /// Runs a statement returning rows of `meta`.
 pub async fn load_rows(
     conn: &mut Conn,
@@ -192,19 +233,7 @@ pub async fn select(
     limit: Option<i64>,
     for_update: bool,
 ) -> Result<Vec<Row>, ApiError> {
-    let mut b = SqlBuilder::new("SELECT ");
-    b.select_list(meta);
-    b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
-    b.filter(filter);
-    if !order.is_empty() {
-        b.order_by(order);
-    }
-    if let Some(n) = limit {
-        b.push(&format!(" LIMIT {n}"));
-    }
-    if for_update {
-        b.push(" FOR UPDATE");
-    }
+    let b = select_rows(meta, filter, order, limit, for_update);
     load_rows(conn, meta, b).await
 }
 
@@ -225,9 +254,11 @@ pub async fn get(ctx: &Context<'_>, meta: &'static EntityMeta, id: &ID) -> GqlRe
         acl::row_scope(meta, rc, Op::Read),
         Filter::eq(meta.id_column(), Value::Uuid(id)),
     ]);
-    let rows = in_tx(ctx, true, move |conn| {
-        async move { select(conn, meta, &filter, &[], Some(1), false).await }.boxed()
-    })
+    let rows: Vec<Row> = read(
+        ctx,
+        meta.name,
+        select_rows(meta, &filter, &[], Some(1), false),
+    )
     .await?;
     Ok(rows.into_iter().next())
 }
@@ -327,6 +358,10 @@ impl ListQuery {
         })
     }
 
+    fn has_cursors(&self) -> bool {
+        self.after.is_some() || self.before.is_some()
+    }
+
     /// The rows' order in SQL: reversed when paging backwards.
     fn sql_order(&self) -> Vec<SortKey> {
         if self.backward {
@@ -383,18 +418,44 @@ pub async fn list(ctx: &Context<'_>, meta: &'static EntityMeta, args: ListArgs) 
     let rc = caller(ctx)?;
     let q = ListQuery::parse(ctx, meta, args)?;
     let scoped = Filter::and(vec![acl::row_scope(meta, rc, Op::Read), q.filter.clone()]);
-    let mut b = SqlBuilder::new("SELECT ");
+    // `totalCount` is counted by the same statement (its own snapshot anyway), in a CTE that
+    // PostgreSQL runs once, over the filter without the cursors.
+    let with_total = wants_total(ctx);
+    let mut b = SqlBuilder::new("");
+    if with_total {
+        b.push(&format!(
+            "WITH \"__count\" AS (SELECT count(*) AS n FROM \"{}\" t WHERE ",
+            meta.table
+        ));
+        b.filter(&scoped);
+        b.push(") ");
+    }
+    b.push("SELECT ");
     b.select_list(meta);
     b.foreign_key_values(&q.keys);
+    if with_total {
+        b.push(", (SELECT n FROM \"__count\") AS \"__total\"");
+    }
     b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
     b.filter(&scoped);
     q.push_cursors(&mut b);
     b.order_by(&q.sql_order());
     b.push(&format!(" LIMIT {}", q.n + 1));
 
-    let rows: Vec<Row> = database(ctx)?.read(rc, meta.name, b).await?;
-    let rows = rows.into_iter().map(Keyed::from).collect();
-    Ok(q.page(meta, rows, CountSource::Filter(scoped)))
+    let rows: Vec<Row> = read(ctx, meta.name, b).await?;
+    let rows: Vec<Keyed> = rows.into_iter().map(Keyed::from).collect();
+    let count = match rows.as_slice().first().and_then(Keyed::total) {
+        Some(n) => CountSource::Known(n),
+        // No row to carry it: none match, unless cursors left them out.
+        None if with_total && !q.has_cursors() => CountSource::Known(0),
+        None => CountSource::Filter(scoped),
+    };
+    Ok(q.page(meta, rows, count))
+}
+
+/// Whether the connection field being resolved selects `totalCount`.
+fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
 }
 
 /// The parent of a `belongsTo` relation, batched with every other parent of the request.
@@ -419,7 +480,7 @@ async fn child_rows(
         .load_one(ChildPageKey::new(meta, parent, spec))
         .await?
         .unwrap_or_default();
-    Ok(rows.as_ref().clone())
+    Ok(Arc::try_unwrap(rows).unwrap_or_else(|shared| shared.as_ref().clone()))
 }
 
 /// The child of a `hasOne` relation: the row of `meta` whose `fk` is `parent`.
@@ -440,6 +501,7 @@ pub async fn has_one(
         before: None,
         limit: 1,
         backward: false,
+        with_total: false,
         fingerprint,
     });
     let rows = child_rows(ctx, meta, parent, spec).await?;
@@ -455,11 +517,12 @@ pub async fn has_many(
     args: ListArgs,
 ) -> GqlResult<Page> {
     let q = ListQuery::parse(ctx, meta, args)?;
+    let with_total = wants_total(ctx);
     let fingerprint = ChildSpec::fingerprint_of(
         fk,
         &q.filter,
         &q.keys,
-        &[&q.after, &q.before, &q.n, &q.backward],
+        &[&q.after, &q.before, &q.n, &q.backward, &with_total],
     );
     let spec = Arc::new(ChildSpec {
         fk,
@@ -469,10 +532,16 @@ pub async fn has_many(
         before: q.before.clone(),
         limit: q.n + 1,
         backward: q.backward,
+        with_total,
         fingerprint,
     });
     let rows = child_rows(ctx, meta, parent, spec.clone()).await?;
-    Ok(q.page(meta, rows, CountSource::Child(ChildCount { parent, spec })))
+    let count = match rows.as_slice().first().and_then(Keyed::total) {
+        Some(n) if with_total => CountSource::Known(n),
+        None if with_total && !q.has_cursors() => CountSource::Known(0),
+        _ => CountSource::Child(ChildCount { parent, spec }),
+    };
+    Ok(q.page(meta, rows, count))
 }
 
 #[derive(diesel::QueryableByName)]
@@ -486,6 +555,7 @@ struct CountRow {
 pub async fn count(ctx: &Context<'_>, page: &Page) -> GqlResult<i64> {
     let meta = page.meta;
     let scoped = match &page.count {
+        CountSource::Known(n) => return Ok(*n),
         CountSource::Filter(f) => f.clone(),
         CountSource::Child(key) => {
             let loader = loaders::loader(ctx)?;
@@ -500,17 +570,8 @@ pub async fn count(ctx: &Context<'_>, page: &Page) -> GqlResult<i64> {
         meta.table
     ));
     b.filter(&scoped);
-    let row: CountRow = in_tx(ctx, true, move |conn| {
-        async move {
-            b.into_query()
-                .get_result::<CountRow>(conn)
-                .await
-                .map_err(db_err(meta))
-        }
-        .boxed()
-    })
-    .await?;
-    Ok(row.count)
+    let rows: Vec<CountRow> = read(ctx, meta.name, b).await?;
+    Ok(rows.into_iter().next().map_or(0, |r| r.count))
 }
 
 /// The caller must be allowed to `op` at all; returns what it is allowed on.

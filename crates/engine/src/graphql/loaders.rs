@@ -15,9 +15,9 @@ use async_graphql::Context;
 use uuid::Uuid;
 
 use crate::caller::RequestContext;
+use crate::db::session::Reads;
 use crate::db::sql::{Filter, SortKey, SqlBuilder};
 use crate::db::value::Value;
-use crate::db::Db;
 use crate::error::ApiError;
 use crate::graphql::acl::{self, Op};
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
@@ -26,15 +26,15 @@ use crate::graphql::row::Row;
 
 /// The loaders of one request.
 pub struct RowLoader {
-    db: Db,
+    reads: Reads,
     rc: RequestContext,
 }
 
 pub type RequestLoader = DataLoader<RowLoader>;
 
-/// A loader for one request of `rc`.
-pub fn for_request(db: Db, rc: RequestContext) -> RequestLoader {
-    DataLoader::new(RowLoader { db, rc }, tokio::spawn)
+/// A loader for one request of `rc`, reading through `reads`.
+pub fn for_request(reads: Reads, rc: RequestContext) -> RequestLoader {
+    DataLoader::new(RowLoader { reads, rc }, tokio::spawn)
 }
 
 pub fn loader<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestLoader, ApiError> {
@@ -52,10 +52,7 @@ impl RowLoader {
             + Send
             + 'static,
     {
-        self.db
-            .read(&self.rc, meta.name, b)
-            .await
-            .map_err(LoadError::from)
+        self.reads.read(meta.name, b).await.map_err(LoadError::from)
     }
 }
 
@@ -138,6 +135,8 @@ pub struct ChildSpec {
     pub before: Option<Vec<Value>>,
     pub limit: i64,
     pub backward: bool,
+    /// Whether `totalCount` is selected: counted per parent by the page's statement.
+    pub with_total: bool,
     /// Equal for equal arguments: keys of one fingerprint are loaded together.
     pub fingerprint: String,
 }
@@ -215,21 +214,44 @@ impl Loader<ChildPageKey> for RowLoader {
             let parents: Vec<Uuid> = members.iter().map(|k| k.parent).collect();
             let reversed: Vec<SortKey> = spec.keys.iter().map(SortKey::reversed).collect();
             let order = if spec.backward { &reversed } else { &spec.keys };
-            // Up to limit rows per parent, in one statement for all parents.
-            let mut b = SqlBuilder::new("SELECT * FROM (SELECT ");
+            let scoped = Filter::and(vec![
+                acl::row_scope(meta, &self.rc, Op::Read),
+                spec.filter.clone(),
+            ]);
+            // Up to limit rows per parent, in one statement for all parents; with their
+            // totals, counted once per parent in a CTE over the filter without cursors.
+            let mut b = SqlBuilder::new("");
+            if spec.with_total {
+                b.push("WITH \"__count\" AS (SELECT ");
+                b.column(spec.fk);
+                b.push(&format!(" AS p, count(*) AS n FROM \"{}\" t WHERE ", meta.table));
+                b.column(spec.fk).push(" = ANY(");
+                b.bind(Value::UuidList(parents.clone()), ColumnType::Uuid, true);
+                b.push(") AND ");
+                b.filter(&scoped);
+                b.push(" GROUP BY ");
+                b.column(spec.fk);
+                b.push(") ");
+            }
+            b.push("SELECT * FROM (SELECT ");
             b.select_list(meta);
             b.foreign_key_values(&spec.keys);
+            if spec.with_total {
+                b.push(", \"__c\".n AS \"__total\"");
+            }
             b.push(", row_number() OVER (PARTITION BY ");
             b.column(spec.fk);
             b.order_by(order);
-            b.push(&format!(") AS \"__rn\" FROM \"{}\" t WHERE ", meta.table));
+            b.push(&format!(") AS \"__rn\" FROM \"{}\" t", meta.table));
+            if spec.with_total {
+                b.push(" JOIN \"__count\" \"__c\" ON \"__c\".p = ");
+                b.column(spec.fk);
+            }
+            b.push(" WHERE ");
             b.column(spec.fk).push(" = ANY(");
             b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
             b.push(") AND ");
-            b.filter(&Filter::and(vec![
-                acl::row_scope(meta, &self.rc, Op::Read),
-                spec.filter.clone(),
-            ]));
+            b.filter(&scoped);
             if let Some(values) = &spec.after {
                 b.push(" AND ");
                 b.after(&spec.keys, values);

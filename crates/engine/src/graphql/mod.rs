@@ -22,6 +22,7 @@ use async_graphql::{Data, Executor, Request, Response};
 use futures::StreamExt;
 
 use crate::config::Limits;
+use crate::db::session::{Reads, Snapshot};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::graphql::crud::PageLimits;
@@ -191,15 +192,23 @@ pub fn finish(
 }
 
 /// Attaches the caller, where it comes from (sign-in limits per address apply on every
-/// transport) and its request-scoped loaders to a request.
+/// transport), where its reads go and its request-scoped loaders to a request. A query
+/// operation reads through one session (one connection, one snapshot); a mutation's reads
+/// each see what it wrote before them.
 pub fn with_caller(
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     db: &Db,
     rc: crate::caller::RequestContext,
 ) -> async_graphql::Request {
+    let reads = if is_query(&mut request) {
+        Reads::Session(Arc::new(db.session(&rc, Snapshot::Shared)))
+    } else {
+        Reads::Each(db.clone(), rc.clone())
+    };
     request
         .data(client_of(&rc))
-        .data(loaders::for_request(db.clone(), rc.clone()))
+        .data(loaders::for_request(reads.clone(), rc.clone()))
+        .data(reads)
         .data(rc)
 }
 
@@ -209,9 +218,26 @@ pub fn with_caller_data(
     db: &Db,
     rc: crate::caller::RequestContext,
 ) {
+    let reads = Reads::Each(db.clone(), rc.clone());
     data.insert(client_of(&rc));
-    data.insert(loaders::for_request(db.clone(), rc.clone()));
+    data.insert(loaders::for_request(reads.clone(), rc.clone()));
+    data.insert(reads);
     data.insert(rc);
+}
+
+/// Whether the operation the request runs is a query (parsed once; execution reuses it).
+fn is_query(request: &mut async_graphql::Request) -> bool {
+    use async_graphql::parser::types::OperationType;
+    let name = request.operation_name.clone();
+    let Ok(doc) = request.parsed_query() else {
+        return false;
+    };
+    let mut ops = doc.operations.iter();
+    let op = match name {
+        Some(n) => ops.find(|(k, _)| k.is_some_and(|k| k.as_str() == n)),
+        None => ops.next(),
+    };
+    op.is_some_and(|(_, op)| op.node.ty == OperationType::Query)
 }
 
 fn client_of(rc: &crate::caller::RequestContext) -> crate::caller::Client {

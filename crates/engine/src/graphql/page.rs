@@ -61,6 +61,8 @@ pub struct PageInfo {
 
 /// How to count the rows behind a page, should `totalCount` be asked for.
 pub enum CountSource {
+    /// Counted by the statement that read the page (when `totalCount` was selected).
+    Known(i64),
     /// A root list: the scoped filter.
     Filter(Filter),
     /// A relation's page: one parent's share of a batched count.
@@ -82,7 +84,7 @@ pub struct Page {
 }
 
 /// A row of a sorted page, with the values of its sort keys that lie in related rows (the
-/// `__keys` column written by `SqlBuilder::foreign_key_values`, the row's first extra).
+/// `__keys` column written by `SqlBuilder::foreign_key_values`, the row's JSON extra).
 #[derive(Clone)]
 pub struct Keyed {
     pub row: Row,
@@ -91,15 +93,27 @@ pub struct Keyed {
 
 impl From<Row> for Keyed {
     fn from(mut row: Row) -> Self {
-        let foreign = match row.extra.first_mut() {
-            Some(Value::Json(Json::Array(values))) => std::mem::take(values),
-            _ => Vec::new(),
-        };
+        let foreign = row
+            .extra
+            .iter_mut()
+            .find_map(|v| match v {
+                Value::Json(Json::Array(values)) => Some(std::mem::take(values)),
+                _ => None,
+            })
+            .unwrap_or_default();
         Keyed { row, foreign }
     }
 }
 
 impl Keyed {
+    /// The `__total` a statement counted with the page (its first integer extra).
+    pub fn total(&self) -> Option<i64> {
+        self.row.extra.iter().find_map(|v| match v {
+            Value::BigInt(n) => Some(*n),
+            _ => None,
+        })
+    }
+
     /// The row's value for each key, for its cursor.
     pub fn key_values(&self, keys: &[SortKey]) -> Vec<Value> {
         let mut foreign = self.foreign.iter();

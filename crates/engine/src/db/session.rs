@@ -1,0 +1,188 @@
+//! Reads share one connection and one transaction.
+//!
+//! A [`ReadSession`] borrows a pooled connection at its first read and keeps it until it is
+//! dropped: every read of a GraphQL query operation (root fields, relation loaders, counts)
+//! runs in its one read-only transaction, REPEATABLE READ, so a page, its `totalCount` and
+//! its nested relations agree. Opening costs no round trip of its own: `BEGIN`, the caller's
+//! `gateway_enter` and the first read are pipelined (sent together, answered in order), and
+//! the closing `COMMIT` is sent after the response, off the request's path. Reads that arrive
+//! together (one level's loaders) are pipelined on the connection as well.
+//!
+//! A one-read session (`Db::read`, a mutation's nested reads, subscription events) is the same
+//! with READ COMMITTED: one round trip for the read, whatever the transaction control.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use diesel::deserialize::FromSqlRow;
+use diesel::pg::Pg;
+use diesel::sql_types::Untyped;
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::RunQueryDsl;
+use tokio::sync::OnceCell;
+
+use crate::caller::RequestContext;
+use crate::db::sql::SqlBuilder;
+use crate::db::statement::Statement;
+use crate::db::{enter, load, Conn, Counters, Db, Who};
+use crate::error::ApiError;
+
+/// How the session's transaction sees the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot {
+    /// One snapshot for every read (a query operation).
+    Shared,
+    /// Each statement sees what was committed before it (one-read sessions, and reads
+    /// between a mutation's writes, which must see them).
+    PerStatement,
+}
+
+impl Snapshot {
+    fn begin(self) -> &'static str {
+        match self {
+            Snapshot::Shared => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            Snapshot::PerStatement => "BEGIN READ ONLY",
+        }
+    }
+}
+
+/// The reads of one request (see the module documentation).
+pub struct ReadSession {
+    db: Db,
+    who: Who,
+    snapshot: Snapshot,
+    lease: OnceCell<Lease>,
+}
+
+impl ReadSession {
+    pub(crate) fn new(db: Db, who: Who, snapshot: Snapshot) -> Self {
+        ReadSession {
+            db,
+            who,
+            snapshot,
+            lease: OnceCell::new(),
+        }
+    }
+
+    /// Runs one read statement; database errors are reported as errors of `entity`.
+    pub async fn read<T>(&self, entity: &'static str, b: SqlBuilder) -> Result<Vec<T>, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
+        let mut pending = Some(b);
+        let mut first = None;
+        let lease = self
+            .lease
+            .get_or_try_init(|| self.open(entity, &mut pending, &mut first))
+            .await?;
+        if let Some(rows) = first {
+            return Ok(rows);
+        }
+        match pending {
+            Some(b) => load(lease.conn()?, b, entity).await,
+            None => Err(ApiError::internal("a read of the session was lost")),
+        }
+    }
+
+    /// Borrows a connection and begins the transaction, entered as the session's caller,
+    /// with the first read in the same round trip.
+    async fn open<T>(
+        &self,
+        entity: &'static str,
+        pending: &mut Option<SqlBuilder>,
+        first: &mut Option<Vec<T>>,
+    ) -> Result<Lease, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
+        let lease = Lease::new(self.db.counters.clone(), self.db.get().await?);
+        let conn = lease.conn()?;
+        let mut c = conn;
+        let begin = Statement::fixed(self.snapshot.begin()).execute(&mut c);
+        let entered = enter(conn, &self.who);
+        let rows = async {
+            match pending.take() {
+                Some(b) => load::<T>(conn, b, entity).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (began, entered, rows) = futures::join!(begin, entered, rows);
+        began.map_err(|e| ApiError::from_db(e, entity, crate::graphql::meta::constraints()))?;
+        // Rows read for a caller who is refused are dropped unseen.
+        entered?;
+        *first = rows?;
+        Ok(lease)
+    }
+}
+
+/// A pooled connection inside a transaction the session began. Dropping it commits in the
+/// background and only then gives the connection back; a connection whose transaction
+/// cannot be ended is closed, never returned to the pool half-way through one.
+struct Lease {
+    counters: Arc<Counters>,
+    conn: Option<Object<Conn>>,
+}
+
+impl Lease {
+    fn new(counters: Arc<Counters>, conn: Object<Conn>) -> Self {
+        counters.leases.fetch_add(1, Ordering::Relaxed);
+        Lease {
+            counters,
+            conn: Some(conn),
+        }
+    }
+
+    fn conn(&self) -> Result<&Conn, ApiError> {
+        self.conn
+            .as_deref()
+            .ok_or_else(|| ApiError::internal("the session's connection is gone"))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let counters = self.counters.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let mut c: &Conn = &conn;
+                    let committed = Statement::fixed("COMMIT").execute(&mut c).await.is_ok();
+                    if !committed {
+                        drop(Object::take(conn));
+                    }
+                    counters.leases.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            // No runtime to commit on (shutting down): closing the connection ends the
+            // transaction on the server.
+            Err(_) => {
+                drop(Object::take(conn));
+                counters.leases.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Where the reads of a request go: its session (a query operation), or a one-read session
+/// each (a mutation's nested reads, which must see its writes; a socket's events).
+#[derive(Clone)]
+pub enum Reads {
+    Session(Arc<ReadSession>),
+    Each(Db, RequestContext),
+}
+
+impl Reads {
+    /// Runs one read statement; database errors are reported as errors of `entity`.
+    pub async fn read<T>(&self, entity: &'static str, b: SqlBuilder) -> Result<Vec<T>, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
+        match self {
+            Reads::Session(s) => s.read(entity, b).await,
+            Reads::Each(db, rc) => db.read(rc, entity, b).await,
+        }
+    }
+}
