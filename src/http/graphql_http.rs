@@ -77,10 +77,40 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
 }
 
 fn json_response(status: StatusCode, media: MediaType, body: &Json) -> Response {
-    let mut res = (status, body.to_string()).into_response();
+    bytes_response(status, media, body.to_string().into_bytes())
+}
+
+fn bytes_response(status: StatusCode, media: MediaType, body: Vec<u8>) -> Response {
+    let mut res = (status, body).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, media.header());
     res
+}
+
+/// A GraphQL response document, written straight from the executor's values: serialized
+/// once, with no JSON tree built in between. `data` is left out for a request that never
+/// ran, as the GraphQL-over-HTTP specification asks.
+#[derive(serde::Serialize)]
+struct Document<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+}
+
+fn document(response: &async_graphql::Response, not_executed: bool) -> Vec<u8> {
+    let doc = Document {
+        data: (!not_executed).then_some(&response.data),
+        extensions: &response.extensions,
+        errors: &response.errors,
+    };
+    serde_json::to_vec(&doc).unwrap_or_else(|_| {
+        error_body("INTERNAL", "internal error")
+            .to_string()
+            .into_bytes()
+    })
 }
 
 fn error_body(code: &str, message: &str) -> Json {
@@ -294,7 +324,7 @@ async fn execute(
     state: &AppState,
     params: Params,
     arrival: &Arrival<'_>,
-) -> Result<(StatusCode, Json), Response> {
+) -> Result<(StatusCode, Vec<u8>), Response> {
     let Arrival {
         method,
         headers,
@@ -370,20 +400,13 @@ async fn execute(
     } else {
         StatusCode::OK
     };
-    let mut body = serde_json::to_value(&response)
-        .unwrap_or_else(|_| error_body("INTERNAL", "internal error"));
-    if not_executed {
-        if let Json::Object(m) = &mut body {
-            m.remove("data");
-        }
-    }
-    Ok((status, body))
+    Ok((status, document(&response, not_executed)))
 }
 
 /// One request's answer as an HTTP response.
 async fn respond(state: &AppState, params: Params, arrival: &Arrival<'_>) -> Response {
     match execute(state, params, arrival).await {
-        Ok((status, body)) => json_response(status, arrival.media, &body),
+        Ok((status, body)) => bytes_response(status, arrival.media, body),
         Err(res) => res,
     }
 }
@@ -406,18 +429,23 @@ async fn execute_batch(state: &AppState, items: Vec<Json>, arrival: &Arrival<'_>
             ),
         );
     }
-    let mut answers = Vec::with_capacity(items.len());
-    for item in items {
-        let answer = match params_from_json(item) {
+    let mut answers = vec![b'['];
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            answers.push(b',');
+        }
+        match params_from_json(item) {
             Ok(params) => match execute(state, params, arrival).await {
-                Ok((_, body)) => body,
+                Ok((_, body)) => answers.extend_from_slice(&body),
                 Err(res) => return res,
             },
-            Err(msg) => error_body("BAD_REQUEST", msg),
-        };
-        answers.push(answer);
+            Err(msg) => {
+                answers.extend_from_slice(error_body("BAD_REQUEST", msg).to_string().as_bytes())
+            }
+        }
     }
-    json_response(StatusCode::OK, media, &Json::Array(answers))
+    answers.push(b']');
+    bytes_response(StatusCode::OK, media, answers)
 }
 
 fn peer_of(req: &Request) -> Option<SocketAddr> {

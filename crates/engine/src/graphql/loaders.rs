@@ -224,7 +224,10 @@ impl Loader<ChildPageKey> for RowLoader {
             if spec.with_total {
                 b.push("WITH \"__count\" AS (SELECT ");
                 b.column(spec.fk);
-                b.push(&format!(" AS p, count(*) AS n FROM \"{}\" t WHERE ", meta.table));
+                b.push(&format!(
+                    " AS p, count(*) AS n FROM \"{}\" t WHERE ",
+                    meta.table
+                ));
                 b.column(spec.fk).push(" = ANY(");
                 b.bind(Value::UuidList(parents.clone()), ColumnType::Uuid, true);
                 b.push(") AND ");
