@@ -253,9 +253,13 @@ pub fn run(s: &Setup, sql: Option<&[Vec<Sample>]>) -> Result<(), String> {
     println!(
         "\nCPU ms per request: the server process's utime + stime, then PostgreSQL's (the \
          postmaster's and all its children's, exited ones included), over the run, divided by \
-         the requests answered. The ceiling: pgbench -M prepared running PostGraphile's SQL for \
-         the scenario in the same transaction the servers use (role and tenant set, then the \
-         statements)."
+         the requests answered."
     );
+    if sql.is_some() {
+        println!(
+            "The ceiling: pgbench -M prepared running PostGraphile's SQL for the scenario in the \
+             transaction shape the servers use (role and tenant set, then the statements)."
+        );
+    }
     Ok(())
 }
