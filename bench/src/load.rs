@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// A named GraphQL request with per-tenant bodies to choose from.
 pub struct Scenario {
-    pub name: &'static str,
+    pub name: String,
     /// Per tenant: (token, request bodies).
     pub tenants: Vec<(String, Vec<String>)>,
 }
@@ -69,15 +69,30 @@ end
     lua
 }
 
-/// Runs wrk for `duration` with `connections` open connections.
+/// A file name made of a scenario's name: letters and digits, the rest as single dashes.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Runs wrk for `duration` with `connections` open connections against `server` (a label for
+/// the script's file name) at `addr`.
 pub fn run(
     s: &Scenario,
+    server: &str,
     addr: SocketAddr,
     duration: u64,
     connections: u32,
     workdir: &Path,
 ) -> Result<Figures, String> {
-    let path = workdir.join(format!("{}.lua", s.name.replace(' ', "-")));
+    let path = workdir.join(format!("wrk-{server}-{}.lua", slug(&s.name)));
     std::fs::write(&path, script(s)).map_err(|e| format!("{}: {e}", path.display()))?;
     let out = Command::new("wrk")
         .arg("-t2")
@@ -148,9 +163,36 @@ pub fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
     Ok((status, body))
+}
+
+/// The body of a `Transfer-Encoding: chunked` response.
+fn dechunk(mut rest: &str) -> Result<String, String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest
+            .split_once("\r\n")
+            .ok_or("truncated chunked response")?;
+        let size = size.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size, 16)
+            .map_err(|_| format!("bad chunk size {size:?} in a chunked response"))?;
+        if size == 0 {
+            return Ok(body);
+        }
+        let chunk = after
+            .get(..size)
+            .ok_or("truncated chunk in a chunked response")?;
+        body.push_str(chunk);
+        rest = after.get(size..).unwrap_or("").trim_start_matches("\r\n");
+    }
 }

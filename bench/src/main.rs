@@ -1,16 +1,32 @@
 //! The benchmark harness (`cargo run --release -p gateway-bench`): seeds the standard data set
-//! into a private PostgreSQL, starts the release gateway on loopback, loads it with wrk and
-//! prints requests/s, p50/p99 latency per scenario and the gateway's peak RSS.
+//! into a private PostgreSQL, starts the release gateway on loopback and, beside it, the peer:
+//! PostGraphile v5 serving the same database with the same row-level security (`peer`,
+//! bench/postgraphile). For each read scenario it checks both servers answer a sample of
+//! requests with the same data, loads the gateway then PostGraphile with wrk, then runs
+//! pgbench over the SQL PostGraphile sends for it (the ceiling), and prints per scenario both
+//! servers' requests/s, p50/p99 latency and CPU per request (server process + PostgreSQL,
+//! see `cpu`), and pgbench's rate. Then the gateway's peak RSS.
 //!
 //! Then `BENCH_SUBSCRIBERS` WebSocket subscribers on the same instance: memory per subscriber
 //! and latency from a mutation to its delivery to all of them (see `subscribers`).
 //!
-//! Options (environment): BENCH_DURATION seconds per scenario (10), BENCH_CONNECTIONS (32),
-//! BENCH_SUBSCRIBERS (10000), BENCH_CHANGES mutations timed for them (20), BENCH_ONLY
-//! (`http` or `subscribers`: one part only), GATEWAY_BIN (default: target/release/gateway,
-//! built first).
+//! Options (environment):
+//! - BENCH_DURATION: seconds per scenario and server (10); BENCH_WARMUP: seconds of
+//!   unmeasured load on the server before each (2);
+//! - BENCH_CONNECTIONS: wrk's connections and pgbench's clients (32);
+//! - BENCH_PEER: `off` leaves PostGraphile and pgbench's ceiling out (no Node.js needed);
+//!   otherwise on, running `npm ci` in bench/postgraphile when its node_modules is missing;
+//! - BENCH_SUBSCRIBERS (10000), BENCH_CHANGES mutations timed for them (20);
+//! - BENCH_ONLY: `http` or `subscribers`, one part only (the peer runs with `http`);
+//! - GATEWAY_BIN: default the release gateway under CARGO_TARGET_DIR or target/, built first.
 
+mod ceiling;
+mod compare;
+mod cpu;
+mod http;
 mod load;
+mod peer;
+mod scenarios;
 mod seed;
 mod subscribers;
 
@@ -24,10 +40,6 @@ use gateway::auth::JwtKeys;
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
 use gateway::db::{self, Conn};
 use gateway::tenants;
-use serde_json::json;
-
-use load::Scenario;
-use seed::TenantIds;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -36,7 +48,7 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -81,16 +93,19 @@ fn gateway_binary() -> Result<PathBuf, String> {
     if !status.success() {
         return Err("cargo build --release failed".into());
     }
-    Ok(workspace().join("target/release/gateway"))
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    Ok(target.join("release/gateway"))
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// Peak and current resident set of a process, in MiB.
-fn memory(pid: u32) -> (f64, f64) {
+pub(crate) fn memory(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -112,103 +127,6 @@ impl Drop for Gateway {
     }
 }
 
-fn scenarios(tokens: &[String], ids: &[TenantIds]) -> Vec<Scenario> {
-    let per_tenant =
-        |make: &dyn Fn(&TenantIds) -> Vec<serde_json::Value>| -> Vec<(String, Vec<String>)> {
-            tokens
-                .iter()
-                .zip(ids)
-                .map(|(t, i)| (t.clone(), make(i).iter().map(|b| b.to_string()).collect()))
-                .collect()
-        };
-    let take = 200;
-    vec![
-        Scenario {
-            name: "by-id lookup",
-            tenants: per_tenant(&|i| {
-                i.threads.iter().take(take).map(|id| json!({
-                    "query": "query($id: ID!) { forumThread(id: $id) { id title slug createdAt } }",
-                    "variables": { "id": id },
-                })).collect()
-            }),
-        },
-        Scenario {
-            name: "category > 20 threads > 10 posts > author",
-            tenants: per_tenant(&|i| {
-                i.categories.iter().map(|id| json!({
-                    "query": "query($id: ID!) { forumCategory(id: $id) { name threads(first: 20, orderBy: [{createdAt: DESC}]) { nodes { title posts(first: 10, orderBy: [{createdAt: ASC}]) { nodes { content author { name } } } } } } }",
-                    "variables": { "id": id },
-                })).collect()
-            }),
-        },
-        Scenario {
-            name: "workflow > 10 executions > node executions",
-            tenants: per_tenant(&|i| {
-                i.workflows.iter().take(take).map(|id| json!({
-                    "query": "query($id: ID!) { workflow(id: $id) { name executions(first: 10, orderBy: [{startedAt: DESC}]) { nodes { status nodeExecutions { nodes { nodeId status } } } } } }",
-                    "variables": { "id": id },
-                })).collect()
-            }),
-        },
-        Scenario {
-            name: "filtered, ordered list page",
-            tenants: per_tenant(&|i| {
-                i.users.iter().take(take).map(|id| json!({
-                    "query": "query($u: ID!) { notifications(where: {userId: {equals: $u}, read: {equals: false}}, orderBy: [{createdAt: DESC}], first: 20) { totalCount pageInfo { hasNextPage endCursor } nodes { id title createdAt } } }",
-                    "variables": { "u": id },
-                })).collect()
-            }),
-        },
-        Scenario {
-            name: "create mutation",
-            tenants: per_tenant(&|i| {
-                // The author is the caller (the tenant's admin token).
-                i.threads.iter().take(take).map(|t| json!({
-                    "query": "mutation($t: ID!) { createForumPost(input: {threadId: $t, content: \"benchmark post\"}) { id createdAt } }",
-                    "variables": { "t": t },
-                })).collect()
-            }),
-        },
-    ]
-}
-
-fn http_scenarios(
-    addr: SocketAddr,
-    tokens: &[String],
-    ids: &[TenantIds],
-    duration: u64,
-    connections: u32,
-    dir: &Path,
-) -> Result<(), String> {
-    let scenarios = scenarios(tokens, ids);
-    // Every scenario must answer without errors before it is timed.
-    for s in &scenarios {
-        let (token, bodies) = &s.tenants[0];
-        let body = bodies.first().ok_or("no request bodies")?;
-        let (status, resp) = load::http(addr, "POST", "/graphql", Some(token), body)?;
-        if status != 200 || resp.contains("\"errors\"") {
-            return Err(format!("{}: HTTP {status}: {resp}", s.name));
-        }
-    }
-    println!(
-        "\nwrk, {connections} connections, 2 threads, {duration}s per scenario, release gateway on {addr}\n"
-    );
-    println!("| scenario | requests/s | p50 ms | p99 ms | errors |");
-    println!("|---|---:|---:|---:|---:|");
-    for s in &scenarios {
-        let f = load::run(s, addr, duration, connections, dir)?;
-        println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {} |",
-            s.name,
-            f.rps(),
-            f.p50_ms,
-            f.p99_ms,
-            f.errors
-        );
-    }
-    Ok(())
-}
-
 async fn prepare(url_admin: &str, url: &str) -> Result<(), String> {
     let mut conn = Conn::establish(url_admin)
         .await
@@ -226,7 +144,16 @@ async fn prepare(url_admin: &str, url: &str) -> Result<(), String> {
 async fn run() -> Result<(), String> {
     let duration = env_num("BENCH_DURATION", 10);
     let connections = env_num("BENCH_CONNECTIONS", 32) as u32;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let with_peer = only != "subscribers"
+        && !matches!(
+            std::env::var("BENCH_PEER").unwrap_or_default().as_str(),
+            "off" | "0" | "false" | "no"
+        );
     ensure_wrk()?;
+    if with_peer {
+        peer::install()?;
+    }
     let bin = gateway_binary()?;
     let dir = workspace().join(".data/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -243,6 +170,7 @@ async fn run() -> Result<(), String> {
     let started = Instant::now();
     let mut tokens = Vec::new();
     let mut ids = Vec::new();
+    let mut tenant_ids = Vec::new();
     for i in 0..seed::TENANTS {
         let slug = format!("bench-{}", i + 1);
         let t = tenants::create_tenant(
@@ -255,6 +183,7 @@ async fn run() -> Result<(), String> {
         )
         .await?;
         ids.push(seed::tenant(&url, i, t.tenant_id, &sizes).await?);
+        tenant_ids.push(t.tenant_id);
         tokens.push(t.token);
     }
     seed::analyze(&url).await?;
@@ -289,9 +218,28 @@ async fn run() -> Result<(), String> {
     }
     let (_, idle) = memory(pid);
 
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only != "subscribers" {
-        http_scenarios(addr, &tokens, &ids, duration, connections, &dir)?;
+        let (sql, peer) = if with_peer {
+            let sql = http::capture_sql(&url, &secret, &tokens, &ids, &tenant_ids, &dir)?;
+            let peer = peer::start(&url, &secret, &tokens[0], None)?;
+            (Some(sql), Some(peer))
+        } else {
+            (None, None)
+        };
+        let setup = http::Setup {
+            gateway: addr,
+            gateway_pid: pid,
+            peer: peer.as_ref(),
+            postmaster: cpu::postmaster_pid(&cluster.data_dir)?,
+            owner_url: &url,
+            tokens: &tokens,
+            ids: &ids,
+            duration,
+            warmup: env_num("BENCH_WARMUP", 2),
+            connections,
+            dir: &dir,
+        };
+        http::run(&setup, sql.as_deref())?;
     }
     if only != "http" {
         let count = env_num("BENCH_SUBSCRIBERS", 10_000) as usize;
