@@ -372,3 +372,78 @@ async fn self_relations_has_one_and_acl_through_relations() {
         .await;
     assert_eq!(d["user"]["notifications"]["totalCount"], json!(1));
 }
+
+/// Reads fetch only the columns a selection reads: whatever the selection's shape (aliases,
+/// fragments, the same row asked for different fields), every field still gets its value.
+#[tokio::test]
+async fn partial_selections_read_every_field_they_ask_for() {
+    let app = TestApp::new().await;
+    let f = forum(&app, "partial", 4).await;
+    let full = app
+        .ok(
+            &app.a.admin,
+            "query($c: ID!) { forumCategory(id: $c) { id name slug threads(first: 10, orderBy: [{title: ASC}]) { nodes { id title slug createdAt posts(first: 20, orderBy: [{id: ASC}]) { nodes { id content threadId authorId createdAt author { id name email } } } } } } }",
+            json!({ "c": f.category }),
+        )
+        .await;
+    let partial = app
+        .ok(
+            &app.a.admin,
+            "fragment P on ForumPost { content mine: author { email } }
+             query($c: ID!) { forumCategory(id: $c) { slug threads(first: 10, orderBy: [{title: ASC}]) { edges { cursor node { title posts(first: 20, orderBy: [{id: ASC}]) { nodes { ...P createdAt author { name } } } } } } } }",
+            json!({ "c": f.category }),
+        )
+        .await;
+    let full = &full["forumCategory"];
+    let partial = &partial["forumCategory"];
+    assert_eq!(partial["slug"], full["slug"]);
+    let threads = full["threads"]["nodes"].as_array().cloned().unwrap_or_default();
+    let edges = partial["threads"]["edges"].as_array().cloned().unwrap_or_default();
+    assert_eq!(threads.len(), 4);
+    assert_eq!(edges.len(), threads.len());
+    for (t, e) in threads.iter().zip(&edges) {
+        let node = &e["node"];
+        assert_eq!(node["title"], t["title"]);
+        assert!(e["cursor"].as_str().is_some_and(|c| !c.is_empty()));
+        let posts = t["posts"]["nodes"].as_array().cloned().unwrap_or_default();
+        let got = node["posts"]["nodes"].as_array().cloned().unwrap_or_default();
+        assert_eq!(got.len(), posts.len());
+        for (p, g) in posts.iter().zip(&got) {
+            assert_eq!(g["content"], p["content"]);
+            assert_eq!(g["createdAt"], p["createdAt"]);
+            assert_eq!(g["mine"]["email"], p["author"]["email"]);
+            assert_eq!(g["author"]["name"], p["author"]["name"]);
+            assert!(p["author"]["email"].as_str().is_some_and(|m| m.contains('@')));
+        }
+    }
+    // A later page's cursor still comes from the sort key the page did not select.
+    let first = app
+        .ok(
+            &app.a.admin,
+            "{ forumThreads(first: 2, orderBy: [{title: DESC}]) { pageInfo { endCursor } nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let after = first["forumThreads"]["pageInfo"]["endCursor"].clone();
+    let next = app
+        .ok(
+            &app.a.admin,
+            "query($a: String) { forumThreads(first: 2, after: $a, orderBy: [{title: DESC}]) { nodes { title } } }",
+            json!({ "a": after }),
+        )
+        .await;
+    let mut titles: Vec<String> = threads
+        .iter()
+        .map(|t| t["title"].as_str().unwrap_or("").to_string())
+        .collect();
+    titles.sort();
+    titles.reverse();
+    let got: Vec<String> = next["forumThreads"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(got, titles[2..4].to_vec());
+}

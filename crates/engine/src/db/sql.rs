@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use crate::db::statement::Statement;
 use crate::db::value::Value;
+use crate::graphql::columns::ColumnSet;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 
 /// How a row reaches related rows: `target.inner = outer_row.outer`.
@@ -355,9 +356,19 @@ impl SqlBuilder {
     /// The select list of an entity's row: its exposed columns in order (what `Row` decodes),
     /// enums as their labels' text so that one decoder reads every entity.
     pub fn select_list(&mut self, meta: &EntityMeta) -> &mut Self {
+        self.select_columns(meta, None)
+    }
+
+    /// The same with only the columns in `only` read; the others are `NULL`, so the row
+    /// keeps its shape.
+    pub fn select_columns(&mut self, meta: &EntityMeta, only: Option<&ColumnSet>) -> &mut Self {
         for (i, c) in meta.columns.iter().enumerate() {
             if i > 0 {
                 self.sql.push_str(", ");
+            }
+            if only.is_some_and(|set| !set.contains(i)) {
+                write!(self.sql, "NULL AS \"{}\"", c.column).ok();
+                continue;
             }
             let cast = match (c.ty, c.list) {
                 (ColumnType::Enum(_), false) => "::text",

@@ -18,6 +18,7 @@ use crate::db::value::Value;
 use crate::db::{Conn, Db};
 use crate::error::{ApiError, GqlResult};
 use crate::graphql::acl::{self, Grant, Op};
+use crate::graphql::columns;
 use crate::graphql::hooks::{self, WriteEvent};
 use crate::graphql::input;
 use crate::graphql::loaders::{self, ById, ChildCount, ChildCountKey, ChildPageKey, ChildSpec};
@@ -254,12 +255,13 @@ pub async fn get(ctx: &Context<'_>, meta: &'static EntityMeta, id: &ID) -> GqlRe
         acl::row_scope(meta, rc, Op::Read),
         Filter::eq(meta.id_column(), Value::Uuid(id)),
     ]);
-    let rows: Vec<Row> = read(
-        ctx,
-        meta.name,
-        select_rows(meta, &filter, &[], Some(1), false),
-    )
-    .await?;
+    let columns = columns::wanted(ctx, meta, false);
+    let mut b = SqlBuilder::new("SELECT ");
+    b.select_columns(meta, Some(&columns));
+    b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+    b.filter(&filter);
+    b.push(" LIMIT 1");
+    let rows: Vec<Row> = read(ctx, meta.name, b).await?;
     Ok(rows.into_iter().next())
 }
 
@@ -430,8 +432,9 @@ pub async fn list(ctx: &Context<'_>, meta: &'static EntityMeta, args: ListArgs) 
         b.filter(&scoped);
         b.push(") ");
     }
+    let columns = columns::wanted(ctx, meta, true).with_keys(&q.keys);
     b.push("SELECT ");
-    b.select_list(meta);
+    b.select_columns(meta, Some(&columns));
     b.foreign_key_values(&q.keys);
     if with_total {
         b.push(", (SELECT n FROM \"__count\") AS \"__total\"");
@@ -466,7 +469,8 @@ pub async fn belongs_to(
 ) -> GqlResult<Option<Row>> {
     let Some(id) = id else { return Ok(None) };
     let loader = loaders::loader(ctx)?;
-    loader.load_one(ById::new(meta, id)).await
+    let columns = columns::wanted(ctx, meta, false);
+    loader.load_one(ById::new(meta, id, columns)).await
 }
 
 /// One parent's page of children, loaded in one statement with every other parent's.
@@ -492,8 +496,10 @@ pub async fn has_one(
 ) -> GqlResult<Option<Row>> {
     caller(ctx)?;
     let keys = vec![SortKey::new(meta.id_column(), SortOrder::Asc)];
-    let fingerprint = ChildSpec::fingerprint_of(fk, &Filter::True, &keys, &[&"one"]);
+    let columns = columns::wanted(ctx, meta, false).with_keys(&keys).with(fk);
+    let fingerprint = ChildSpec::fingerprint_of(fk, &Filter::True, &keys, &[&"one", &columns]);
     let spec = Arc::new(ChildSpec {
+        columns,
         fk,
         filter: Filter::True,
         keys,
@@ -518,13 +524,23 @@ pub async fn has_many(
 ) -> GqlResult<Page> {
     let q = ListQuery::parse(ctx, meta, args)?;
     let with_total = wants_total(ctx);
+    // The children's reference to their parent groups them.
+    let columns = columns::wanted(ctx, meta, true).with_keys(&q.keys).with(fk);
     let fingerprint = ChildSpec::fingerprint_of(
         fk,
         &q.filter,
         &q.keys,
-        &[&q.after, &q.before, &q.n, &q.backward, &with_total],
+        &[
+            &q.after,
+            &q.before,
+            &q.n,
+            &q.backward,
+            &with_total,
+            &columns,
+        ],
     );
     let spec = Arc::new(ChildSpec {
+        columns,
         fk,
         filter: q.filter.clone(),
         keys: q.keys.clone(),

@@ -20,6 +20,7 @@ use crate::db::sql::{Filter, SortKey, SqlBuilder};
 use crate::db::value::Value;
 use crate::error::ApiError;
 use crate::graphql::acl::{self, Op};
+use crate::graphql::columns::ColumnSet;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 use crate::graphql::page::Keyed;
 use crate::graphql::row::Row;
@@ -56,21 +57,23 @@ impl RowLoader {
     }
 }
 
-/// A row of an entity by id. Keys of one entity are loaded together.
+/// A row of an entity by id, with the columns its selection reads. Keys of one entity are
+/// loaded together, with every column any of them reads.
 #[derive(Clone)]
 pub struct ById {
     meta: &'static EntityMeta,
     id: Uuid,
+    columns: ColumnSet,
 }
 
 impl ById {
-    pub fn new(meta: &'static EntityMeta, id: Uuid) -> Self {
-        ById { meta, id }
+    pub fn new(meta: &'static EntityMeta, id: Uuid, columns: ColumnSet) -> Self {
+        ById { meta, id, columns }
     }
 }
 impl PartialEq for ById {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id && std::ptr::eq(self.meta, other.meta)
+        self.id == other.id && std::ptr::eq(self.meta, other.meta) && self.columns == other.columns
     }
 }
 impl Eq for ById {}
@@ -78,6 +81,7 @@ impl Hash for ById {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.id.hash(state);
         self.meta.name.hash(state);
+        self.columns.hash(state);
     }
 }
 
@@ -104,7 +108,16 @@ impl Loader<ById> for RowLoader {
     async fn load(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
         let mut out = HashMap::new();
         for (meta, members) in by_entity(keys, |k| k.meta) {
-            let ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
+            let mut columns = ColumnSet::all(meta);
+            if let Some((first, rest)) = members.split_first() {
+                columns = first.columns.clone();
+                for k in rest {
+                    columns.union(&k.columns);
+                }
+            }
+            let mut ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
             let filter = Filter::and(vec![
                 acl::row_scope(meta, &self.rc, Op::Read),
                 Filter::In {
@@ -114,11 +127,26 @@ impl Loader<ById> for RowLoader {
                 },
             ]);
             let mut b = SqlBuilder::new("SELECT ");
-            b.select_list(meta);
+            b.select_columns(meta, Some(&columns));
             b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
             b.filter(&filter);
             let rows: Vec<Row> = self.fetch(meta, b).await?;
-            out.extend(rows.into_iter().map(|r| (ById::new(meta, r.id()), r)));
+            let mut rows: HashMap<Uuid, Row> = rows.into_iter().map(|r| (r.id(), r)).collect();
+            // Keys of one id (asked with different columns) share its row: copies for all
+            // but the last.
+            let mut members = members;
+            members.sort_by_key(|k| k.id);
+            for (i, k) in members.iter().enumerate() {
+                let shared = members.get(i + 1).is_some_and(|next| next.id == k.id);
+                let row = if shared {
+                    rows.get(&k.id).cloned()
+                } else {
+                    rows.remove(&k.id)
+                };
+                if let Some(row) = row {
+                    out.insert((*k).clone(), row);
+                }
+            }
         }
         Ok(out)
     }
@@ -126,6 +154,8 @@ impl Loader<ById> for RowLoader {
 
 /// What a relation connection asks for, shared by all its parents.
 pub struct ChildSpec {
+    /// The columns the children's selection reads (with `fk` and the sort keys).
+    pub columns: ColumnSet,
     /// The child's column referencing the parent.
     pub fk: &'static ColumnMeta,
     /// The client's `where`, without scoping (the loader adds the caller's scope).
@@ -237,7 +267,7 @@ impl Loader<ChildPageKey> for RowLoader {
                 b.push(") ");
             }
             b.push("SELECT * FROM (SELECT ");
-            b.select_list(meta);
+            b.select_columns(meta, Some(&spec.columns));
             b.foreign_key_values(&spec.keys);
             if spec.with_total {
                 b.push(", \"__c\".n AS \"__total\"");
