@@ -397,8 +397,14 @@ async fn partial_selections_read_every_field_they_ask_for() {
     let full = &full["forumCategory"];
     let partial = &partial["forumCategory"];
     assert_eq!(partial["slug"], full["slug"]);
-    let threads = full["threads"]["nodes"].as_array().cloned().unwrap_or_default();
-    let edges = partial["threads"]["edges"].as_array().cloned().unwrap_or_default();
+    let threads = full["threads"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let edges = partial["threads"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(threads.len(), 4);
     assert_eq!(edges.len(), threads.len());
     for (t, e) in threads.iter().zip(&edges) {
@@ -406,14 +412,19 @@ async fn partial_selections_read_every_field_they_ask_for() {
         assert_eq!(node["title"], t["title"]);
         assert!(e["cursor"].as_str().is_some_and(|c| !c.is_empty()));
         let posts = t["posts"]["nodes"].as_array().cloned().unwrap_or_default();
-        let got = node["posts"]["nodes"].as_array().cloned().unwrap_or_default();
+        let got = node["posts"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(got.len(), posts.len());
         for (p, g) in posts.iter().zip(&got) {
             assert_eq!(g["content"], p["content"]);
             assert_eq!(g["createdAt"], p["createdAt"]);
             assert_eq!(g["mine"]["email"], p["author"]["email"]);
             assert_eq!(g["author"]["name"], p["author"]["name"]);
-            assert!(p["author"]["email"].as_str().is_some_and(|m| m.contains('@')));
+            assert!(p["author"]["email"]
+                .as_str()
+                .is_some_and(|m| m.contains('@')));
         }
     }
     // A later page's cursor still comes from the sort key the page did not select.

@@ -266,24 +266,19 @@ impl Loader<ChildPageKey> for RowLoader {
                 b.column(spec.fk);
                 b.push(") ");
             }
-            b.push("SELECT * FROM (SELECT ");
+            // Each parent's page is a top-N read of its own children (an index scan and a
+            // bounded sort), numbered in its order, joined laterally to the list of parents.
+            b.push("SELECT s.* FROM unnest(");
+            b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
+            b.push(") WITH ORDINALITY AS \"__p\"(id, n) CROSS JOIN LATERAL (SELECT q.*");
+            if spec.with_total {
+                b.push(", (SELECT c.n FROM \"__count\" c WHERE c.p = \"__p\".id) AS \"__total\"");
+            }
+            b.push(", row_number() OVER () AS \"__rn\" FROM (SELECT ");
             b.select_columns(meta, Some(&spec.columns));
             b.foreign_key_values(&spec.keys);
-            if spec.with_total {
-                b.push(", \"__c\".n AS \"__total\"");
-            }
-            b.push(", row_number() OVER (PARTITION BY ");
-            b.column(spec.fk);
-            b.order_by(order);
-            b.push(&format!(") AS \"__rn\" FROM \"{}\" t", meta.table));
-            if spec.with_total {
-                b.push(" JOIN \"__count\" \"__c\" ON \"__c\".p = ");
-                b.column(spec.fk);
-            }
-            b.push(" WHERE ");
-            b.column(spec.fk).push(" = ANY(");
-            b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
-            b.push(") AND ");
+            b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+            b.column(spec.fk).push(" = \"__p\".id AND ");
             b.filter(&scoped);
             if let Some(values) = &spec.after {
                 b.push(" AND ");
@@ -293,8 +288,9 @@ impl Loader<ChildPageKey> for RowLoader {
                 b.push(" AND ");
                 b.after(&reversed, values);
             }
+            b.order_by(order);
             b.push(&format!(
-                ") s WHERE s.\"__rn\" <= {} ORDER BY s.\"__rn\"",
+                " LIMIT {}) q) s ORDER BY \"__p\".n, s.\"__rn\"",
                 spec.limit
             ));
             let rows: Vec<Row> = self.fetch(meta, b).await?;
