@@ -233,6 +233,24 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
 
+/// A `next` message, written straight from the executor's values: one serialization per
+/// delivery, which 10,000 subscribers of one change pay 10,000 times.
+fn next_message(id: &str, payload: &async_graphql::Response) -> String {
+    #[derive(serde::Serialize)]
+    struct Next<'a> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        payload: &'a async_graphql::Response,
+    }
+    serde_json::to_string(&Next {
+        id,
+        kind: "next",
+        payload,
+    })
+    .unwrap_or_else(|_| json!({ "id": id, "type": "complete" }).to_string())
+}
+
 /// Runs one operation, sending `next` per result and `complete` at the end; a request that
 /// fails before executing gets one `error` message.
 async fn run(
@@ -254,10 +272,10 @@ async fn run(
             let _ = out.send(Out::Done(id)).await;
             return;
         } else {
-            json!({ "id": id, "type": "next", "payload": resp })
+            next_message(&id, &resp)
         };
         first = false;
-        if out.send(Out::Text(message.to_string())).await.is_err() {
+        if out.send(Out::Text(message)).await.is_err() {
             return;
         }
     }
