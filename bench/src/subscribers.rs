@@ -8,7 +8,8 @@
 //! per delivery and until the last subscriber has it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -44,7 +45,61 @@ impl Figures {
 }
 
 /// Arrival times per change number, from every subscriber.
-type Arrivals = Arc<Mutex<Vec<Vec<Instant>>>>;
+/// When each subscriber received each change: nanoseconds after `base` (0: not yet), and how
+/// many have it. Written without locks by the receiving tasks: a shared mutex taken 10,000
+/// times per change made the clients, which share the cores with the gateway, slower than it.
+struct Arrivals {
+    base: Instant,
+    at: Vec<Vec<AtomicU64>>,
+    count: Vec<AtomicUsize>,
+}
+
+impl Arrivals {
+    fn new(changes: usize, subscribers: usize) -> Self {
+        Arrivals {
+            base: Instant::now(),
+            at: (0..changes)
+                .map(|_| (0..subscribers).map(|_| AtomicU64::new(0)).collect())
+                .collect(),
+            count: (0..changes).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    fn record(&self, change: usize, subscriber: usize, when: Instant) {
+        let nanos = when.duration_since(self.base).as_nanos().max(1) as u64;
+        if let Some(slot) = self.at.get(change).and_then(|c| c.get(subscriber)) {
+            if slot.swap(nanos, Ordering::Relaxed) == 0 {
+                if let Some(n) = self.count.get(change) {
+                    n.fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    fn received(&self, change: usize) -> usize {
+        self.count
+            .get(change)
+            .map_or(0, |n| n.load(Ordering::Acquire))
+    }
+
+    fn times(&self, change: usize) -> Vec<Instant> {
+        self.at.get(change).map_or_else(Vec::new, |c| {
+            c.iter()
+                .map(|t| t.load(Ordering::Relaxed))
+                .filter(|&t| t > 0)
+                .map(|t| self.base + Duration::from_nanos(t))
+                .collect()
+        })
+    }
+}
+
+/// The content of a `next` message's post, found without parsing the whole message.
+fn content_of(text: &str) -> Option<&str> {
+    const KEY: &str = "\"content\":\"";
+    let start = text.find(KEY)? + KEY.len();
+    let len = text.get(start..)?.find('"')?;
+    text.get(start..start + len)
+}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -59,7 +114,8 @@ async fn subscriber(
     addr: SocketAddr,
     token: String,
     thread: Uuid,
-    arrivals: Arrivals,
+    index: usize,
+    arrivals: Arc<Arrivals>,
     ready: Arc<Semaphore>,
     connecting: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), String> {
@@ -93,6 +149,24 @@ async fn subscriber(
             _ => continue,
         };
         let now = Instant::now();
+        if acked && text.contains("\"type\":\"next\"") {
+            match content_of(&text) {
+                Some("warm-up") => {
+                    if !live {
+                        live = true;
+                        ready.add_permits(1);
+                    }
+                }
+                Some(c) => {
+                    if let Some(n) = c.strip_prefix("change ") {
+                        let n: usize = n.parse().map_err(|_| "bad content".to_string())?;
+                        arrivals.record(n, index, now);
+                    }
+                }
+                None => return Err(format!("a next message without content: {text}")),
+            }
+            continue;
+        }
         let v: Json = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         match v["type"].as_str() {
             Some("connection_ack") if !acked => {
@@ -102,24 +176,6 @@ async fn subscriber(
                     .map_err(|e| e.to_string())?;
                 // Subscribed: let the next socket connect.
                 connecting.take();
-            }
-            Some("next") => {
-                let content = v["payload"]["data"]["forumPostChanged"]["node"]["content"]
-                    .as_str()
-                    .unwrap_or("");
-                if content == "warm-up" {
-                    if !live {
-                        live = true;
-                        ready.add_permits(1);
-                    }
-                } else if let Some(n) = content.strip_prefix("change ") {
-                    let n: usize = n.parse().map_err(|_| "bad content".to_string())?;
-                    if let Ok(mut a) = arrivals.lock() {
-                        if let Some(slot) = a.get_mut(n) {
-                            slot.push(now);
-                        }
-                    }
-                }
             }
             Some("ping") => {
                 ws.send(Message::Text(json!({ "type": "pong" }).to_string().into()))
@@ -154,13 +210,13 @@ pub async fn run(
     subscribers: usize,
     changes: usize,
 ) -> Result<Figures, String> {
-    let arrivals: Arrivals = Arc::new(Mutex::new(vec![Vec::new(); changes]));
+    let arrivals = Arc::new(Arrivals::new(changes, subscribers));
     let ready = Arc::new(Semaphore::new(0));
     let (_, rss_before) = crate::memory(pid);
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(CONNECTING));
     let mut tasks = Vec::with_capacity(subscribers);
-    for _ in 0..subscribers {
+    for index in 0..subscribers {
         let permit = gate
             .clone()
             .acquire_owned()
@@ -168,7 +224,7 @@ pub async fn run(
             .map_err(|e| e.to_string())?;
         let (token, arrivals, ready) = (token.to_string(), arrivals.clone(), ready.clone());
         tasks.push(tokio::spawn(async move {
-            let r = subscriber(addr, token, thread, arrivals, ready, permit).await;
+            let r = subscriber(addr, token, thread, index, arrivals, ready, permit).await;
             if let Err(e) = &r {
                 eprintln!("subscriber: {e}");
             }
@@ -214,13 +270,13 @@ pub async fn run(
         mutation_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
         let wait_until = Instant::now() + Duration::from_secs(30);
         loop {
-            let got = arrivals.lock().map(|a| a[n].len()).unwrap_or(0);
+            let got = arrivals.received(n);
             if got >= subscribers || Instant::now() > wait_until {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let times = arrivals.lock().map(|a| a[n].clone()).unwrap_or_default();
+        let times = arrivals.times(n);
         lost += subscribers.saturating_sub(times.len());
         let mut last: f64 = 0.0;
         for t in times {

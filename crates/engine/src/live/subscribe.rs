@@ -37,13 +37,14 @@ const CHUNK: i64 = 100;
 
 /// One change as a subscriber receives it.
 #[derive(Clone)]
+/// Shared by every subscriber of a feed: copies are reference counts.
 pub struct Change {
     pub op: ChangeOp,
     /// The row after the change; on delete, the row as it was.
-    pub node: Row,
+    pub node: Arc<Row>,
     /// The row before an update, when the subscriber could read it then too.
-    pub previous: Option<Row>,
-    pub cursor: String,
+    pub previous: Option<Arc<Row>>,
+    pub cursor: Arc<str>,
 }
 
 pub fn encode_cursor(seq: i64) -> String {
@@ -180,7 +181,7 @@ impl Reader {
             if r.previous {
                 if let Some((seq, change)) = out.last_mut() {
                     if *seq == r.seq {
-                        change.previous = Some(r.row);
+                        change.previous = Some(Arc::new(r.row));
                     }
                 }
                 continue;
@@ -191,9 +192,9 @@ impl Reader {
                 r.seq,
                 Change {
                     op,
-                    node: r.row,
+                    node: Arc::new(r.row),
                     previous: None,
-                    cursor: encode_cursor(r.seq),
+                    cursor: encode_cursor(r.seq).into(),
                 },
             ));
         }

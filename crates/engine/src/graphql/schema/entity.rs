@@ -269,23 +269,29 @@ fn change(meta: &'static EntityMeta) -> Object {
         }))
         .field(
             Field::new("node", TypeRef::named_nn(n), |ctx| {
-                ready(parent::<live::Change>(&ctx).map(|c| Some(FieldValue::borrowed_any(&c.node))))
+                // The row itself, not its Arc: entity fields downcast to `Row`.
+                ready(
+                    parent::<live::Change>(&ctx)
+                        .map(|c| Some(FieldValue::borrowed_any(c.node.as_ref()))),
+                )
             })
             .description("The row after the change; for DELETED, the row as it was."),
         )
         .field(
             Field::new("previous", TypeRef::named(n), |ctx| {
-                ready(
-                    parent::<live::Change>(&ctx)
-                        .map(|c| c.previous.as_ref().map(|p| FieldValue::borrowed_any(p))),
-                )
+                ready(parent::<live::Change>(&ctx).map(|c| {
+                    c.previous
+                        .as_deref()
+                        .map(|p: &Row| FieldValue::borrowed_any(p))
+                }))
             })
             .description("The row before an update, when the subscriber could read it then."),
         )
         .field(
             Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
                 ready(
-                    parent::<live::Change>(&ctx).map(|c| Some(FieldValue::value(c.cursor.clone()))),
+                    parent::<live::Change>(&ctx)
+                        .map(|c| Some(FieldValue::value(c.cursor.to_string()))),
                 )
             })
             .description("Pass as `after` to resume right after this change."),
