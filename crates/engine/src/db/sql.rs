@@ -262,6 +262,12 @@ impl SqlBuilder {
         self
     }
 
+    /// ` LIMIT $n`: bound, so that pages of every size are one prepared statement.
+    pub fn limit(&mut self, n: i64) -> &mut Self {
+        self.push(" LIMIT ");
+        self.bind(Value::BigInt(n), ColumnType::BigInt, false)
+    }
+
     /// The statement and its bind values as text: equal fingerprints, equal statements.
     pub fn fingerprint(&self) -> String {
         format!("{} {:?}", self.sql, self.binds)

@@ -443,7 +443,7 @@ pub async fn list(ctx: &Context<'_>, meta: &'static EntityMeta, args: ListArgs) 
     b.filter(&scoped);
     q.push_cursors(&mut b);
     b.order_by(&q.sql_order());
-    b.push(&format!(" LIMIT {}", q.n + 1));
+    b.limit(q.n + 1);
 
     let rows: Vec<Row> = read(ctx, meta.name, b).await?;
     let rows: Vec<Keyed> = rows.into_iter().map(Keyed::from).collect();

@@ -289,10 +289,8 @@ impl Loader<ChildPageKey> for RowLoader {
                 b.after(&reversed, values);
             }
             b.order_by(order);
-            b.push(&format!(
-                " LIMIT {}) q) s ORDER BY \"__p\".n, s.\"__rn\"",
-                spec.limit
-            ));
+            b.limit(spec.limit);
+            b.push(") q) s ORDER BY \"__p\".n, s.\"__rn\"");
             let rows: Vec<Row> = self.fetch(meta, b).await?;
             let mut by_parent: HashMap<Uuid, Vec<Keyed>> = HashMap::new();
             for row in rows.into_iter().map(Keyed::from) {
