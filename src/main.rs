@@ -15,6 +15,7 @@ use gateway::{demo, graphql, tenants};
 
 // Many small allocations per field of a response, from every worker thread: mimalloc's
 // thread-local heaps beat glibc's arenas by far here (docs/performance.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -293,7 +294,10 @@ async fn run(cli: Cli) -> Result<(), String> {
 /// keeps freed pages for reuse a while, and an idle gateway would carry them in its RSS.
 fn release_startup_memory() {
     // SAFETY: mi_collect only walks mimalloc's own heaps; no pointer is passed.
-    unsafe { libmimalloc_sys::mi_collect(true) }
+    #[cfg(feature = "mimalloc")]
+    unsafe {
+        libmimalloc_sys::mi_collect(true)
+    }
 }
 
 async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(), String> {

@@ -101,7 +101,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
             }
             _ = recheck.tick(), if caller.is_some() => {
                 if let Some(rc) = &caller {
-                    if !super::ws::credential_holds(&state, rc).await {
+                    // Boxed, as the sign-in below: rare work whose state would otherwise sit
+                    // in every socket's task for its whole life.
+                    if !Box::pin(super::ws::credential_holds(&state, rc)).await {
                         break Some((4403, "Forbidden: the credential no longer holds"));
                     }
                 }
@@ -142,7 +144,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         }
                         init_seen = true;
                         let payload = msg.get("payload").cloned().unwrap_or(Json::Null);
-                        let Ok(rc) = super::ws::caller(&state, &payload, peer).await else {
+                        let Ok(rc) = Box::pin(super::ws::caller(&state, &payload, peer)).await else {
                             break Some((4403, "Forbidden"));
                         };
                         if let Some(exp) = rc.expires_at {

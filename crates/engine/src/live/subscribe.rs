@@ -231,7 +231,10 @@ impl Member {
             }
             if let Some(chunk) = self.held.take() {
                 if self.last < chunk.after {
-                    match self.feed.reader.read(self.last, chunk.after).await {
+                    // Boxed: inline, the read's state would make every subscriber's stream
+                    // kilobytes larger for the whole of its life, for a gap it rarely has.
+                    let read = Box::pin(self.feed.reader.read(self.last, chunk.after));
+                    match read.await {
                         Ok((changes, covered)) => {
                             self.ready.extend(changes.into_iter().map(|(_, c)| c));
                             self.last = covered;
