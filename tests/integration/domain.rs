@@ -139,3 +139,60 @@ async fn concurrent_replies_are_all_counted() {
         .await;
     assert_eq!(c["forumThread"]["replyCount"], 20, "{c}");
 }
+
+/// A query reads one snapshot: while replies are committed, a thread's counter (read by the
+/// root statement) and the count of its posts (read by the relation's loader, a statement
+/// later) always agree, and so do the posts listed.
+#[tokio::test]
+async fn a_query_reads_one_snapshot_while_writes_commit() {
+    let app = &TestApp::new().await;
+    let user = &app.a.user;
+    let category = app
+        .ok(
+            &app.a.admin,
+            "mutation { createForumCategory(input: {name: \"Snap\", slug: \"snap\"}) { id } }",
+            json!({}),
+        )
+        .await["createForumCategory"]["id"]
+        .clone();
+    let thread = app
+        .ok(
+            user,
+            "mutation($c: ID!) { createForumThread(input: {categoryId: $c, title: \"S\", slug: \"s\"}) { id } }",
+            json!({"c": category}),
+        )
+        .await["createForumThread"]["id"]
+        .clone();
+    let writes = async {
+        for i in 0..40 {
+            app.ok(
+                user,
+                "mutation($t: ID!, $c: String!) { createForumPost(input: {threadId: $t, content: $c}) { id } }",
+                json!({"t": thread, "c": format!("reply {i}")}),
+            )
+            .await;
+        }
+    };
+    let reads = async {
+        let mut seen = Vec::new();
+        for _ in 0..60 {
+            let d = app
+                .ok(
+                    user,
+                    "query($id: ID!) { forumThread(id: $id) { replyCount posts(first: 100) { totalCount nodes { id } } } }",
+                    json!({"id": thread}),
+                )
+                .await;
+            let t = &d["forumThread"];
+            let listed = t["posts"]["nodes"].as_array().map_or(0, Vec::len);
+            assert_eq!(t["replyCount"], t["posts"]["totalCount"], "{d}");
+            assert_eq!(t["posts"]["totalCount"], json!(listed), "{d}");
+            seen.push(listed);
+            tokio::task::yield_now().await;
+        }
+        seen
+    };
+    let ((), seen) = futures::future::join(writes, reads).await;
+    // The reads ran while the counts moved.
+    assert!(seen.iter().any(|&n| n > 0 && n < 40), "{seen:?}");
+}
