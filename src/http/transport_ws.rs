@@ -10,18 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value as Json};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::AppState;
 use crate::auth::RequestContext;
 use crate::error::{server_error, ApiError};
 use crate::graphql::{admit, finish, with_caller};
 
-/// Messages queued for a socket before its subscriptions wait.
-const QUEUE: usize = 64;
 /// How long one write may wait for a client that does not read before it counts as too slow.
 const SLOW_CLIENT: Duration = Duration::from_secs(5);
 
@@ -33,11 +30,19 @@ pub(super) fn too_many_subscriptions(limits: &crate::config::Limits) -> ApiError
     ))
 }
 
-enum Out {
-    Text(String),
-    /// A subscription ended by itself; forget its id.
-    Done(String),
+/// A running operation of the socket, by the client's id.
+struct Running {
+    /// Tells this operation's results from a later one's that reuses the id.
+    generation: u64,
+    abort: AbortHandle,
+    /// Whether it has produced a result yet: an error before the first is an `error` message.
+    started: bool,
 }
+
+/// The results of the socket's operations, polled by the socket's own task: no task and no
+/// queue per subscription, and a client that does not read holds back only its own streams
+/// (whose feeds then read the outbox for what they missed). `None` ends an operation.
+type Results = SelectAll<BoxStream<'static, (String, u64, Option<async_graphql::Response>)>>;
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
@@ -75,8 +80,9 @@ fn close(code: u16, reason: &'static str) -> Message {
 /// Serves one socket until either side closes it.
 pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::net::SocketAddr>) {
     let (mut sink, mut stream) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Out>(QUEUE);
-    let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut results: Results = SelectAll::new();
+    let mut subs: HashMap<String, Running> = HashMap::new();
+    let mut generation = 0u64;
     let mut caller: Option<RequestContext> = None;
     let mut init_seen = false;
     let init_deadline = tokio::time::sleep(state.limits.ws_init_timeout);
@@ -116,17 +122,35 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                 }
                 drain_watch = false;
             }
-            out = out_rx.recv() => match out {
-                Some(Out::Text(t)) => {
-                    if let Err(e) = write(&mut sink, t).await {
-                        break ended(e);
+            Some((id, of, result)) = results.next(), if !results.is_empty() => {
+                let Some(running) = subs.get_mut(&id).filter(|r| r.generation == of) else {
+                    // Completed by the client, or an earlier operation of a reused id.
+                    continue;
+                };
+                let message = match result {
+                    Some(mut resp) => {
+                        finish(&mut resp, caller.as_ref(), &state.limits);
+                        let first = !std::mem::replace(&mut running.started, true);
+                        if first && resp.data == async_graphql::Value::Null && resp.is_err() {
+                            // Validation and similar errors: the operation never started.
+                            if let Some(r) = subs.remove(&id) {
+                                r.abort.abort();
+                            }
+                            let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);
+                            json!({ "id": id, "type": "error", "payload": errors }).to_string()
+                        } else {
+                            next_message(&id, &resp)
+                        }
                     }
+                    None => {
+                        subs.remove(&id);
+                        json!({ "id": id, "type": "complete" }).to_string()
+                    }
+                };
+                if let Err(e) = write(&mut sink, message).await {
+                    break ended(e);
                 }
-                Some(Out::Done(id)) => {
-                    subs.remove(&id);
-                }
-                None => break None,
-            },
+            }
             msg = stream.next() => {
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t.to_string(),
@@ -180,7 +204,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         ) else {
                             break Some((4400, "Invalid message received"));
                         };
-                        if subs.get(id).is_some_and(|h| !h.is_finished()) {
+                        if subs.contains_key(id) {
                             break Some((4409, "Subscriber for this id already exists"));
                         }
                         let Ok(request) =
@@ -206,19 +230,27 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                                 continue;
                             }
                         };
-                        let request = with_caller(request, &state.db, rc.clone());
-                        let handle = tokio::spawn(run(
-                            state.clone(),
+                        let request = with_caller(request, &state.db, rc);
+                        generation += 1;
+                        let (abort, registration) = AbortHandle::new_pair();
+                        let stream = Abortable::new(state.schema.execute_stream(request), registration);
+                        let (key, g) = (id.to_string(), generation);
+                        let end = futures::stream::once(async move { (key, g, None) });
+                        let key = id.to_string();
+                        results.push(
+                            stream
+                                .map(move |r| (key.clone(), g, Some(r)))
+                                .chain(end)
+                                .boxed(),
+                        );
+                        subs.insert(
                             id.to_string(),
-                            request,
-                            rc,
-                            out_tx.clone(),
-                        ));
-                        subs.insert(id.to_string(), handle);
+                            Running { generation, abort, started: false },
+                        );
                     }
                     Some("complete") => {
-                        if let Some(h) = msg.get("id").and_then(Json::as_str).and_then(|id| subs.remove(id)) {
-                            h.abort();
+                        if let Some(r) = msg.get("id").and_then(Json::as_str).and_then(|id| subs.remove(id)) {
+                            r.abort.abort();
                         }
                     }
                     _ => break Some((4400, "Invalid message received")),
@@ -226,9 +258,8 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
             }
         }
     };
-    for (_, h) in subs.drain() {
-        h.abort();
-    }
+    // Ends every operation of the socket (their feeds forget them).
+    drop(results);
     if let Some((code, reason)) = outcome {
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
     }
@@ -251,37 +282,4 @@ fn next_message(id: &str, payload: &async_graphql::Response) -> String {
         payload,
     })
     .unwrap_or_else(|_| json!({ "id": id, "type": "complete" }).to_string())
-}
-
-/// Runs one operation, sending `next` per result and `complete` at the end; a request that
-/// fails before executing gets one `error` message.
-async fn run(
-    state: Arc<AppState>,
-    id: String,
-    request: async_graphql::Request,
-    rc: RequestContext,
-    out: mpsc::Sender<Out>,
-) {
-    let mut results = state.schema.execute_stream(request);
-    let mut first = true;
-    while let Some(mut resp) = results.next().await {
-        finish(&mut resp, Some(&rc), &state.limits);
-        let message = if first && resp.data == async_graphql::Value::Null && resp.is_err() {
-            // Validation and similar errors: the operation never started.
-            let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);
-            let msg = json!({ "id": id, "type": "error", "payload": errors });
-            let _ = out.send(Out::Text(msg.to_string())).await;
-            let _ = out.send(Out::Done(id)).await;
-            return;
-        } else {
-            next_message(&id, &resp)
-        };
-        first = false;
-        if out.send(Out::Text(message)).await.is_err() {
-            return;
-        }
-    }
-    let done = json!({ "id": id, "type": "complete" });
-    let _ = out.send(Out::Text(done.to_string())).await;
-    let _ = out.send(Out::Done(id)).await;
 }
