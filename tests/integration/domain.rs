@@ -4,6 +4,25 @@ use serde_json::json;
 
 use crate::harness::TestApp;
 
+/// A thread of tenant A's user, in a category of its admin; its id.
+async fn user_thread(app: &TestApp) -> serde_json::Value {
+    let category = app
+        .ok(
+            &app.a.admin,
+            "mutation { createForumCategory(input: {name: \"General\", slug: \"general\"}) { id } }",
+            json!({}),
+        )
+        .await["createForumCategory"]["id"]
+        .clone();
+    app.ok(
+        &app.a.user,
+        "mutation($c: ID!) { createForumThread(input: {categoryId: $c, title: \"T\", slug: \"t\"}) { id } }",
+        json!({"c": category}),
+    )
+    .await["createForumThread"]["id"]
+    .clone()
+}
+
 /// `replyCount` and `lastPostAt` follow the thread's posts, whoever writes them and however
 /// (one, several, deleted, moved to another thread), in the same transaction.
 #[tokio::test]
@@ -102,22 +121,7 @@ async fn thread_counters_follow_its_posts() {
 async fn concurrent_replies_are_all_counted() {
     let app = &TestApp::new().await;
     let user = &app.a.user;
-    let category = app
-        .ok(
-            &app.a.admin,
-            "mutation { createForumCategory(input: {name: \"General\", slug: \"general\"}) { id } }",
-            json!({}),
-        )
-        .await["createForumCategory"]["id"]
-        .clone();
-    let thread = app
-        .ok(
-            user,
-            "mutation($c: ID!) { createForumThread(input: {categoryId: $c, title: \"T\", slug: \"t\"}) { id } }",
-            json!({"c": category}),
-        )
-        .await["createForumThread"]["id"]
-        .clone();
+    let thread = user_thread(app).await;
     let replies = (0..20).map(|i| {
         let thread = thread.clone();
         async move {
@@ -147,22 +151,7 @@ async fn concurrent_replies_are_all_counted() {
 async fn a_query_reads_one_snapshot_while_writes_commit() {
     let app = &TestApp::new().await;
     let user = &app.a.user;
-    let category = app
-        .ok(
-            &app.a.admin,
-            "mutation { createForumCategory(input: {name: \"Snap\", slug: \"snap\"}) { id } }",
-            json!({}),
-        )
-        .await["createForumCategory"]["id"]
-        .clone();
-    let thread = app
-        .ok(
-            user,
-            "mutation($c: ID!) { createForumThread(input: {categoryId: $c, title: \"S\", slug: \"s\"}) { id } }",
-            json!({"c": category}),
-        )
-        .await["createForumThread"]["id"]
-        .clone();
+    let thread = user_thread(app).await;
     let writes = async {
         for i in 0..40 {
             app.ok(
