@@ -223,6 +223,17 @@ async fn a_query_costs_one_statement_and_one_round_trip_per_level() {
             3,
         ),
     ];
+    // A write: BEGIN and gateway_enter share a round trip; then the insert, its audit row
+    // and change event, and COMMIT, each awaited.
+    let create =
+        "mutation($s: String!) { createForumCategory(input: {name: $s, slug: $s}) { id } }";
+    cost(&app, create, json!({ "s": "warm" })).await;
+    let (statements, trips) = cost(&app, create, json!({ "s": "counted" })).await;
+    assert_eq!(
+        (statements, trips),
+        (6, 5),
+        "a create's statements and round trips"
+    );
     for (name, query, vars, levels) in shapes {
         // Once to prepare the statements, then counted.
         cost(&app, query, vars.clone()).await;

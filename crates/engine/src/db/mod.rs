@@ -132,25 +132,41 @@ impl Db {
             .await
     }
 
-    /// A transaction entered as `who`.
+    /// A transaction entered as `who`: `BEGIN` and the entry are pipelined (one round trip),
+    /// then `f`, then `COMMIT` (awaited: an acknowledged write is committed) or `ROLLBACK`.
+    /// A transaction left half-way (the request dropped mid-write) closes its connection,
+    /// which PostgreSQL rolls back; it is never pooled inside a transaction.
     async fn scoped_transaction<T, F>(&self, who: Who, read_only: bool, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
-        let mut pooled = self.get().await?;
-        let conn: &mut Conn = &mut pooled;
-        let body = async move |conn: &mut Conn| {
-            enter(conn, &who).await?;
-            f(conn).await
+        let mut tx = Transaction(Some(self.get().await?));
+        let begun = {
+            let conn = tx.conn()?;
+            let mut c: &Conn = conn;
+            let begin = statement::Statement::fixed(if read_only {
+                "BEGIN READ ONLY"
+            } else {
+                "BEGIN"
+            })
+            .execute(&mut c);
+            let (began, entered) = futures::join!(begin, enter(conn, &who));
+            began.map_err(ApiError::from).and(entered)
         };
-        if read_only {
-            conn.build_transaction().read_only().run(body).await
-        } else {
-            conn.transaction(body).await
+        let result = match begun {
+            Ok(()) => f(tx.conn_mut()?).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(v) => tx.end(true).await.map(|()| v),
+            // The error that ended it is the one to report, whatever the rollback says.
+            Err(e) => {
+                let _ = tx.end(false).await;
+                Err(e)
+            }
         }
     }
-
     /// Whether the caller may still act (tenant active, user active, token not revoked,
     /// session not ended): `gateway_enter` alone, one statement, no transaction around it.
     pub async fn check_caller(&self, rc: &RequestContext) -> Result<(), ApiError> {
@@ -241,6 +257,48 @@ impl Db {
                 .await
                 .is_ok(),
             Err(_) => false,
+        }
+    }
+}
+
+/// A pooled connection inside a transaction [`Db`] began; see `scoped_transaction`.
+struct Transaction(Option<Object<Conn>>);
+
+impl Transaction {
+    fn conn(&self) -> Result<&Conn, ApiError> {
+        self.0
+            .as_deref()
+            .ok_or_else(|| ApiError::internal("the transaction's connection is gone"))
+    }
+
+    fn conn_mut(&mut self) -> Result<&mut Conn, ApiError> {
+        self.0
+            .as_deref_mut()
+            .ok_or_else(|| ApiError::internal("the transaction's connection is gone"))
+    }
+
+    /// Commits (or rolls back) and gives the connection back to the pool.
+    async fn end(mut self, commit: bool) -> Result<(), ApiError> {
+        let Some(conn) = self.0.take() else {
+            return Ok(());
+        };
+        let mut c: &Conn = &conn;
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+        match statement::Statement::fixed(sql).execute(&mut c).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Its transaction's fate is unknown: the connection is closed, not pooled.
+                drop(Object::take(conn));
+                Err(ApiError::from(e))
+            }
+        }
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
         }
     }
 }
