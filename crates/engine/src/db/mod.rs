@@ -141,7 +141,7 @@ impl Db {
         T: Send + 'static,
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
-        let mut tx = Transaction(Some(self.get().await?));
+        let mut tx = Transaction::new(self.get().await?);
         let begun = {
             let conn = tx.conn()?;
             let mut c: &Conn = conn;
@@ -261,11 +261,18 @@ impl Db {
     }
 }
 
-/// A pooled connection inside a transaction [`Db`] began; see `scoped_transaction`.
-struct Transaction(Option<Object<Conn>>);
+/// A pooled connection inside a transaction that was begun on it (a request's writes, or a
+/// read session). It goes back to the pool only through [`Transaction::end`]; dropped
+/// before (a request cancelled mid-way, a task dropped at shutdown), or when ending fails,
+/// the connection is closed, which ends the transaction on the server.
+pub(crate) struct Transaction(Option<Object<Conn>>);
 
 impl Transaction {
-    fn conn(&self) -> Result<&Conn, ApiError> {
+    pub(crate) fn new(conn: Object<Conn>) -> Self {
+        Transaction(Some(conn))
+    }
+
+    pub(crate) fn conn(&self) -> Result<&Conn, ApiError> {
         self.0
             .as_deref()
             .ok_or_else(|| ApiError::internal("the transaction's connection is gone"))
@@ -278,7 +285,7 @@ impl Transaction {
     }
 
     /// Commits (or rolls back) and gives the connection back to the pool.
-    async fn end(mut self, commit: bool) -> Result<(), ApiError> {
+    pub(crate) async fn end(mut self, commit: bool) -> Result<(), ApiError> {
         let Some(conn) = self.0.take() else {
             return Ok(());
         };

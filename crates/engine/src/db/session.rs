@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 use crate::caller::RequestContext;
 use crate::db::sql::SqlBuilder;
 use crate::db::statement::Statement;
-use crate::db::{enter, load, Conn, Counters, Db, Who};
+use crate::db::{enter, load, Conn, Counters, Db, Transaction, Who};
 use crate::error::ApiError;
 
 /// How the session's transaction sees the database.
@@ -115,12 +115,12 @@ impl ReadSession {
     }
 }
 
-/// A pooled connection inside a transaction the session began. Dropping it commits in the
-/// background and only then gives the connection back; a connection whose transaction
-/// cannot be ended is closed, never returned to the pool half-way through one.
+/// The session's connection, inside the transaction it began. Dropping it commits in the
+/// background and only then gives the connection back (see [`Transaction`]); until then it
+/// counts as a lease, which [`Db::settled`] waits for.
 struct Lease {
     counters: Arc<Counters>,
-    conn: Option<Object<Conn>>,
+    tx: Option<Transaction>,
 }
 
 impl Lease {
@@ -128,40 +128,40 @@ impl Lease {
         counters.leases.fetch_add(1, Ordering::Relaxed);
         Lease {
             counters,
-            conn: Some(conn),
+            tx: Some(Transaction::new(conn)),
         }
     }
 
     fn conn(&self) -> Result<&Conn, ApiError> {
-        self.conn
-            .as_deref()
-            .ok_or_else(|| ApiError::internal("the session's connection is gone"))
+        match &self.tx {
+            Some(tx) => tx.conn(),
+            None => Err(ApiError::internal("the session's connection is gone")),
+        }
+    }
+}
+
+/// Ends a lease's count when its transaction has ended, however that happens.
+struct Released(Arc<Counters>);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        self.0.leases.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
+        let released = Released(self.counters.clone());
+        let Some(tx) = self.tx.take() else {
             return;
         };
-        let counters = self.counters.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(async move {
-                    let mut c: &Conn = &conn;
-                    let committed = Statement::fixed("COMMIT").execute(&mut c).await.is_ok();
-                    if !committed {
-                        drop(Object::take(conn));
-                    }
-                    counters.leases.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
-            // No runtime to commit on (shutting down): closing the connection ends the
-            // transaction on the server.
-            Err(_) => {
-                drop(Object::take(conn));
-                counters.leases.fetch_sub(1, Ordering::Relaxed);
-            }
+        // Without a runtime to commit on (shutting down), the transaction's drop closes the
+        // connection.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = tx.end(true).await;
+                drop(released);
+            });
         }
     }
 }
