@@ -52,7 +52,7 @@ async fn own_row(
             None => Filter::True,
         },
     ]);
-    let b = select_rows(meta, &filter, &[], Some(1), false);
+    let b = select_rows(meta, None, &filter, &[], Some(1), false);
     // A payload of signing in reads as the caller it has just made, not the request's.
     let rows: Vec<Row> = if ctx
         .data_opt::<RequestContext>()

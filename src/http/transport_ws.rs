@@ -42,7 +42,7 @@ struct Running {
 /// The results of the socket's operations, polled by the socket's own task: no task and no
 /// queue per subscription, and a client that does not read holds back only its own streams
 /// (whose feeds then read the outbox for what they missed). `None` ends an operation.
-type Results = SelectAll<BoxStream<'static, (String, u64, Option<async_graphql::Response>)>>;
+type Results = SelectAll<BoxStream<'static, (Arc<str>, u64, Option<async_graphql::Response>)>>;
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
@@ -123,7 +123,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                 drain_watch = false;
             }
             Some((id, of, result)) = results.next(), if !results.is_empty() => {
-                let Some(running) = subs.get_mut(&id).filter(|r| r.generation == of) else {
+                let Some(running) = subs.get_mut(&*id).filter(|r| r.generation == of) else {
                     // Completed by the client, or an earlier operation of a reused id.
                     continue;
                 };
@@ -133,18 +133,18 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         let first = !std::mem::replace(&mut running.started, true);
                         if first && resp.data == async_graphql::Value::Null && resp.is_err() {
                             // Validation and similar errors: the operation never started.
-                            if let Some(r) = subs.remove(&id) {
+                            if let Some(r) = subs.remove(&*id) {
                                 r.abort.abort();
                             }
                             let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);
-                            json!({ "id": id, "type": "error", "payload": errors }).to_string()
+                            json!({ "id": &*id, "type": "error", "payload": errors }).to_string()
                         } else {
                             next_message(&id, &resp)
                         }
                     }
                     None => {
-                        subs.remove(&id);
-                        json!({ "id": id, "type": "complete" }).to_string()
+                        subs.remove(&*id);
+                        json!({ "id": &*id, "type": "complete" }).to_string()
                     }
                 };
                 if let Err(e) = write(&mut sink, message).await {
@@ -234,9 +234,11 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         generation += 1;
                         let (abort, registration) = AbortHandle::new_pair();
                         let stream = Abortable::new(state.schema.execute_stream(request), registration);
-                        let (key, g) = (id.to_string(), generation);
-                        let end = futures::stream::once(async move { (key, g, None) });
-                        let key = id.to_string();
+                        let (key, g): (Arc<str>, u64) = (id.into(), generation);
+                        let end = futures::stream::once({
+                            let key = key.clone();
+                            async move { (key, g, None) }
+                        });
                         results.push(
                             stream
                                 .map(move |r| (key.clone(), g, Some(r)))

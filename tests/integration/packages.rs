@@ -1,7 +1,7 @@
 //! Packages served from `GATEWAY_PACKAGES_DIR`: their entities are in the schema and served
 //! after a restart of the same binary, with no build.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -72,14 +72,20 @@ fn gateway() -> Command {
     c
 }
 
+/// `gateway export-schema`, with the packages of `dir` when given.
+fn export_schema(dir: Option<&Path>) -> std::process::Output {
+    let mut c = gateway();
+    c.arg("export-schema");
+    if let Some(dir) = dir {
+        c.env("GATEWAY_PACKAGES_DIR", dir);
+    }
+    c.output().expect("run gateway")
+}
+
 #[test]
 fn a_package_entity_is_in_the_schema_without_a_build() {
     let dir = packages(&[("bookmarks", BOOKMARKS)]);
-    let out = gateway()
-        .arg("export-schema")
-        .env("GATEWAY_PACKAGES_DIR", &dir)
-        .output()
-        .expect("run gateway");
+    let out = export_schema(Some(&dir));
     let sdl = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -97,10 +103,7 @@ fn a_package_entity_is_in_the_schema_without_a_build() {
         assert!(sdl.contains(expected), "missing {expected}");
     }
     // Without the folder, the built-in schema.
-    let plain = gateway()
-        .arg("export-schema")
-        .output()
-        .expect("run gateway");
+    let plain = export_schema(None);
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("Bookmark"));
 }
 
@@ -118,11 +121,7 @@ entities:
       read: [user]
 "#;
     let dir = packages(&[("clash", clash)]);
-    let out = gateway()
-        .arg("export-schema")
-        .env("GATEWAY_PACKAGES_DIR", &dir)
-        .output()
-        .expect("run gateway");
+    let out = export_schema(Some(&dir));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("clash/entities.yaml"), "{err}");

@@ -88,29 +88,28 @@ pub fn create(c: &Catalog, entities: &[&Entity], enums: &[&EnumDef]) -> String {
         }
         for f in &e.fields {
             let col = f.column();
-            if let Some(max) = f.max_length {
-                lines.push(format!(
-                    "    CONSTRAINT \"{}\" CHECK (char_length(\"{col}\") <= {max})",
-                    constraint_name(&e.table, &col, "max_length")
-                ));
-            }
-            if let Some(min) = f.min_length {
-                lines.push(format!(
-                    "    CONSTRAINT \"{}\" CHECK (char_length(\"{col}\") >= {min})",
-                    constraint_name(&e.table, &col, "min_length")
-                ));
-            }
-            if let Some(min) = f.min {
-                lines.push(format!(
-                    "    CONSTRAINT \"{}\" CHECK (\"{col}\" >= {min})",
-                    constraint_name(&e.table, &col, "min")
-                ));
-            }
-            if let Some(max) = f.max {
-                lines.push(format!(
-                    "    CONSTRAINT \"{}\" CHECK (\"{col}\" <= {max})",
-                    constraint_name(&e.table, &col, "max")
-                ));
+            // Bounds as CHECK constraints, named for the errors that report them.
+            let checks = [
+                (
+                    f.max_length
+                        .map(|n| format!("char_length(\"{col}\") <= {n}")),
+                    "max_length",
+                ),
+                (
+                    f.min_length
+                        .map(|n| format!("char_length(\"{col}\") >= {n}")),
+                    "min_length",
+                ),
+                (f.min.map(|n| format!("\"{col}\" >= {n}")), "min"),
+                (f.max.map(|n| format!("\"{col}\" <= {n}")), "max"),
+            ];
+            for (condition, kind) in checks {
+                if let Some(condition) = condition {
+                    lines.push(format!(
+                        "    CONSTRAINT \"{}\" CHECK ({condition})",
+                        constraint_name(&e.table, &col, kind)
+                    ));
+                }
             }
         }
         if e.tenant_scoped() {

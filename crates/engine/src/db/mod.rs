@@ -42,10 +42,9 @@ pub(crate) struct Counters {
     /// Statements sent.
     statements: AtomicU64,
     /// Waits for the server: statements sent while none of the same connection was in
-    /// flight (pipelined ones share their round trip).
+    /// flight (pipelined ones share their round trip; a statement new to its connection is
+    /// prepared first, one more wait, not counted).
     round_trips: AtomicU64,
-    /// Statements prepared (a shape new to its connection costs one more round trip).
-    prepared: AtomicU64,
     /// Sessions holding a connection, until their transaction has ended.
     leases: AtomicU64,
 }
@@ -79,9 +78,6 @@ impl Db {
                     }
                     InstrumentationEvent::FinishQuery { .. } => {
                         in_flight = in_flight.saturating_sub(1);
-                    }
-                    InstrumentationEvent::CacheQuery { .. } => {
-                        counter.prepared.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => {}
                 });
@@ -142,19 +138,12 @@ impl Db {
         F: for<'r> FnOnce(&'r mut Conn) -> BoxFuture<'r, Result<T, ApiError>> + Send + 'static,
     {
         let mut tx = Transaction::new(self.get().await?);
-        let begun = {
-            let conn = tx.conn()?;
-            let mut c: &Conn = conn;
-            let begin = statement::Statement::fixed(if read_only {
-                "BEGIN READ ONLY"
-            } else {
-                "BEGIN"
-            })
-            .execute(&mut c);
-            let (began, entered) = futures::join!(begin, enter(conn, &who));
-            began.map_err(ApiError::from).and(entered)
+        let sql = if read_only {
+            "BEGIN READ ONLY"
+        } else {
+            "BEGIN"
         };
-        let result = match begun {
+        let result = match begin(tx.conn()?, sql, &who).await {
             Ok(()) => f(tx.conn_mut()?).await,
             Err(e) => Err(e),
         };
@@ -224,11 +213,6 @@ impl Db {
     /// connection was in flight.
     pub fn round_trips(&self) -> u64 {
         AtomicU64::load(&self.counters.round_trips, Ordering::Relaxed)
-    }
-
-    /// Statements prepared so far (once per shape and connection).
-    pub fn prepared(&self) -> u64 {
-        AtomicU64::load(&self.counters.prepared, Ordering::Relaxed)
     }
 
     /// Waits until every session has ended its transaction and given its connection back
@@ -308,6 +292,15 @@ impl Drop for Transaction {
             drop(Object::take(conn));
         }
     }
+}
+
+/// Begins a transaction on `conn` with `sql` and enters it as `who`, both in one round trip
+/// (pipelined: sent together, answered in order). Statements issued on `conn` while this is
+/// pending follow them in the same round trip.
+pub(crate) async fn begin(mut conn: &Conn, sql: &'static str, who: &Who) -> Result<(), ApiError> {
+    let began = statement::Statement::fixed(sql).execute(&mut conn);
+    let (began, entered) = futures::join!(began, enter(conn, who));
+    began.map_err(ApiError::from).and(entered)
 }
 
 /// Runs a statement returning rows; database errors are reported as errors of `entity`.

@@ -18,13 +18,11 @@ use diesel::deserialize::FromSqlRow;
 use diesel::pg::Pg;
 use diesel::sql_types::Untyped;
 use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::RunQueryDsl;
 use tokio::sync::OnceCell;
 
 use crate::caller::RequestContext;
 use crate::db::sql::SqlBuilder;
-use crate::db::statement::Statement;
-use crate::db::{enter, load, Conn, Counters, Db, Transaction, Who};
+use crate::db::{begin, load, Conn, Counters, Db, Transaction, Who};
 use crate::error::ApiError;
 
 /// How the session's transaction sees the database.
@@ -97,19 +95,15 @@ impl ReadSession {
     {
         let lease = Lease::new(self.db.counters.clone(), self.db.get().await?);
         let conn = lease.conn()?;
-        let mut c = conn;
-        let begin = Statement::fixed(self.snapshot.begin()).execute(&mut c);
-        let entered = enter(conn, &self.who);
         let rows = async {
             match pending.take() {
                 Some(b) => load::<T>(conn, b, entity).await.map(Some),
                 None => Ok(None),
             }
         };
-        let (began, entered, rows) = futures::join!(begin, entered, rows);
-        began.map_err(|e| ApiError::from_db(e, entity, crate::graphql::meta::constraints()))?;
+        let (begun, rows) = futures::join!(begin(conn, self.snapshot.begin(), &self.who), rows);
         // Rows read for a caller who is refused are dropped unseen.
-        entered?;
+        begun?;
         *first = rows?;
         Ok(lease)
     }

@@ -39,10 +39,15 @@ impl ColumnSet {
             .is_some_and(|w| w & (1 << (position % 64)) != 0)
     }
 
-    pub fn union(&mut self, other: &ColumnSet) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            *a |= b;
+    /// Every column any of `sets` holds.
+    pub fn union_of<'a>(meta: &EntityMeta, sets: impl Iterator<Item = &'a ColumnSet>) -> Self {
+        let mut out = Self::empty(meta);
+        for set in sets {
+            for (a, b) in out.0.iter_mut().zip(&set.0) {
+                *a |= b;
+            }
         }
+        out
     }
 
     /// The row's own sort keys: cursors are made of their values.

@@ -18,7 +18,7 @@ use crate::db::value::Value;
 use crate::db::{Conn, Db};
 use crate::error::{ApiError, GqlResult};
 use crate::graphql::acl::{self, Grant, Op};
-use crate::graphql::columns;
+use crate::graphql::columns::{self, ColumnSet};
 use crate::graphql::hooks::{self, WriteEvent};
 use crate::graphql::input;
 use crate::graphql::loaders::{self, ById, ChildCount, ChildCountKey, ChildPageKey, ChildSpec};
@@ -192,16 +192,18 @@ where
     }
 }
 
-/// `SELECT <row> FROM <table> t WHERE <filter> [ORDER BY ...] [LIMIT n] [FOR UPDATE]`.
+/// `SELECT <row> FROM <table> t WHERE <filter> [ORDER BY ...] [LIMIT n] [FOR UPDATE]`, with
+/// only the columns in `only` read (all without it).
 pub fn select_rows(
     meta: &'static EntityMeta,
+    only: Option<&ColumnSet>,
     filter: &Filter,
     order: &[SortKey],
     limit: Option<i64>,
     for_update: bool,
 ) -> SqlBuilder {
     let mut b = SqlBuilder::new("SELECT ");
-    b.select_list(meta);
+    b.select_columns(meta, only);
     b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
     b.filter(filter);
     if !order.is_empty() {
@@ -234,7 +236,7 @@ pub async fn select(
     limit: Option<i64>,
     for_update: bool,
 ) -> Result<Vec<Row>, ApiError> {
-    let b = select_rows(meta, filter, order, limit, for_update);
+    let b = select_rows(meta, None, filter, order, limit, for_update);
     load_rows(conn, meta, b).await
 }
 
@@ -256,11 +258,7 @@ pub async fn get(ctx: &Context<'_>, meta: &'static EntityMeta, id: &ID) -> GqlRe
         Filter::eq(meta.id_column(), Value::Uuid(id)),
     ]);
     let columns = columns::wanted(ctx, meta, false);
-    let mut b = SqlBuilder::new("SELECT ");
-    b.select_columns(meta, Some(&columns));
-    b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
-    b.filter(&filter);
-    b.push(" LIMIT 1");
+    let b = select_rows(meta, Some(&columns), &filter, &[], Some(1), false);
     let rows: Vec<Row> = read(ctx, meta.name, b).await?;
     Ok(rows.into_iter().next())
 }
@@ -360,8 +358,18 @@ impl ListQuery {
         })
     }
 
-    fn has_cursors(&self) -> bool {
-        self.after.is_some() || self.before.is_some()
+    /// The `totalCount` the page's own statement counted (when it was asked to): carried by
+    /// its rows, or 0 when no row matched at all. `None` when it must be counted apart (not
+    /// asked, or cursors left every row out).
+    fn counted(&self, rows: &[Keyed], with_total: bool) -> Option<CountSource> {
+        if !with_total {
+            return None;
+        }
+        match rows.first().map(Keyed::total) {
+            Some(n) => n.map(CountSource::Known),
+            None if self.after.is_none() && self.before.is_none() => Some(CountSource::Known(0)),
+            None => None,
+        }
     }
 
     /// The rows' order in SQL: reversed when paging backwards.
@@ -447,12 +455,9 @@ pub async fn list(ctx: &Context<'_>, meta: &'static EntityMeta, args: ListArgs) 
 
     let rows: Vec<Row> = read(ctx, meta.name, b).await?;
     let rows: Vec<Keyed> = rows.into_iter().map(Keyed::from).collect();
-    let count = match rows.as_slice().first().and_then(Keyed::total) {
-        Some(n) => CountSource::Known(n),
-        // No row to carry it: none match, unless cursors left them out.
-        None if with_total && !q.has_cursors() => CountSource::Known(0),
-        None => CountSource::Filter(scoped),
-    };
+    let count = q
+        .counted(&rows, with_total)
+        .unwrap_or(CountSource::Filter(scoped));
     Ok(q.page(meta, rows, count))
 }
 
@@ -552,11 +557,9 @@ pub async fn has_many(
         fingerprint,
     });
     let rows = child_rows(ctx, meta, parent, spec.clone()).await?;
-    let count = match rows.as_slice().first().and_then(Keyed::total) {
-        Some(n) if with_total => CountSource::Known(n),
-        None if with_total && !q.has_cursors() => CountSource::Known(0),
-        _ => CountSource::Child(ChildCount { parent, spec }),
-    };
+    let count = q
+        .counted(&rows, with_total)
+        .unwrap_or(CountSource::Child(ChildCount { parent, spec }));
     Ok(q.page(meta, rows, count))
 }
 

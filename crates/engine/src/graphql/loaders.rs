@@ -108,13 +108,7 @@ impl Loader<ById> for RowLoader {
     async fn load(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
         let mut out = HashMap::new();
         for (meta, members) in by_entity(keys, |k| k.meta) {
-            let mut columns = ColumnSet::all(meta);
-            if let Some((first, rest)) = members.split_first() {
-                columns = first.columns.clone();
-                for k in rest {
-                    columns.union(&k.columns);
-                }
-            }
+            let columns = ColumnSet::union_of(meta, members.iter().map(|k| &k.columns));
             let mut ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
             ids.sort_unstable();
             ids.dedup();

@@ -35,9 +35,9 @@ use crate::live::quota::{QuotaSlot, SubscriptionQuota};
 /// Events read from the outbox per statement.
 const CHUNK: i64 = 100;
 
-/// One change as a subscriber receives it.
+/// One change as a subscriber receives it; shared by every subscriber of a feed (copies are
+/// reference counts).
 #[derive(Clone)]
-/// Shared by every subscriber of a feed: copies are reference counts.
 pub struct Change {
     pub op: ChangeOp,
     /// The row after the change; on delete, the row as it was.
