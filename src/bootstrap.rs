@@ -25,6 +25,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// `Origin`s allowed to open WebSockets besides the gateway's own.
     pub allowed_origins: Vec<String>,
+    /// The packages the operator's registry fields scan (`GATEWAY_PACKAGES_DIR`).
+    pub packages_dir: Option<std::path::PathBuf>,
 }
 
 /// A started instance: its pool and schema are usable at once (the demo seed runs through
@@ -50,7 +52,10 @@ impl Instance {
         let schema = graphql::build(
             Some(db.clone()),
             Some(hub),
-            Some(accounts),
+            graphql::Services {
+                accounts: Some(accounts),
+                packages_dir: settings.packages_dir.clone(),
+            },
             &settings.limits,
         );
         Ok(Instance {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod registry;
 pub mod tenants;
 
 pub use gateway_engine::{audit, error, live};

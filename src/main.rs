@@ -11,6 +11,7 @@ use gateway::bootstrap::{Instance, Settings};
 use gateway::config::Config;
 use gateway::db;
 use gateway::db::cluster::{ClusterOptions, PrivateCluster};
+use gateway::registry::cli as schema_cli;
 use gateway::{demo, graphql, tenants};
 
 // Many small allocations per field of a response, from every worker thread: mimalloc's
@@ -71,8 +72,48 @@ enum Command {
         #[arg(long)]
         tenant: String,
     },
-    /// Print the GraphQL schema (SDL).
+    /// Print the GraphQL schema (SDL): the built-in catalog, with the packages of
+    /// GATEWAY_PACKAGES_DIR as declared (what they serve once approved and applied).
     ExportSchema,
+    /// The package schema registry: scan packages, review, approve or reject their changes.
+    /// Approved changes are applied at the next `serve` or `migrate`.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Load every package under GATEWAY_PACKAGES_DIR, validate them together and queue each
+    /// difference from the applied catalog as a pending change.
+    Scan,
+    /// Changes waiting for a decision, approved for the next start, or failed.
+    List {
+        /// Every change, applied and rejected ones too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending change (its id) or `all` of them.
+    Approve {
+        target: String,
+        /// Accept changes that drop, rename, retype or tighten what is stored.
+        #[arg(long)]
+        allow_destructive: bool,
+    },
+    /// Reject a change not yet applied (its id) or `all` of them.
+    Reject { target: String },
+    /// The SQL a package's changes would run and the GraphQL types it would add.
+    Preview { package: String },
+    /// Applied package entities, the queue, failures, drift, and unscanned packages.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply approved changes now (what `serve` and `migrate` do at start).
+    Apply,
 }
 
 #[derive(Subcommand)]
@@ -222,14 +263,42 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::ExportSchema => {
             gateway::catalog::install(config.packages_dir.as_deref())?;
-            print!("{}", graphql::build(None, None, None, &config.limits).sdl());
+            print!(
+                "{}",
+                graphql::build(None, None, Default::default(), &config.limits).sdl()
+            );
             Ok(())
         }
         Command::Migrate => {
             let database = database(&config).await?;
             let applied = db::migrate(&database.owner).await?;
             println!("{} migration(s) applied", applied.len());
-            Ok(())
+            let changes = schema_cli::apply(&database.owner).await?;
+            println!("{} schema change(s) applied", changes.applied.len());
+            schema_cli::failed(&changes)
+        }
+        Command::Schema { command } => {
+            let database = database(&config).await?;
+            db::migrate(&database.owner).await?;
+            let (owner, dir) = (&database.owner, config.packages_dir.as_deref());
+            match command {
+                SchemaCommand::Scan => schema_cli::scan(owner, dir).await,
+                SchemaCommand::List { all, json } => schema_cli::list(owner, all, json).await,
+                SchemaCommand::Approve {
+                    target,
+                    allow_destructive,
+                } => schema_cli::approve(owner, &target, allow_destructive).await,
+                SchemaCommand::Reject { target } => schema_cli::reject(owner, &target).await,
+                SchemaCommand::Preview { package } => {
+                    schema_cli::preview(owner, dir, &package).await
+                }
+                SchemaCommand::Status { json } => schema_cli::status(owner, dir, json).await,
+                SchemaCommand::Apply => {
+                    let changes = schema_cli::apply(owner).await?;
+                    println!("{} schema change(s) applied", changes.applied.len());
+                    schema_cli::failed(&changes)
+                }
+            }
         }
         Command::Tenant {
             command:
@@ -301,12 +370,7 @@ fn release_startup_memory() {
 }
 
 async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(), String> {
-    let catalog = &gateway::catalog::install(config.packages_dir.as_deref())?.catalog;
-    tracing::info!(
-        packages = catalog.packages.len(),
-        entities = catalog.entities.len(),
-        "catalog loaded"
-    );
+    gateway::catalog::embedded().map_err(|e| e.to_string())?;
     let Database {
         owner,
         serving,
@@ -318,11 +382,19 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "migrations applied");
         }
-        let created = gateway::catalog::create_package_entities(&owner, catalog).await?;
-        if !created.is_empty() {
-            tracing::info!(tables = ?created, "tables of package entities created");
+        // A change that fails is marked FAILED (see `gateway schema status`); the catalog
+        // served is the one before it.
+        let changes = schema_cli::apply(&owner).await?;
+        if !changes.applied.is_empty() {
+            tracing::info!(changes = ?changes.applied, "schema changes applied");
         }
     }
+    let catalog = &gateway::catalog::install_applied(&owner).await?.catalog;
+    tracing::info!(
+        packages = catalog.packages.len(),
+        entities = catalog.entities.len(),
+        "catalog loaded"
+    );
     if cluster.is_some() {
         db::allow_serving_login(&owner).await?;
     }
@@ -339,6 +411,7 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         limits: config.limits.clone(),
         auth: config.auth.clone(),
         allowed_origins: config.allowed_origins.clone(),
+        packages_dir: config.packages_dir.clone(),
     })
     .await?;
 

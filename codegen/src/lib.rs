@@ -1,42 +1,22 @@
-//! The catalog compiler: the catalog (loaded and validated by `gateway-catalog`) in, SQL
-//! migrations and Rust code out.
+//! The catalog compiler: the catalog (loaded and validated by `gateway-catalog`) in, the
+//! typed Rust models and the next SQL migration out.
 //!
 //! It knows nothing of the gateway's code (it only writes text the gateway compiles), so the
 //! gateway can always be regenerated, even when its current generated code does not build.
 
 pub mod emit_rust;
 pub mod emit_sql;
+pub mod snapshot;
 
-pub use gateway_catalog::{load, model};
+pub use gateway_catalog::{diff, load, model};
 
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-/// Where the generated migration lives. One migration holds the whole catalog's schema.
-pub const MIGRATION_DIR: &str = "migrations/2026-11-23-000000_catalog";
-
-/// The generated row-level security migration: after the hand-written one that creates the
-/// serving roles (migrations/2026-11-24-000000_serving_role).
-pub const RLS_MIGRATION_DIR: &str = "migrations/2026-11-24-100000_row_level_security";
-
-/// Every generated file, as (path relative to the repository root, contents).
+/// The generated Rust files, as (path relative to the repository root, contents). They are
+/// rewritten from the whole catalog every time; migrations are not (see [`run`]).
 pub fn generate(catalog: &model::Catalog) -> Vec<(PathBuf, String)> {
     let mut out = vec![
-        (
-            PathBuf::from(MIGRATION_DIR).join("up.sql"),
-            emit_sql::up(catalog),
-        ),
-        (
-            PathBuf::from(MIGRATION_DIR).join("down.sql"),
-            emit_sql::down(catalog),
-        ),
-        (
-            PathBuf::from(RLS_MIGRATION_DIR).join("up.sql"),
-            emit_sql::rls_up(catalog),
-        ),
-        (
-            PathBuf::from(RLS_MIGRATION_DIR).join("down.sql"),
-            emit_sql::rls_down(catalog),
-        ),
         (
             PathBuf::from("src/entities/schema.rs"),
             emit_rust::schema_rs(catalog),
@@ -57,6 +37,111 @@ pub fn generate(catalog: &model::Catalog) -> Vec<(PathBuf, String)> {
         ));
     }
     out
+}
+
+/// What a run found and did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub entities: usize,
+    pub enums: usize,
+    /// The files generated from the whole catalog: the Rust models and the snapshot.
+    pub files: usize,
+    /// With `check`: what is stale, and why.
+    pub stale: Vec<String>,
+    /// Without: the files written (new migrations included).
+    pub written: Vec<PathBuf>,
+    /// The new migration folders.
+    pub migrations: Vec<String>,
+    /// Why steps of the new migrations may lose data or refuse rows already stored.
+    pub destructive: Vec<String>,
+}
+
+/// Regenerates under `root` from `root/catalog`, or with `check` only tells what is stale.
+///
+/// The Rust models are rewritten from the catalog. The migrations are not: when the
+/// catalog differs from the snapshot of what the migrations create
+/// ([`snapshot::SNAPSHOT`]), the difference is written as a new migration folder versioned
+/// `now` (seconds since the epoch, UTC) and the snapshot moves on. A change without SQL
+/// moves the snapshot only; a change that cannot be migrated is an error, and nothing is
+/// written.
+pub fn run(root: &Path, check: bool, now: u64) -> Result<Report, String> {
+    let sources = snapshot::read_catalog(root)?;
+    let catalog = load::load_sources(&sources).map_err(|p| p.to_string())?;
+    let mut files = generate(&catalog);
+    let snapshot = snapshot::render(&sources)?;
+    let mut report = Report {
+        entities: catalog.entities.len(),
+        enums: catalog.enums.len(),
+        files: files.len() + 1,
+        ..Report::default()
+    };
+    let committed = std::fs::read_to_string(root.join(snapshot::SNAPSHOT)).ok();
+    let catalog_changed = committed.as_deref() != Some(snapshot.as_str());
+
+    if check {
+        if catalog_changed {
+            report.stale.push(format!(
+                "{}: the catalog changed since the last migration; run `cargo run -p gateway-codegen` to add a migration",
+                snapshot::SNAPSHOT
+            ));
+        }
+        report.stale.extend(
+            stale_files(root, &files)
+                .iter()
+                .map(|p| format!("{}: stale", p.display())),
+        );
+        return Ok(report);
+    }
+
+    if catalog_changed {
+        let Some(committed) = committed else {
+            return Err(format!(
+                "{} is missing: it records the catalog the committed migrations create, and the \
+                 next migration is what changed since; restore it from version control",
+                snapshot::SNAPSHOT
+            ));
+        };
+        let old = load::load_sources(&snapshot::parse(&committed)?)
+            .map_err(|p| format!("the catalog of {} does not load: {p}", snapshot::SNAPSHOT))?;
+        let version = emit_sql::next_version(root, now)?;
+        let plan = emit_sql::plan(&old, &catalog, version).map_err(|refused| {
+            let mut msg = String::from("the catalog change cannot be migrated:\n");
+            for why in refused {
+                let _ = writeln!(msg, "  {why}");
+            }
+            msg
+        })?;
+        for m in &plan.migrations {
+            let dir = PathBuf::from(&m.dir);
+            if root.join(&dir).exists() {
+                return Err(format!("{} exists already", dir.display()));
+            }
+            files.push((dir.join("up.sql"), m.up.clone()));
+            files.push((dir.join("down.sql"), m.down.clone()));
+            report.migrations.push(m.dir.clone());
+        }
+        report.destructive = plan.destructive;
+        files.push((PathBuf::from(snapshot::SNAPSHOT), snapshot));
+    }
+
+    for orphan in orphans(root, &files) {
+        std::fs::remove_file(root.join(&orphan))
+            .map_err(|e| format!("cannot remove {}: {e}", orphan.display()))?;
+        report.written.push(orphan);
+    }
+    for (path, text) in &files {
+        let full = root.join(path);
+        if std::fs::read_to_string(&full).ok().as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&full, text).map_err(|e| format!("cannot write {}: {e}", full.display()))?;
+        report.written.push(path.clone());
+    }
+    Ok(report)
 }
 
 /// Generated files under `root` that differ from what the catalog produces, or that are

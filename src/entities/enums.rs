@@ -743,9 +743,11 @@ pub enum SchemaChangeStatus {
     Rejected,
     #[serde(rename = "APPLIED")]
     Applied,
+    #[serde(rename = "FAILED")]
+    Failed,
 }
 
-pg_enum!(SchemaChangeStatus, super::schema::sql_types::SchemaChangeStatus, "schema_change_status", [(Pending, "PENDING"), (Approved, "APPROVED"), (Rejected, "REJECTED"), (Applied, "APPLIED")]);
+pg_enum!(SchemaChangeStatus, super::schema::sql_types::SchemaChangeStatus, "schema_change_status", [(Pending, "PENDING"), (Approved, "APPROVED"), (Rejected, "REJECTED"), (Applied, "APPLIED"), (Failed, "FAILED")]);
 
 /// Lifecycle of a human task (seed 003)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, FromSqlRow, AsExpression)]

@@ -32,20 +32,9 @@ pub struct SchemaPackage {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Changes to a SchemaPackage row: `None` leaves a column alone, `Some(None)` sets it to null.
-#[derive(Debug, Clone, Default, AsChangeset)]
-#[diesel(table_name = schema_packages)]
-pub struct SchemaPackageUpdateForm {
-    pub package_id: Option<String>,
-    pub path: Option<String>,
-    pub checksum: Option<String>,
-    pub entities: Option<Vec<String>>,
-    pub last_scanned_at: Option<Option<DateTime<Utc>>>,
-}
-
 // ---------------------------------------------------------------- SchemaChange
 
-/// A schema change found by the scanner, queued for admin approval
+/// A schema change found by the scanner, queued for the platform operator's approval; written by `gateway schema` and the registry's operations only
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = schema_changes, check_for_backend(Pg))]
 pub struct SchemaChange {
@@ -77,25 +66,18 @@ pub struct SchemaChange {
     pub applied_at: Option<DateTime<Utc>>,
     #[serde(rename = "error")]
     pub error: Option<String>,
+    #[serde(rename = "sql")]
+    pub sql: String,
+    #[serde(rename = "destructive")]
+    pub destructive: bool,
+    #[serde(rename = "proposedBy")]
+    pub proposed_by: Option<String>,
+    #[serde(rename = "approvedBy")]
+    pub approved_by: Option<String>,
     #[serde(rename = "createdAt")]
     pub created_at: DateTime<Utc>,
     #[serde(rename = "updatedAt")]
     pub updated_at: DateTime<Utc>,
-}
-
-/// Changes to a SchemaChange row: `None` leaves a column alone, `Some(None)` sets it to null.
-#[derive(Debug, Clone, Default, AsChangeset)]
-#[diesel(table_name = schema_changes)]
-pub struct SchemaChangeUpdateForm {
-    pub package_id: Option<String>,
-    pub entity_name: Option<String>,
-    pub entity_version: Option<String>,
-    pub checksum: Option<Option<String>>,
-    pub previous_checksum: Option<Option<String>>,
-    pub kind: Option<SchemaChangeKind>,
-    pub status: Option<SchemaChangeStatus>,
-    pub definition: Option<Option<JsonValue>>,
-    pub diff: Option<Option<JsonValue>>,
 }
 
 // ---------------------------------------------------------------- SchemaMigrationRecord

@@ -1475,6 +1475,10 @@ diesel::table! {
         approved_at -> Nullable<Timestamptz>,
         applied_at -> Nullable<Timestamptz>,
         error -> Nullable<Text>,
+        sql -> Text,
+        destructive -> Bool,
+        proposed_by -> Nullable<Text>,
+        approved_by -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

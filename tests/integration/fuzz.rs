@@ -198,7 +198,13 @@ async fn schemathesis_finds_no_server_error() {
 
     // From the SDL rather than by introspection: the standard introspection query is deeper
     // than the gateway's default depth limit, so the endpoint refuses it.
-    let sdl = gateway::graphql::build(None, None, None, &gateway::config::Limits::default()).sdl();
+    let sdl = gateway::graphql::build(
+        None,
+        None,
+        Default::default(),
+        &gateway::config::Limits::default(),
+    )
+    .sdl();
     let schema = std::env::temp_dir().join(format!("gateway-fuzz-{}.graphql", std::process::id()));
     std::fs::write(&schema, sdl).expect("write the schema");
 

@@ -198,6 +198,7 @@ async fn instance(
         limits,
         auth: AuthSettings::default(),
         allowed_origins,
+        packages_dir: None,
     })
     .await
     .expect("gateway instance");

@@ -240,7 +240,13 @@ async fn graphiql_health_and_readiness() {
 
 #[tokio::test]
 async fn committed_schema_graphql_is_fresh() {
-    let sdl = gateway::graphql::build(None, None, None, &gateway::config::Limits::default()).sdl();
+    let sdl = gateway::graphql::build(
+        None,
+        None,
+        Default::default(),
+        &gateway::config::Limits::default(),
+    )
+    .sdl();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
@@ -251,7 +257,13 @@ async fn committed_schema_graphql_is_fresh() {
 
 #[tokio::test]
 async fn secrets_have_no_graphql_field() {
-    let full = gateway::graphql::build(None, None, None, &gateway::config::Limits::default()).sdl();
+    let full = gateway::graphql::build(
+        None,
+        None,
+        Default::default(),
+        &gateway::config::Limits::default(),
+    )
+    .sdl();
     // The sign-in result is where tokens are handed out, once; every other type is checked.
     let sdl: String = full
         .split("\n}\n")

@@ -3,10 +3,13 @@
 //! the gateway loads the same files, embedded in its binary, at start-up. It depends on
 //! neither, so both read one definition of what a valid catalog is.
 
+pub mod diff;
 pub mod load;
 pub mod model;
 pub mod naming;
 mod raw;
 pub mod sql;
 
-pub use load::{load_dir, load_sources, Problem, Problems};
+pub use load::{load_dir, load_packages, load_sources, Problem, Problems, Source};
+/// The YAML parser the catalog is read with, for code that reads package files itself.
+pub use serde_norway as yaml;

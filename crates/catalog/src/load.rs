@@ -77,7 +77,7 @@ const GATEWAY_TYPES: &[&str] = &[
 ];
 
 /// The types generated for each entity, by suffix of its name.
-const ENTITY_TYPE_SUFFIXES: &[&str] = &[
+pub const ENTITY_TYPE_SUFFIXES: &[&str] = &[
     "",
     "Connection",
     "Edge",
@@ -132,37 +132,69 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, Problems> {
     load_sources(&sources)
 }
 
+/// One package's `entities.yaml`: where it was read from, the package's name, its text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub file: String,
+    pub package: String,
+    pub text: String,
+}
+
+impl Source {
+    /// A file of the catalog's layout, `<package>/entities.yaml`: its folder names the package.
+    pub fn in_folder(file: &str, text: &str) -> Source {
+        Source {
+            file: file.to_string(),
+            package: Path::new(file)
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            text: text.to_string(),
+        }
+    }
+}
+
 /// Loads catalog files given as (path, text) pairs; the path's folder names the package.
 pub fn load_sources(sources: &[(String, String)]) -> Result<Catalog, Problems> {
+    let sources: Vec<Source> = sources
+        .iter()
+        .map(|(file, text)| Source::in_folder(file, text))
+        .collect();
+    load_packages(&sources)
+}
+
+/// Loads and validates packages together. A file that names its package (`package:`) must
+/// name the one it is loaded as; seed 001's files name none. What the loader had to adapt
+/// to the catalog's conventions is in the catalog's `notes`.
+pub fn load_packages(sources: &[Source]) -> Result<Catalog, Problems> {
     let mut v = Validator::default();
     let mut raws = Vec::new();
-    for (file, text) in sources {
-        match serde_norway::from_str::<RawPackage>(text) {
+    for source in sources {
+        let file = &source.file;
+        match serde_norway::from_str::<RawPackage>(&source.text) {
             Ok(raw) => {
-                let folder = Path::new(file)
-                    .parent()
-                    .and_then(|p| p.file_name())
-                    .map(|s| s.to_string_lossy().to_string());
-                if let Some(folder) = folder {
-                    if folder != raw.package {
+                if let Some(named) = &raw.package {
+                    if *named != source.package {
                         v.problem(
                             file,
                             None,
                             None,
                             format!(
-                                "package `{}` does not match its folder `{folder}`",
-                                raw.package
+                                "package `{named}` does not match its folder `{}`",
+                                source.package
                             ),
                         );
                     }
                 }
-                raws.push((file.clone(), raw));
+                raws.push((file.clone(), source.package.clone(), raw));
             }
             Err(e) => v.problem(file, None, None, format!("not valid catalog YAML: {e}")),
         }
     }
-    let catalog = v.build(&raws);
+    let mut catalog = v.build(&raws);
     if v.problems.is_empty() {
+        catalog.notes = v.notes;
         Ok(catalog)
     } else {
         Err(Problems(v.problems))
@@ -172,6 +204,8 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<Catalog, Problems> {
 #[derive(Default)]
 struct Validator {
     problems: Vec<Problem>,
+    /// What was adapted, not refused: seed 001's conventions mapped onto the catalog's.
+    notes: Vec<Problem>,
 }
 
 impl Validator {
@@ -184,13 +218,22 @@ impl Validator {
         });
     }
 
-    fn build(&mut self, raws: &[(String, RawPackage)]) -> Catalog {
+    fn note(&mut self, file: &str, entity: &str, field: Option<&str>, msg: String) {
+        self.notes.push(Problem {
+            file: file.to_string(),
+            entity: Some(entity.to_string()),
+            field: field.map(str::to_string),
+            message: msg,
+        });
+    }
+
+    fn build(&mut self, raws: &[(String, String, RawPackage)]) -> Catalog {
         let mut packages = Vec::new();
         let mut enums: Vec<EnumDef> = Vec::new();
         let mut enum_files: HashMap<String, String> = HashMap::new();
-        for (file, raw) in raws {
+        for (file, package, raw) in raws {
             packages.push(Package {
-                name: raw.package.clone(),
+                name: package.clone(),
                 file: file.clone(),
                 description: raw.description.clone(),
             });
@@ -240,7 +283,7 @@ impl Validator {
                 enum_files.insert(e.name.clone(), file.clone());
                 enums.push(EnumDef {
                     name: e.name.clone(),
-                    package: raw.package.clone(),
+                    package: package.clone(),
                     description: e.description.clone(),
                     values: e.values.clone(),
                 });
@@ -250,9 +293,9 @@ impl Validator {
         // First pass: each entity on its own.
         let mut entities: Vec<Entity> = Vec::new();
         let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
-        for (file, raw) in raws {
+        for (file, package, raw) in raws {
             for re in &raw.entities {
-                let Some(entity) = self.entity(file, &raw.package, re, &enums) else {
+                let Some(entity) = self.entity(file, package, re, &enums) else {
                     continue;
                 };
                 if let Some(&i) = by_name.get(&entity.name) {
@@ -361,6 +404,7 @@ impl Validator {
             packages,
             enums,
             entities,
+            notes: Vec::new(),
         }
     }
 
@@ -439,13 +483,16 @@ impl Validator {
         let mut columns = HashSet::new();
         for (name, rf) in &re.fields {
             if IMPLICIT.contains(&name.as_str()) {
+                self.declared_implicit(file, en, name, rf, scope);
+                continue;
+            }
+            if rf.primary || rf.generated {
                 self.problem(
                     file,
                     Some(en),
                     Some(name),
-                    "is implicit on every entity; do not declare it".into(),
+                    "only `id` is a primary key generated by the database".into(),
                 );
-                continue;
             }
             if !is_camel(name) {
                 self.problem(
@@ -480,7 +527,8 @@ impl Validator {
             }
         }
         for (name, rf) in &re.fields {
-            if rf.index && !rf.unique {
+            // Every tenant-scoped index leads with tenant_id already.
+            if rf.index && !rf.unique && !IMPLICIT.contains(&name.as_str()) {
                 indexes.push(Index {
                     fields: vec![name.clone()],
                     unique: false,
@@ -522,6 +570,18 @@ impl Validator {
         let mut relations = Vec::new();
         let mut rel_names = HashSet::new();
         for rr in &re.relations {
+            if rr.field == "tenantId" && rr.entity == TENANT_ENTITY && rr.ty == "belongsTo" {
+                self.note(
+                    file,
+                    en,
+                    Some(&rr.field),
+                    format!(
+                        "relation `{}` to Tenant is implicit: every tenant-scoped row belongs to the caller's tenant (composite keys and row-level security)",
+                        rr.name
+                    ),
+                );
+                continue;
+            }
             if rr.ty != "belongsTo" {
                 self.problem(
                     file,
@@ -626,7 +686,7 @@ impl Validator {
             });
         }
 
-        let acl = match &re.acl {
+        let mut acl = match &re.acl {
             Some(raw) => Acl {
                 create: self.roles(file, en, "create", raw.create.as_ref()),
                 read: self.roles(file, en, "read", raw.read.as_ref()),
@@ -691,11 +751,21 @@ impl Validator {
             .iter()
             .any(|r| r.contains(&Role::SelfOwner));
         if uses_self && owner.is_none() {
-            self.problem(
+            // Seed 001's example grants `self` without naming an owner: nothing makes a row
+            // anyone's, so `self` grants nothing and the other roles decide.
+            for roles in [
+                &mut acl.create,
+                &mut acl.read,
+                &mut acl.update,
+                &mut acl.delete,
+            ] {
+                roles.retain(|r| *r != Role::SelfOwner);
+            }
+            self.note(
                 file,
-                Some(en),
+                en,
                 None,
-                "acl uses `self` but the entity has no `owner`".into(),
+                "acl names `self` but the entity has no `owner` field: `self` grants nothing, the other roles apply".into(),
             );
         }
         if !acl.create.is_empty() {
@@ -751,6 +821,48 @@ impl Validator {
         };
         entity.checksum = checksum(&entity);
         Some(entity)
+    }
+
+    /// Seed 001 declares `id`, `tenantId` and `createdAt` itself. The catalog adds them to
+    /// every entity, so a compatible declaration is accepted with a note of how it is served.
+    fn declared_implicit(&mut self, file: &str, en: &str, name: &str, rf: &RawField, scope: Scope) {
+        let ty = rf.ty.as_str();
+        let served = match name {
+            "id" if matches!(ty, "uuid" | "cuid" | "string") => {
+                "the primary key, a UUID generated by the database"
+            }
+            "tenantId" if scope == Scope::Global => {
+                self.problem(
+                    file,
+                    Some(en),
+                    Some(name),
+                    "a global entity has no tenant; remove tenantId or the `scope: global`"
+                        .into(),
+                );
+                return;
+            }
+            "tenantId" if matches!(ty, "uuid" | "cuid" | "string") => {
+                "the caller's tenant, set from the verified credential (the entity is tenant-scoped)"
+            }
+            "createdAt" | "updatedAt" if matches!(ty, "datetime" | "bigint" | "int") => {
+                "a DateTime set by the server"
+            }
+            _ => {
+                self.problem(
+                    file,
+                    Some(en),
+                    Some(name),
+                    format!("is implicit on every entity and cannot be of type `{ty}`"),
+                );
+                return;
+            }
+        };
+        self.note(
+            file,
+            en,
+            Some(name),
+            format!("declared as `{ty}`, served as {served}"),
+        );
     }
 
     fn field(
@@ -887,6 +999,7 @@ impl Validator {
             owner: false,
             implicit: false,
             description: rf.description.clone(),
+            renamed_from: rf.renamed_from.clone(),
         })
     }
 
@@ -948,6 +1061,7 @@ fn implicit(name: &str, ty: FieldType) -> Field {
         owner: false,
         implicit: true,
         description: None,
+        renamed_from: None,
     }
 }
 

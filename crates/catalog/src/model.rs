@@ -12,6 +12,9 @@ pub struct Catalog {
     pub packages: Vec<Package>,
     pub enums: Vec<EnumDef>,
     pub entities: Vec<Entity>,
+    /// What the loader adapted to the catalog's conventions (seed 001's declared `id`,
+    /// `tenantId`, `createdAt`, ...), to show whoever reviews the package.
+    pub notes: Vec<crate::load::Problem>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +96,8 @@ pub struct Field {
     /// id, tenantId, createdAt, updatedAt: added by the loader, set by the server.
     pub implicit: bool,
     pub description: Option<String>,
+    /// The field's previous name, for the migration (`renamedFrom`); not structure.
+    pub renamed_from: Option<String>,
 }
 
 impl Field {

@@ -7,7 +7,10 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPackage {
-    pub package: String,
+    /// The package's name; seed 001's files leave it out (the folder or `metadata.json`
+    /// names the package).
+    #[serde(default)]
+    pub package: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -67,6 +70,16 @@ pub struct RawField {
     /// Seed 001 writes `nullable: true`; it only restates the default.
     #[serde(default)]
     pub nullable: Option<bool>,
+    /// Seed 001 marks its declared `id` with `primary` and `generated`; the catalog's `id` is
+    /// always the generated primary key, so they are accepted on `id` only.
+    #[serde(default)]
+    pub primary: bool,
+    #[serde(default)]
+    pub generated: bool,
+    /// The field's previous name: the migration renames the column instead of dropping it
+    /// and adding another. A migration hint, not part of the structure.
+    #[serde(default)]
+    pub renamed_from: Option<String>,
     #[serde(default)]
     pub default: Option<serde_norway::Value>,
     #[serde(default)]

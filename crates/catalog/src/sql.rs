@@ -35,7 +35,7 @@ pub fn sql_type(c: &Catalog, f: &Field) -> String {
     }
 }
 
-fn sql_default(c: &Catalog, f: &Field) -> Option<String> {
+pub fn sql_default(c: &Catalog, f: &Field) -> Option<String> {
     let d = f.default.as_ref()?;
     Some(match d {
         DefaultValue::Bool(b) => b.to_string(),
@@ -87,29 +87,8 @@ pub fn create(c: &Catalog, entities: &[&Entity], enums: &[&EnumDef]) -> String {
             lines.push(line);
         }
         for f in &e.fields {
-            let col = f.column();
-            // Bounds as CHECK constraints, named for the errors that report them.
-            let checks = [
-                (
-                    f.max_length
-                        .map(|n| format!("char_length(\"{col}\") <= {n}")),
-                    "max_length",
-                ),
-                (
-                    f.min_length
-                        .map(|n| format!("char_length(\"{col}\") >= {n}")),
-                    "min_length",
-                ),
-                (f.min.map(|n| format!("\"{col}\" >= {n}")), "min"),
-                (f.max.map(|n| format!("\"{col}\" <= {n}")), "max"),
-            ];
-            for (condition, kind) in checks {
-                if let Some(condition) = condition {
-                    lines.push(format!(
-                        "    CONSTRAINT \"{}\" CHECK ({condition})",
-                        constraint_name(&e.table, &col, kind)
-                    ));
-                }
+            for (name, condition) in checks(e, f) {
+                lines.push(format!("    CONSTRAINT \"{name}\" CHECK ({condition})"));
             }
         }
         if e.tenant_scoped() {
@@ -132,31 +111,8 @@ pub fn create(c: &Catalog, entities: &[&Entity], enums: &[&EnumDef]) -> String {
             );
         }
         for r in &e.relations {
-            let Some(target) = c.entities.iter().find(|t| t.name == r.target) else {
-                continue;
-            };
-            let col = heck::ToSnakeCase::to_snake_case(r.field.as_str());
-            let name = constraint_name(&e.table, &col, "fkey");
-            let composite = e.tenant_scoped() && target.tenant_scoped();
-            let on_delete = match (r.on_delete, composite) {
-                (OnDelete::Cascade, _) => "ON DELETE CASCADE".to_string(),
-                // Only the reference is cleared, never the row's tenant.
-                (OnDelete::SetNull, true) => format!("ON DELETE SET NULL (\"{col}\")"),
-                (OnDelete::SetNull, false) => "ON DELETE SET NULL".to_string(),
-                (OnDelete::Restrict, _) => "ON DELETE RESTRICT".to_string(),
-            };
-            if composite {
-                let _ = writeln!(
-                    s,
-                    "ALTER TABLE \"{}\" ADD CONSTRAINT \"{name}\" FOREIGN KEY (\"tenant_id\", \"{col}\") REFERENCES \"{}\" (\"tenant_id\", \"id\") {on_delete};",
-                    e.table, target.table
-                );
-            } else {
-                let _ = writeln!(
-                    s,
-                    "ALTER TABLE \"{}\" ADD CONSTRAINT \"{name}\" FOREIGN KEY (\"{col}\") REFERENCES \"{}\" (\"id\") {on_delete};",
-                    e.table, target.table
-                );
+            if let Some((_, sql)) = foreign_key(c, e, r) {
+                let _ = writeln!(s, "{sql}");
             }
         }
     }
@@ -170,7 +126,58 @@ pub fn create(c: &Catalog, entities: &[&Entity], enums: &[&EnumDef]) -> String {
     s
 }
 
-fn index_sql(e: &Entity, idx: &Index) -> String {
+/// A field's bounds as (constraint name, condition) pairs, named for the errors that
+/// report them.
+pub fn checks(e: &Entity, f: &Field) -> Vec<(String, String)> {
+    let col = f.column();
+    [
+        (
+            f.max_length
+                .map(|n| format!("char_length(\"{col}\") <= {n}")),
+            "max_length",
+        ),
+        (
+            f.min_length
+                .map(|n| format!("char_length(\"{col}\") >= {n}")),
+            "min_length",
+        ),
+        (f.min.map(|n| format!("\"{col}\" >= {n}")), "min"),
+        (f.max.map(|n| format!("\"{col}\" <= {n}")), "max"),
+    ]
+    .into_iter()
+    .filter_map(|(condition, kind)| condition.map(|c| (constraint_name(&e.table, &col, kind), c)))
+    .collect()
+}
+
+/// The foreign key of a relation as (constraint name, `ALTER TABLE` statement); none when
+/// the target is not in `c`.
+pub fn foreign_key(c: &Catalog, e: &Entity, r: &Relation) -> Option<(String, String)> {
+    let target = c.entities.iter().find(|t| t.name == r.target)?;
+    let col = heck::ToSnakeCase::to_snake_case(r.field.as_str());
+    let name = constraint_name(&e.table, &col, "fkey");
+    let composite = e.tenant_scoped() && target.tenant_scoped();
+    let on_delete = match (r.on_delete, composite) {
+        (OnDelete::Cascade, _) => "ON DELETE CASCADE".to_string(),
+        // Only the reference is cleared, never the row's tenant.
+        (OnDelete::SetNull, true) => format!("ON DELETE SET NULL (\"{col}\")"),
+        (OnDelete::SetNull, false) => "ON DELETE SET NULL".to_string(),
+        (OnDelete::Restrict, _) => "ON DELETE RESTRICT".to_string(),
+    };
+    let sql = if composite {
+        format!(
+            "ALTER TABLE \"{}\" ADD CONSTRAINT \"{name}\" FOREIGN KEY (\"tenant_id\", \"{col}\") REFERENCES \"{}\" (\"tenant_id\", \"id\") {on_delete};",
+            e.table, target.table
+        )
+    } else {
+        format!(
+            "ALTER TABLE \"{}\" ADD CONSTRAINT \"{name}\" FOREIGN KEY (\"{col}\") REFERENCES \"{}\" (\"id\") {on_delete};",
+            e.table, target.table
+        )
+    };
+    Some((name, sql))
+}
+
+pub fn index_sql(e: &Entity, idx: &Index) -> String {
     let cols: Vec<String> = index_columns(e, idx)
         .iter()
         .map(|c| format!("\"{c}\""))
