@@ -27,6 +27,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// The packages the operator's registry fields scan (`GATEWAY_PACKAGES_DIR`).
     pub packages_dir: Option<std::path::PathBuf>,
+    /// How often the SLA and expiry sweeps run; none runs them not at all (tests call them).
+    pub sweep_every: Option<Duration>,
 }
 
 /// A started instance: its pool and schema are usable at once (the demo seed runs through
@@ -49,6 +51,9 @@ impl Instance {
         )?;
         let hub = Hub::start(settings.serving_url.clone(), settings.event_retention).await?;
         let accounts = Accounts::new(settings.keys.clone(), &settings.auth);
+        if let Some(every) = settings.sweep_every {
+            crate::domain::start_sweeps(db.clone(), every);
+        }
         let schema = graphql::build(
             Some(db.clone()),
             Some(hub),
@@ -77,6 +82,7 @@ impl Instance {
             limits: self.limits.clone(),
             allowed_origins: self.allowed_origins.clone(),
             draining,
+            activity: crate::auth::activity::Activity::new(Duration::from_secs(60)),
         })
     }
 }

@@ -36,6 +36,7 @@
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
 //! | `GATEWAY_PACKAGES_DIR` | a folder of packages, `<package>/entities.yaml` each, served besides the built-in catalog: their new entities' tables are created at start-up and they are in the schema, with no build | `<project>/packages` when that folder exists |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
+//! | `GATEWAY_SWEEP_SECS` | how often overdue tasks are escalated and expired notifications removed | `30` |
 //! | `GATEWAY_ACCESS_TOKEN_TTL_SECS` | lifetime of access tokens issued by `login` / `refreshSession` | `900` |
 //! | `GATEWAY_REFRESH_TOKEN_TTL_SECS` | lifetime of a sign-in session (its refresh tokens) | `2592000` (30 days) |
 //! | `GATEWAY_LOGIN_ACCOUNT_BURST` | sign-in attempts per account before it must wait | `5` |
@@ -119,6 +120,8 @@ pub struct Config {
     /// PostgreSQL's `statement_timeout` on serving connections.
     pub statement_timeout: Duration,
     pub event_retention: std::time::Duration,
+    /// How often the SLA and notification-expiry sweeps run.
+    pub sweep_every: std::time::Duration,
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
     pub auth: AuthSettings,
@@ -223,6 +226,9 @@ impl Config {
                 "GATEWAY_EVENT_RETENTION_SECS",
                 86_400,
             )?),
+            sweep_every: std::time::Duration::from_secs(
+                parsed::<u64>("GATEWAY_SWEEP_SECS", 30)?.max(1),
+            ),
             auth: AuthSettings::from_env()?,
             jwks_source: jwks_source()?,
             jwks: jwks_options()?,

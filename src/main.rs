@@ -412,6 +412,7 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         auth: config.auth.clone(),
         allowed_origins: config.allowed_origins.clone(),
         packages_dir: config.packages_dir.clone(),
+        sweep_every: Some(config.sweep_every),
     })
     .await?;
 

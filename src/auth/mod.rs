@@ -1,6 +1,7 @@
 //! Who is calling: the request context, taken only from a verified credential, and signing in
 //! (passwords, sessions, attempt limits).
 
+pub mod activity;
 pub mod jwks;
 mod jwt;
 pub mod limiter;

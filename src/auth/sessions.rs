@@ -476,6 +476,16 @@ async fn revoke(conn: &mut Conn, rc: &RequestContext, which: Which) -> Result<us
     Ok(after.len())
 }
 
+/// Ends every open session of `user` (of the caller's tenant), in the caller's transaction:
+/// a deactivated user or a changed role must sign in again. Returns how many ended.
+pub async fn end_sessions_of(
+    conn: &mut Conn,
+    rc: &RequestContext,
+    user: Uuid,
+) -> Result<usize, ApiError> {
+    revoke(conn, rc, Which::AllOf { user, except: None }).await
+}
+
 /// `logout`: ends the session of the caller's token.
 pub async fn logout(db: &Db, rc: &RequestContext) -> Result<bool, ApiError> {
     let id = rc.session_id.ok_or_else(|| {

@@ -104,7 +104,6 @@ pub struct ForumThreadInsertForm {
     pub title: String,
     pub slug: String,
     pub is_pinned: Option<bool>,
-    pub is_locked: Option<bool>,
 }
 
 /// Changes to a ForumThread row: `None` leaves a column alone, `Some(None)` sets it to null.
@@ -115,7 +114,6 @@ pub struct ForumThreadUpdateForm {
     pub title: Option<String>,
     pub slug: Option<String>,
     pub is_pinned: Option<bool>,
-    pub is_locked: Option<bool>,
 }
 
 // ---------------------------------------------------------------- ForumPost
@@ -167,7 +165,7 @@ pub struct ForumPostUpdateForm {
 
 // ---------------------------------------------------------------- ForumReaction
 
-/// A user's reaction to a post; written only by likePost / unlikePost so ForumPost.likes stays true
+/// A user's reaction to a post, one per user and kind; written only by likeForumPost / unlikeForumPost / reactToForumPost / unreactToForumPost so ForumPost.likes stays true
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = forum_reactions, check_for_backend(Pg))]
 pub struct ForumReaction {

@@ -712,6 +712,7 @@ diesel::table! {
         parent_id -> Nullable<Uuid>,
         content -> Text,
         likes -> Int4,
+        client_key -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

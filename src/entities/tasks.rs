@@ -55,26 +55,6 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A new Task row, as Diesel inserts it.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = tasks)]
-pub struct TaskInsertForm {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub workflow_id: Option<String>,
-    pub workflow_run_id: Option<String>,
-    pub title: String,
-    pub description: Option<String>,
-    pub form_schema: Option<JsonValue>,
-    pub form_data: Option<JsonValue>,
-    pub assigned_user_id: Option<Uuid>,
-    pub assigned_group_id: Option<Uuid>,
-    pub context: Option<JsonValue>,
-    pub conversation_id: Option<Uuid>,
-    pub sla_deadline: Option<DateTime<Utc>>,
-    pub sla_config: Option<JsonValue>,
-}
-
 /// Changes to a Task row: `None` leaves a column alone, `Some(None)` sets it to null.
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = tasks)]
@@ -84,9 +64,6 @@ pub struct TaskUpdateForm {
     pub title: Option<String>,
     pub description: Option<Option<String>>,
     pub form_schema: Option<JsonValue>,
-    pub form_data: Option<Option<JsonValue>>,
-    pub assigned_user_id: Option<Option<Uuid>>,
-    pub assigned_group_id: Option<Option<Uuid>>,
     pub context: Option<JsonValue>,
     pub conversation_id: Option<Option<Uuid>>,
     pub sla_deadline: Option<Option<DateTime<Utc>>>,

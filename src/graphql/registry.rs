@@ -420,7 +420,7 @@ fn mutations() -> Vec<Field> {
                 })
             },
         )
-        .argument(InputValue::new("ids", TypeRef::named_list(TypeRef::ID)))
+        .argument(InputValue::new("ids", TypeRef::named_nn_list(TypeRef::ID)))
         .argument(InputValue::new("all", TypeRef::named(TypeRef::BOOLEAN)))
         .argument(
             InputValue::new("allowDestructive", TypeRef::named(TypeRef::BOOLEAN)).description(
@@ -448,7 +448,7 @@ fn mutations() -> Vec<Field> {
                 })
             },
         )
-        .argument(InputValue::new("ids", TypeRef::named_list(TypeRef::ID)))
+        .argument(InputValue::new("ids", TypeRef::named_nn_list(TypeRef::ID)))
         .argument(InputValue::new("all", TypeRef::named(TypeRef::BOOLEAN)))
         .description("Rejects changes not yet applied (platform operator only)."),
     ]

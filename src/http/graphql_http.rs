@@ -366,7 +366,10 @@ async fn execute(
         None
     } else {
         match authenticate(state, headers, media, &client).await {
-            Ok(rc) => Some(rc),
+            Ok(rc) => {
+                state.activity.touch(&state.db, &rc);
+                Some(rc)
+            }
             Err(res) => return Err(*res),
         }
     };

@@ -30,6 +30,8 @@ pub struct AppState {
     /// Turns true when the process is shutting down: readiness fails, upgrades are refused and
     /// open sockets are closed so that their clients reconnect elsewhere.
     pub draining: tokio::sync::watch::Receiver<bool>,
+    /// Writes `User.lastActiveAt` at a bounded rate.
+    pub activity: crate::auth::activity::Activity,
 }
 
 pub fn router(state: AppState) -> Router {

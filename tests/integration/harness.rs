@@ -199,6 +199,7 @@ async fn instance(
         auth: AuthSettings::default(),
         allowed_origins,
         packages_dir: None,
+        sweep_every: None,
     })
     .await
     .expect("gateway instance");

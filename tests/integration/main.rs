@@ -3,10 +3,12 @@
 
 mod accounts;
 mod acl_matrix;
+mod administration;
 mod attacks;
 mod cross_tenant;
 mod domain;
 mod filters;
+mod forum;
 mod fuzz;
 mod harness;
 mod http_spec;
@@ -23,4 +25,5 @@ mod relation_filters;
 mod relations;
 mod subscriptions;
 mod sweep;
+mod tasks;
 mod tokens;

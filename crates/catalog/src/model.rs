@@ -152,7 +152,7 @@ impl Field {
             None
         };
         match (self.description.as_deref(), rule) {
-            (Some(d), Some(r)) => Some(format!("{} {r}", d.trim_end_matches('.'))),
+            (Some(d), Some(r)) => Some(format!("{}. {r}", d.trim_end_matches('.'))),
             (d, r) => r.or(d.map(str::to_string)),
         }
     }
