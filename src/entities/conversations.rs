@@ -5,11 +5,12 @@ use crate::entities::prelude::*;
 #[allow(unused_imports)]
 use crate::entities::enums::*;
 use crate::entities::schema::conversations;
+use crate::entities::schema::conversation_participants;
 use crate::entities::schema::conversation_messages;
 
 // ---------------------------------------------------------------- Conversation
 
-/// A conversation with a participant over an external channel
+/// A conversation with a participant over an external channel; read by its participants (the users working it) only
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = conversations, check_for_backend(Pg))]
 pub struct Conversation {
@@ -17,6 +18,8 @@ pub struct Conversation {
     pub id: Uuid,
     #[serde(rename = "tenantId")]
     pub tenant_id: Uuid,
+    #[serde(rename = "createdById")]
+    pub created_by_id: Option<Uuid>,
     #[serde(rename = "externalId")]
     pub external_id: Option<String>,
     #[serde(rename = "channel")]
@@ -39,11 +42,10 @@ pub struct Conversation {
 pub struct ConversationInsertForm {
     pub id: Uuid,
     pub tenant_id: Uuid,
+    pub created_by_id: Option<Uuid>,
     pub external_id: Option<String>,
     pub channel: Option<String>,
     pub participant: JsonValue,
-    pub status: Option<ConversationStatus>,
-    pub closed_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a Conversation row: `None` leaves a column alone, `Some(None)` sets it to null.
@@ -53,8 +55,26 @@ pub struct ConversationUpdateForm {
     pub external_id: Option<Option<String>>,
     pub channel: Option<Option<String>>,
     pub participant: Option<JsonValue>,
-    pub status: Option<ConversationStatus>,
-    pub closed_at: Option<Option<DateTime<Utc>>>,
+}
+
+// ---------------------------------------------------------------- ConversationParticipant
+
+/// A user taking part in a conversation: only participants read it and its messages
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = conversation_participants, check_for_backend(Pg))]
+pub struct ConversationParticipant {
+    #[serde(rename = "id")]
+    pub id: Uuid,
+    #[serde(rename = "tenantId")]
+    pub tenant_id: Uuid,
+    #[serde(rename = "conversationId")]
+    pub conversation_id: Uuid,
+    #[serde(rename = "userId")]
+    pub user_id: Uuid,
+    #[serde(rename = "createdAt")]
+    pub created_at: DateTime<Utc>,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: DateTime<Utc>,
 }
 
 // ---------------------------------------------------------------- ConversationMessage

@@ -307,11 +307,24 @@ diesel::table! {
     conversations (id) {
         id -> Uuid,
         tenant_id -> Uuid,
+        created_by_id -> Nullable<Uuid>,
         external_id -> Nullable<Text>,
         channel -> Nullable<Text>,
         participant -> Jsonb,
         status -> crate::entities::schema::sql_types::ConversationStatus,
         closed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    conversation_participants (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        conversation_id -> Uuid,
+        user_id -> Uuid,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

@@ -5,6 +5,10 @@
 //! - A row the caller may not read, or may not change while it may change others (`self`),
 //!   looks missing (NOT_FOUND); an operation its role may not make at all is FORBIDDEN.
 //! - Append-only entities are never updated or deleted through the API.
+//! - Read rules beyond the acl (`members`, `readableWith`): a members-only row is read by its
+//!   owner and members only (the matrix adds no members; the fixtures make rows with
+//!   `privateWhen` open), and a row that is `readableWith` its parent only by who reads that
+//!   parent (the fixtures create parents as the admin's).
 
 use gateway::graphql::meta::metadata;
 use gateway::graphql::meta::{AclRole, EntityMeta, EntityScope};
@@ -24,12 +28,27 @@ fn permits(roles: &[AclRole], admin: bool, own_row: bool, has_owner: bool) -> bo
     })
 }
 
+/// Whether the read rules let a caller (admin or not) reach a row (its own or not).
+fn rules_let(m: &EntityMeta, admin: bool, own_row: bool) -> bool {
+    if m.members.is_some_and(|x| x.private_when.is_none()) && !own_row {
+        return false;
+    }
+    parent(m).is_none_or(|p| rules_let(p, admin, admin))
+}
+
+/// The entity a `readableWith` row belongs to.
+fn parent(m: &EntityMeta) -> Option<&'static EntityMeta> {
+    let name = m.readable_with?;
+    let rel = m.relations.iter().find(|r| r.name == name)?;
+    metadata().entity(rel.target)
+}
+
 /// The expected outcome of a write: "ok", "FORBIDDEN" or "NOT_FOUND".
 fn expected_write(m: &EntityMeta, roles: &[AclRole], admin: bool, own_row: bool) -> &'static str {
     let has_owner = m.owner.is_some();
     if m.append_only || !permits(roles, admin, true, has_owner) {
         "FORBIDDEN"
-    } else if permits(roles, admin, own_row, has_owner) {
+    } else if permits(roles, admin, own_row, has_owner) && rules_let(m, admin, own_row) {
         "ok"
     } else {
         "NOT_FOUND"
@@ -104,10 +123,13 @@ async fn every_entity_and_role_gets_what_its_acl_says() {
                 input.insert(col.field.to_string(), json!(c.id));
             }
             let res = app.gql(c.token, &create, json!({ "i": input })).await;
-            let want = if permits(m.acl.create, c.admin, true, has_owner) {
-                "ok"
-            } else {
+            let want = if !permits(m.acl.create, c.admin, true, has_owner) {
                 "FORBIDDEN"
+            } else if parent(m).is_some_and(|p| !rules_let(p, c.admin, c.admin)) {
+                // Its parent is a row the caller cannot read.
+                "BAD_USER_INPUT"
+            } else {
+                "ok"
             };
             check(
                 format!("{n} create as {}", c.name),
@@ -127,7 +149,8 @@ async fn every_entity_and_role_gets_what_its_acl_says() {
                 let Some(row) = row else { continue };
                 let mine = owner.id == c.id;
                 let whose = if mine { "own" } else { "other's" };
-                let visible = permits(m.acl.read, c.admin, mine, has_owner);
+                let visible =
+                    permits(m.acl.read, c.admin, mine, has_owner) && rules_let(m, c.admin, mine);
                 let res = app.gql(c.token, &get, json!({ "id": row })).await;
                 let got = match (outcome(&res).as_str(), res["data"][s].is_object()) {
                     ("ok", true) => "visible".to_string(),
@@ -173,7 +196,9 @@ async fn every_entity_and_role_gets_what_its_acl_says() {
             let may = |roles: &[AclRole]| {
                 own.iter()
                     .filter(|(o, r)| {
-                        r.is_some() && permits(roles, c.admin, o.id == c.id, has_owner)
+                        r.is_some()
+                            && permits(roles, c.admin, o.id == c.id, has_owner)
+                            && rules_let(m, c.admin, o.id == c.id)
                     })
                     .count()
             };

@@ -390,6 +390,26 @@ impl TestApp {
         (status, text)
     }
 
+    /// Another user of tenant a, created by its admin: (id, token).
+    pub async fn new_user(&self, name: &str) -> (Uuid, String) {
+        let data = self
+            .ok(
+                &self.a.admin,
+                "mutation($i: UserCreateInput!) { createUser(input: $i) { id } }",
+                json!({ "i": { "email": format!("{name}@alpha.test"), "name": name } }),
+            )
+            .await;
+        let id: Uuid = data["createUser"]["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("user id");
+        let token = self
+            .keys
+            .issue(self.a.id, id, Role::User, 3600)
+            .expect("token");
+        (id, token)
+    }
+
     /// POSTs a GraphQL request with `token`; returns the whole response document.
     pub async fn gql(&self, token: &str, query: &str, variables: Json) -> Json {
         let (status, text) = self.post_graphql(Some(token), query, variables, None).await;

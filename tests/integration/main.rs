@@ -5,6 +5,7 @@ mod accounts;
 mod acl_matrix;
 mod administration;
 mod attacks;
+mod chat;
 mod cross_tenant;
 mod domain;
 mod filters;

@@ -115,6 +115,15 @@ impl<'a> Fixtures<'a> {
             let v = self.value(col).await;
             input.insert(col.field.to_string(), v);
         }
+        // Members-only rows are made open (`privateWhen` false), so that every role can use
+        // them as the ACL says; private ones are the chat tests' subject.
+        if let Some(flag) = m
+            .members
+            .and_then(|mm| mm.private_when)
+            .and_then(|c| m.column(c))
+        {
+            input.insert(flag.field.to_string(), json!(false));
+        }
         // Rows owned by somebody belong to the caller, as the ACL expects of ordinary users.
         if let Some(owner) = m.owner.and_then(|o| m.column(o)) {
             if owner.writable && owner.references == Some("User") {

@@ -10,26 +10,6 @@ use uuid::Uuid;
 use crate::harness::TestApp;
 use crate::subscriptions::{acked, recv, send};
 
-/// A new user of tenant a, with a token.
-async fn user(app: &TestApp, name: &str) -> (Uuid, String) {
-    let data = app
-        .ok(
-            &app.a.admin,
-            "mutation($i: UserCreateInput!) { createUser(input: $i) { id } }",
-            json!({ "i": { "email": format!("{name}@alpha.test"), "name": name } }),
-        )
-        .await;
-    let id: Uuid = data["createUser"]["id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("user id");
-    let token = app
-        .keys
-        .issue(app.a.id, id, gateway::auth::Role::User, 3600)
-        .expect("token");
-    (id, token)
-}
-
 async fn group(app: &TestApp, slug: &str, strategy: &str, members: &[Uuid]) -> String {
     let g = app
         .ok(
@@ -63,9 +43,9 @@ const CLAIM: &str = "mutation($id: ID!) { claimTask(id: $id) { id status claimed
 #[tokio::test]
 async fn groups_assign_by_strategy_and_one_claim_wins() {
     let app = TestApp::new().await;
-    let (u1, t1) = user(&app, "one").await;
-    let (u2, t2) = user(&app, "two").await;
-    let (u3, t3) = user(&app, "three").await;
+    let (u1, t1) = app.new_user("one").await;
+    let (u2, t2) = app.new_user("two").await;
+    let (u3, t3) = app.new_user("three").await;
     let rr = group(&app, "round", "ROUND_ROBIN", &[u1, u2, u3]).await;
     let lb = group(&app, "balanced", "LOAD_BALANCED", &[u1, u2]).await;
     let manual = group(&app, "manual", "MANUAL", &[u1, u3]).await;
@@ -217,7 +197,7 @@ async fn groups_assign_by_strategy_and_one_claim_wins() {
 #[tokio::test]
 async fn completing_checks_the_claimant_and_the_form() {
     let app = TestApp::new().await;
-    let (_, other) = user(&app, "other").await;
+    let (_, other) = app.new_user("other").await;
     let schema = json!({
         "type": "object",
         "required": ["approved"],

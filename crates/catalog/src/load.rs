@@ -399,12 +399,101 @@ impl Validator {
             }
         }
 
+        self.read_rules(&entities);
         self.type_names(&packages, &entities, &enums);
         Catalog {
             packages,
             enums,
             entities,
             notes: Vec::new(),
+        }
+    }
+
+    /// `members` names a hasMany relation towards the entity, the membership entity's uuid
+    /// user field and (`privateWhen`) a boolean field of the entity; `readableWith` one of the
+    /// entity's belongsTo relations, in chains of at most 4 and without cycles.
+    fn read_rules(&mut self, entities: &[Entity]) {
+        for e in entities {
+            if let Some(m) = &e.members {
+                let member = entities.iter().find(|x| {
+                    x.relations
+                        .iter()
+                        .any(|r| r.target == e.name && r.inverse == m.relation)
+                });
+                match member {
+                    None => self.problem(
+                        &e.file,
+                        Some(&e.name),
+                        None,
+                        format!(
+                            "members.relation `{}` is no hasMany relation towards {}",
+                            m.relation, e.name
+                        ),
+                    ),
+                    Some(x) => {
+                        if !x
+                            .field(&m.user)
+                            .is_some_and(|f| f.ty == FieldType::Uuid && !f.list)
+                        {
+                            self.problem(
+                                &e.file,
+                                Some(&e.name),
+                                None,
+                                format!("members.user `{}` is no uuid field of {}", m.user, x.name),
+                            );
+                        }
+                    }
+                }
+                if let Some(p) = &m.private_when {
+                    if !e
+                        .field(p)
+                        .is_some_and(|f| f.ty == FieldType::Boolean && !f.list)
+                    {
+                        self.problem(
+                            &e.file,
+                            Some(&e.name),
+                            Some(p),
+                            "members.privateWhen must name a boolean field".into(),
+                        );
+                    }
+                }
+            }
+            if let Some(r) = &e.readable_with {
+                let mut depth = 0;
+                let mut at = e;
+                let mut next = Some(r.clone());
+                while let Some(name) = next {
+                    depth += 1;
+                    let target = at
+                        .relations
+                        .iter()
+                        .find(|x| x.name == name)
+                        .and_then(|x| entities.iter().find(|t| t.name == x.target));
+                    let Some(target) = target else {
+                        self.problem(
+                            &e.file,
+                            Some(&e.name),
+                            None,
+                            format!(
+                                "readableWith `{name}` is no belongsTo relation of {}",
+                                at.name
+                            ),
+                        );
+                        break;
+                    };
+                    if depth > 4 {
+                        self.problem(
+                            &e.file,
+                            Some(&e.name),
+                            None,
+                            "readableWith chains are at most 4 long (and never a cycle)".into(),
+                        );
+                        break;
+                    }
+                    at = target;
+                    next = target.readable_with.clone();
+                }
+            }
         }
     }
 
@@ -817,6 +906,12 @@ impl Validator {
             indexes,
             relations,
             acl,
+            members: re.members.as_ref().map(|m| Members {
+                relation: m.relation.clone(),
+                user: m.user.clone(),
+                private_when: m.private_when.clone(),
+            }),
+            readable_with: re.readable_with.clone(),
             checksum: String::new(),
         };
         entity.checksum = checksum(&entity);
@@ -1137,6 +1232,16 @@ pub fn checksum(e: &Entity) -> String {
         "acl {:?} {:?} {:?} {:?}\n",
         e.acl.create, e.acl.read, e.acl.update, e.acl.delete
     ));
+    // Only when given, so that entities without them keep their checksums.
+    if let Some(m) = &e.members {
+        s.push_str(&format!(
+            "members {} {} {:?}\n",
+            m.relation, m.user, m.private_when
+        ));
+    }
+    if let Some(r) = &e.readable_with {
+        s.push_str(&format!("readableWith {r}\n"));
+    }
     let digest = Sha256::digest(s.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -247,7 +247,22 @@ pub struct Entity {
     pub indexes: Vec<Index>,
     pub relations: Vec<Relation>,
     pub acl: Acl,
+    /// Members-only rows (`members:`).
+    pub members: Option<Members>,
+    /// The `belongsTo` relation whose target must be readable for a row to be (`readableWith:`).
+    pub readable_with: Option<String>,
     pub checksum: String,
+}
+
+/// Who may read an entity's rows beyond its `acl`: the users named by its membership rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Members {
+    /// The `hasMany` relation (inverse name) of the membership entity.
+    pub relation: String,
+    /// The membership entity's field naming the user.
+    pub user: String,
+    /// This entity's boolean field that makes a row members-only; none: every row is.
+    pub private_when: Option<String>,
 }
 
 impl Entity {

@@ -54,6 +54,24 @@ pub struct RawEntity {
     pub relations: Vec<RawRelation>,
     #[serde(default)]
     pub acl: Option<RawAcl>,
+    /// Rows readable only by their members (and their owner): a private room, a conversation.
+    #[serde(default)]
+    pub members: Option<RawMembers>,
+    /// A `belongsTo` relation: a row is readable only when the row it belongs to is.
+    #[serde(default)]
+    pub readable_with: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMembers {
+    /// The `hasMany` relation (an inverse name) whose rows are the memberships.
+    pub relation: String,
+    /// The membership entity's field naming the member user.
+    pub user: String,
+    /// A boolean field of this entity: only rows where it is true are members-only.
+    #[serde(default)]
+    pub private_when: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,10 +4,10 @@
 //! missing one. Writes the caller's role may not make at all are refused with FORBIDDEN.
 
 use crate::caller::{RequestContext, Role};
-use crate::db::sql::{Filter, SortKey};
+use crate::db::sql::{Filter, Link, Quantifier, SortKey};
 use crate::db::value::Value;
 use crate::error::ApiError;
-use crate::graphql::meta::{AclRole, EntityMeta, EntityScope};
+use crate::graphql::meta::{metadata, AclRole, EntityMeta, EntityScope, RelationLink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -88,7 +88,68 @@ pub fn row_scope(meta: &'static EntityMeta, rc: &RequestContext, op: Op) -> Filt
         },
         Grant::None => return Filter::False,
     }
+    parts.extend(members_only(meta, rc));
+    parts.extend(readable_with(meta, rc));
     Filter::and(parts)
+}
+
+/// The relation `name` of `meta`, as the installed metadata links it.
+fn link_of(meta: &'static EntityMeta, name: &str) -> Option<&'static RelationLink> {
+    metadata().links(meta).iter().find(|l| l.name == name)
+}
+
+/// A members-only row is readable by the users its membership rows name and by its owner,
+/// whatever the role (a private room is private to its admins too); a row its `privateWhen`
+/// column leaves false is open to the acl's readers.
+fn members_only(meta: &'static EntityMeta, rc: &RequestContext) -> Option<Filter> {
+    let m = meta.members?;
+    let Some(link) = link_of(meta, m.relation) else {
+        return Some(Filter::False);
+    };
+    let Some(user) = link.target.column(m.user) else {
+        return Some(Filter::False);
+    };
+    // The membership rows are only confined to the tenant here: their own read rules would
+    // ask for this row again.
+    let tenant = match link.target.column("tenant_id") {
+        Some(col) => Filter::eq(col, Value::Uuid(rc.tenant_id)),
+        None => Filter::True,
+    };
+    let mut open = vec![Filter::Related {
+        link: Link {
+            target: link.target,
+            outer: meta.id_column(),
+            inner: link.fk,
+        },
+        quantifier: Quantifier::Some,
+        filter: Box::new(Filter::eq(user, Value::Uuid(rc.user_id))),
+        scope: Some(Box::new(tenant)),
+    }];
+    if let Some(owner) = meta.owner.and_then(|o| meta.column(o)) {
+        open.push(Filter::eq(owner, Value::Uuid(rc.user_id)));
+    }
+    if let Some(flag) = m.private_when.and_then(|c| meta.column(c)) {
+        open.push(Filter::eq(flag, Value::Bool(false)));
+    }
+    Some(Filter::Or(open))
+}
+
+/// A row readable only with the row it belongs to (a message with its room).
+fn readable_with(meta: &'static EntityMeta, rc: &RequestContext) -> Option<Filter> {
+    let name = meta.readable_with?;
+    let Some(link) = link_of(meta, name) else {
+        return Some(Filter::False);
+    };
+    Some(Filter::Related {
+        link: Link {
+            target: link.target,
+            outer: link.fk,
+            inner: link.target.id_column(),
+        },
+        quantifier: Quantifier::Some,
+        filter: Box::new(Filter::True),
+        scope: Some(Box::new(row_scope(link.target, rc, Op::Read))),
+    })
 }
 
 /// How deep a `where` may nest relation conditions, and an `orderBy` may reach through

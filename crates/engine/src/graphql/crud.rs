@@ -625,6 +625,86 @@ fn check_owned(
     )))
 }
 
+/// A members-only row the caller writes must stay readable by them (its owner or a member).
+/// Checked in the writing transaction, which it rolls back.
+async fn check_readable(
+    conn: &mut Conn,
+    meta: &'static EntityMeta,
+    rc: &RequestContext,
+    rows: &[Row],
+) -> Result<(), ApiError> {
+    if rows.is_empty() || meta.members.is_none() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(Row::id).collect();
+    if readable_count(conn, meta, rc, ids.clone()).await? == ids.len() {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "you could not read this {} afterwards",
+        meta.name
+    )))
+}
+
+/// How many of `ids` the caller may read.
+async fn readable_count(
+    conn: &mut Conn,
+    meta: &'static EntityMeta,
+    rc: &RequestContext,
+    mut ids: Vec<Uuid>,
+) -> Result<usize, ApiError> {
+    ids.sort();
+    ids.dedup();
+    let filter = Filter::and(vec![
+        acl::row_scope(meta, rc, Op::Read),
+        Filter::In {
+            col: meta.id_column(),
+            values: Value::UuidList(ids),
+            negated: false,
+        },
+    ]);
+    let b = select_rows(meta, None, &filter, &[], None, false);
+    Ok(load_rows(conn, meta, b).await?.len())
+}
+
+/// Where rows are readable only with the row they belong to (`readableWith`), a write may
+/// only point at rows the caller can read *before* it: no message into a private room one is
+/// not in, and no membership one grants oneself (afterwards it would make its own room
+/// readable).
+async fn check_targets(
+    conn: &mut Conn,
+    meta: &'static EntityMeta,
+    rc: &RequestContext,
+    values: Vec<&Value>,
+) -> Result<(), ApiError> {
+    let Some(rel) = meta
+        .readable_with
+        .and_then(|r| meta.relations.iter().find(|x| x.name == r))
+    else {
+        return Ok(());
+    };
+    let Some(target) = crate::graphql::meta::metadata().entity(rel.target) else {
+        return Ok(());
+    };
+    let mut ids: Vec<Uuid> = values
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Uuid(u) => Some(*u),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() || readable_count(conn, target, rc, ids.clone()).await? == ids.len() {
+        return Ok(());
+    }
+    let field = meta.column(rel.column).map_or(rel.column, |c| c.field);
+    Err(ApiError::bad_input(
+        field,
+        format!("{field} names no {} you may read", rel.target),
+    ))
+}
+
 /// Rows one `createXs` may insert: each is a row of one INSERT statement, whose bind values
 /// PostgreSQL caps at 65,535.
 pub const MAX_CREATE_ROWS: usize = 500;
@@ -761,12 +841,55 @@ async fn insert_rows(
     grant: Grant,
     forms: &[InsertForm],
 ) -> Result<Vec<Row>, ApiError> {
+    if let Some(pos) = meta
+        .readable_with
+        .and_then(|r| meta.relations.iter().find(|x| x.name == r))
+        .and_then(|rel| {
+            insert_columns(meta)
+                .iter()
+                .position(|c| c.column == rel.column)
+        })
+    {
+        let fks = forms
+            .iter()
+            .filter_map(|f| f.values.get(pos).and_then(Option::as_ref))
+            .collect();
+        check_targets(conn, meta, rc, fks).await?;
+    }
     let rows = insert(conn, meta, forms).await?;
     check_owned(meta, grant, rc, &rows)?;
+    check_readable(conn, meta, rc, &rows).await?;
     let changes = rows.iter().map(|r| Change::created(meta, r)).collect();
     record(conn, meta, rc, audit::Action::Create, changes).await?;
     hooks::after_write(conn, rc, meta, WriteEvent::created(&rows)).await?;
-    Ok(rows)
+    reread(conn, meta, rc, rows).await
+}
+
+/// The rows again, as hooks may have left them (stamped `editedAt`, a count), in the same
+/// order; unchanged when the entity has no hooks.
+async fn reread(
+    conn: &mut Conn,
+    meta: &'static EntityMeta,
+    rc: &RequestContext,
+    rows: Vec<Row>,
+) -> Result<Vec<Row>, ApiError> {
+    if rows.is_empty() || !hooks::any(meta) {
+        return Ok(rows);
+    }
+    let ids: Vec<Uuid> = rows.iter().map(Row::id).collect();
+    let mut b = SqlBuilder::new("SELECT ");
+    b.select_list(meta);
+    b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+    rows_of_tenant(&mut b, meta, rc.tenant_id, ids.clone());
+    let mut fresh = load_rows(conn, meta, b).await?;
+    // Rows a hook deleted keep their written version.
+    Ok(rows
+        .into_iter()
+        .map(|r| match fresh.iter().position(|f| f.id() == r.id()) {
+            Some(i) => fresh.swap_remove(i),
+            None => r,
+        })
+        .collect())
 }
 
 /// Applies `form` to the locked rows `old`, checks ownership, audits old and new values.
@@ -784,8 +907,21 @@ async fn update_rows(
     }
     old.sort_by_key(Row::id);
     let ids: Vec<Uuid> = old.iter().map(Row::id).collect();
+    if let Some(rel) = meta
+        .readable_with
+        .and_then(|r| meta.relations.iter().find(|x| x.name == r))
+    {
+        let moved = form
+            .set
+            .iter()
+            .filter(|(c, _)| c.column == rel.column)
+            .map(|(_, v)| v)
+            .collect();
+        check_targets(conn, meta, rc, moved).await?;
+    }
     let mut new = update(conn, meta, rc.tenant_id, ids, form).await?;
     check_owned(meta, grant, rc, &new)?;
+    check_readable(conn, meta, rc, &new).await?;
     new.sort_by_key(Row::id);
     let changes = old
         .iter()
@@ -794,7 +930,7 @@ async fn update_rows(
         .collect();
     record(conn, meta, rc, audit::Action::Update, changes).await?;
     hooks::after_write(conn, rc, meta, WriteEvent::updated(&old, &new)).await?;
-    Ok(new)
+    reread(conn, meta, rc, new).await
 }
 
 /// The trail of a mutation, in its transaction: change events for subscribers, audit rows.

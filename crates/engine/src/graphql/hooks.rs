@@ -61,6 +61,14 @@ pub fn install(hooks: Vec<(&'static str, AfterWrite)>) {
     });
 }
 
+/// Whether `meta` has hooks (which may change the rows just written: the engine reads them
+/// again for the mutation's payload).
+pub fn any(meta: &EntityMeta) -> bool {
+    AFTER_WRITE
+        .get()
+        .is_some_and(|h| h.get(meta.name).is_some_and(|v| !v.is_empty()))
+}
+
 /// Runs the hooks of `meta` for `event`.
 pub async fn after_write(
     conn: &mut Conn,

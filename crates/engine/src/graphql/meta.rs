@@ -104,7 +104,22 @@ pub struct EntityMeta {
     /// Columns of each unique key, without tenant_id.
     pub unique_keys: &'static [&'static [&'static str]],
     pub relations: &'static [RelationMeta],
+    /// Members-only rows: readable by the users their membership rows name (and their owner).
+    pub members: Option<MembersMeta>,
+    /// The `belongsTo` relation (its field name) whose row must be readable for a row to be.
+    pub readable_with: Option<&'static str>,
     pub checksum: &'static str,
+}
+
+/// The catalog's `members:` of an entity.
+#[derive(Debug, Clone, Copy)]
+pub struct MembersMeta {
+    /// The `hasMany` relation (field name) of the membership rows.
+    pub relation: &'static str,
+    /// The membership entity's column naming the user.
+    pub user: &'static str,
+    /// This entity's boolean column that makes a row members-only; none: every row is.
+    pub private_when: Option<&'static str>,
 }
 
 impl EntityMeta {
@@ -376,6 +391,12 @@ fn entity(c: &Catalog, e: &cat::Entity) -> &'static EntityMeta {
         },
         unique_keys,
         relations,
+        members: e.members.as_ref().map(|m| MembersMeta {
+            relation: leak(m.relation.clone()),
+            user: leak(m.user.to_snake_case()),
+            private_when: m.private_when.as_ref().map(|p| leak(p.to_snake_case())),
+        }),
+        readable_with: e.readable_with.as_ref().map(|r| leak(r.clone())),
         checksum: leak(e.checksum.clone()),
     }))
 }
