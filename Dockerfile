@@ -11,6 +11,8 @@ COPY catalog catalog
 COPY codegen codegen
 COPY bench bench
 COPY src src
+# The GraphiQL bundle the binary embeds (built in tools/graphiql, committed).
+COPY assets assets
 COPY migrations migrations
 COPY tests tests
 RUN cargo build --release --locked --bin gateway

@@ -29,6 +29,10 @@ pub struct Settings {
     pub packages_dir: Option<std::path::PathBuf>,
     /// How often the SLA and expiry sweeps run; none runs them not at all (tests call them).
     pub sweep_every: Option<Duration>,
+    /// Automatic persisted queries, or the trusted documents only.
+    pub persisted: std::sync::Arc<crate::http::persisted::PersistedQueries>,
+    /// Whether `/metrics` answers beyond loopback (`GATEWAY_METRICS_PUBLIC`).
+    pub metrics_public: bool,
 }
 
 /// A started instance: its pool and schema are usable at once (the demo seed runs through
@@ -36,6 +40,9 @@ pub struct Settings {
 pub struct Instance {
     pub db: Db,
     pub schema: GatewaySchema,
+    persisted: std::sync::Arc<crate::http::persisted::PersistedQueries>,
+    metrics: std::sync::Arc<crate::http::metrics::Metrics>,
+    hub: Hub,
     keys: JwtKeys,
     limits: Limits,
     allowed_origins: Vec<String>,
@@ -56,7 +63,7 @@ impl Instance {
         }
         let schema = graphql::build(
             Some(db.clone()),
-            Some(hub),
+            Some(hub.clone()),
             graphql::Services {
                 accounts: Some(accounts),
                 packages_dir: settings.packages_dir.clone(),
@@ -66,6 +73,9 @@ impl Instance {
         Ok(Instance {
             db,
             schema,
+            persisted: settings.persisted.clone(),
+            metrics: crate::http::metrics::Metrics::new(settings.metrics_public),
+            hub,
             keys: settings.keys,
             limits: settings.limits,
             allowed_origins: settings.allowed_origins,
@@ -83,6 +93,9 @@ impl Instance {
             allowed_origins: self.allowed_origins.clone(),
             draining,
             activity: crate::auth::activity::Activity::new(Duration::from_secs(60)),
+            persisted: self.persisted.clone(),
+            metrics: self.metrics.clone(),
+            hub: Some(self.hub.clone()),
         })
     }
 }

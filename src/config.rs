@@ -37,6 +37,11 @@
 //! | `GATEWAY_PACKAGES_DIR` | a folder of packages, `<package>/entities.yaml` each, served besides the built-in catalog: their new entities' tables are created at start-up and they are in the schema, with no build | `<project>/packages` when that folder exists |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
 //! | `GATEWAY_SWEEP_SECS` | how often overdue tasks are escalated and expired notifications removed | `30` |
+//! | `GATEWAY_TRUSTED_DOCUMENTS` | a persisted-documents manifest (Apollo's or GraphQL Code Generator's): only its operations run | unset |
+//! | `GATEWAY_APQ` | `off` turns automatic persisted queries off | `on` |
+//! | `GATEWAY_METRICS_PUBLIC` | `1` serves `/metrics` beyond loopback clients | unset |
+//! | `GATEWAY_LOG_FORMAT` | `json`: one JSON object per log line (read by `telemetry::init`, before the rest) | text |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | export traces over OTLP/HTTP there (with the other standard `OTEL_*` variables) | unset |
 //! | `GATEWAY_ACCESS_TOKEN_TTL_SECS` | lifetime of access tokens issued by `login` / `refreshSession` | `900` |
 //! | `GATEWAY_REFRESH_TOKEN_TTL_SECS` | lifetime of a sign-in session (its refresh tokens) | `2592000` (30 days) |
 //! | `GATEWAY_LOGIN_ACCOUNT_BURST` | sign-in attempts per account before it must wait | `5` |
@@ -122,6 +127,12 @@ pub struct Config {
     pub event_retention: std::time::Duration,
     /// How often the SLA and notification-expiry sweeps run.
     pub sweep_every: std::time::Duration,
+    /// A trusted-documents manifest: only its operations run.
+    pub trusted_documents: Option<PathBuf>,
+    /// Automatic persisted queries (when no manifest is given).
+    pub apq: bool,
+    /// Whether `/metrics` answers beyond loopback.
+    pub metrics_public: bool,
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
     pub auth: AuthSettings,
@@ -229,6 +240,9 @@ impl Config {
             sweep_every: std::time::Duration::from_secs(
                 parsed::<u64>("GATEWAY_SWEEP_SECS", 30)?.max(1),
             ),
+            trusted_documents: var("GATEWAY_TRUSTED_DOCUMENTS").map(PathBuf::from),
+            apq: var("GATEWAY_APQ").is_none_or(|v| v != "off"),
+            metrics_public: var("GATEWAY_METRICS_PUBLIC").is_some_and(|v| v == "1" || v == "true"),
             auth: AuthSettings::from_env()?,
             jwks_source: jwks_source()?,
             jwks: jwks_options()?,

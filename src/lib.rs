@@ -13,6 +13,7 @@ pub mod domain;
 pub mod graphql;
 pub mod http;
 pub mod registry;
+pub mod telemetry;
 pub mod tenants;
 
 pub use gateway_engine::{audit, error, live};

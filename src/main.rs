@@ -131,12 +131,7 @@ enum TenantCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _telemetry = gateway::telemetry::init();
     let cli = Cli::parse();
     // Schema building and validation recurse deeply over ~80 entities: give workers room.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -413,6 +408,8 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         allowed_origins: config.allowed_origins.clone(),
         packages_dir: config.packages_dir.clone(),
         sweep_every: Some(config.sweep_every),
+        persisted: std::sync::Arc::new(persisted_queries(&config)?),
+        metrics_public: config.metrics_public,
     })
     .await?;
 
@@ -467,6 +464,26 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         }
     }
     result
+}
+
+/// Trusted documents when a manifest is configured (a broken one stops the start), else
+/// automatic persisted queries unless turned off.
+fn persisted_queries(
+    config: &Config,
+) -> Result<gateway::http::persisted::PersistedQueries, String> {
+    use gateway::http::persisted::PersistedQueries;
+    match &config.trusted_documents {
+        Some(path) => {
+            let p = PersistedQueries::trusted(path)?;
+            tracing::info!(
+                documents = p.trusted_count().unwrap_or(0),
+                "trusted documents only"
+            );
+            Ok(p)
+        }
+        None if config.apq => Ok(PersistedQueries::automatic()),
+        None => Ok(PersistedQueries::off()),
+    }
 }
 
 async fn shutdown_signal() {

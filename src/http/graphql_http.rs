@@ -12,7 +12,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{
     ExecutableDocument, OperationDefinition, OperationType, Selection,
 };
@@ -20,7 +19,7 @@ use async_graphql::Positioned;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value as Json};
 
 use super::AppState;
@@ -125,12 +124,14 @@ fn bad_request(media: MediaType, message: &str) -> Response {
     )
 }
 
-/// The GraphQL parameters of a request, before execution.
+/// The GraphQL parameters of a request, before execution. The query may be left out for a
+/// persisted one (`extensions.persistedQuery`, `documentId`; see `persisted`).
 struct Params {
-    query: String,
+    query: Option<String>,
     operation_name: Option<String>,
     variables: Option<Map<String, Json>>,
     extensions: Option<Map<String, Json>>,
+    document_id: Option<String>,
 }
 
 fn params_from_json(body: Json) -> Result<Params, &'static str> {
@@ -138,9 +139,14 @@ fn params_from_json(body: Json) -> Result<Params, &'static str> {
         return Err("the request body must be a JSON object");
     };
     let query = match obj.remove("query") {
-        Some(Json::String(q)) => q,
+        Some(Json::String(q)) => Some(q),
+        None | Some(Json::Null) => None,
         Some(_) => return Err("query must be a string"),
-        None => return Err("query is required"),
+    };
+    let document_id = match obj.remove("documentId") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(s),
+        Some(_) => return Err("documentId must be a string"),
     };
     let operation_name = match obj.remove("operationName") {
         None | Some(Json::Null) => None,
@@ -162,6 +168,7 @@ fn params_from_json(body: Json) -> Result<Params, &'static str> {
         operation_name,
         variables,
         extensions,
+        document_id,
     })
 }
 
@@ -170,9 +177,11 @@ fn params_from_query_string(raw: &str) -> Result<Params, &'static str> {
     let mut operation_name = None;
     let mut variables = None;
     let mut extensions = None;
+    let mut document_id = None;
     for (k, v) in form_pairs(raw) {
         match k.as_str() {
             "query" => query = Some(v),
+            "documentId" => document_id = Some(v).filter(|s| !s.is_empty()),
             "operationName" => operation_name = Some(v).filter(|s| !s.is_empty()),
             "variables" => {
                 variables = object_param(&v).map_err(|_| "variables must be a JSON object")?
@@ -184,10 +193,11 @@ fn params_from_query_string(raw: &str) -> Result<Params, &'static str> {
         }
     }
     Ok(Params {
-        query: query.ok_or("query is required")?,
+        query,
         operation_name,
         variables,
         extensions,
+        document_id,
     })
 }
 
@@ -318,9 +328,52 @@ struct Arrival<'a> {
     peer: Option<SocketAddr>,
 }
 
+/// The operation type as the metrics name it.
+fn kind_of(ty: Option<OperationType>) -> &'static str {
+    match ty {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "none",
+    }
+}
+
+/// A response error's `extensions.code`.
+fn error_code(e: &async_graphql::ServerError) -> String {
+    e.extensions
+        .as_ref()
+        .and_then(|x| x.get("code"))
+        .and_then(|v| match v {
+            async_graphql::Value::String(s) => Some(s.clone()),
+            async_graphql::Value::Enum(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "GRAPHQL_ERROR".to_string())
+}
+
+/// Runs one request in a span of its own (`graphql.request`), whose parent is the trace
+/// context the request carries (W3C `traceparent`) when traces are exported.
+async fn execute(
+    state: &AppState,
+    params: Params,
+    arrival: &Arrival<'_>,
+) -> Result<(StatusCode, Vec<u8>), Response> {
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        "graphql.request",
+        otel.kind = "server",
+        graphql.operation.name = params.operation_name.as_deref().unwrap_or("")
+    );
+    let _ = span.set_parent(crate::telemetry::parent_context(arrival.headers));
+    execute_in_span(state, params, arrival)
+        .instrument(span)
+        .await
+}
+
 /// Runs one request: its status and response document, or a response that ends the whole
 /// HTTP request (a mutation over GET, a missing or bad token).
-async fn execute(
+async fn execute_in_span(
     state: &AppState,
     params: Params,
     arrival: &Arrival<'_>,
@@ -332,8 +385,34 @@ async fn execute(
         peer,
     } = arrival;
     let (headers, media, peer) = (*headers, *media, *peer);
+    let started = std::time::Instant::now();
+    let count = |kind: &'static str, outcome: &str| {
+        state.metrics.request(kind, outcome, started.elapsed());
+    };
+    let query = match state.persisted.resolve(
+        params.query,
+        params.extensions.as_ref(),
+        params.document_id.as_deref(),
+    ) {
+        Ok(q) => q,
+        Err(refusal) => {
+            count("none", refusal.code());
+            // Not executed: 200 for application/json (Apollo's link reads the error), 400
+            // for application/graphql-response+json.
+            let status = match media {
+                MediaType::Json => StatusCode::OK,
+                MediaType::GraphqlResponse => StatusCode::BAD_REQUEST,
+            };
+            return Ok((
+                status,
+                error_body(refusal.code(), refusal.message())
+                    .to_string()
+                    .into_bytes(),
+            ));
+        }
+    };
     // Over GET only queries run; decide before authenticating or executing anything.
-    let doc = async_graphql::parser::parse_query(&params.query);
+    let doc = async_graphql::parser::parse_query(&query);
     let op = doc
         .as_ref()
         .ok()
@@ -355,6 +434,7 @@ async fn execute(
                 );
                 res.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                count(kind_of(op), "METHOD_NOT_ALLOWED");
                 return Err(res);
             }
         }
@@ -370,11 +450,17 @@ async fn execute(
                 state.activity.touch(&state.db, &rc);
                 Some(rc)
             }
-            Err(res) => return Err(*res),
+            Err(res) => {
+                count(kind_of(op.map(|o| o.node.ty)), "UNAUTHENTICATED");
+                return Err(*res);
+            }
         }
     };
 
-    let mut request = async_graphql::Request::new(params.query);
+    let kind = kind_of(op.map(|o| o.node.ty));
+    let signing_in = op.is_some_and(|o| signs_in_only(&o.node));
+    state.persisted.remember(params.extensions.as_ref(), &query);
+    let mut request = async_graphql::Request::new(query);
     // Parsed once: the limits and the execution read this parse.
     if let Ok(doc) = doc {
         request.set_parsed_query(doc);
@@ -403,6 +489,11 @@ async fn execute(
     } else {
         StatusCode::OK
     };
+    let outcome = response.errors.first().map_or("ok".to_string(), error_code);
+    if signing_in && matches!(outcome.as_str(), "UNAUTHENTICATED" | "LIMIT_EXCEEDED") {
+        state.metrics.sign_in_failed();
+    }
+    count(kind, &outcome);
     Ok((status, document(&response, not_executed)))
 }
 
@@ -475,14 +566,7 @@ pub async fn get_handler(State(state): State<Arc<AppState>>, req: Request) -> Re
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if wants_html && !raw.split('&').any(|p| p.starts_with("query=")) {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql")
-                .title("Gateway GraphiQL")
-                .finish(),
-        )
-        .into_response();
+        return super::playground::page(&headers);
     }
     let Some(media) = negotiate(&headers) else {
         return (

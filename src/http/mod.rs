@@ -3,6 +3,9 @@
 
 mod graphql_http;
 mod legacy_ws;
+pub mod metrics;
+pub mod persisted;
+mod playground;
 mod transport_ws;
 mod ws;
 
@@ -32,6 +35,11 @@ pub struct AppState {
     pub draining: tokio::sync::watch::Receiver<bool>,
     /// Writes `User.lastActiveAt` at a bounded rate.
     pub activity: crate::auth::activity::Activity,
+    /// Automatic persisted queries, or the trusted documents.
+    pub persisted: Arc<persisted::PersistedQueries>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// The change listener, whose cursor the metrics report.
+    pub hub: Option<crate::live::Hub>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,10 +49,19 @@ pub fn router(state: AppState) -> Router {
             "/graphql",
             get(graphql_http::get_handler).post(graphql_http::post_handler),
         )
+        .route(playground::ASSETS_ROUTE, get(playground::asset))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::handler))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(Arc::new(state))
+}
+
+impl AppState {
+    /// The last change event delivered to this instance's subscribers.
+    pub fn hub_cursor(&self) -> Option<i64> {
+        self.hub.as_ref().map(crate::live::Hub::cursor)
+    }
 }
 
 /// The process is alive.

@@ -122,7 +122,13 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
     if offered.iter().any(|p| p == "graphql-transport-ws") {
         return upgrade
             .protocols(["graphql-transport-ws"])
-            .on_upgrade(move |socket| super::transport_ws::serve(socket, state, peer));
+            .on_upgrade(move |socket| {
+                let open = super::metrics::SocketGuard::open();
+                async move {
+                    super::transport_ws::serve(socket, state, peer).await;
+                    drop(open);
+                }
+            });
     }
     if !offered.iter().any(|p| p == "graphql-ws") {
         // PROTOCOL.md: a socket without a known subprotocol is closed with 4406.
@@ -140,7 +146,11 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    upgrade
-        .protocols(["graphql-ws"])
-        .on_upgrade(move |socket| super::legacy_ws::serve(socket, state, protocol, peer))
+    upgrade.protocols(["graphql-ws"]).on_upgrade(move |socket| {
+        let open = super::metrics::SocketGuard::open();
+        async move {
+            super::legacy_ws::serve(socket, state, protocol, peer).await;
+            drop(open);
+        }
+    })
 }

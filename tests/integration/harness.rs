@@ -200,6 +200,8 @@ async fn instance(
         allowed_origins,
         packages_dir: None,
         sweep_every: None,
+        persisted: Default::default(),
+        metrics_public: false,
     })
     .await
     .expect("gateway instance");
@@ -317,6 +319,54 @@ impl TestApp {
             tokio::sync::watch::channel(false).1,
         )
         .await
+    }
+
+    /// `gateway serve` (the built binary) on this database, as `serve` runs in production:
+    /// serving through a login of `gateway_app`, migrating as the owner. None when
+    /// `TEST_DATABASE_URL` gives no login for the serving role.
+    pub async fn serve_command(&self) -> Option<tokio::process::Command> {
+        let rest = self.url.strip_prefix("postgres://postgres@")?;
+        db::allow_serving_login(&self.url)
+            .await
+            .expect("serving role login");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
+        cmd.arg("serve")
+            .env(
+                "DATABASE_URL",
+                format!("postgres://{}@{rest}", db::SERVING_ROLE),
+            )
+            .env("GATEWAY_OWNER_DATABASE_URL", &self.url)
+            .env(
+                "GATEWAY_JWT_SECRET",
+                String::from_utf8_lossy(SECRET).to_string(),
+            )
+            .env_remove("GATEWAY_PACKAGES_DIR")
+            .kill_on_drop(true);
+        Some(cmd)
+    }
+
+    /// Another instance on this database whose persisted queries are `persisted`.
+    pub async fn instance_with_persisted(
+        &self,
+        persisted: gateway::http::persisted::PersistedQueries,
+    ) -> Router {
+        let instance = Instance::start(Settings {
+            serving_url: self.serving_url.clone(),
+            keys: self.keys.clone(),
+            pool_size: 2,
+            statement_timeout: std::time::Duration::from_secs(15),
+            event_retention: std::time::Duration::from_secs(3600),
+            limits: Limits::default(),
+            auth: AuthSettings::default(),
+            allowed_origins: Vec::new(),
+            packages_dir: None,
+            sweep_every: None,
+            persisted: std::sync::Arc::new(persisted),
+            metrics_public: false,
+        })
+        .await
+        .expect("gateway instance");
+        instance.router(tokio::sync::watch::channel(false).1)
     }
 
     /// A tenant with an admin and one ordinary user, with tokens for both.

@@ -11,14 +11,13 @@ fn js_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
 }
 
-/// Installs the pinned packages (`npm ci`) unless every one of them is there already; one
-/// test at a time.
-fn ensure_node_modules() {
+/// Installs the pinned packages of the npm folder `dir` (`npm ci`) unless every one of them is
+/// there already; one folder at a time.
+pub(crate) fn npm_ci(dir: &std::path::Path) {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = js_dir();
     let manifest: Json = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("package.json")).expect("tests/js/package.json"),
+        &std::fs::read_to_string(dir.join("package.json")).expect("package.json"),
     )
     .expect("package.json");
     let installed = manifest["dependencies"].as_object().is_some_and(|deps| {
@@ -30,10 +29,14 @@ fn ensure_node_modules() {
     }
     let status = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .status()
-        .expect("npm is needed for the JavaScript client tests");
-    assert!(status.success(), "npm ci failed in tests/js");
+        .expect("npm is needed for the JavaScript tests");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}
+
+fn ensure_node_modules() {
+    npm_ci(&js_dir());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,4 +144,47 @@ async fn the_standard_introspection_query_works() {
     let data = app.ok(&app.a.user, &query, serde_json::json!({})).await;
     let types = data["__schema"]["types"].as_array().expect("types");
     assert!(types.iter().any(|t| t["name"] == "ForumThread"));
+}
+
+/// GraphQL Code Generator's client preset types a front end's documents
+/// (tests/js/documents) from the committed `schema.graphql` without errors, and the
+/// generated TypeScript type-checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_types_generate_from_the_schema() {
+    tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .expect("npm");
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new("node")
+            .arg(js_dir().join("typed-clients.mjs"))
+            // Presets and plugins are found from the working folder.
+            .current_dir(js_dir())
+            .output()
+            .expect("node is needed for GraphQL Code Generator")
+    })
+    .await
+    .expect("node");
+    assert!(
+        out.status.success(),
+        "codegen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Json = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("a JSON summary");
+    assert_eq!(summary["diagnostics"], serde_json::json!([]), "{summary}");
+    assert_eq!(
+        summary["types"],
+        serde_json::json!([
+            "ThreadPageQuery",
+            "ReplyMutation",
+            "ClaimTaskMutation",
+            "MyNotificationsSubscription",
+            "TaskStatus"
+        ]),
+        "{summary}"
+    );
 }

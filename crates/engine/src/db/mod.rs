@@ -29,6 +29,22 @@ use crate::error::ApiError;
 pub type Conn = AsyncPgConnection;
 pub type DbFuture<'a, T> = BoxFuture<'a, QueryResult<T>>;
 
+/// Whether each statement gets a tracing span (set when traces are exported).
+static TRACE_STATEMENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Gives every SQL statement a span of its own (`sql`, with its text, never its values).
+pub fn trace_statements(on: bool) {
+    TRACE_STATEMENTS.store(on, Ordering::Relaxed);
+}
+
+/// A moment's view of the pool (for metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStatus {
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
 /// The pool every request borrows its connection from.
 #[derive(Clone)]
 pub struct Db {
@@ -68,16 +84,29 @@ impl Db {
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 let mut in_flight = 0u32;
+                // Statements finish in the order they were sent (one connection, pipelined).
+                let mut spans = std::collections::VecDeque::new();
                 conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
-                    InstrumentationEvent::StartQuery { .. } => {
+                    InstrumentationEvent::StartQuery { query, .. } => {
                         counter.statements.fetch_add(1, Ordering::Relaxed);
                         if in_flight == 0 {
                             counter.round_trips.fetch_add(1, Ordering::Relaxed);
                         }
                         in_flight += 1;
+                        if std::sync::atomic::AtomicBool::load(&TRACE_STATEMENTS, Ordering::Relaxed)
+                        {
+                            let text = query.to_string();
+                            let text: String = text.chars().take(500).collect();
+                            spans.push_back(tracing::info_span!(
+                                "sql",
+                                db.system = "postgresql",
+                                db.statement = %text
+                            ));
+                        }
                     }
                     InstrumentationEvent::FinishQuery { .. } => {
                         in_flight = in_flight.saturating_sub(1);
+                        spans.pop_front();
                     }
                     _ => {}
                 });
@@ -234,6 +263,31 @@ impl Db {
     }
 
     /// For `/readyz`: can a connection run a query right now?
+    /// The pool's connections: held, idle, and requests waiting for one.
+    pub fn pool_status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        }
+    }
+
+    /// The newest committed change event's sequence number, for the outbox's lag.
+    pub async fn newest_event(&self) -> Option<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Newest {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            seq: i64,
+        }
+        let mut conn = self.pool.get().await.ok()?;
+        diesel::sql_query("SELECT gateway_outbox_max_seq() AS seq")
+            .get_result::<Newest>(&mut conn)
+            .await
+            .ok()
+            .map(|n| n.seq)
+    }
+
     pub async fn ready(&self) -> bool {
         match self.pool.get().await {
             Ok(mut conn) => diesel::sql_query("SELECT 1")

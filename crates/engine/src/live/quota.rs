@@ -3,6 +3,7 @@
 //! sockets until the instance runs out of memory.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
@@ -10,6 +11,14 @@ use uuid::Uuid;
 use crate::caller::RequestContext;
 use crate::config::Limits;
 use crate::error::ApiError;
+
+/// Subscriptions held in this process, over every schema (for metrics).
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many subscriptions this process runs.
+pub fn active() -> usize {
+    ACTIVE.load(Ordering::Relaxed)
+}
 
 #[derive(Debug)]
 pub struct SubscriptionQuota {
@@ -67,6 +76,7 @@ impl SubscriptionQuota {
         }
         *held.users.entry((rc.tenant_id, rc.user_id)).or_default() += 1;
         *held.tenants.entry(rc.tenant_id).or_default() += 1;
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
         Ok(QuotaSlot {
             quota: self.clone(),
             tenant: rc.tenant_id,
@@ -77,6 +87,7 @@ impl SubscriptionQuota {
 
 impl Drop for QuotaSlot {
     fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
         let Ok(mut held) = self.quota.held.lock() else {
             return;
         };
