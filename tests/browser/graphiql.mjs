@@ -7,7 +7,7 @@
 // usage: node graphiql.mjs <chromium> <page url> <bearer token> <expected email> <artefacts dir>
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import puppeteer from 'puppeteer-core';
+import { launch } from './chromium.mjs';
 
 const [chromium, pageUrl, token, email, artefacts] = process.argv.slice(2);
 if (!artefacts) {
@@ -44,27 +44,7 @@ async function until(what, predicate, timeout = 15000) {
   }
 }
 
-const browser = await puppeteer.launch({
-  executablePath: chromium,
-  headless: true,
-  // Root in CI and containers: Chromium's sandbox needs user namespaces it may not have.
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-    '--no-first-run',
-    '--no-default-browser-check',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--disable-extensions',
-  ],
-  defaultViewport: { width: 1400, height: 900 },
-});
-const watchdog = setTimeout(() => {
-  console.error('the browser test took over 90 s');
-  process.exit(1);
-}, 90000);
+const { browser, watchdog } = await launch(chromium, { width: 1400, height: 900 });
 
 let page;
 async function screenshot(name) {

@@ -300,6 +300,12 @@ impl TestApp {
         serve(self.router.clone()).await
     }
 
+    /// Serves the router with `extra`'s routes merged in, on a free loopback port: pages a
+    /// test serves under the gateway's own origin (as a reverse proxy in front of both would).
+    pub async fn listen_with(&self, extra: Router) -> std::net::SocketAddr {
+        serve(self.router.clone().merge(extra)).await
+    }
+
     /// Another gateway instance over the same database, with its own pool and change
     /// listener, served on a port of its own.
     pub async fn second_instance(&self) -> std::net::SocketAddr {

@@ -5,6 +5,7 @@ mod accounts;
 mod acl_matrix;
 mod administration;
 mod attacks;
+mod browser_clients;
 mod chat;
 mod cross_tenant;
 mod domain;

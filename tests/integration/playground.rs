@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use crate::harness::TestApp;
 
-fn browser_dir() -> PathBuf {
+pub(crate) fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
@@ -24,7 +24,7 @@ fn ensure_node_modules() {
 
 /// The system's Chromium: `GATEWAY_CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
 /// Missing, the test fails: it must not pass without having run.
-fn chromium() -> PathBuf {
+pub(crate) fn chromium() -> PathBuf {
     if let Some(path) = std::env::var_os("GATEWAY_CHROMIUM") {
         let path = PathBuf::from(path);
         assert!(
@@ -40,15 +40,16 @@ fn chromium() -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "headless Chromium is needed for the GraphiQL browser test and was not found: \
-                 install Debian's package with `apt-get install -y chromium` (.ci/run does), or \
+                "headless Chromium is needed for the browser tests (GraphiQL, Apollo Client and \
+                 urql) and was not found: install Debian's package with \
+                 `apt-get install -y chromium` (.ci/run does), or \
                  set GATEWAY_CHROMIUM to a Chromium or Chrome binary. No browser is downloaded."
             )
         })
 }
 
 /// `target/browser-artifacts/<name>`, where the screenshots are kept.
-fn artefacts(name: &str) -> PathBuf {
+pub(crate) fn artefacts(name: &str) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
