@@ -2,7 +2,7 @@
 //! `GATEWAY_LOG_FORMAT=json`, one JSON object per line. With `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! set (the standard OpenTelemetry variables: `OTEL_SERVICE_NAME`, ...), spans are exported
 //! over OTLP/HTTP: one per request (its parent taken from a W3C `traceparent` header), one per
-//! SQL statement (its text, never its values).
+//! loader batch, one per SQL statement (its text, never its values).
 
 use std::io::IsTerminal;
 

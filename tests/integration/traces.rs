@@ -1,5 +1,5 @@
 //! Traces exported over OTLP/HTTP to a local receiver: the request's span continues the
-//! caller's W3C `traceparent`, and its SQL statements have spans of their own.
+//! caller's W3C `traceparent`; its loader batches and SQL statements have spans of their own.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -74,7 +74,10 @@ async fn a_request_span_continues_the_callers_trace_with_its_statements() {
         .bearer_auth(&app.a.user)
         .header("content-type", "application/json")
         .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .body(json!({ "query": "query Traced { me { id } }" }).to_string())
+        .body(
+            json!({ "query": "query Traced { me { id notifications { totalCount } } }" })
+                .to_string(),
+        )
         .send()
         .await
         .expect("request");
@@ -91,6 +94,7 @@ async fn a_request_span_continues_the_callers_trace_with_its_statements() {
             if contains(&all, &id_bytes)
                 && contains(&all, b"graphql.request")
                 && contains(&all, b"db.statement")
+                && contains(&all, b"graphql.batch")
             {
                 found = true;
                 break;

@@ -32,9 +32,15 @@ pub type DbFuture<'a, T> = BoxFuture<'a, QueryResult<T>>;
 /// Whether each statement gets a tracing span (set when traces are exported).
 static TRACE_STATEMENTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Gives every SQL statement a span of its own (`sql`, with its text, never its values).
+/// Gives every SQL statement and loader batch a span of its own (`sql`, with its text,
+/// never its values; `graphql.batch`).
 pub fn trace_statements(on: bool) {
     TRACE_STATEMENTS.store(on, Ordering::Relaxed);
+}
+
+/// Whether statements and batches get spans.
+pub fn tracing_statements() -> bool {
+    std::sync::atomic::AtomicBool::load(&TRACE_STATEMENTS, Ordering::Relaxed)
 }
 
 /// A moment's view of the pool (for metrics).

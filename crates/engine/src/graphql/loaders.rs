@@ -24,18 +24,39 @@ use crate::graphql::columns::ColumnSet;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 use crate::graphql::page::Keyed;
 use crate::graphql::row::Row;
+use tracing::Instrument;
 
 /// The loaders of one request.
 pub struct RowLoader {
     reads: Reads,
     rc: RequestContext,
+    /// The request's span: batches run on tasks of their own, and name it as their parent.
+    span: tracing::Span,
+}
+
+impl RowLoader {
+    /// A span for one batch (`graphql.batch`) under the request's, when traces are exported.
+    fn batch(&self, kind: &'static str, keys: usize) -> tracing::Span {
+        if crate::db::tracing_statements() {
+            tracing::info_span!(parent: &self.span, "graphql.batch", loader = kind, keys)
+        } else {
+            tracing::Span::none()
+        }
+    }
 }
 
 pub type RequestLoader = DataLoader<RowLoader>;
 
 /// A loader for one request of `rc`, reading through `reads`.
 pub fn for_request(reads: Reads, rc: RequestContext) -> RequestLoader {
-    DataLoader::new(RowLoader { reads, rc }, tokio::spawn)
+    DataLoader::new(
+        RowLoader {
+            reads,
+            rc,
+            span: tracing::Span::current(),
+        },
+        tokio::spawn,
+    )
 }
 
 pub fn loader<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestLoader, ApiError> {
@@ -106,6 +127,13 @@ impl Loader<ById> for RowLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
+        let span = self.batch("byId", keys.len());
+        self.by_id(keys).instrument(span).await
+    }
+}
+
+impl RowLoader {
+    async fn by_id(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
         let mut out = HashMap::new();
         for (meta, members) in by_entity(keys, |k| k.meta) {
             let columns = ColumnSet::union_of(meta, members.iter().map(|k| &k.columns));
@@ -233,6 +261,16 @@ impl Loader<ChildPageKey> for RowLoader {
         &self,
         keys: &[ChildPageKey],
     ) -> Result<HashMap<ChildPageKey, Self::Value>, LoadError> {
+        let span = self.batch("childPages", keys.len());
+        self.child_pages(keys).instrument(span).await
+    }
+}
+
+impl RowLoader {
+    async fn child_pages(
+        &self,
+        keys: &[ChildPageKey],
+    ) -> Result<HashMap<ChildPageKey, Arc<Vec<Keyed>>>, LoadError> {
         let mut out = HashMap::new();
         for (meta, spec, members) in groups(keys, |k| (k.meta, &k.spec)) {
             let parents: Vec<Uuid> = members.iter().map(|k| k.parent).collect();
@@ -347,6 +385,16 @@ impl Loader<ChildCountKey> for RowLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[ChildCountKey]) -> Result<HashMap<ChildCountKey, i64>, LoadError> {
+        let span = self.batch("childCounts", keys.len());
+        self.child_counts(keys).instrument(span).await
+    }
+}
+
+impl RowLoader {
+    async fn child_counts(
+        &self,
+        keys: &[ChildCountKey],
+    ) -> Result<HashMap<ChildCountKey, i64>, LoadError> {
         let mut out = HashMap::new();
         for (meta, spec, members) in groups(keys, |k| (k.meta, &k.inner.spec)) {
             let parents: Vec<Uuid> = members.iter().map(|k| k.inner.parent).collect();
