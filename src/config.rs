@@ -34,7 +34,7 @@
 //! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
 //! | `GATEWAY_WS_RECHECK_SECS` | how often an open WebSocket checks that its credential still holds (session not ended, tenant not suspended, user active, token not revoked); it closes with 4403 otherwise | `30` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
-//! | `GATEWAY_PACKAGES_DIR` | a folder of packages, `<package>/entities.yaml` each, served besides the built-in catalog: their new entities' tables are created at start-up and they are in the schema, with no build | `<project>/packages` when that folder exists |
+//! | `GATEWAY_PACKAGES_DIR` | a folder of packages (`<package>/seed/schema/entities.yaml` or `<package>/entities.yaml`) the schema registry scans; their entities are served once approved and applied at a start, with no build (docs/registry.md) | `<project>/packages` when that folder exists |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |
 //! | `GATEWAY_SWEEP_SECS` | how often overdue tasks are escalated and expired notifications removed | `30` |
 //! | `GATEWAY_TRUSTED_DOCUMENTS` | a persisted-documents manifest (Apollo's or GraphQL Code Generator's): only its operations run | unset |

@@ -15,7 +15,6 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl;
 use futures::FutureExt;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::password;
@@ -48,10 +47,7 @@ pub struct Issued {
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    gateway_catalog::sha256_hex(s)
 }
 
 fn new_refresh_token(tenant: Uuid) -> String {

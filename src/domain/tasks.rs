@@ -15,13 +15,13 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::notify::{notify, Kind, Notice};
-use crate::audit::{self, Change};
+use crate::audit::Change;
 use crate::auth::{RequestContext, Role};
 use crate::db::sql::SqlBuilder;
 use crate::db::value::Value;
 use crate::db::{Conn, Db};
 use crate::error::ApiError;
-use crate::graphql::crud::{caller, load_rows, record};
+use crate::graphql::crud::{caller, load_rows};
 use crate::graphql::input;
 use crate::graphql::meta::{metadata, ColumnType, EntityMeta};
 use crate::graphql::row::Row;
@@ -60,43 +60,7 @@ fn bound(b: &mut SqlBuilder, v: Value, ty: ColumnType) {
 
 /// The task `id` of the caller's tenant, locked for the transaction.
 async fn lock_task(conn: &mut Conn, rc: &RequestContext, id: Uuid) -> Result<Row, ApiError> {
-    let meta = tasks()?;
-    let mut b = SqlBuilder::new("SELECT ");
-    b.select_list(meta);
-    b.push(" FROM \"tasks\" t WHERE t.\"tenant_id\" = ");
-    bound(&mut b, Value::Uuid(rc.tenant_id), ColumnType::Uuid);
-    b.push(" AND t.\"id\" = ");
-    bound(&mut b, Value::Uuid(id), ColumnType::Uuid);
-    b.push(" FOR UPDATE");
-    load_rows(conn, meta, b)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::not_found("Task"))
-}
-
-/// Sets columns of the task `id`; returns the new row.
-async fn set_task(
-    conn: &mut Conn,
-    tenant: Uuid,
-    id: Uuid,
-    sets: Vec<(&str, Value, ColumnType)>,
-) -> Result<Row, ApiError> {
-    let meta = tasks()?;
-    let mut b = SqlBuilder::new("UPDATE \"tasks\" t SET \"updated_at\" = now()");
-    for (column, v, ty) in sets {
-        b.push(&format!(", \"{column}\" = "));
-        bound(&mut b, v, ty);
-    }
-    b.push(" WHERE t.\"tenant_id\" = ");
-    bound(&mut b, Value::Uuid(tenant), ColumnType::Uuid);
-    b.push(" AND t.\"id\" = ");
-    bound(&mut b, Value::Uuid(id), ColumnType::Uuid);
-    b.push(" RETURNING ");
-    b.select_list(meta);
-    load_rows(conn, meta, b)
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::not_found("Task"))
+    super::readable_row(conn, rc, tasks()?, id, true).await
 }
 
 /// Who did something to a task.
@@ -374,19 +338,6 @@ async fn tell_assignee(
     .await
 }
 
-/// Writes the audit row and change event of a task's update.
-async fn trail(conn: &mut Conn, rc: &RequestContext, old: &Row, new: &Row) -> Result<(), ApiError> {
-    let meta = tasks()?;
-    record(
-        conn,
-        meta,
-        rc,
-        audit::Action::Update,
-        vec![Change::updated(meta, old, new)],
-    )
-    .await
-}
-
 /// Runs `f` in a transaction as the caller and returns the task it yields.
 async fn in_transaction<F>(
     ctx: &ResolverContext<'_>,
@@ -473,35 +424,24 @@ fn create_task() -> Field {
                 async move {
                     let meta = tasks()?;
                     let a = assign(conn, rc.tenant_id, to).await?;
-                    let mut b = SqlBuilder::new(
-                        "INSERT INTO \"tasks\" AS t (\"tenant_id\", \"title\", \"description\", \"workflow_id\", \"workflow_run_id\", \"form_schema\", \"context\", \"sla_deadline\", \"assigned_user_id\", \"assigned_group_id\", \"status\") VALUES (",
-                    );
-                    let values = [
-                        (Value::Uuid(rc.tenant_id), ColumnType::Uuid),
-                        (Value::Text(title), ColumnType::Text),
-                        (Value::from(description), ColumnType::Text),
-                        (Value::from(workflow_id), ColumnType::Text),
-                        (Value::from(workflow_run_id), ColumnType::Text),
-                        (Value::Json(form_schema), ColumnType::Json),
-                        (Value::Json(context), ColumnType::Json),
-                        (deadline.map_or(Value::Null, Value::DateTime), ColumnType::DateTime),
-                        (a.user.map_or(Value::Null, Value::Uuid), ColumnType::Uuid),
-                        (a.group.map_or(Value::Null, Value::Uuid), ColumnType::Uuid),
-                        (Value::Text(a.status.to_string()), ColumnType::Enum("task_status")),
-                    ];
-                    for (i, (v, ty)) in values.into_iter().enumerate() {
-                        if i > 0 {
-                            b.push(", ");
-                        }
-                        bound(&mut b, v, ty);
-                    }
-                    b.push(") RETURNING ");
-                    b.select_list(meta);
-                    let row = load_rows(conn, meta, b)
-                        .await?
-                        .pop()
-                        .ok_or_else(|| ApiError::internal("insert returned no task"))?;
-                    record(conn, meta, &rc, audit::Action::Create, vec![Change::created(meta, &row)]).await?;
+                    let row = super::insert_row(
+                        conn,
+                        &rc,
+                        meta,
+                        vec![
+                            ("title", Value::Text(title), ColumnType::Text),
+                            ("description", Value::from(description), ColumnType::Text),
+                            ("workflow_id", Value::from(workflow_id), ColumnType::Text),
+                            ("workflow_run_id", Value::from(workflow_run_id), ColumnType::Text),
+                            ("form_schema", Value::Json(form_schema), ColumnType::Json),
+                            ("context", Value::Json(context), ColumnType::Json),
+                            ("sla_deadline", deadline.map_or(Value::Null, Value::DateTime), ColumnType::DateTime),
+                            ("assigned_user_id", a.user.map_or(Value::Null, Value::Uuid), ColumnType::Uuid),
+                            ("assigned_group_id", a.group.map_or(Value::Null, Value::Uuid), ColumnType::Uuid),
+                            ("status", Value::Text(a.status.to_string()), ColumnType::Enum("task_status")),
+                        ],
+                    )
+                    .await?;
                     let me = Actor::User(rc.user_id);
                     history(conn, rc.tenant_id, row.id(), "created", me, json!({ "title": text(&row, meta, "title") })).await?;
                     if a.user.is_some() || a.group.is_some() {
@@ -552,17 +492,10 @@ fn claim_task() -> Field {
                             "only the assignee or a member of the task's group may claim it",
                         ));
                     }
-                    let new = set_task(
-                        conn,
-                        rc.tenant_id,
-                        id,
-                        vec![
+                    let new = super::update_row(conn, &rc, tasks()?, &old, vec![
                             ("claimed_by_id", Value::Uuid(rc.user_id), ColumnType::Uuid),
                             ("status", Value::Text("CLAIMED".into()), ColumnType::Enum("task_status")),
-                        ],
-                    )
-                    .await?;
-                    trail(conn, &rc, &old, &new).await?;
+                        ]).await?;
                     history(conn, rc.tenant_id, id, "claimed", Actor::User(rc.user_id), json!({})).await?;
                     Ok(new)
                 }
@@ -602,10 +535,11 @@ fn unclaim_task() -> Field {
                     } else {
                         "CREATED"
                     };
-                    let new = set_task(
+                    let new = super::update_row(
                         conn,
-                        rc.tenant_id,
-                        id,
+                        &rc,
+                        tasks()?,
+                        &old,
                         vec![
                             ("claimed_by_id", Value::Null, ColumnType::Uuid),
                             (
@@ -616,7 +550,6 @@ fn unclaim_task() -> Field {
                         ],
                     )
                     .await?;
-                    trail(conn, &rc, &old, &new).await?;
                     history(
                         conn,
                         rc.tenant_id,
@@ -680,19 +613,12 @@ fn complete_task() -> Field {
                             ));
                         }
                     }
-                    let new = set_task(
-                        conn,
-                        rc.tenant_id,
-                        id,
-                        vec![
+                    let new = super::update_row(conn, &rc, tasks()?, &old, vec![
                             ("form_data", Value::Json(data), ColumnType::Json),
                             ("status", Value::Text("COMPLETED".into()), ColumnType::Enum("task_status")),
                             ("completed_at", Value::DateTime(Utc::now()), ColumnType::DateTime),
                             ("completed_by_id", Value::Uuid(rc.user_id), ColumnType::Uuid),
-                        ],
-                    )
-                    .await?;
-                    trail(conn, &rc, &old, &new).await?;
+                        ]).await?;
                     history(conn, rc.tenant_id, id, "completed", Actor::User(rc.user_id), json!({})).await?;
                     // The assignee hears of it when someone else completed their task.
                     let assignee = uuid(&old, meta, "assigned_user_id");
@@ -723,10 +649,11 @@ fn reassign_task() -> Field {
                     let old = lock_task(conn, &rc, id).await?;
                     refuse_closed(&old)?;
                     let a = assign(conn, rc.tenant_id, Some(to)).await?;
-                    let new = set_task(
+                    let new = super::update_row(
                         conn,
-                        rc.tenant_id,
-                        id,
+                        &rc,
+                        tasks()?,
+                        &old,
                         vec![
                             (
                                 "assigned_user_id",
@@ -747,7 +674,6 @@ fn reassign_task() -> Field {
                         ],
                     )
                     .await?;
-                    trail(conn, &rc, &old, &new).await?;
                     history(
                         conn,
                         rc.tenant_id,

@@ -10,13 +10,12 @@ use futures::future::{BoxFuture, FutureExt};
 use serde_json::json;
 
 use super::notify::{notify, Kind, Notice};
-use crate::audit::{self, Change};
 use crate::auth::{sessions, RequestContext, Role};
 use crate::db::sql::SqlBuilder;
 use crate::db::value::Value;
 use crate::db::Conn;
 use crate::error::ApiError;
-use crate::graphql::crud::{caller, database, load_rows, record};
+use crate::graphql::crud::{caller, database};
 use crate::graphql::hooks::WriteEvent;
 use crate::graphql::input;
 use crate::graphql::meta::{metadata, ColumnType, EntityMeta};
@@ -109,30 +108,15 @@ async fn set_user(
     let users = entity("User")?;
     super::write(ctx, move |conn, rc| {
             async move {
-                let mut b = SqlBuilder::new("SELECT ");
-                b.select_list(users);
-                b.push(" FROM \"users\" t WHERE t.\"tenant_id\" = ");
-                b.bind(Value::Uuid(rc.tenant_id), ColumnType::Uuid, false);
-                b.push(" AND t.\"id\" = ");
-                b.bind(Value::Uuid(user), ColumnType::Uuid, false);
-                b.push(" FOR UPDATE");
-                let old = load_rows(conn, users, b)
-                    .await?
-                    .pop()
-                    .ok_or_else(|| ApiError::not_found("User"))?;
-                let mut b = SqlBuilder::new("UPDATE \"users\" t SET \"updated_at\" = now(), ");
-                b.push(&format!("\"{column}\" = "));
-                b.bind(Value::Text(value), ColumnType::Enum(enum_type), false);
-                b.push(" WHERE t.\"tenant_id\" = ");
-                b.bind(Value::Uuid(rc.tenant_id), ColumnType::Uuid, false);
-                b.push(" AND t.\"id\" = ");
-                b.bind(Value::Uuid(user), ColumnType::Uuid, false);
-                b.push(" RETURNING ");
-                b.select_list(users);
-                let new = load_rows(conn, users, b)
-                    .await?
-                    .pop()
-                    .ok_or_else(|| ApiError::not_found("User"))?;
+                let old = super::readable_row(conn, &rc, users, user, true).await?;
+                let new = super::update_row(
+                    conn,
+                    &rc,
+                    users,
+                    &old,
+                    vec![(column, Value::Text(value), ColumnType::Enum(enum_type))],
+                )
+                .await?;
                 // Never leave a tenant without an active admin to manage it.
                 let mut b = SqlBuilder::new(
                     "SELECT count(*) AS n FROM \"users\" WHERE \"role\" = 'ADMIN' AND \"status\" = 'ACTIVE' AND \"tenant_id\" = ",
@@ -147,14 +131,6 @@ async fn set_user(
                         message: "the tenant would have no active admin left".into(),
                     });
                 }
-                record(
-                    conn,
-                    users,
-                    &rc,
-                    audit::Action::Update,
-                    vec![Change::updated(users, &old, &new)],
-                )
-                .await?;
                 accounts_changed(conn, &rc, users, std::slice::from_ref(&old), std::slice::from_ref(&new))
                     .await?;
                 Ok(new)
@@ -232,35 +208,21 @@ fn set_tenant_status() -> Field {
             let row = db
                 .transaction_in(target, false, move |conn| {
                     async move {
-                        let mut b = SqlBuilder::new("SELECT ");
-                        b.select_list(tenants);
-                        b.push(" FROM \"tenants\" t WHERE t.\"id\" = ");
-                        b.bind(Value::Uuid(target), ColumnType::Uuid, false);
-                        b.push(" FOR UPDATE");
-                        let old = load_rows(conn, tenants, b)
-                            .await?
-                            .pop()
-                            .ok_or_else(|| ApiError::not_found("Tenant"))?;
-                        let mut b = SqlBuilder::new(
-                            "UPDATE \"tenants\" t SET \"updated_at\" = now(), \"status\" = ",
-                        );
-                        b.bind(Value::Text(status), ColumnType::Enum("tenant_status"), false);
-                        b.push(" WHERE t.\"id\" = ");
-                        b.bind(Value::Uuid(target), ColumnType::Uuid, false);
-                        b.push(" RETURNING ");
-                        b.select_list(tenants);
-                        let new = load_rows(conn, tenants, b)
-                            .await?
-                            .pop()
-                            .ok_or_else(|| ApiError::not_found("Tenant"))?;
+                        // Inside the target tenant: its row, and its audit log names the
+                        // operator.
                         let mut acting = rc.clone();
                         acting.tenant_id = target;
-                        record(
+                        let old = super::readable_row(conn, &acting, tenants, target, true).await?;
+                        let new = super::update_row(
                             conn,
-                            tenants,
                             &acting,
-                            audit::Action::Update,
-                            vec![Change::updated(tenants, &old, &new)],
+                            tenants,
+                            &old,
+                            vec![(
+                                "status",
+                                Value::Text(status),
+                                ColumnType::Enum("tenant_status"),
+                            )],
                         )
                         .await?;
                         Ok(new)

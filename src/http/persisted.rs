@@ -16,7 +16,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value as Json};
-use sha2::{Digest, Sha256};
 
 /// Why a request's document could not be had.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +77,7 @@ impl Default for PersistedQueries {
 }
 
 fn sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    gateway_catalog::sha256_hex(text)
 }
 
 impl PersistedQueries {

@@ -13,7 +13,6 @@ use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 
 /// The route of the assets, below `/graphql` so that a proxy forwarding `/graphql` forwards
 /// them too.
@@ -32,10 +31,7 @@ struct Asset {
 
 impl Asset {
     fn new(stem: &str, ext: &str, content_type: &'static str, bytes: &'static [u8]) -> Self {
-        let digest: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = gateway_catalog::sha256_hex(bytes);
         Asset {
             name: format!("{stem}.{}.{ext}", &digest[..16]),
             content_type,
@@ -189,6 +185,7 @@ pub(super) async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     /// The assets' headers name the sha256 of the inputs they were built from
     /// (`tools/graphiql/build.mjs`); a changed lockfile, entry or build script without a

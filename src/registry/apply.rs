@@ -121,13 +121,10 @@ async fn apply_one(conn: &mut Conn, c: &SchemaChange) -> Result<(), String> {
     );
     // The record's checksum is the definition's as applied (a removal: the SQL's), so that
     // `status` can tell when the stored definition was changed afterwards.
-    let checksum = c.checksum.clone().unwrap_or_else(|| {
-        use sha2::Digest;
-        sha2::Sha256::digest(sql.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    });
+    let checksum = c
+        .checksum
+        .clone()
+        .unwrap_or_else(|| gateway_catalog::sha256_hex(&sql));
     conn.transaction(async |conn| {
         conn.batch_execute(&sql).await?;
         let now = Utc::now();

@@ -10,7 +10,6 @@ use gateway_catalog::diff::{self, ChangeKind};
 use gateway_catalog::model::Catalog;
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::catalogs::{self, built_in};
@@ -234,11 +233,11 @@ async fn record_packages(
             .filter(|e| &e.package == package)
             .map(|e| e.name.clone())
             .collect();
-        let mut hash = Sha256::new();
-        for name in &entities {
-            hash.update(checksum_in(declared, name).unwrap_or_default());
-        }
-        let checksum: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sums: String = entities
+            .iter()
+            .filter_map(|name| checksum_in(declared, name))
+            .collect();
+        let checksum = gateway_catalog::sha256_hex(sums);
         diesel::insert_into(schema_packages::table)
             .values((
                 schema_packages::id.eq(Uuid::now_v7()),

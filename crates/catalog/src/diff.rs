@@ -11,8 +11,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use sha2::{Digest, Sha256};
-
 use crate::model::*;
 use crate::naming::{index_list, index_name};
 use crate::sql::{self, SERVING_ROLE};
@@ -103,8 +101,7 @@ pub fn structural_checksum(c: &Catalog, e: &Entity) -> String {
     for en in used_enums(c, e) {
         let _ = write!(s, "\nenum {} {:?}", en.name, en.values);
     }
-    let digest = Sha256::digest(s.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::sha256_hex(s)
 }
 
 /// The enums an entity's fields use, in catalog order.

@@ -6,7 +6,6 @@ use std::fmt;
 use std::path::Path;
 
 use heck::ToSnakeCase;
-use sha2::{Digest, Sha256};
 
 use crate::model::*;
 use crate::raw::*;
@@ -1242,8 +1241,7 @@ pub fn checksum(e: &Entity) -> String {
     if let Some(r) = &e.readable_with {
         s.push_str(&format!("readableWith {r}\n"));
     }
-    let digest = Sha256::digest(s.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::sha256_hex(s)
 }
 
 fn is_pascal(s: &str) -> bool {
