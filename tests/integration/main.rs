@@ -4,6 +4,7 @@
 mod accounts;
 mod acl_matrix;
 mod administration;
+mod aggregates;
 mod attacks;
 mod browser_clients;
 mod chat;

@@ -18,6 +18,11 @@ impl ColumnSet {
         ColumnSet(vec![0; meta.columns.len().div_ceil(64)])
     }
 
+    /// No column of `meta`.
+    pub fn none(meta: &EntityMeta) -> Self {
+        Self::empty(meta)
+    }
+
     /// Every column of `meta`.
     pub fn all(meta: &EntityMeta) -> Self {
         let mut set = Self::empty(meta);

@@ -223,7 +223,7 @@ fn related(
 }
 
 /// One field's filter input (`IntFilter`, `StringFilter`, ...) as conditions on its column.
-fn field_filter(col: &'static ColumnMeta, v: &G, at: &str) -> Result<Filter, ApiError> {
+pub(crate) fn field_filter(col: &'static ColumnMeta, v: &G, at: &str) -> Result<Filter, ApiError> {
     let o = object(v, at)?;
     let mut out = Vec::new();
     let one = |name: &str| -> Result<Option<Value>, ApiError> {

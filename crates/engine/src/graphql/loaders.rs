@@ -36,7 +36,7 @@ pub struct RowLoader {
 
 impl RowLoader {
     /// A span for one batch (`graphql.batch`) under the request's, when traces are exported.
-    fn batch(&self, kind: &'static str, keys: usize) -> tracing::Span {
+    pub(crate) fn batch(&self, kind: &'static str, keys: usize) -> tracing::Span {
         if crate::db::tracing_statements() {
             tracing::info_span!(parent: &self.span, "graphql.batch", loader = kind, keys)
         } else {
@@ -67,8 +67,17 @@ pub fn loader<'c>(ctx: &'c Context<'_>) -> Result<&'c RequestLoader, ApiError> {
 type LoadError = async_graphql::Error;
 
 impl RowLoader {
+    /// The caller the request's reads are confined to.
+    pub(crate) fn caller(&self) -> &RequestContext {
+        &self.rc
+    }
+
     /// Runs one read statement in the caller's tenant.
-    async fn fetch<T>(&self, meta: &'static EntityMeta, b: SqlBuilder) -> Result<Vec<T>, LoadError>
+    pub(crate) async fn fetch<T>(
+        &self,
+        meta: &'static EntityMeta,
+        b: SqlBuilder,
+    ) -> Result<Vec<T>, LoadError>
     where
         T: diesel::deserialize::FromSqlRow<diesel::sql_types::Untyped, diesel::pg::Pg>
             + Send

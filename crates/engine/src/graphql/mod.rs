@@ -3,6 +3,7 @@
 //! limits, the caller and its loaders, errors given codes.
 
 pub mod acl;
+pub mod aggregate;
 pub mod columns;
 pub mod crud;
 pub mod filter;

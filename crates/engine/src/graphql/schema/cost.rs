@@ -14,10 +14,24 @@ use async_graphql::{Name, Positioned, Value, Variables};
 
 use crate::graphql::page;
 
+/// How a field is charged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Charge {
+    /// 1 plus what it selects.
+    Plain,
+    /// Per row its page may hold (`page::cost`).
+    Paged,
+    /// An aggregate reads every row it counts: [`AGGREGATE_COST`] plus what it selects.
+    Aggregate,
+}
+
+/// What an aggregate (`xsAggregate`, `relationAggregate`) costs beyond its fields.
+pub const AGGREGATE_COST: usize = 10;
+
 /// What the counting needs of the schema: per object type, per field, the type it returns
-/// and whether it is paged.
+/// and how it is charged.
 pub struct Costs {
-    fields: HashMap<String, HashMap<String, (String, bool)>>,
+    fields: HashMap<String, HashMap<String, (String, Charge)>>,
     query: String,
     mutation: String,
     subscription: String,
@@ -32,7 +46,14 @@ impl Costs {
                     .iter()
                     .map(|(f, meta)| {
                         let ty = MetaTypeName::concrete_typename(&meta.ty).to_string();
-                        (f.clone(), (ty, meta.args.contains_key("first")))
+                        let charge = if meta.args.contains_key("first") {
+                            Charge::Paged
+                        } else if ty.ends_with("Aggregate") && meta.args.contains_key("where") {
+                            Charge::Aggregate
+                        } else {
+                            Charge::Plain
+                        };
+                        (f.clone(), (ty, charge))
                     })
                     .collect();
                 fields.insert(name.clone(), map);
@@ -124,15 +145,15 @@ impl<'a> Walk<'a> {
             .fields
             .get(parent)
             .and_then(|fs| fs.get(f.name.node.as_str()));
-        let (ty, paged) = match info {
-            Some((ty, paged)) => (ty.as_str(), *paged),
-            None => ("", false),
+        let (ty, charge) = match info {
+            Some((ty, charge)) => (ty.as_str(), *charge),
+            None => ("", Charge::Plain),
         };
         let children = self.set(&f.selection_set.node, ty);
-        if paged {
-            page::cost(self.int(f, "first"), self.int(f, "last"), children)
-        } else {
-            children.saturating_add(1)
+        match charge {
+            Charge::Paged => page::cost(self.int(f, "first"), self.int(f, "last"), children),
+            Charge::Aggregate => children.saturating_add(1 + AGGREGATE_COST),
+            Charge::Plain => children.saturating_add(1),
         }
     }
 

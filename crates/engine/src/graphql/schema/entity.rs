@@ -202,6 +202,9 @@ fn object(
             )),
         };
         o = o.field(f);
+        if link.kind == LinkKind::Children {
+            o = o.field(super::aggregate::relation_field(link));
+        }
     }
     for f in extra {
         o = o.field(f);
@@ -675,6 +678,7 @@ pub fn register(
     r.add(change(meta));
     inputs(r, m, meta, def);
     queries(r, meta);
+    super::aggregate::register(r, m, meta);
     subscription(r, meta);
     mutations(r, meta, def);
 }

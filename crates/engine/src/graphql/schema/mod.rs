@@ -6,6 +6,7 @@
 //! Nothing here is compiled per entity: an entity added to the catalog is served after a
 //! restart, without a build.
 
+mod aggregate;
 pub mod cost;
 mod entity;
 pub mod forms;
@@ -74,6 +75,7 @@ pub fn schema(metadata: &'static Metadata, extensions: Extensions) -> SchemaBuil
     };
     crate::graphql::hooks::install(extensions.after_write);
     shared::register(&mut r, metadata);
+    aggregate::register_shared(&mut r);
     let mut entity_fields = extensions.entity_fields;
     for meta in &metadata.entities {
         let extra: Vec<Field> = {
