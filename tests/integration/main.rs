@@ -23,6 +23,7 @@ mod logs;
 mod metrics;
 mod migrations;
 mod mutations;
+mod nested_writes;
 mod packages;
 mod pagination;
 mod persisted;

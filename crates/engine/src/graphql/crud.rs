@@ -815,6 +815,25 @@ async fn delete(
     load_rows(conn, meta, b).await
 }
 
+/// Creates `rows` with the related rows they nest (`graphql::nested`), all in one
+/// transaction: all or nothing.
+pub async fn create_nested(
+    ctx: &Context<'_>,
+    meta: &'static EntityMeta,
+    rows: Vec<crate::graphql::nested::NestedCreate>,
+) -> GqlResult<Vec<Row>> {
+    let rc = caller(ctx)?.clone();
+    require(meta, &rc, Op::Create)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = in_tx(ctx, false, move |conn| {
+        async move { crate::graphql::nested::write(conn, meta, &rc, rows).await }.boxed()
+    })
+    .await?;
+    Ok(rows)
+}
+
 pub async fn create_one(
     ctx: &Context<'_>,
     meta: &'static EntityMeta,
@@ -834,7 +853,7 @@ pub async fn create_many(
 }
 
 /// Inserts rows, checks they are the caller's where only its own rows are allowed, audits.
-async fn insert_rows(
+pub(crate) async fn insert_rows(
     conn: &mut Conn,
     meta: &'static EntityMeta,
     rc: &RequestContext,
@@ -894,7 +913,7 @@ async fn reread(
 
 /// Applies `form` to the locked rows `old`, checks ownership, audits old and new values.
 /// Returns the new rows ordered by id.
-async fn update_rows(
+pub(crate) async fn update_rows(
     conn: &mut Conn,
     meta: &'static EntityMeta,
     rc: &RequestContext,

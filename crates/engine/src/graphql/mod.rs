@@ -12,6 +12,7 @@ pub mod input;
 pub mod limits;
 pub mod loaders;
 pub mod meta;
+pub mod nested;
 pub mod page;
 pub mod row;
 pub mod schema;

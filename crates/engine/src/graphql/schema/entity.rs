@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::graphql::crud::{self, ListArgs, WriteScope, MAX_CREATE_ROWS};
 use crate::graphql::filter;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta, LinkKind, Metadata};
+use crate::graphql::nested;
 use crate::graphql::page::{Edge, Page, PageArgs};
 use crate::graphql::row::{graphql_value, Row};
 use crate::graphql::schema::forms::{insert_form, update_form};
@@ -306,16 +307,15 @@ fn inputs(r: &mut Registry, m: &'static Metadata, meta: &'static EntityMeta, def
     let exposed: Vec<(&ColumnMeta, &cat::Field)> =
         meta.columns.iter().zip(def.exposed_fields()).collect();
     if def.can_create() {
-        let mut o = InputObject::new(format!("{n}CreateInput"))
-            .description(format!("The fields of a new {n}."));
-        for (_, f) in exposed.iter().filter(|(c, _)| c.writable) {
-            let v = InputValue::new(&f.name, type_ref(f, f.required_on_create()));
-            o = o.field(described(v, f.input_description().as_deref(), |t, d| {
-                t.description(d)
-            }));
+        let mut o = InputObject::new(format!("{n}CreateInput")).description(format!(
+            "The fields of a new {n}, and the related rows to create or connect with it."
+        ));
+        for v in create_fields(m, meta, def, None) {
+            o = o.field(v);
         }
         r.add(o);
     }
+    super::nested::register(r, m, meta);
     if def.can_update() {
         let mut o = InputObject::new(format!("{n}UpdateInput")).description(format!(
             "Changes to a {n}: omitted fields stay as they are; null clears a nullable field."
@@ -398,6 +398,28 @@ fn inputs(r: &mut Registry, m: &'static Metadata, meta: &'static EntityMeta, def
         }
         r.add(e);
     }
+}
+
+/// The fields of `meta`'s create inputs: its writable fields (but `except`, the reference a
+/// nesting parent fills in), then the related rows it may create or connect.
+pub(super) fn create_fields(
+    m: &'static Metadata,
+    meta: &'static EntityMeta,
+    def: &cat::Entity,
+    except: Option<&ColumnMeta>,
+) -> Vec<InputValue> {
+    let mut out = Vec::new();
+    for (col, f) in meta.columns.iter().zip(def.exposed_fields()) {
+        if !col.writable || except.is_some_and(|e| std::ptr::eq(e, col)) {
+            continue;
+        }
+        let v = InputValue::new(&f.name, type_ref(f, f.required_on_create()));
+        out.push(described(v, f.input_description().as_deref(), |t, d| {
+            t.description(d)
+        }));
+    }
+    out.extend(super::nested::fields(m, meta));
+    out
 }
 
 fn upsertable(def: &cat::Entity) -> bool {
@@ -494,8 +516,21 @@ fn mutations(r: &mut Registry, meta: &'static EntityMeta, def: &cat::Entity) {
             Field::new(format!("create{n}"), TypeRef::named_nn(n), move |ctx| {
                 FieldFuture::new(async move {
                     let w = scope(&ctx)?;
-                    let form = insert_form(meta, required(&ctx, "input")?, &w, "input")?;
-                    Ok(Some(row_value(crud::create_one(&ctx, meta, form).await?)))
+                    let mut budget = nested::Budget::new();
+                    let row = nested::read(
+                        meta,
+                        required(&ctx, "input")?,
+                        &w,
+                        "input",
+                        None,
+                        &mut budget,
+                        0,
+                    )?;
+                    let mut rows = crud::create_nested(&ctx, meta, vec![row]).await?;
+                    let row = rows
+                        .pop()
+                        .ok_or_else(|| ApiError::internal("insert returned no row"))?;
+                    Ok(Some(row_value(row)))
                 })
             })
             .argument(InputValue::new(
@@ -521,13 +556,24 @@ fn mutations(r: &mut Registry, meta: &'static EntityMeta, def: &cat::Entity) {
                             ));
                         }
                         let w = scope(&ctx)?;
-                        let forms = inputs
+                        let mut budget = nested::Budget::new();
+                        let rows = inputs
                             .iter()
                             .enumerate()
-                            .map(|(i, v)| insert_form(meta, v, &w, &format!("inputs[{i}]")))
+                            .map(|(i, v)| {
+                                nested::read(
+                                    meta,
+                                    v,
+                                    &w,
+                                    &format!("inputs[{i}]"),
+                                    None,
+                                    &mut budget,
+                                    0,
+                                )
+                            })
                             .collect::<Result<Vec<_>, _>>()?;
                         Ok(Some(rows_value(
-                            crud::create_many(&ctx, meta, forms).await?,
+                            crud::create_nested(&ctx, meta, rows).await?,
                         )))
                     })
                 },
@@ -633,7 +679,14 @@ fn mutations(r: &mut Registry, meta: &'static EntityMeta, def: &cat::Entity) {
                     }
                     .ok_or_else(|| ApiError::bad_input("onConflict", "onConflict is not a unique key"))?;
                     let w = scope(&ctx)?;
-                    let create = insert_form(meta, required(&ctx, "create")?, &w, "create")?;
+                    let given = required(&ctx, "create")?;
+                    if let Some(rel) = nested::asks(meta, given) {
+                        return err(ApiError::bad_input(
+                            format!("create.{rel}"),
+                            format!("create.{rel}: upserts write one row; create related rows apart"),
+                        ));
+                    }
+                    let create = insert_form(meta, given, &w, "create")?;
                     let update = arg(&ctx, "update")
                         .map(|u| update_form(meta, u, &w, "update"))
                         .transpose()?;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::graphql::crud::{insert_columns, InsertForm, UpdateForm, WriteScope};
 use crate::graphql::input::{at, column_value, id_of, object as fields};
-use crate::graphql::meta::EntityMeta;
+use crate::graphql::meta::{ColumnMeta, EntityMeta};
 
 /// A create input (`XCreateInput`) as a new row.
 pub fn insert_form(
@@ -17,16 +17,38 @@ pub fn insert_form(
     w: &WriteScope,
     path: &str,
 ) -> Result<InsertForm, ApiError> {
+    insert_form_with(meta, input, w, path, None)
+}
+
+/// The same with one column's value set by the server (a nested row's reference to the row
+/// it is created with), which the input does not carry.
+pub fn insert_form_with(
+    meta: &'static EntityMeta,
+    input: &G,
+    w: &WriteScope,
+    path: &str,
+    preset: Option<(&'static ColumnMeta, crate::db::value::Value)>,
+) -> Result<InsertForm, ApiError> {
     let given = fields(input, path)?;
+    let preset_col = preset.as_ref().map(|(c, _)| *c);
+    let is_preset = |col: &ColumnMeta| preset_col.is_some_and(|p| std::ptr::eq(p, col));
     let value = |name: &str| given.get(name).filter(|v| !matches!(v, G::Null));
     let cols = insert_columns(meta);
     for col in &cols {
-        if col.writable && !col.set_by.is_empty() && meta.owner != Some(col.column) {
+        if col.writable
+            && !col.set_by.is_empty()
+            && meta.owner != Some(col.column)
+            && !is_preset(col)
+        {
             w.may_set(value(col.field).is_some(), col.set_by, path, col.field)?;
         }
     }
     let mut values = Vec::with_capacity(cols.len());
     for col in cols {
+        if is_preset(col) {
+            values.push(preset.as_ref().map(|(_, v)| v.clone()));
+            continue;
+        }
         let v = match col.column {
             "id" => Some(Uuid::now_v7().into()),
             "tenant_id" => Some(w.tenant.into()),

@@ -10,6 +10,7 @@ mod aggregate;
 pub mod cost;
 mod entity;
 pub mod forms;
+mod nested;
 mod shared;
 
 use async_graphql::dynamic::{
