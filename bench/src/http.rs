@@ -205,6 +205,9 @@ pub fn run(s: &Setup, sql: Option<&[Vec<Sample>]>) -> Result<(), String> {
     }
     let body = mutation.tenants[0].1.first().ok_or("no request bodies")?;
     data("gateway", s.gateway, &s.tokens[0], body)?;
+    let dashboard = scenarios::dashboard(s.tokens);
+    let body = dashboard.tenants[0].1.first().ok_or("no request bodies")?;
+    data("gateway", s.gateway, &s.tokens[0], body)?;
     if let Some(peer) = s.peer {
         check_answers(s, peer)?;
     }
@@ -248,6 +251,16 @@ pub fn run(s: &Setup, sql: Option<&[Vec<Sample>]>) -> Result<(), String> {
         };
         println!("{}", row(read.name, &gw, pg.as_ref(), ceiling.as_ref()));
     }
+    let gw = load_one(s, &dashboard, "gateway", s.gateway, s.gateway_pid)?;
+    println!(
+        "{}",
+        row(
+            "dashboard: three grouped aggregates (gateway only)",
+            &gw,
+            None,
+            None
+        )
+    );
     let gw = load_one(s, &mutation, "gateway", s.gateway, s.gateway_pid)?;
     println!("{}", row("create mutation (gateway only)", &gw, None, None));
     println!(

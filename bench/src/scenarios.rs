@@ -128,3 +128,24 @@ pub fn create_mutation(tokens: &[String], ids: &[TenantIds]) -> Scenario {
             .collect(),
     }
 }
+
+/// The gateway-only dashboard: three grouped aggregates over the standard data set in one
+/// request (threads per category with the category's name, executions per status, a
+/// user's notifications per day and read state).
+pub const DASHBOARD: &str = "query { \
+    threads: forumThreadsGroups(by: [CATEGORY_ID], orderBy: [{count: DESC}], first: 10) { \
+      nodes { key { category { name } } count max { createdAt } } } \
+    executions: workflowExecutionsGroups(by: [STATUS]) { nodes { key { status } count min { startedAt } } } \
+    notifications: notificationsGroups(by: [CREATED_AT, READ], dateBucket: DAY, timeZone: \"Europe/Paris\", \
+      orderBy: [{createdAt: DESC}], first: 14) { nodes { key { createdAt read } count } } }";
+
+pub fn dashboard(tokens: &[String]) -> Scenario {
+    let body = json!({ "query": DASHBOARD }).to_string();
+    Scenario {
+        name: "dashboard".to_string(),
+        tenants: tokens
+            .iter()
+            .map(|t| (t.clone(), vec![body.clone()]))
+            .collect(),
+    }
+}

@@ -611,6 +611,26 @@ pub struct GroupPage {
     pub info: PageInfo,
 }
 
+impl crate::graphql::page::Connection for GroupPage {
+    type Edge = GroupEdge;
+    fn edges(&self) -> &[GroupEdge] {
+        &self.edges
+    }
+    fn info(&self) -> &PageInfo {
+        &self.info
+    }
+}
+
+impl crate::graphql::page::ConnectionEdge for GroupEdge {
+    type Node = Measured;
+    fn cursor(&self) -> &str {
+        &self.cursor
+    }
+    fn node(&self) -> &Measured {
+        &self.node
+    }
+}
+
 /// Keys one `by` may name.
 pub const MAX_GROUP_KEYS: usize = 8;
 

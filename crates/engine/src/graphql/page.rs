@@ -75,6 +75,40 @@ pub struct Edge {
     pub node: Row,
 }
 
+/// A Relay connection's page as its GraphQL types read it: rows of entities, or groups.
+pub trait Connection: std::any::Any + Send + Sync {
+    type Edge: ConnectionEdge;
+    fn edges(&self) -> &[Self::Edge];
+    fn info(&self) -> &PageInfo;
+}
+
+/// One edge of a [`Connection`].
+pub trait ConnectionEdge: std::any::Any + Send + Sync {
+    type Node: std::any::Any + Send + Sync;
+    fn cursor(&self) -> &str;
+    fn node(&self) -> &Self::Node;
+}
+
+impl Connection for Page {
+    type Edge = Edge;
+    fn edges(&self) -> &[Edge] {
+        &self.edges
+    }
+    fn info(&self) -> &PageInfo {
+        &self.info
+    }
+}
+
+impl ConnectionEdge for Edge {
+    type Node = Row;
+    fn cursor(&self) -> &str {
+        &self.cursor
+    }
+    fn node(&self) -> &Row {
+        &self.node
+    }
+}
+
 /// One page of rows with their cursors, and how to count all of them.
 pub struct Page {
     pub meta: &'static EntityMeta,

@@ -13,7 +13,7 @@ use crate::db::sql::{Filter, SortKey, SortOrder};
 use crate::db::value::Value;
 use crate::error::ApiError;
 use crate::graphql::aggregate::{
-    self, Bucket, Func, GroupArgs, GroupEdge, GroupPage, Measured, Measures, MAX_GROUP_KEYS,
+    self, Bucket, Func, GroupArgs, GroupPage, Measured, Measures, MAX_GROUP_KEYS,
 };
 use crate::graphql::crud;
 use crate::graphql::filter;
@@ -462,62 +462,13 @@ pub fn register(r: &mut Registry, md: &'static Metadata, meta: &'static EntityMe
             |ctx| ready(parent::<Measured>(&ctx).map(|p| Some(FieldValue::borrowed_any(p)))),
         )),
     );
-    r.add(
-        Object::new(format!("{n}GroupConnection"))
-            .field(Field::new(
-                "edges",
-                TypeRef::named_nn_list_nn(format!("{n}GroupEdge")),
-                |ctx| {
-                    ready(parent::<GroupPage>(&ctx).map(|p| {
-                        Some(FieldValue::list(
-                            p.edges.iter().map(|e| FieldValue::borrowed_any(e)),
-                        ))
-                    }))
-                },
-            ))
-            .field(Field::new(
-                "nodes",
-                TypeRef::named_nn_list_nn(format!("{n}Group")),
-                |ctx| {
-                    ready(parent::<GroupPage>(&ctx).map(|p| {
-                        Some(FieldValue::list(
-                            p.edges.iter().map(|e| FieldValue::borrowed_any(&e.node)),
-                        ))
-                    }))
-                },
-            ))
-            .field(Field::new(
-                "pageInfo",
-                TypeRef::named_nn("PageInfo"),
-                |ctx| {
-                    ready(
-                        parent::<GroupPage>(&ctx).map(|p| Some(FieldValue::borrowed_any(&p.info))),
-                    )
-                },
-            )),
+    let [conn, edge] = super::connection::<GroupPage>(
+        &format!("{n}GroupConnection"),
+        &format!("{n}GroupEdge"),
+        &format!("{n}Group"),
     );
-    r.add(
-        Object::new(format!("{n}GroupEdge"))
-            .field(Field::new(
-                "cursor",
-                TypeRef::named_nn(TypeRef::STRING),
-                |ctx| {
-                    ready(
-                        parent::<GroupEdge>(&ctx)
-                            .map(|e| Some(FieldValue::value(e.cursor.clone()))),
-                    )
-                },
-            ))
-            .field(Field::new(
-                "node",
-                TypeRef::named_nn(format!("{n}Group")),
-                |ctx| {
-                    ready(
-                        parent::<GroupEdge>(&ctx).map(|e| Some(FieldValue::borrowed_any(&e.node))),
-                    )
-                },
-            )),
-    );
+    r.add(conn);
+    r.add(edge);
 
     r.query.push(
         Field::new(

@@ -19,7 +19,7 @@ use crate::graphql::crud::{self, ListArgs, WriteScope, MAX_CREATE_ROWS};
 use crate::graphql::filter;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta, LinkKind, Metadata};
 use crate::graphql::nested;
-use crate::graphql::page::{Edge, Page, PageArgs};
+use crate::graphql::page::{Page, PageArgs};
 use crate::graphql::row::{graphql_value, Row};
 use crate::graphql::schema::forms::{insert_form, update_form};
 use crate::graphql::schema::{
@@ -215,49 +215,17 @@ fn object(
 
 fn connection(meta: &'static EntityMeta) -> [Object; 2] {
     let n = meta.name;
-    let conn = Object::new(format!("{n}Connection"))
-        .field(Field::new(
-            "edges",
-            TypeRef::named_nn_list_nn(format!("{n}Edge")),
-            |ctx| {
-                ready(parent::<Page>(&ctx).map(|p| {
-                    Some(FieldValue::list(
-                        p.edges.iter().map(|e| FieldValue::borrowed_any(e)),
-                    ))
-                }))
-            },
-        ))
-        .field(Field::new("nodes", TypeRef::named_nn_list_nn(n), |ctx| {
-            ready(parent::<Page>(&ctx).map(|p| {
-                Some(FieldValue::list(
-                    p.edges.iter().map(|e| FieldValue::borrowed_any(&e.node)),
-                ))
-            }))
-        }))
-        .field(Field::new(
-            "pageInfo",
-            TypeRef::named_nn("PageInfo"),
-            |ctx| ready(parent::<Page>(&ctx).map(|p| Some(FieldValue::borrowed_any(&p.info)))),
-        ))
-        .field(
-            Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
-                FieldFuture::new(async move {
-                    let page = parent::<Page>(&ctx)?;
-                    let n = crud::count(&ctx, page).await?;
-                    Ok(Some(FieldValue::value(n)))
-                })
+    let [conn, edge] = super::connection::<Page>(&format!("{n}Connection"), &format!("{n}Edge"), n);
+    let conn = conn.field(
+        Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
+            FieldFuture::new(async move {
+                let page = parent::<Page>(&ctx)?;
+                let n = crud::count(&ctx, page).await?;
+                Ok(Some(FieldValue::value(n)))
             })
-            .description("The number of rows matching the filter, across all pages."),
-        );
-    let edge = Object::new(format!("{n}Edge"))
-        .field(Field::new(
-            "cursor",
-            TypeRef::named_nn(TypeRef::STRING),
-            |ctx| ready(parent::<Edge>(&ctx).map(|e| Some(FieldValue::value(e.cursor.clone())))),
-        ))
-        .field(Field::new("node", TypeRef::named_nn(n), |ctx| {
-            ready(parent::<Edge>(&ctx).map(|e| Some(FieldValue::borrowed_any(&e.node))))
-        }));
+        })
+        .description("The number of rows matching the filter, across all pages."),
+    );
     [conn, edge]
 }
 

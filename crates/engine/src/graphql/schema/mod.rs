@@ -169,3 +169,58 @@ pub fn ready<'a>(v: Result<Option<FieldValue<'a>>, ApiError>) -> FieldFuture<'a>
         Err(e) => FieldFuture::new(async move { Err::<Option<FieldValue<'a>>, _>(e.into()) }),
     }
 }
+
+/// The `XConnection` (`edges`, `nodes`, `pageInfo`) and `XEdge` (`cursor`, `node`) types of
+/// pages `P` whose nodes are `node` objects.
+pub fn connection<P: crate::graphql::page::Connection>(
+    conn: &str,
+    edge: &str,
+    node: &str,
+) -> [Object; 2] {
+    use crate::graphql::page::ConnectionEdge;
+    let c = Object::new(conn)
+        .field(Field::new(
+            "edges",
+            async_graphql::dynamic::TypeRef::named_nn_list_nn(edge),
+            |ctx| {
+                ready(parent::<P>(&ctx).map(|p| {
+                    Some(FieldValue::list(
+                        p.edges().iter().map(|e| FieldValue::borrowed_any(e)),
+                    ))
+                }))
+            },
+        ))
+        .field(Field::new(
+            "nodes",
+            async_graphql::dynamic::TypeRef::named_nn_list_nn(node),
+            |ctx| {
+                ready(parent::<P>(&ctx).map(|p| {
+                    Some(FieldValue::list(
+                        p.edges().iter().map(|e| FieldValue::borrowed_any(e.node())),
+                    ))
+                }))
+            },
+        ))
+        .field(Field::new(
+            "pageInfo",
+            async_graphql::dynamic::TypeRef::named_nn("PageInfo"),
+            |ctx| ready(parent::<P>(&ctx).map(|p| Some(FieldValue::borrowed_any(p.info())))),
+        ));
+    let e = Object::new(edge)
+        .field(Field::new(
+            "cursor",
+            async_graphql::dynamic::TypeRef::named_nn(async_graphql::dynamic::TypeRef::STRING),
+            |ctx| {
+                ready(
+                    parent::<P::Edge>(&ctx)
+                        .map(|e| Some(FieldValue::value(e.cursor().to_string()))),
+                )
+            },
+        ))
+        .field(Field::new(
+            "node",
+            async_graphql::dynamic::TypeRef::named_nn(node),
+            |ctx| ready(parent::<P::Edge>(&ctx).map(|e| Some(FieldValue::borrowed_any(e.node())))),
+        ));
+    [c, e]
+}
