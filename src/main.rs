@@ -20,6 +20,40 @@ use gateway::{demo, graphql, tenants};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's option numbers (v2's `mi_option_e`; libmimalloc-sys names only some of them).
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Commits mimalloc's arena memory page by page as it is used, not all at once, and purges
+/// what start-up frees at once: the schema's start-up garbage then leaves no committed pages
+/// behind (idle RSS 59 -> 42 MiB with the aggregate types; docs/performance.md). Runs from
+/// `.init_array`, before the Rust runtime's first allocation reserves the first arena;
+/// [`release_startup_memory`] restores the purge delay for serving. `MIMALLOC_*` variables
+/// still override.
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
+#[used]
+#[link_section = ".init_array"]
+static LAZY_ARENA_COMMIT: extern "C" fn() = {
+    extern "C" {
+        fn getenv(name: *const std::ffi::c_char) -> *mut std::ffi::c_char;
+    }
+    extern "C" fn lazy_arena_commit() {
+        // SAFETY: getenv reads the environment (a C string literal; nothing is allocated, so
+        // mimalloc is not touched first); mi_option_set sets one of its integer options.
+        unsafe {
+            if getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
+                libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+            }
+            if getenv(c"MIMALLOC_PURGE_DELAY".as_ptr()).is_null() {
+                libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+            }
+        }
+    }
+    lazy_arena_commit
+};
+
 #[derive(Parser)]
 #[command(
     name = "gateway",
@@ -357,10 +391,15 @@ async fn run(cli: Cli) -> Result<(), String> {
 /// Gives back what start-up (migrations, catalog, schema build) allocated and freed: mimalloc
 /// keeps freed pages for reuse a while, and an idle gateway would carry them in its RSS.
 fn release_startup_memory() {
-    // SAFETY: mi_collect only walks mimalloc's own heaps; no pointer is passed.
+    // SAFETY: mi_collect only walks mimalloc's own heaps, mi_option_set sets an integer
+    // option; no pointer is passed.
     #[cfg(feature = "mimalloc")]
     unsafe {
-        libmimalloc_sys::mi_collect(true)
+        libmimalloc_sys::mi_collect(true);
+        // Serving purges with mimalloc's default delay (10 ms): fewer syscalls under load.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10);
+        }
     }
 }
 
