@@ -447,29 +447,12 @@ pub fn register(r: &mut Registry, md: &'static Metadata, meta: &'static EntityMe
     let m = Measures::of(meta);
     let n = meta.name;
     function_types(r, m);
-    key_type_object(r, md, m);
-    inputs(r, m);
     r.add(with_figures(
         Object::new(format!("{n}Aggregate")).description(format!(
             "Figures over the {n} rows the caller may read that match `where`."
         )),
         m,
     ));
-    r.add(
-        with_figures(Object::new(format!("{n}Group")), m).field(Field::new(
-            "key",
-            TypeRef::named_nn(format!("{n}GroupKey")),
-            |ctx| ready(parent::<Measured>(&ctx).map(|p| Some(FieldValue::borrowed_any(p)))),
-        )),
-    );
-    let [conn, edge] = super::connection::<GroupPage>(
-        &format!("{n}GroupConnection"),
-        &format!("{n}GroupEdge"),
-        &format!("{n}Group"),
-    );
-    r.add(conn);
-    r.add(edge);
-
     r.query.push(
         Field::new(
             format!("{}Aggregate", meta.plural),
@@ -489,6 +472,27 @@ pub fn register(r: &mut Registry, md: &'static Metadata, meta: &'static EntityMe
             "Count, sums, averages, least, greatest and distinct counts over the {n} rows the caller may read that match `where`."
         )),
     );
+    // Nothing to group by (no enum, boolean, text, integer, reference or instant): no groups.
+    if m.keys.is_empty() {
+        return;
+    }
+    key_type_object(r, md, m);
+    inputs(r, m);
+    r.add(
+        with_figures(Object::new(format!("{n}Group")), m).field(Field::new(
+            "key",
+            TypeRef::named_nn(format!("{n}GroupKey")),
+            |ctx| ready(parent::<Measured>(&ctx).map(|p| Some(FieldValue::borrowed_any(p)))),
+        )),
+    );
+    let [conn, edge] = super::connection::<GroupPage>(
+        &format!("{n}GroupConnection"),
+        &format!("{n}GroupEdge"),
+        &format!("{n}Group"),
+    );
+    r.add(conn);
+    r.add(edge);
+
     r.query.push(
         Field::new(
             format!("{}Groups", meta.plural),
