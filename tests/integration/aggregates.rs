@@ -641,3 +641,55 @@ async fn bad_group_arguments_are_refused_with_a_code() {
         .await;
     assert_eq!(code, "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn groups_with_null_keys_page_one_at_a_time_in_either_direction() {
+    let app = TestApp::new().await;
+    lms(&app, &app.a.admin, 0).await;
+    let rows = all_rows(
+        &app,
+        &app.a.user,
+        "lessons",
+        &["durationMinutes".to_string(), "title".to_string()],
+        &json!(null),
+    )
+    .await;
+    let want = grouped(&rows, |r| r["durationMinutes"].as_i64());
+    assert!(want.contains_key(&None), "some lessons have no duration");
+    let q = "query($after: String, $d: SortOrder!, $h: LessonHaving) { lessonsGroups(by: [DURATION_MINUTES], orderBy: [{durationMinutes: $d}], having: $h, first: 1, after: $after) { nodes { key { durationMinutes } count min { title } } pageInfo { hasNextPage endCursor } } }";
+    for (dir, nulls_first) in [("ASC", false), ("DESC", true)] {
+        let got = every_group(&app, &app.a.user, q, json!({ "d": dir }), "lessonsGroups").await;
+        assert_eq!(got.len(), want.len(), "every group once, {dir}");
+        let keys: Vec<Option<i64>> = got
+            .iter()
+            .map(|g| g["key"]["durationMinutes"].as_i64())
+            .collect();
+        let mut expected: Vec<Option<i64>> = want.keys().copied().filter(Option::is_some).collect();
+        if dir == "DESC" {
+            expected.reverse();
+        }
+        // Nulls sort as the largest value, as in lists: last ascending, first descending.
+        if nulls_first {
+            expected.insert(0, None);
+        } else {
+            expected.push(None);
+        }
+        assert_eq!(keys, expected, "{dir}");
+        for g in &got {
+            let members = &want[&g["key"]["durationMinutes"].as_i64()];
+            assert_eq!(g["count"], json!(members.len()));
+            let titles: Vec<&Json> = members.iter().map(|r| &r["title"]).collect();
+            assert_eq!(g["min"]["title"], brute("min", &titles));
+        }
+        // NOT in having.
+        let got = every_group(
+            &app,
+            &app.a.user,
+            q,
+            json!({ "d": dir, "h": { "NOT": { "count": { "equals": 1 } } } }),
+            "lessonsGroups",
+        )
+        .await;
+        assert_eq!(got.len(), want.values().filter(|m| m.len() != 1).count());
+    }
+}
