@@ -192,8 +192,7 @@ async fn instance(
     let instance = Instance::start(Settings {
         serving_url: serving_url.to_string(),
         keys: keys.clone(),
-        pool_size,
-        statement_timeout: std::time::Duration::from_secs(15),
+        pool: db::PoolSettings::new(pool_size, std::time::Duration::from_secs(15)),
         event_retention: std::time::Duration::from_secs(3600),
         limits,
         auth: AuthSettings::default(),
@@ -359,8 +358,7 @@ impl TestApp {
         let instance = Instance::start(Settings {
             serving_url: self.serving_url.clone(),
             keys: self.keys.clone(),
-            pool_size: 2,
-            statement_timeout: std::time::Duration::from_secs(15),
+            pool: db::PoolSettings::new(2, std::time::Duration::from_secs(15)),
             event_retention: std::time::Duration::from_secs(3600),
             limits: Limits::default(),
             auth: AuthSettings::default(),

@@ -37,6 +37,11 @@ pub enum ApiError {
     LimitExceeded {
         message: String,
     },
+    /// The database cannot be reached, or every connection stayed busy: nothing was done,
+    /// and the same request may succeed in a moment (HTTP answers 503 with `Retry-After`).
+    Unavailable {
+        message: String,
+    },
     /// Something the client cannot fix. The detail is logged, never returned.
     Internal {
         detail: String,
@@ -44,6 +49,9 @@ pub enum ApiError {
 }
 
 pub type GqlResult<T> = Result<T, async_graphql::Error>;
+
+/// The code of [`ApiError::Unavailable`], which transports look for (503, `Retry-After`).
+pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
 
 impl ApiError {
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -78,6 +86,11 @@ impl ApiError {
             message: message.into(),
         }
     }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::Unavailable {
+            message: message.into(),
+        }
+    }
     pub fn internal(detail: impl Into<String>) -> Self {
         ApiError::Internal {
             detail: detail.into(),
@@ -92,6 +105,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => "UNAUTHENTICATED",
             ApiError::Forbidden { .. } => "FORBIDDEN",
             ApiError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            ApiError::Unavailable { .. } => SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => "INTERNAL",
         }
     }
@@ -103,7 +117,8 @@ impl ApiError {
             | ApiError::NotFound { message }
             | ApiError::Unauthenticated { message }
             | ApiError::Forbidden { message }
-            | ApiError::LimitExceeded { message } => message.clone(),
+            | ApiError::LimitExceeded { message }
+            | ApiError::Unavailable { message } => message.clone(),
             ApiError::Internal { .. } => "internal error".to_string(),
         }
     }
@@ -173,6 +188,16 @@ impl ApiError {
                 message: "concurrent change; retry".to_string(),
                 field: None,
             },
+            // The connection is gone (no SQLSTATE: its socket closed), or the server is
+            // ending it (57P01..57P03, diesel has no kind for them): the database restarts.
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection => {
+                ApiError::unavailable("the connection to the database was lost; retry shortly")
+            }
+            _ if info.message().starts_with("terminating connection due to")
+                || info.message().starts_with("the database system is") =>
+            {
+                ApiError::unavailable("the database is restarting; retry shortly")
+            }
             // statement_timeout (SQLSTATE 57014): diesel has no kind for it, only the message.
             _ if info
                 .message()
@@ -207,7 +232,10 @@ impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         if let ApiError::Internal { detail } = &err {
             let id = uuid::Uuid::now_v7();
-            tracing::error!(error_id = %id, "{detail}");
+            // The same failure of many requests is logged once, then counted (crate::logs).
+            if crate::logs::admit(crate::logs::Level::Error, "internal", detail) {
+                tracing::error!(error_id = %id, "{detail}");
+            }
             return async_graphql::Error::new("internal error").extend_with(|_, e| {
                 e.set("code", "INTERNAL");
                 e.set("errorId", id.to_string());
