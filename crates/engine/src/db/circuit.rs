@@ -324,7 +324,7 @@ async fn dial(url: &str) -> Result<Conn, ConnectFailure> {
         .await
         .map_err(|e| ConnectFailure {
             cause: Cause::of(&e),
-            detail: e.to_string(),
+            detail: describe(&e),
         })?;
     Conn::try_from_client_and_connection(client, connection)
         .await
@@ -332,6 +332,21 @@ async fn dial(url: &str) -> Result<Conn, ConnectFailure> {
             cause: Cause::Other,
             detail: e.to_string(),
         })
+}
+
+/// The driver's error with what it wraps: "db error" alone names nothing.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 #[cfg(test)]
