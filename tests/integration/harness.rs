@@ -80,6 +80,7 @@ fn setup() -> Result<Server, String> {
             let opts = ClusterOptions {
                 unsafe_fast: true,
                 max_connections: 400,
+                ..ClusterOptions::default()
             };
             let cluster = PrivateCluster::ensure(&project().join(".data/test-postgres"), &opts)
                 .map_err(|e| e.to_string())?;
