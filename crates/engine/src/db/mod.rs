@@ -401,7 +401,13 @@ impl Db {
         if self.circuit.is_open() {
             return None;
         }
-        let mut conn = self.pool.get().await.ok()?;
+        // A scrape must not queue behind requests for a busy pool: an idle connection or
+        // nothing.
+        let now = deadpool::managed::Timeouts {
+            wait: Some(Duration::ZERO),
+            ..self.pool.timeouts()
+        };
+        let mut conn = self.pool.timeout_get(&now).await.ok()?;
         diesel::sql_query("SELECT gateway_outbox_max_seq() AS seq")
             .get_result::<Newest>(&mut conn)
             .await
