@@ -184,7 +184,7 @@ pub fn graphql_request(
 async fn instance(
     serving_url: &str,
     keys: &JwtKeys,
-    pool_size: usize,
+    pool: db::PoolSettings,
     limits: Limits,
     allowed_origins: Vec<String>,
     draining: tokio::sync::watch::Receiver<bool>,
@@ -193,7 +193,7 @@ async fn instance(
     let instance = Instance::start(Settings {
         serving_url: serving_url.to_string(),
         keys: keys.clone(),
-        pool: db::PoolSettings::new(pool_size, std::time::Duration::from_secs(15)),
+        pool,
         event_retention: std::time::Duration::from_secs(3600),
         limits,
         auth: AuthSettings::default(),
@@ -206,6 +206,11 @@ async fn instance(
     .await
     .expect("gateway instance");
     (instance.router(draining), instance.db)
+}
+
+/// The tests' pool: `size` connections, a 15 s statement timeout, the rest as by default.
+pub fn pool_settings(size: usize) -> db::PoolSettings {
+    db::PoolSettings::new(size, std::time::Duration::from_secs(15))
 }
 
 /// `url` acting as the serving role: the login stays the owner's (so the tests need no
@@ -274,7 +279,7 @@ impl TestApp {
         let (router, pool) = instance(
             &serving_url,
             &keys,
-            8,
+            pool_settings(8),
             limits,
             vec!["https://app.example".into()],
             drain.subscribe(),
@@ -316,10 +321,16 @@ impl TestApp {
     /// Another gateway instance (router and pool) over the same database whose pool holds
     /// `size` connections.
     pub async fn instance_with_pool(&self, size: usize) -> (Router, Db) {
+        self.instance_with_pool_settings(pool_settings(size)).await
+    }
+
+    /// Another gateway instance (router and pool) over the same database with a pool as
+    /// `pool` says (size, waits, reconnection).
+    pub async fn instance_with_pool_settings(&self, pool: db::PoolSettings) -> (Router, Db) {
         instance(
             &self.serving_url,
             &self.keys,
-            size,
+            pool,
             Limits::default(),
             Vec::new(),
             tokio::sync::watch::channel(false).1,
