@@ -3,7 +3,10 @@
 //! Every failure a client sees is an `ApiError` turned into a GraphQL error with
 //! `extensions.code`. Database errors are translated here: constraint names are mapped back to
 //! the entity's fields through the catalog's constraint names (`graphql::meta::constraints`), and anything unexpected
-//! becomes `INTERNAL` with a correlation id, its details only in the server log. No SQL text,
+//! becomes `INTERNAL` with a correlation id, its details only in the server log (the same
+//! failure of many requests once, then counted: `crate::logs`). A database that cannot be
+//! reached, a connection lost to a restart and a pool with no connection free in time are
+//! `SERVICE_UNAVAILABLE`: nothing was done and the request may be retried. No SQL text,
 //! constraint name or other tenant's data ever reaches a response.
 
 use async_graphql::ErrorExtensions;
