@@ -695,3 +695,42 @@ async fn sigterm_during_a_burst_of_mutations_loses_no_acknowledged_write() {
     assert_eq!((&events, &audits), (&rows, &rows));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn while_the_circuit_is_open_idle_pooled_connections_still_serve_and_nothing_is_dialled() {
+    let app = TestApp::new().await;
+    let mut settings = pool_settings(2);
+    // The probe waits long enough for the test to look.
+    settings.circuit.probe_min = Duration::from_secs(3);
+    settings.circuit.probe_max = Duration::from_secs(3);
+    let (router, db) = app.instance_with_pool_settings(settings).await;
+    let me =
+        || crate::harness::graphql_request(Some(&app.a.user), "{ me { id } }", json!({}), None);
+    // One connection made and pooled.
+    let (status, _, text) = crate::harness::send_to(&router, me()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    db.settled().await;
+    let attempts = db.circuit_stats().attempts;
+    // A server out of connection slots opens the circuit as an outage does.
+    db.circuit().failed(gateway::db::circuit::ConnectFailure {
+        cause: gateway::db::circuit::Cause::NotReady,
+        detail: "sorry, too many clients already (53300)".into(),
+    });
+    // The idle connection serves; a second request at once finds none and is refused.
+    let (first, second) = tokio::join!(crate::harness::send_to(&router, me()), async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        crate::harness::send_to(&router, me()).await
+    });
+    assert!(
+        [first.0, second.0].contains(&StatusCode::OK),
+        "{first:?} {second:?}"
+    );
+    db.settled().await;
+    let (status, _, _) = crate::harness::send_to(&router, me()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(db.circuit_stats().attempts, attempts, "nothing dialled");
+    assert!(db.circuit_stats().open);
+    // The probe closes it.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(!db.circuit_stats().open);
+}

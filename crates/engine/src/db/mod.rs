@@ -340,7 +340,14 @@ impl Db {
     /// A pooled connection: at once while the circuit is open or too many wait already
     /// (`SERVICE_UNAVAILABLE`), else within the pool's wait.
     pub async fn get(&self) -> Result<Object<Conn>, ApiError> {
-        self.circuit.check()?;
+        if self.circuit.is_open() {
+            // A connection still pooled may serve (a server out of connection slots opens
+            // the circuit too); none is dialled and nobody waits.
+            if let Ok(conn) = self.pool.timeout_get(&self.no_wait()).await {
+                return Ok(conn);
+            }
+            self.circuit.check()?;
+        }
         let waiting = &self.counters.waiting;
         if waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             waiting.fetch_sub(1, Ordering::AcqRel);
@@ -363,6 +370,14 @@ impl Db {
                 ApiError::internal(format!("database connection: {e}"))
             }
         })
+    }
+
+    /// The pool's timeouts, but no wait for a busy pool: an idle connection or an error.
+    fn no_wait(&self) -> deadpool::managed::Timeouts {
+        deadpool::managed::Timeouts {
+            wait: Some(Duration::ZERO),
+            ..self.pool.timeouts()
+        }
     }
 
     /// Every connection is busy: counted, logged once per interval, `SERVICE_UNAVAILABLE`.
@@ -403,11 +418,7 @@ impl Db {
         }
         // A scrape must not queue behind requests for a busy pool: an idle connection or
         // nothing.
-        let now = deadpool::managed::Timeouts {
-            wait: Some(Duration::ZERO),
-            ..self.pool.timeouts()
-        };
-        let mut conn = self.pool.timeout_get(&now).await.ok()?;
+        let mut conn = self.pool.timeout_get(&self.no_wait()).await.ok()?;
         diesel::sql_query("SELECT gateway_outbox_max_seq() AS seq")
             .get_result::<Newest>(&mut conn)
             .await
