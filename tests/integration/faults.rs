@@ -420,6 +420,12 @@ async fn subscribers_miss_nothing_across_a_database_restart() {
     s.stop_database().await;
     // Refused, not acknowledged: it must not appear.
     assert_eq!(create_category(&s, "during").await, 503);
+    // A subscription asked for now is accepted and waits for the database.
+    let mut opened_during = subscribe_categories(&s, None).await;
+    assert_eq!(
+        next(&mut opened_during, Duration::from_millis(500)).await,
+        None
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.start_database().await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -450,6 +456,13 @@ async fn subscribers_miss_nothing_across_a_database_restart() {
     }
     assert_eq!(rest, ["before-3", "after-1", "after-2"]);
     assert_eq!(next(&mut stays, Duration::from_millis(700)).await, None);
+
+    let later: Vec<String> = events(&mut opened_during, 2)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(later, ["after-1", "after-2"]);
 
     // The one that left before the outage resumes with its cursor: nothing missed.
     let mut back = subscribe_categories(&s, Some(&left_at)).await;
