@@ -8,7 +8,7 @@ use axum::Router;
 
 use crate::auth::{Accounts, JwtKeys};
 use crate::config::{AuthSettings, Limits};
-use crate::db::Db;
+use crate::db::{Db, PoolSettings};
 use crate::graphql::{self, GatewaySchema};
 use crate::http::{self, AppState};
 use crate::live::Hub;
@@ -18,8 +18,8 @@ pub struct Settings {
     /// The database as the serving role (row-level security binds it).
     pub serving_url: String,
     pub keys: JwtKeys,
-    pub pool_size: usize,
-    pub statement_timeout: Duration,
+    /// The pool's size, statement timeout, waits and reconnection.
+    pub pool: PoolSettings,
     pub event_retention: Duration,
     pub limits: Limits,
     pub auth: AuthSettings,
@@ -51,12 +51,13 @@ pub struct Instance {
 impl Instance {
     /// Connects the pool, starts the change listener and builds the schema.
     pub async fn start(settings: Settings) -> Result<Instance, String> {
-        let db = Db::connect(
-            &settings.serving_url,
-            settings.pool_size,
-            settings.statement_timeout,
-        )?;
-        let hub = Hub::start(settings.serving_url.clone(), settings.event_retention).await?;
+        let db = Db::connect_with(&settings.serving_url, settings.pool)?;
+        let hub = Hub::start(
+            settings.serving_url.clone(),
+            settings.event_retention,
+            Some(db.circuit().clone()),
+        )
+        .await?;
         let accounts = Accounts::new(settings.keys.clone(), &settings.auth);
         if let Some(every) = settings.sweep_every {
             crate::domain::start_sweeps(db.clone(), every);

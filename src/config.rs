@@ -17,6 +17,12 @@
 //! | `GATEWAY_BIND` | listen address of `serve` | `127.0.0.1:8080` |
 //! | `GATEWAY_DATA_DIR` | where the private cluster and the dev secret live | `<project>/.data` |
 //! | `GATEWAY_DB_POOL_SIZE` | connections in the pool | `16` |
+//! | `GATEWAY_DB_POOL_WAIT_MS` | longest a request waits for a connection when every one is busy; then it is answered `SERVICE_UNAVAILABLE` (HTTP 503) | `5000` |
+//! | `GATEWAY_DB_POOL_MAX_WAITING` | requests that may wait for a connection at once; further ones are answered `SERVICE_UNAVAILABLE` at once | `10000` |
+//! | `GATEWAY_DB_CONNECT_TIMEOUT_MS` | longest one connection attempt (connect, authenticate, set up) may take before it counts as failed (cause `timeout`) | `5000` |
+//! | `GATEWAY_DB_RECONNECT_MIN_MS` | after a failed connection attempt the circuit opens: requests fail fast with `SERVICE_UNAVAILABLE` and one probe dials, first after this delay... | `100` |
+//! | `GATEWAY_DB_RECONNECT_MAX_MS` | ...doubling up to this, jittered down to half of it, until a connection succeeds and closes the circuit (so recovery is noticed within it) | `1000` |
+//! | `GATEWAY_SHUTDOWN_GRACE_SECS` | on SIGTERM, how long in-flight requests may take to finish before the process exits anyway | `10` |
 //! | `GATEWAY_DEFAULT_PAGE_SIZE` | rows per page when a list gives no `first`/`last` | `50` |
 //! | `GATEWAY_MAX_PAGE_SIZE` | largest `first`/`last` accepted | `500` |
 //! | `GATEWAY_MAX_DEPTH` | deepest query accepted | `12` |
@@ -55,6 +61,8 @@ use std::time::Duration;
 
 pub use crate::auth::limiter::Allowance;
 use crate::auth::{ClaimPath, ClaimPaths, JwksOptions, JwksSource};
+use crate::db::circuit::CircuitSettings;
+use crate::db::PoolSettings;
 
 pub use gateway_engine::config::{Exposure, Limits};
 
@@ -121,9 +129,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Packages served besides the built-in catalog (`GATEWAY_PACKAGES_DIR`).
     pub packages_dir: Option<PathBuf>,
-    pub pool_size: usize,
-    /// PostgreSQL's `statement_timeout` on serving connections.
-    pub statement_timeout: Duration,
+    /// The pool: size, statement timeout, waits, and the circuit's reconnection.
+    pub pool: PoolSettings,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
     pub event_retention: std::time::Duration,
     /// How often the SLA and notification-expiry sweeps run.
     pub sweep_every: std::time::Duration,
@@ -195,6 +204,26 @@ fn jwks_options() -> Result<JwksOptions, String> {
     })
 }
 
+fn pool_settings() -> Result<PoolSettings, String> {
+    let ms = |name: &str, default: u64| -> Result<Duration, String> {
+        Ok(Duration::from_millis(parsed(name, default)?))
+    };
+    let d = PoolSettings::new(16, Duration::from_secs(15));
+    let probe_min = ms("GATEWAY_DB_RECONNECT_MIN_MS", 100)?.max(Duration::from_millis(10));
+    Ok(PoolSettings {
+        size: parsed::<usize>("GATEWAY_DB_POOL_SIZE", d.size)?.max(1),
+        statement_timeout: ms("GATEWAY_STATEMENT_TIMEOUT_MS", 15_000)?,
+        wait_timeout: ms("GATEWAY_DB_POOL_WAIT_MS", d.wait_timeout.as_millis() as u64)?,
+        max_waiting: parsed("GATEWAY_DB_POOL_MAX_WAITING", d.max_waiting)?,
+        circuit: CircuitSettings {
+            connect_timeout: ms("GATEWAY_DB_CONNECT_TIMEOUT_MS", 5_000)?
+                .max(Duration::from_millis(100)),
+            probe_min,
+            probe_max: ms("GATEWAY_DB_RECONNECT_MAX_MS", 1_000)?.max(probe_min),
+        },
+    })
+}
+
 /// The project folder: where `cargo run` was invoked from, or the binary's compile-time root.
 pub fn project_dir() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -220,11 +249,8 @@ impl Config {
             data_dir: var("GATEWAY_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| project_dir().join(".data")),
-            pool_size: parsed("GATEWAY_DB_POOL_SIZE", 16)?,
-            statement_timeout: Duration::from_millis(parsed(
-                "GATEWAY_STATEMENT_TIMEOUT_MS",
-                15_000,
-            )?),
+            pool: pool_settings()?,
+            shutdown_grace: Duration::from_secs(parsed("GATEWAY_SHUTDOWN_GRACE_SECS", 10)?),
             allowed_origins: var("GATEWAY_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')

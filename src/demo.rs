@@ -194,8 +194,8 @@ pub async fn seed(schema: &GatewaySchema, tenant_id: Uuid, admin_id: Uuid) -> Re
     run(
         schema,
         &rc,
-        "mutation($t: TaskCreateInput!) { createTask(input: $t) { id } }",
-        json!({ "t": { "title": "Review the first thread", "assignedGroupId": group, "formSchema": { "type": "object" } } }),
+        "mutation($t: NewTaskInput!) { createTask(input: $t) { id } }",
+        json!({ "t": { "title": "Review the first thread", "assignTo": { "groupId": group }, "formSchema": { "type": "object" } } }),
     )
     .await?;
 

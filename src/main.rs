@@ -2,6 +2,7 @@
 //! The `gateway` command: serve, migrate, tenants, tokens, schema export. The transport and the
 //! process (signals, private database) live here; the schema is the library's.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -179,7 +180,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // Tasks still running (commits of read sessions, abandoned requests) get a moment, not
+    // an unbounded wait.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -439,8 +444,7 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
     let instance = Instance::start(Settings {
         serving_url: serving.clone(),
         keys: keys.clone(),
-        pool_size: config.pool_size,
-        statement_timeout: config.statement_timeout,
+        pool: config.pool,
         event_retention: config.event_retention,
         limits: config.limits.clone(),
         auth: config.auth.clone(),
@@ -484,17 +488,46 @@ async fn serve(config: Config, bind: SocketAddr, no_migrate: bool) -> Result<(),
         println!("More tokens: cargo run -- token --tenant demo --user ada@demo.example");
     }
     tracing::info!(%local, "serving");
-    let result = axum::serve(
+    let grace = config.shutdown_grace;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    // On SIGTERM: stop accepting, fail readiness, close sockets with 1001, and let the
+    // requests in flight finish (a mutation's COMMIT is awaited before its answer, so what
+    // was acknowledged is committed); idle keep-alive connections are closed at once.
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: closing subscription sockets");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: no new connections, closing subscription sockets, finishing requests in flight"
+        );
         let _ = drain_tx.send(true);
-    })
-    .await
-    .map_err(|e| format!("server error: {e}"));
+        let _ = signalled_tx.send(());
+    });
+    let grace_over = async move {
+        if signalled_rx.await.is_err() {
+            // The server ended without a signal: nothing to wait for.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = server.into_future() => r.map_err(|e| format!("server error: {e}")),
+        () = grace_over => {
+            // What still runs is dropped with the runtime: a transaction left half-way
+            // closes its connection, which PostgreSQL rolls back whole.
+            tracing::warn!(
+                "requests still running after the {} s grace period (GATEWAY_SHUTDOWN_GRACE_SECS) are abandoned",
+                grace.as_secs()
+            );
+            Ok(())
+        }
+    };
+    if result.is_ok() {
+        tracing::info!("shut down");
+    }
     if let Some(cluster) = cluster {
         if cluster.started_here {
             if let Err(e) = cluster.stop() {

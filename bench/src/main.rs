@@ -17,7 +17,9 @@
 //! - BENCH_PEER: `off` leaves PostGraphile and pgbench's ceiling out (no Node.js needed);
 //!   otherwise on, running `npm ci` in bench/postgraphile when its node_modules is missing;
 //! - BENCH_SUBSCRIBERS (10000), BENCH_CHANGES mutations timed for them (20);
-//! - BENCH_ONLY: `http` or `subscribers`, one part only (the peer runs with `http`);
+//! - BENCH_ONLY: `http` or `subscribers`, one part only (the peer runs with `http`); `soak`:
+//!   the soak instead of either, a steady mix for 30 minutes with the gateway's memory
+//!   sampled (see `soak` for its options);
 //! - GATEWAY_BIN: default the release gateway under CARGO_TARGET_DIR or target/, built first.
 
 mod ceiling;
@@ -28,6 +30,7 @@ mod load;
 mod peer;
 mod scenarios;
 mod seed;
+mod soak;
 mod subscribers;
 
 use std::net::{SocketAddr, TcpListener};
@@ -146,6 +149,7 @@ async fn run() -> Result<(), String> {
     let connections = env_num("BENCH_CONNECTIONS", 32) as u32;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let with_peer = only != "subscribers"
+        && only != "soak"
         && !matches!(
             std::env::var("BENCH_PEER").unwrap_or_default().as_str(),
             "off" | "0" | "false" | "no"
@@ -218,6 +222,12 @@ async fn run() -> Result<(), String> {
     }
     let (_, idle) = memory(pid);
 
+    if only == "soak" {
+        let result = soak::run(addr, pid, &tokens, &ids, &dir, &soak::Options::from_env()).await;
+        drop(gw);
+        cluster.stop().map_err(|e| e.to_string())?;
+        return result;
+    }
     if only != "subscribers" {
         let (sql, peer) = if with_peer {
             let sql = http::capture_sql(&url, &secret, &tokens, &ids, &tenant_ids, &dir)?;

@@ -1,13 +1,19 @@
 //! A private PostgreSQL cluster, started on demand when no DATABASE_URL is set.
 //!
 //! Used by `gateway serve`, `gateway migrate` and the test suite. The cluster
-//! listens only on 127.0.0.1 (no unix sockets) on a free port and trusts every
+//! listens on a Unix socket in its data directory only (no TCP) and trusts every
 //! local connection, so it must never hold anything but throwaway data.
+//!
+//! Not on a loopback port: the kernel picks a free port from its ephemeral range,
+//! the same range clients' own ends come from, and a client dialling such a port
+//! while the server is down can be connected to itself (127.0.0.1:P <-> 127.0.0.1:P),
+//! holding the port so that the server cannot start again until it lets go. A
+//! socket file cannot be taken that way. Clusters started by earlier versions on
+//! 127.0.0.1 are still reused as they are, over TCP.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
@@ -22,6 +28,12 @@ const BINDIR_ENV: &str = "GATEWAY_PG_BINDIR";
 /// Seconds pg_ctl waits for start/stop, and we wait for a foreign postmaster to become ready.
 const TIMEOUT_SECS: u64 = 60;
 const START_ATTEMPTS: u32 = 5;
+/// The port of the socket file's name (`.s.PGSQL.<port>`): with no TCP listener it is only a
+/// name, and each cluster has a socket directory of its own.
+const SOCKET_PORT: u16 = 5432;
+/// The longest socket directory used as is: the socket's path (`<dir>/.s.PGSQL.5432`) must
+/// fit `sun_path` (107 bytes on Linux, fewer elsewhere), with room to spare.
+const MAX_SOCKET_DIR: usize = 90;
 /// Client/server variables that would redirect our commands elsewhere.
 const PG_ENV_VARS: &[&str] = &[
     "PGDATA",
@@ -44,6 +56,9 @@ pub struct ClusterOptions {
     pub unsafe_fast: bool,
     /// max_connections (default 200)
     pub max_connections: u32,
+    /// log_connections=on: every connection the server receives is in its log (the fault
+    /// tests count them).
+    pub log_connections: bool,
 }
 
 impl Default for ClusterOptions {
@@ -51,8 +66,18 @@ impl Default for ClusterOptions {
         ClusterOptions {
             unsafe_fast: false,
             max_connections: 200,
+            log_connections: false,
         }
     }
+}
+
+/// Where clients reach the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The socket directory (`<dir>/.s.PGSQL.<port>`).
+    Socket(PathBuf),
+    /// 127.0.0.1: a cluster started by an earlier version, reused as it is.
+    Loopback,
 }
 
 /// A running private cluster. Dropping it does not stop the server: later
@@ -68,7 +93,9 @@ pub struct PrivateCluster {
     pub relocated: bool,
     /// Server log (`<data_dir>/../<name>.log`).
     pub log_file: PathBuf,
+    /// The socket file's port (or the TCP port of a reused older cluster).
     pub port: u16,
+    pub endpoint: Endpoint,
     /// True if this call started the postmaster, false if it reused a running one.
     pub started_here: bool,
     lock_file: PathBuf,
@@ -111,6 +138,7 @@ pub enum ClusterError {
         data_dir: PathBuf,
         pid: i32,
         port: Option<u16>,
+        host: String,
     },
     Stop {
         data_dir: PathBuf,
@@ -171,12 +199,13 @@ impl fmt::Display for ClusterError {
                 data_dir,
                 pid,
                 port,
+                host,
             } => {
                 let port = port.map_or_else(|| "unknown".to_string(), |p| p.to_string());
                 write!(
                     f,
                     "a postmaster (PID {pid}) is running in {} but did not accept connections on \
-                     127.0.0.1 port {port} within {TIMEOUT_SECS}s",
+                     {host} port {port} within {TIMEOUT_SECS}s",
                     data_dir.display()
                 )
             }
@@ -265,6 +294,7 @@ impl PrivateCluster {
             requested_dir: requested,
             relocated: layout.relocated,
             port: 0,
+            endpoint: Endpoint::Loopback,
             started_here: false,
             lock_file,
             workdir: layout.parent,
@@ -272,23 +302,65 @@ impl PrivateCluster {
             run_as,
         };
         match cluster.wait_for_running()? {
-            Some(port) => cluster.port = port,
+            Some((port, endpoint)) => {
+                cluster.port = port;
+                cluster.endpoint = endpoint;
+            }
             None => {
-                cluster.port = cluster.start(opts)?;
+                let dir = cluster.socket_dir()?;
+                cluster.port = cluster.start(opts, &dir)?;
+                cluster.endpoint = Endpoint::Socket(dir);
                 cluster.started_here = true;
             }
         }
         Ok(cluster)
     }
 
-    /// postgres://postgres@127.0.0.1:PORT/<database>
+    /// `postgres://postgres@<socket dir, percent-encoded>:5432/<database>`, which libpq,
+    /// tokio-postgres and node-postgres all read as a Unix socket.
     pub fn url(&self, database: &str) -> String {
         self.url_as("postgres", database)
     }
 
     /// The same, logging in as `user`.
     pub fn url_as(&self, user: &str, database: &str) -> String {
-        format!("postgres://{user}@127.0.0.1:{}/{database}", self.port)
+        format!("postgres://{user}@{}:{}/{database}", self.host(), self.port)
+    }
+
+    /// The host part of URLs: the socket directory percent-encoded, or 127.0.0.1.
+    fn host(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Socket(dir) => percent_encode(dir),
+            Endpoint::Loopback => "127.0.0.1".to_string(),
+        }
+    }
+
+    /// The directory for the socket: the data directory when its path is short enough and
+    /// plain, else a directory of its own under the temp dir, named after the data dir.
+    fn socket_dir(&self) -> Result<PathBuf> {
+        let plain = |p: &Path| {
+            p.as_os_str().len() <= MAX_SOCKET_DIR
+                && p.as_os_str()
+                    .as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(b))
+        };
+        if plain(&self.data_dir) {
+            return Ok(self.data_dir.clone());
+        }
+        let dir = Path::new("/tmp").join(format!(
+            "gateway-pg-{:016x}.s",
+            fnv1a(self.data_dir.as_os_str().as_bytes())
+        ));
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(format!("cannot create {}", dir.display()))(e)),
+        }
+        if let Some(user) = &self.run_as {
+            chown(&dir, user)?;
+        }
+        Ok(dir)
     }
 
     /// `pg_ctl stop -m fast`. Succeeds if the server is already down.
@@ -326,9 +398,9 @@ impl PrivateCluster {
         pg_command(&self.bindir, program, self.run_as.as_ref(), &self.workdir)
     }
 
-    /// Port of a postmaster already serving the data dir, waiting while one is
+    /// Port and endpoint of a postmaster already serving the data dir, waiting while one is
     /// starting up or shutting down; clears a stale postmaster.pid.
-    fn wait_for_running(&self) -> Result<Option<u16>> {
+    fn wait_for_running(&self) -> Result<Option<(u16, Endpoint)>> {
         let deadline = Instant::now() + Duration::from_secs(TIMEOUT_SECS);
         loop {
             let Some(info) = read_pid_file(&self.data_dir)? else {
@@ -340,8 +412,12 @@ impl PrivateCluster {
                     remove_stale_pid_file(&self.data_dir)?;
                     return Ok(None);
                 }
-                if let Some(port) = info.port.filter(|p| pg_isready(&self.bindir, *p)) {
-                    return Ok(Some(port));
+                let endpoint = info.endpoint();
+                if let Some(port) = info
+                    .port
+                    .filter(|p| pg_isready(&self.bindir, &endpoint, *p))
+                {
+                    return Ok(Some((port, endpoint)));
                 }
             }
             if Instant::now() >= deadline {
@@ -349,13 +425,14 @@ impl PrivateCluster {
                     data_dir: self.data_dir.clone(),
                     pid: info.pid.unwrap_or(0),
                     port: info.port,
+                    host: endpoint_host(&info.endpoint()),
                 });
             }
             sleep(Duration::from_millis(200));
         }
     }
 
-    fn start(&self, opts: &ClusterOptions) -> Result<u16> {
+    fn start(&self, opts: &ClusterOptions, socket_dir: &Path) -> Result<u16> {
         // pg_ctl opens the log as the server user, so it must own the file.
         OpenOptions::new()
             .create(true)
@@ -370,7 +447,7 @@ impl PrivateCluster {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = free_port()?;
+            let port = SOCKET_PORT;
             let log_offset = fs::metadata(&self.log_file).map_or(0, |m| m.len());
             let out = self
                 .pg_command("pg_ctl")
@@ -381,7 +458,7 @@ impl PrivateCluster {
                 .arg(&self.log_file)
                 .args(["-w", "-t", &TIMEOUT_SECS.to_string()])
                 .arg("-o")
-                .arg(server_options(port, opts))
+                .arg(server_options(port, socket_dir, opts))
                 .output()
                 .map_err(io_err("cannot run pg_ctl start"))?;
             if out.status.success() {
@@ -415,16 +492,42 @@ impl PrivateCluster {
     }
 }
 
-fn server_options(port: u16, opts: &ClusterOptions) -> String {
-    // pg_ctl hands -o to /bin/sh, hence the shell quoting of the empty value.
+fn server_options(port: u16, socket_dir: &Path, opts: &ClusterOptions) -> String {
+    // pg_ctl hands -o to /bin/sh, hence the shell quoting of the empty value; the socket
+    // directory is plain (see `socket_dir`), so it needs none.
     let mut s = format!(
-        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections={}",
+        "-p {port} -c listen_addresses='' -c unix_socket_directories={} -c max_connections={}",
+        socket_dir.display(),
         opts.max_connections
     );
     if opts.unsafe_fast {
         s.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
     }
+    if opts.log_connections {
+        s.push_str(" -c log_connections=on");
+    }
     s
+}
+
+/// A path as the host of a connection URL: every byte but unreserved ones percent-encoded.
+fn percent_encode(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"._-~".contains(b) {
+            out.push(*b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// How pg_isready and messages name an endpoint's host.
+fn endpoint_host(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Socket(dir) => dir.display().to_string(),
+        Endpoint::Loopback => "127.0.0.1".to_string(),
+    }
 }
 
 fn find_bindir() -> Result<PathBuf> {
@@ -663,15 +766,27 @@ fn remove_dir_if_exists(dir: &Path) -> Result<()> {
 struct PidFile {
     pid: Option<i32>,
     port: Option<u16>,
+    /// The first socket directory, if the server has one.
+    socket_dir: Option<PathBuf>,
 }
 
-/// postmaster.pid: line 1 is the PID, line 4 the port.
+impl PidFile {
+    fn endpoint(&self) -> Endpoint {
+        match &self.socket_dir {
+            Some(dir) => Endpoint::Socket(dir.clone()),
+            None => Endpoint::Loopback,
+        }
+    }
+}
+
+/// postmaster.pid: line 1 is the PID, line 4 the port, line 5 the first socket directory.
 fn parse_pid_file(text: &str) -> PidFile {
     let lines: Vec<&str> = text.lines().collect();
     let field = |i: usize| lines.get(i).map(|l| l.trim());
     PidFile {
         pid: field(0).and_then(|l| l.parse().ok()).filter(|p| *p > 0),
         port: field(3).and_then(|l| l.parse().ok()).filter(|p| *p > 0),
+        socket_dir: field(4).filter(|l| !l.is_empty()).map(PathBuf::from),
     }
 }
 
@@ -732,10 +847,13 @@ fn is_live_postgres_stat(stat: &str) -> bool {
     matches!(comm, "postgres" | "postmaster") && !matches!(state, Some('Z' | 'X' | 'x') | None)
 }
 
-fn pg_isready(bindir: &Path, port: u16) -> bool {
+fn pg_isready(bindir: &Path, endpoint: &Endpoint, port: u16) -> bool {
     // -U/-d postgres so the probe does not log "role does not exist".
     Command::new(bindir.join("pg_isready"))
-        .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .arg("-q")
+        .arg("-h")
+        .arg(endpoint_host(endpoint))
+        .args(["-p", &port.to_string()])
         .args(["-U", "postgres", "-d", "postgres", "-t", "3"])
         .env_remove("PGHOSTADDR")
         .env_remove("PGSERVICE")
@@ -744,15 +862,6 @@ fn pg_isready(bindir: &Path, port: u16) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind(("127.0.0.1", 0)).map_err(io_err("cannot bind 127.0.0.1:0"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(io_err("cannot read bound address"))?;
-    Ok(addr.port())
 }
 
 fn output_text(out: &Output) -> String {
@@ -806,19 +915,28 @@ mod tests {
 
     #[test]
     fn parses_pid_file() {
+        // An older cluster: TCP on 127.0.0.1, no socket.
         let full = "4242\n/data/pg\n1700000000\n54321\n\n127.0.0.1\n  1234 5678\nready   \n";
         assert_eq!(
             parse_pid_file(full),
             PidFile {
                 pid: Some(4242),
                 port: Some(54321),
+                socket_dir: None,
             }
+        );
+        assert_eq!(parse_pid_file(full).endpoint(), Endpoint::Loopback);
+        let socket = "4242\n/data/pg\n1700000000\n5432\n/data/pg\n\n  1234 5678\nready   \n";
+        assert_eq!(
+            parse_pid_file(socket).endpoint(),
+            Endpoint::Socket(PathBuf::from("/data/pg"))
         );
         assert_eq!(
             parse_pid_file("4242\n/data/pg\n"),
             PidFile {
                 pid: Some(4242),
                 port: None,
+                socket_dir: None,
             }
         );
         assert_eq!(
@@ -826,6 +944,7 @@ mod tests {
             PidFile {
                 pid: None,
                 port: None,
+                socket_dir: None,
             }
         );
     }
@@ -851,12 +970,25 @@ mod tests {
             unsafe_fast: true,
             ..ClusterOptions::default()
         };
-        let s = server_options(5555, &opts);
+        let dir = Path::new("/x/data/pg");
+        let s = server_options(5555, dir, &opts);
         assert!(s.contains("-p 5555"));
-        assert!(s.contains("unix_socket_directories=''"));
+        // No TCP at all: nothing to self-connect to.
+        assert!(s.contains("listen_addresses=''"));
+        assert!(s.contains("unix_socket_directories=/x/data/pg"));
         assert!(s.contains("max_connections=200"));
         assert!(s.contains("fsync=off"));
-        assert!(!server_options(1, &ClusterOptions::default()).contains("fsync"));
+        assert!(!s.contains("log_connections"));
+        assert!(!server_options(1, dir, &ClusterOptions::default()).contains("fsync"));
+        let logged = ClusterOptions {
+            log_connections: true,
+            ..ClusterOptions::default()
+        };
+        assert!(server_options(1, dir, &logged).contains("log_connections=on"));
+        assert_eq!(
+            percent_encode(Path::new("/work/a b/.data")),
+            "%2Fwork%2Fa%20b%2F.data"
+        );
     }
 
     /// Stops the cluster and removes its directory even if the test panics.
@@ -884,27 +1016,72 @@ mod tests {
         let opts = ClusterOptions {
             unsafe_fast: true,
             max_connections: 20,
+            ..ClusterOptions::default()
         };
 
         let first = PrivateCluster::ensure(&dir, &opts).unwrap();
         guard.0 = Some(first.clone());
         assert!(first.started_here);
-        assert!(pg_isready(&first.bindir, first.port));
+        assert!(pg_isready(&first.bindir, &first.endpoint, first.port));
+        // Served on a socket in its data directory, and nowhere else.
+        assert_eq!(first.endpoint, Endpoint::Socket(first.data_dir.clone()));
+        assert!(first.data_dir.join(".s.PGSQL.5432").exists());
         assert_eq!(
             first.url("app"),
-            format!("postgres://postgres@127.0.0.1:{}/app", first.port)
+            format!(
+                "postgres://postgres@{}:5432/app",
+                percent_encode(&first.data_dir)
+            )
         );
+        assert!(!pg_isready(&first.bindir, &Endpoint::Loopback, first.port));
 
         let again = PrivateCluster::ensure(&dir, &opts).unwrap();
         assert!(!again.started_here);
         assert_eq!(again.port, first.port);
+        assert_eq!(again.endpoint, first.endpoint);
         assert_eq!(again.data_dir, first.data_dir);
 
-        first.stop().unwrap();
-        first.stop().unwrap();
-        let restarted = PrivateCluster::ensure(&dir, &opts).unwrap();
-        assert!(restarted.started_here);
-        assert!(pg_isready(&restarted.bindir, restarted.port));
+        // Restarts always find their socket free.
+        for _ in 0..3 {
+            first.stop().unwrap();
+            first.stop().unwrap();
+            let restarted = PrivateCluster::ensure(&dir, &opts).unwrap();
+            assert!(restarted.started_here);
+            assert!(pg_isready(
+                &restarted.bindir,
+                &restarted.endpoint,
+                restarted.port
+            ));
+        }
+    }
+
+    #[test]
+    fn a_long_data_directory_gets_a_short_socket_directory() {
+        if find_bindir().is_err() {
+            eprintln!("skipped: no PostgreSQL binaries");
+            return;
+        }
+        let base = std::env::temp_dir().join(format!(
+            "gateway-cluster-test-long-{}-{}",
+            std::process::id(),
+            "x".repeat(80)
+        ));
+        let mut guard = Cleanup(None, base.clone());
+        let opts = ClusterOptions {
+            unsafe_fast: true,
+            max_connections: 20,
+            ..ClusterOptions::default()
+        };
+        let cluster = PrivateCluster::ensure(&base.join("pg"), &opts).unwrap();
+        guard.0 = Some(cluster.clone());
+        let Endpoint::Socket(dir) = &cluster.endpoint else {
+            panic!("not on a socket: {:?}", cluster.endpoint);
+        };
+        assert_ne!(dir, &cluster.data_dir);
+        assert!(dir.as_os_str().len() <= MAX_SOCKET_DIR);
+        assert!(pg_isready(&cluster.bindir, &cluster.endpoint, cluster.port));
+        cluster.stop().unwrap();
+        let _ = fs::remove_dir_all(dir);
     }
 
     #[test]

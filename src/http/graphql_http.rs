@@ -83,6 +83,11 @@ fn bytes_response(status: StatusCode, media: MediaType, body: Vec<u8>) -> Respon
     let mut res = (status, body).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, media.header());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // The circuit's probe notices the database's return within a second.
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     res
 }
 
@@ -484,7 +489,16 @@ async fn execute_in_span(
     let not_executed = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let status = if media == MediaType::GraphqlResponse && not_executed {
+    // Nothing but the database's absence (or a full pool) went wrong: 503, so that load
+    // balancers and clients retry (after `Retry-After`) rather than read it as an answer.
+    let unavailable = !response.errors.is_empty()
+        && response
+            .errors
+            .iter()
+            .all(|e| error_code(e) == crate::error::SERVICE_UNAVAILABLE);
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if media == MediaType::GraphqlResponse && not_executed {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -524,22 +538,33 @@ async fn execute_batch(state: &AppState, items: Vec<Json>, arrival: &Arrival<'_>
         );
     }
     let mut answers = vec![b'['];
+    // 503 only when every request of the batch was refused for the database's absence.
+    let mut all_unavailable = true;
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             answers.push(b',');
         }
         match params_from_json(item) {
             Ok(params) => match execute(state, params, arrival).await {
-                Ok((_, body)) => answers.extend_from_slice(&body),
+                Ok((status, body)) => {
+                    all_unavailable &= status == StatusCode::SERVICE_UNAVAILABLE;
+                    answers.extend_from_slice(&body)
+                }
                 Err(res) => return res,
             },
             Err(msg) => {
+                all_unavailable = false;
                 answers.extend_from_slice(error_body("BAD_REQUEST", msg).to_string().as_bytes())
             }
         }
     }
     answers.push(b']');
-    bytes_response(StatusCode::OK, media, answers)
+    let status = if all_unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    bytes_response(status, media, answers)
 }
 
 fn peer_of(req: &Request) -> Option<SocketAddr> {

@@ -145,7 +145,13 @@ impl Metrics {
             }
         }
         let pool = state.db.pool_status();
-        let gauges: [(&str, &str, f64); 7] = [
+        let circuit = state.db.circuit_stats();
+        let gauges: [(&str, &str, f64); 8] = [
+            (
+                "gateway_db_circuit_open",
+                "1 while the database is unreachable: requests fail fast with SERVICE_UNAVAILABLE and one probe reconnects.",
+                if circuit.open { 1.0 } else { 0.0 },
+            ),
             ("gateway_db_pool_connections", "Connections the pool holds.", pool.size as f64),
             ("gateway_db_pool_in_use", "Connections lent out.", pool.size.saturating_sub(pool.available) as f64),
             ("gateway_db_pool_waiting", "Requests waiting for a connection.", pool.waiting as f64),
@@ -172,7 +178,27 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, u64); 3] = [
+        let counters: [(&str, &str, u64); 7] = [
+            (
+                "gateway_db_connect_attempts_total",
+                "Connections to PostgreSQL attempted (pool, probe, change listener).",
+                circuit.attempts,
+            ),
+            (
+                "gateway_db_circuit_opened_total",
+                "Times the database became unreachable and the circuit opened.",
+                circuit.opened,
+            ),
+            (
+                "gateway_db_circuit_rejections_total",
+                "Requests answered SERVICE_UNAVAILABLE at once because the circuit was open.",
+                circuit.rejected,
+            ),
+            (
+                "gateway_db_pool_wait_timeouts_total",
+                "Requests answered SERVICE_UNAVAILABLE because no connection freed up within GATEWAY_DB_POOL_WAIT_MS.",
+                pool.wait_timeouts,
+            ),
             (
                 "gateway_db_statements_total",
                 "Statements sent to PostgreSQL.",
@@ -191,6 +217,14 @@ impl Metrics {
         ];
         for (name, help, v) in counters {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        let name = "gateway_db_connect_failures_total";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Failed connection attempts by cause.\n# TYPE {name} counter"
+        );
+        for (cause, n) in crate::db::circuit::Cause::ALL.iter().zip(circuit.failures) {
+            let _ = writeln!(s, "{name}{{cause=\"{}\"}} {n}", cause.as_str());
         }
         s
     }

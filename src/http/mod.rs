@@ -69,10 +69,13 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The database answers: the instance can take traffic.
+/// The database answers: the instance can take traffic. While the pool's circuit is open
+/// (the database unreachable) this is answered at once, without dialling.
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if *state.draining.borrow() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if state.db.circuit().is_open() {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
     } else if state.db.ready().await {
         (StatusCode::OK, "ready")
     } else {

@@ -80,6 +80,7 @@ fn setup() -> Result<Server, String> {
             let opts = ClusterOptions {
                 unsafe_fast: true,
                 max_connections: 400,
+                ..ClusterOptions::default()
             };
             let cluster = PrivateCluster::ensure(&project().join(".data/test-postgres"), &opts)
                 .map_err(|e| e.to_string())?;
@@ -183,7 +184,7 @@ pub fn graphql_request(
 async fn instance(
     serving_url: &str,
     keys: &JwtKeys,
-    pool_size: usize,
+    pool: db::PoolSettings,
     limits: Limits,
     allowed_origins: Vec<String>,
     draining: tokio::sync::watch::Receiver<bool>,
@@ -192,8 +193,7 @@ async fn instance(
     let instance = Instance::start(Settings {
         serving_url: serving_url.to_string(),
         keys: keys.clone(),
-        pool_size,
-        statement_timeout: std::time::Duration::from_secs(15),
+        pool,
         event_retention: std::time::Duration::from_secs(3600),
         limits,
         auth: AuthSettings::default(),
@@ -206,6 +206,11 @@ async fn instance(
     .await
     .expect("gateway instance");
     (instance.router(draining), instance.db)
+}
+
+/// The tests' pool: `size` connections, a 15 s statement timeout, the rest as by default.
+pub fn pool_settings(size: usize) -> db::PoolSettings {
+    db::PoolSettings::new(size, std::time::Duration::from_secs(15))
 }
 
 /// `url` acting as the serving role: the login stays the owner's (so the tests need no
@@ -274,7 +279,7 @@ impl TestApp {
         let (router, pool) = instance(
             &serving_url,
             &keys,
-            8,
+            pool_settings(8),
             limits,
             vec!["https://app.example".into()],
             drain.subscribe(),
@@ -316,10 +321,16 @@ impl TestApp {
     /// Another gateway instance (router and pool) over the same database whose pool holds
     /// `size` connections.
     pub async fn instance_with_pool(&self, size: usize) -> (Router, Db) {
+        self.instance_with_pool_settings(pool_settings(size)).await
+    }
+
+    /// Another gateway instance (router and pool) over the same database with a pool as
+    /// `pool` says (size, waits, reconnection).
+    pub async fn instance_with_pool_settings(&self, pool: db::PoolSettings) -> (Router, Db) {
         instance(
             &self.serving_url,
             &self.keys,
-            size,
+            pool,
             Limits::default(),
             Vec::new(),
             tokio::sync::watch::channel(false).1,
@@ -359,8 +370,7 @@ impl TestApp {
         let instance = Instance::start(Settings {
             serving_url: self.serving_url.clone(),
             keys: self.keys.clone(),
-            pool_size: 2,
-            statement_timeout: std::time::Duration::from_secs(15),
+            pool: db::PoolSettings::new(2, std::time::Duration::from_secs(15)),
             event_retention: std::time::Duration::from_secs(3600),
             limits: Limits::default(),
             auth: AuthSettings::default(),

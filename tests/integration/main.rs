@@ -10,6 +10,7 @@ mod browser_clients;
 mod chat;
 mod cross_tenant;
 mod domain;
+mod faults;
 mod filters;
 mod forum;
 mod fuzz;

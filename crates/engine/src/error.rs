@@ -3,7 +3,10 @@
 //! Every failure a client sees is an `ApiError` turned into a GraphQL error with
 //! `extensions.code`. Database errors are translated here: constraint names are mapped back to
 //! the entity's fields through the catalog's constraint names (`graphql::meta::constraints`), and anything unexpected
-//! becomes `INTERNAL` with a correlation id, its details only in the server log. No SQL text,
+//! becomes `INTERNAL` with a correlation id, its details only in the server log (the same
+//! failure of many requests once, then counted: `crate::logs`). A database that cannot be
+//! reached, a connection lost to a restart and a pool with no connection free in time are
+//! `SERVICE_UNAVAILABLE`: nothing was done and the request may be retried. No SQL text,
 //! constraint name or other tenant's data ever reaches a response.
 
 use async_graphql::ErrorExtensions;
@@ -37,6 +40,11 @@ pub enum ApiError {
     LimitExceeded {
         message: String,
     },
+    /// The database cannot be reached, or every connection stayed busy: nothing was done,
+    /// and the same request may succeed in a moment (HTTP answers 503 with `Retry-After`).
+    Unavailable {
+        message: String,
+    },
     /// Something the client cannot fix. The detail is logged, never returned.
     Internal {
         detail: String,
@@ -44,6 +52,9 @@ pub enum ApiError {
 }
 
 pub type GqlResult<T> = Result<T, async_graphql::Error>;
+
+/// The code of [`ApiError::Unavailable`], which transports look for (503, `Retry-After`).
+pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
 
 impl ApiError {
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -78,6 +89,11 @@ impl ApiError {
             message: message.into(),
         }
     }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::Unavailable {
+            message: message.into(),
+        }
+    }
     pub fn internal(detail: impl Into<String>) -> Self {
         ApiError::Internal {
             detail: detail.into(),
@@ -92,6 +108,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => "UNAUTHENTICATED",
             ApiError::Forbidden { .. } => "FORBIDDEN",
             ApiError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            ApiError::Unavailable { .. } => SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => "INTERNAL",
         }
     }
@@ -103,7 +120,8 @@ impl ApiError {
             | ApiError::NotFound { message }
             | ApiError::Unauthenticated { message }
             | ApiError::Forbidden { message }
-            | ApiError::LimitExceeded { message } => message.clone(),
+            | ApiError::LimitExceeded { message }
+            | ApiError::Unavailable { message } => message.clone(),
             ApiError::Internal { .. } => "internal error".to_string(),
         }
     }
@@ -173,6 +191,16 @@ impl ApiError {
                 message: "concurrent change; retry".to_string(),
                 field: None,
             },
+            // The connection is gone (no SQLSTATE: its socket closed), or the server is
+            // ending it (57P01..57P03, diesel has no kind for them): the database restarts.
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection => {
+                ApiError::unavailable("the connection to the database was lost; retry shortly")
+            }
+            _ if info.message().starts_with("terminating connection due to")
+                || info.message().starts_with("the database system is") =>
+            {
+                ApiError::unavailable("the database is restarting; retry shortly")
+            }
             // statement_timeout (SQLSTATE 57014): diesel has no kind for it, only the message.
             _ if info
                 .message()
@@ -207,7 +235,10 @@ impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         if let ApiError::Internal { detail } = &err {
             let id = uuid::Uuid::now_v7();
-            tracing::error!(error_id = %id, "{detail}");
+            // The same failure of many requests is logged once, then counted (crate::logs).
+            if crate::logs::admit(crate::logs::Level::Error, "internal", detail) {
+                tracing::error!(error_id = %id, "{detail}");
+            }
             return async_graphql::Error::new("internal error").extend_with(|_, e| {
                 e.set("code", "INTERNAL");
                 e.set("errorId", id.to_string());

@@ -12,3 +12,4 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod live;
+pub mod logs;

@@ -1,6 +1,7 @@
 //! PostgreSQL access for requests: the connection pool and the transactions every request
 //! runs in, entered as its caller for row-level security; the SQL builder and its values.
 
+pub mod circuit;
 pub mod session;
 pub mod sql;
 pub mod statement;
@@ -12,8 +13,9 @@ use std::time::Duration;
 
 use diesel::connection::InstrumentationEvent;
 
+use circuit::{Circuit, CircuitSettings, CircuitStats};
 use diesel::result::QueryResult;
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
@@ -49,6 +51,35 @@ pub struct PoolStatus {
     pub size: usize,
     pub available: usize,
     pub waiting: usize,
+    /// Requests refused because no connection freed up within the pool's wait.
+    pub wait_timeouts: u64,
+}
+
+/// How the pool is sized and how long anything may wait on it.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub size: usize,
+    /// PostgreSQL cancels a serving statement after this (`LIMIT_EXCEEDED`).
+    pub statement_timeout: Duration,
+    /// The longest a request waits for a connection when every one is busy; then it gets
+    /// `SERVICE_UNAVAILABLE`.
+    pub wait_timeout: Duration,
+    /// Requests that may wait at once; further ones get `SERVICE_UNAVAILABLE` at once.
+    pub max_waiting: usize,
+    pub circuit: CircuitSettings,
+}
+
+impl PoolSettings {
+    /// `size` connections and `statement_timeout`, the rest as by default.
+    pub fn new(size: usize, statement_timeout: Duration) -> Self {
+        PoolSettings {
+            size,
+            statement_timeout,
+            wait_timeout: Duration::from_secs(5),
+            max_waiting: 10_000,
+            circuit: CircuitSettings::default(),
+        }
+    }
 }
 
 /// The pool every request borrows its connection from.
@@ -56,6 +87,8 @@ pub struct PoolStatus {
 pub struct Db {
     pool: Pool<Conn>,
     counters: Arc<Counters>,
+    circuit: Arc<Circuit>,
+    max_waiting: usize,
 }
 
 /// What the pool's connections did, for tests and metrics.
@@ -69,23 +102,49 @@ pub(crate) struct Counters {
     round_trips: AtomicU64,
     /// Sessions holding a connection, until their transaction has ended.
     leases: AtomicU64,
+    /// Requests waiting for a connection (bounded by `max_waiting`).
+    waiting: std::sync::atomic::AtomicUsize,
+    /// Requests refused after waiting `wait_timeout` (or beyond `max_waiting`).
+    wait_timeouts: AtomicU64,
 }
 
 impl Db {
     /// A pool of `size` connections whose statements PostgreSQL cancels after
     /// `statement_timeout`, so that no request can hold a pooled connection for long.
     pub fn connect(url: &str, size: usize, statement_timeout: Duration) -> Result<Db, String> {
-        let timeout_ms = statement_timeout.as_millis().max(1);
+        Db::connect_with(url, PoolSettings::new(size, statement_timeout))
+    }
+
+    /// A pool as `settings` say, behind a circuit (see [`circuit`]).
+    pub fn connect_with(url: &str, settings: PoolSettings) -> Result<Db, String> {
+        let timeout_ms = settings.statement_timeout.as_millis().max(1);
         let counters = Arc::new(Counters::default());
         let counter = counters.clone();
+        let circuit = Circuit::new(url, settings.circuit);
+        let dialer = circuit.clone();
         let mut config = ManagerConfig::default();
-        // No ping on every checkout: a round trip per request saved; a broken connection
-        // fails its query and is dropped by the pool.
+        // No ping on every checkout: a round trip per request saved. A connection whose
+        // socket closed (a database restart) is `is_broken` and discarded at checkout; one
+        // that fails its query is closed by its transaction, never handed back.
         config.recycling_method = RecyclingMethod::Fast;
         config.custom_setup = Box::new(move |url| {
             let counter = counter.clone();
+            let circuit = dialer.clone();
             async move {
-                let mut conn = Conn::establish(url).await?;
+                // While the circuit is open only its probe dials.
+                if circuit.is_open() {
+                    return Err(diesel::ConnectionError::BadConnection(
+                        "the database is unavailable (circuit open)".into(),
+                    ));
+                }
+                let mut conn = match circuit.connect(url).await {
+                    Ok(conn) => conn,
+                    Err(failure) => {
+                        let detail = failure.to_string();
+                        circuit.failed(failure);
+                        return Err(diesel::ConnectionError::BadConnection(detail));
+                    }
+                };
                 conn.batch_execute(&format!("SET statement_timeout = {timeout_ms}"))
                     .await
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -122,13 +181,30 @@ impl Db {
         });
         let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(url, config);
         let pool = Pool::builder(manager)
-            .max_size(size)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(10)))
+            .max_size(settings.size)
+            .wait_timeout(Some(settings.wait_timeout))
+            // A backstop: the circuit's dial has its own, shorter timeout.
+            .create_timeout(Some(settings.circuit.connect_timeout * 2))
+            .recycle_timeout(Some(settings.circuit.connect_timeout))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| format!("cannot build the database pool: {e}"))?;
-        Ok(Db { pool, counters })
+        Ok(Db {
+            pool,
+            counters,
+            circuit,
+            max_waiting: settings.max_waiting,
+        })
+    }
+
+    /// The circuit in front of the database (readiness, metrics, the change listener).
+    pub fn circuit(&self) -> &Arc<Circuit> {
+        &self.circuit
+    }
+
+    /// What the circuit counted.
+    pub fn circuit_stats(&self) -> CircuitStats {
+        self.circuit.stats()
     }
 
     /// Runs `f` in one transaction whose `app.tenant_id` setting is the caller's tenant, for
@@ -261,14 +337,64 @@ impl Db {
         }
     }
 
+    /// A pooled connection: at once while the circuit is open or too many wait already
+    /// (`SERVICE_UNAVAILABLE`), else within the pool's wait.
     pub async fn get(&self) -> Result<Object<Conn>, ApiError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| ApiError::internal(format!("database connection: {e}")))
+        if self.circuit.is_open() {
+            // A connection still pooled may serve (a server out of connection slots opens
+            // the circuit too); none is dialled and nobody waits.
+            if let Ok(conn) = self.pool.timeout_get(&self.no_wait()).await {
+                return Ok(conn);
+            }
+            self.circuit.check()?;
+        }
+        let waiting = &self.counters.waiting;
+        if waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(self.busy("too many requests wait for a database connection"));
+        }
+        let got = self.pool.get().await;
+        waiting.fetch_sub(1, Ordering::AcqRel);
+        got.map_err(|e| match e {
+            PoolError::Timeout(deadpool::managed::TimeoutType::Wait) => {
+                self.busy("no database connection freed up in time")
+            }
+            // The dial failed (and opened the circuit), or the circuit was open.
+            PoolError::Backend(_)
+            | PoolError::Timeout(_)
+            | PoolError::PostCreateHook(_)
+            | PoolError::Closed => {
+                ApiError::unavailable("the database is unavailable; retry shortly")
+            }
+            PoolError::NoRuntimeSpecified => {
+                ApiError::internal(format!("database connection: {e}"))
+            }
+        })
     }
 
-    /// For `/readyz`: can a connection run a query right now?
+    /// The pool's timeouts, but no wait for a busy pool: an idle connection or an error.
+    fn no_wait(&self) -> deadpool::managed::Timeouts {
+        deadpool::managed::Timeouts {
+            wait: Some(Duration::ZERO),
+            ..self.pool.timeouts()
+        }
+    }
+
+    /// Every connection is busy: counted, logged once per interval, `SERVICE_UNAVAILABLE`.
+    fn busy(&self, why: &'static str) -> ApiError {
+        self.counters.wait_timeouts.fetch_add(1, Ordering::Relaxed);
+        if crate::logs::admit(crate::logs::Level::Warn, "db.pool", why) {
+            let s = self.pool.status();
+            tracing::warn!(
+                pool = s.max_size,
+                waiting = s.waiting,
+                "a request was answered SERVICE_UNAVAILABLE: {why} (every one of {} is busy)",
+                s.max_size
+            );
+        }
+        ApiError::unavailable("every database connection is busy; retry shortly")
+    }
+
     /// The pool's connections: held, idle, and requests waiting for one.
     pub fn pool_status(&self) -> PoolStatus {
         let s = self.pool.status();
@@ -276,6 +402,7 @@ impl Db {
             size: s.size,
             available: s.available,
             waiting: s.waiting,
+            wait_timeouts: AtomicU64::load(&self.counters.wait_timeouts, Ordering::Relaxed),
         }
     }
 
@@ -286,7 +413,12 @@ impl Db {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             seq: i64,
         }
-        let mut conn = self.pool.get().await.ok()?;
+        if self.circuit.is_open() {
+            return None;
+        }
+        // A scrape must not queue behind requests for a busy pool: an idle connection or
+        // nothing.
+        let mut conn = self.pool.timeout_get(&self.no_wait()).await.ok()?;
         diesel::sql_query("SELECT gateway_outbox_max_seq() AS seq")
             .get_result::<Newest>(&mut conn)
             .await
@@ -294,7 +426,12 @@ impl Db {
             .map(|n| n.seq)
     }
 
+    /// For `/readyz`: can a connection run a query right now? Not while the circuit is open
+    /// (answered at once).
     pub async fn ready(&self) -> bool {
+        if self.circuit.is_open() {
+            return false;
+        }
         match self.pool.get().await {
             Ok(mut conn) => diesel::sql_query("SELECT 1")
                 .execute(&mut conn)

@@ -114,13 +114,20 @@ async fn run(feed: Arc<Feed>, hub: Hub, key: String, start: i64) {
                     }
                 }
                 Err(e) => {
-                    // Members wait; the events stay in the outbox for the next attempt.
-                    tracing::warn!(
-                        "subscription feed {} cannot read: {e:?}",
-                        feed.reader.entity()
-                    );
+                    // Members wait; the events stay in the outbox for the next attempt, which
+                    // comes within a second of the database's return.
+                    if crate::logs::admit(
+                        crate::logs::Level::Warn,
+                        "live.feed",
+                        &format!("{}: {}", feed.reader.entity(), e.code()),
+                    ) {
+                        tracing::warn!(
+                            "subscription feed {} cannot read: {e:?}",
+                            feed.reader.entity()
+                        );
+                    }
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
         } else {

@@ -20,8 +20,13 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
+use crate::db::circuit::Circuit;
 use crate::db::Conn;
 use crate::live::outbox::CHANNEL;
+use crate::logs::{self, Level};
+
+/// The longest the listener waits between two reconnections (recovery within a second).
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// `application_name` of the listening connection, to find it in `pg_stat_activity`.
 pub const LISTENER_NAME: &str = "gateway-change-listener";
@@ -57,7 +62,13 @@ pub struct Hub {
 
 impl Hub {
     /// Starts the listener task on `url`; the hub is ready once it has read the cursor.
-    pub async fn start(url: String, retention: Duration) -> Result<Hub, String> {
+    /// With the pool's `circuit`, the listener reconnects through it: while the database is
+    /// away it waits for the circuit's probe instead of dialling on its own.
+    pub async fn start(
+        url: String,
+        retention: Duration,
+        circuit: Option<Arc<Circuit>>,
+    ) -> Result<Hub, String> {
         let url = listener_url(&url);
         let mut conn = Conn::establish(&url)
             .await
@@ -74,6 +85,7 @@ impl Hub {
         };
         let listener = Listener {
             url,
+            circuit,
             retention,
             batches: hub.batches.clone(),
             cursor: cursor_tx,
@@ -123,6 +135,7 @@ struct Pending {
 
 struct Listener {
     url: String,
+    circuit: Option<Arc<Circuit>>,
     retention: Duration,
     batches: broadcast::Sender<Arc<Batch>>,
     cursor: watch::Sender<i64>,
@@ -138,23 +151,44 @@ impl Listener {
         loop {
             let mut c = match conn.take() {
                 Some(c) => c,
-                None => match Conn::establish(&self.url).await {
+                None => match self.reconnect().await {
                     Ok(c) => c,
                     Err(e) => {
-                        tracing::warn!("change listener cannot reconnect: {e}");
+                        if logs::admit(Level::Warn, "live.listener", "reconnect") {
+                            tracing::warn!("change listener cannot reconnect: {e}");
+                        }
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
                         continue;
                     }
                 },
             };
             if let Err(e) = self.listen(&mut c, &mut last_prune).await {
-                tracing::warn!("change listener lost its connection: {e}");
+                if logs::admit(Level::Warn, "live.listener", "lost") {
+                    tracing::warn!("change listener lost its connection: {e}");
+                }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
             backoff = Duration::from_millis(100);
+        }
+    }
+
+    /// A new connection: through the circuit when there is one (waiting while it is open,
+    /// and opening it on failure), else dialled directly.
+    async fn reconnect(&self) -> Result<Conn, String> {
+        let Some(circuit) = &self.circuit else {
+            return Conn::establish(&self.url).await.map_err(|e| e.to_string());
+        };
+        circuit.closed().await;
+        match circuit.connect(&self.url).await {
+            Ok(c) => Ok(c),
+            Err(f) => {
+                let detail = f.to_string();
+                circuit.failed(f);
+                Err(detail)
+            }
         }
     }
 
