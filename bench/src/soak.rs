@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::load::{self, Scenario};
 use crate::scenarios::{self, READS};
 use crate::seed::TenantIds;
+use crate::subscribers::{signed_in, Socket};
 
 pub struct Options {
     pub seconds: u64,
@@ -72,26 +72,8 @@ fn mix(tokens: &[String], ids: &[TenantIds]) -> Scenario {
     }
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn socket(addr: SocketAddr, token: &str, thread: Uuid) -> Result<Socket, String> {
-    let mut req = format!("ws://{addr}/graphql")
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws"
-            .parse()
-            .map_err(|_| "header".to_string())?,
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
-    ws.send(Message::Text(init.to_string().into()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut ws = signed_in(addr, token).await?;
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
         "query": "subscription($t: ID!) { forumPostChanged(where: {threadId: {equals: $t}}) { op node { id } cursor } }",
         "variables": { "t": thread },

@@ -109,16 +109,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// One subscriber: connects, subscribes, then records when each numbered post arrives.
-async fn subscriber(
-    addr: SocketAddr,
-    token: String,
-    thread: Uuid,
-    index: usize,
-    arrivals: Arc<Arrivals>,
-    ready: Arc<Semaphore>,
-    connecting: tokio::sync::OwnedSemaphorePermit,
-) -> Result<(), String> {
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `graphql-transport-ws` socket to the gateway with `connection_init` sent (the ack is
+/// the caller's to read).
+pub async fn signed_in(addr: SocketAddr, token: &str) -> Result<Socket, String> {
     let mut req = format!("ws://{addr}/graphql")
         .into_client_request()
         .map_err(|e| e.to_string())?;
@@ -135,6 +131,20 @@ async fn subscriber(
     ws.send(Message::Text(init.to_string().into()))
         .await
         .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// One subscriber: connects, subscribes, then records when each numbered post arrives.
+async fn subscriber(
+    addr: SocketAddr,
+    token: String,
+    thread: Uuid,
+    index: usize,
+    arrivals: Arc<Arrivals>,
+    ready: Arc<Semaphore>,
+    connecting: tokio::sync::OwnedSemaphorePermit,
+) -> Result<(), String> {
+    let mut ws = signed_in(addr, &token).await?;
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
         "query": "subscription($t: ID!) { forumPostChanged(where: {threadId: {equals: $t}}, ops: [CREATED]) { op node { id content createdAt } cursor } }",
         "variables": { "t": thread },
