@@ -14,8 +14,11 @@ use serde_json::Value as Json;
 use super::AppState;
 use crate::error::ApiError;
 
-/// Read and write buffer of one socket.
-const SOCKET_BUFFER: usize = 4096;
+/// Read buffer of one socket (allocated for its whole life): clients send small messages
+/// (`connection_init` with a token, `subscribe`, `ping`); a larger one grows it as it comes.
+const SOCKET_READ_BUFFER: usize = 1024;
+/// What a socket's writes gather before they are flushed.
+const SOCKET_WRITE_BUFFER: usize = 4096;
 
 /// True for a WebSocket upgrade request.
 pub fn is_upgrade(req: &Request) -> bool {
@@ -112,8 +115,8 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
         // tungstenite's defaults (128 KiB buffers, 64 MiB messages) suit file transfer; a
         // subscription socket carries small JSON messages, and there may be 10,000 of them.
         Ok(u) => u
-            .read_buffer_size(SOCKET_BUFFER)
-            .write_buffer_size(SOCKET_BUFFER)
+            .read_buffer_size(SOCKET_READ_BUFFER)
+            .write_buffer_size(SOCKET_WRITE_BUFFER)
             .max_message_size(state.limits.max_body_bytes)
             .max_frame_size(state.limits.max_body_bytes),
         Err(e) => return e.into_response(),

@@ -604,7 +604,13 @@ async fn statements_for_one_change(
 
 #[tokio::test]
 async fn identical_subscriptions_share_one_read_per_change() {
-    let app = TestApp::new().await;
+    // Statements are counted: no socket may recheck its credential (a statement) meanwhile,
+    // however slowly a loaded machine runs the test.
+    let app = TestApp::with_limits(gateway::config::Limits {
+        ws_recheck: Duration::from_secs(3600),
+        ..Default::default()
+    })
+    .await;
     let addr = app.listen().await;
     let settle = || tokio::time::sleep(Duration::from_millis(300));
     let (mutation_only, _) = statements_for_one_change(&app, &mut [], "s0").await;
