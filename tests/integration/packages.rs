@@ -123,3 +123,53 @@ entities:
     assert!(err.contains("clash/entities.yaml"), "{err}");
     assert!(err.contains("Tag"), "{err}");
 }
+
+#[test]
+fn package_entities_get_figures_whatever_their_field_names() {
+    // Fields named like the figures (`count`, `max`, `sum`), and an entity with nothing to
+    // group by: the schema still builds, with aggregates for both and groups for the first.
+    let odd = r#"package: odd
+entities:
+  - name: Reading
+    version: "1.0"
+    fields:
+      count:
+        type: int
+        required: true
+      max:
+        type: int
+      sum:
+        type: decimal
+    acl:
+      create: [user]
+      read: [user]
+      update: [admin]
+      delete: [admin]
+  - name: Blob
+    version: "1.0"
+    fields:
+      body:
+        type: json
+    acl:
+      create: [user]
+      read: [user]
+      update: [admin]
+      delete: [admin]
+"#;
+    let dir = packages(&[("odd", odd)]);
+    let out = export_schema(Some(&dir));
+    let sdl = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "readingsAggregate(where: ReadingWhere): ReadingAggregate!",
+        "readingsGroups(",
+        "blobsAggregate(where: BlobWhere): BlobAggregate!",
+        "type ReadingSum {",
+    ] {
+        assert!(sdl.contains(expected), "missing {expected}");
+    }
+}

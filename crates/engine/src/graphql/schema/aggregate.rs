@@ -206,7 +206,9 @@ fn inputs(r: &mut Registry, m: &'static Measures) {
     let mut o = InputObject::new(&order).description(format!(
         "One sort key for {n} groups: set exactly one field. Ties are broken by the group's keys."
     ));
-    for key in &m.keys {
+    // A key named like a figure (a package's `max` field) is ordered as the groups' tie-break
+    // only: the figure keeps the name.
+    for key in m.keys.iter().filter(|k| !figure_name(k.source.field)) {
         o = o.field(InputValue::new(
             key.source.field,
             TypeRef::named("SortOrder"),
@@ -249,6 +251,11 @@ fn inputs(r: &mut Registry, m: &'static Measures) {
         e = e.item(key.source.field.to_shouty_snake_case());
     }
     r.add(e);
+}
+
+/// Whether `name` is one of the figures' own fields (`count`, `sum`, ...).
+fn figure_name(name: &str) -> bool {
+    name == "count" || Func::ALL.iter().any(|f| f.field() == name)
 }
 
 fn given<'v>(o: &'v Fields, name: &str) -> Option<&'v G> {
