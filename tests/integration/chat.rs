@@ -105,7 +105,7 @@ async fn a_private_room_is_read_and_written_by_its_members_only() {
     );
 
     let addr = app.listen().await;
-    let watch = "subscription { chatMessageChanged { op node { body } } }";
+    let watch = "subscription { chatMessageChanged { op node { body editedAt } } }";
     let mut inside = acked(addr, &member).await;
     send(
         &mut inside,
@@ -149,6 +149,16 @@ async fn a_private_room_is_read_and_written_by_its_members_only() {
     assert!(
         edited["updateChatMessage"]["editedAt"].is_string(),
         "{edited}"
+    );
+    // The change event carries the row as the hook stamped it.
+    let event = recv(&mut inside, Duration::from_secs(10))
+        .await
+        .expect("the edit's event");
+    let node = &event["payload"]["data"]["chatMessageChanged"]["node"];
+    assert_eq!(node["body"], "edited", "{event}");
+    assert_eq!(
+        node["editedAt"], edited["updateChatMessage"]["editedAt"],
+        "{event}"
     );
 }
 

@@ -878,10 +878,12 @@ pub(crate) async fn insert_rows(
     let rows = insert(conn, meta, forms).await?;
     check_owned(meta, grant, rc, &rows)?;
     check_readable(conn, meta, rc, &rows).await?;
+    hooks::after_write(conn, rc, meta, WriteEvent::created(&rows)).await?;
+    // The trail carries the rows as the hooks left them (a stamped `editedAt`, a count).
+    let rows = reread(conn, meta, rc, rows).await?;
     let changes = rows.iter().map(|r| Change::created(meta, r)).collect();
     record(conn, meta, rc, audit::Action::Create, changes).await?;
-    hooks::after_write(conn, rc, meta, WriteEvent::created(&rows)).await?;
-    reread(conn, meta, rc, rows).await
+    Ok(rows)
 }
 
 /// The rows again, as hooks may have left them (stamped `editedAt`, a count), in the same
@@ -942,14 +944,15 @@ pub(crate) async fn update_rows(
     check_owned(meta, grant, rc, &new)?;
     check_readable(conn, meta, rc, &new).await?;
     new.sort_by_key(Row::id);
+    hooks::after_write(conn, rc, meta, WriteEvent::updated(&old, &new)).await?;
+    let new = reread(conn, meta, rc, new).await?;
     let changes = old
         .iter()
         .zip(new.iter())
         .map(|(o, n)| Change::updated(meta, o, n))
         .collect();
     record(conn, meta, rc, audit::Action::Update, changes).await?;
-    hooks::after_write(conn, rc, meta, WriteEvent::updated(&old, &new)).await?;
-    reread(conn, meta, rc, new).await
+    Ok(new)
 }
 
 /// The trail of a mutation, in its transaction: change events for subscribers, audit rows.
