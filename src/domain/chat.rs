@@ -120,7 +120,9 @@ fn messages_written<'c>(
             let room = uuid(m, messages, "room_id").unwrap_or_default();
             if let Some(old) = event.old.get(i) {
                 if old.value(messages, "body") != m.value(messages, "body") {
-                    let mut b = SqlBuilder::new("UPDATE \"chat_messages\" SET \"edited_at\" = now() WHERE \"tenant_id\" = ");
+                    let mut b = SqlBuilder::new(
+                        "UPDATE \"chat_messages\" SET \"edited_at\" = now() WHERE \"tenant_id\" = ",
+                    );
                     b.bind(Value::Uuid(rc.tenant_id), ColumnType::Uuid, false);
                     b.push(" AND \"id\" = ");
                     b.bind(Value::Uuid(m.id()), ColumnType::Uuid, false);
@@ -139,16 +141,14 @@ fn messages_written<'c>(
         if rooms.is_empty() {
             return Ok(());
         }
-        let mut b = SqlBuilder::new(
-            "UPDATE \"chat_rooms\" r SET \
-             \"message_count\" = (SELECT count(*) FROM \"chat_messages\" m WHERE m.\"tenant_id\" = r.\"tenant_id\" AND m.\"room_id\" = r.\"id\"), \
-             \"last_message_at\" = (SELECT max(m.\"created_at\") FROM \"chat_messages\" m WHERE m.\"tenant_id\" = r.\"tenant_id\" AND m.\"room_id\" = r.\"id\") \
-             WHERE r.\"tenant_id\" = ",
-        );
-        b.bind(Value::Uuid(rc.tenant_id), ColumnType::Uuid, false);
-        b.push(" AND r.\"id\" = ANY(");
-        b.bind(Value::UuidList(rooms), ColumnType::Uuid, true);
-        b.push(")");
+        let b = super::Counters {
+            parents: "chat_rooms",
+            children: "chat_messages",
+            fk: "room_id",
+            count: "message_count",
+            last: "last_message_at",
+        }
+        .recount(rc.tenant_id, rooms);
         diesel_async::RunQueryDsl::execute(b.into_query(), &mut *conn)
             .await
             .map_err(|e| ApiError::internal(format!("room counters: {e}")))?;

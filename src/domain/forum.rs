@@ -991,16 +991,15 @@ async fn recount(
         return Ok(());
     }
     let ids: Vec<Uuid> = old.iter().map(Row::id).collect();
-    let mut b = SqlBuilder::new(
-        "UPDATE \"forum_threads\" t SET \
-         \"reply_count\" = (SELECT count(*) FROM \"forum_posts\" p WHERE p.\"tenant_id\" = t.\"tenant_id\" AND p.\"thread_id\" = t.\"id\"), \
-         \"last_post_at\" = (SELECT max(p.\"created_at\") FROM \"forum_posts\" p WHERE p.\"tenant_id\" = t.\"tenant_id\" AND p.\"thread_id\" = t.\"id\") \
-         WHERE t.\"tenant_id\" = ",
-    );
-    b.bind(Value::Uuid(rc.tenant_id), ColumnType::Uuid, false);
-    b.push(" AND t.\"id\" = ANY(");
-    b.bind(Value::UuidList(ids), ColumnType::Uuid, true);
-    b.push(") RETURNING ");
+    let mut b = super::Counters {
+        parents: "forum_threads",
+        children: "forum_posts",
+        fk: "thread_id",
+        count: "reply_count",
+        last: "last_post_at",
+    }
+    .recount(rc.tenant_id, ids);
+    b.push(" RETURNING ");
     b.select_list(threads);
     let mut new = load_rows(conn, threads, b).await?;
     new.sort_by_key(|r| r.id());

@@ -152,6 +152,41 @@ pub(crate) async fn update_row(
     Ok(new)
 }
 
+/// Which counters of a parent row follow its children: `parents.count` = how many
+/// `children` reference it through `fk`, `parents.last` = the newest child's `created_at`.
+pub(crate) struct Counters {
+    pub parents: &'static str,
+    pub children: &'static str,
+    pub fk: &'static str,
+    pub count: &'static str,
+    pub last: &'static str,
+}
+
+impl Counters {
+    /// `UPDATE <parents> t SET <count> = .., <last> = .. WHERE` the rows `ids` of the
+    /// caller's tenant: recounted from the children in one statement (seeing every child
+    /// committed before it, so concurrent writers cannot lose a count).
+    pub(crate) fn recount(&self, tenant: Uuid, ids: Vec<Uuid>) -> SqlBuilder {
+        let Counters {
+            parents,
+            children,
+            fk,
+            count,
+            last,
+        } = self;
+        let of_row = format!("FROM \"{children}\" c WHERE c.\"tenant_id\" = t.\"tenant_id\" AND c.\"{fk}\" = t.\"id\"");
+        let mut b = SqlBuilder::new(&format!(
+            "UPDATE \"{parents}\" t SET \"{count}\" = (SELECT count(*) {of_row}), \
+             \"{last}\" = (SELECT max(c.\"created_at\") {of_row}) WHERE t.\"tenant_id\" = "
+        ));
+        b.bind(Value::Uuid(tenant), ColumnType::Uuid, false);
+        b.push(" AND t.\"id\" = ANY(");
+        b.bind(Value::UuidList(ids), ColumnType::Uuid, true);
+        b.push(")");
+        b
+    }
+}
+
 /// The entity `name` of the installed catalog.
 pub(crate) fn entity(name: &str) -> Result<&'static EntityMeta, ApiError> {
     metadata()
