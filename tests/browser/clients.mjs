@@ -13,7 +13,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { launch } from './chromium.mjs';
+import { keepOnOrigin, launch } from './chromium.mjs';
 
 const [chromium, pageUrl, configJson, adminToken, artefacts] = process.argv.slice(2);
 if (!artefacts) {
@@ -26,8 +26,6 @@ mkdirSync(appDir, { recursive: true });
 rmSync(join(artefacts, 'failure.png'), { force: true });
 
 const started = Date.now();
-const origin = new URL(pageUrl).origin;
-const host = new URL(pageUrl).host;
 const httpUrl = new URL('/graphql', pageUrl).href;
 const wsUrl = httpUrl.replace(/^http/, 'ws');
 const config = { ...JSON.parse(configJson), http: httpUrl, ws: wsUrl };
@@ -111,22 +109,7 @@ try {
   page.on('response', (res) => {
     if (res.status() >= 400) badResponses.push(`${res.status()} ${res.request().method()} ${res.url()}`);
   });
-  await page.setRequestInterception(true);
-  page.on('request', (req) => {
-    const url = req.url();
-    if (/^(data|blob|about):/.test(url) || new URL(url).origin === origin) {
-      req.continue();
-    } else {
-      offOrigin.push(url);
-      req.abort('blockedbyclient');
-    }
-  });
-  const cdp = await page.createCDPSession();
-  await cdp.send('Network.enable');
-  cdp.on('Network.webSocketCreated', ({ url }) => {
-    sockets.push(url);
-    if (new URL(url).host !== host) offOrigin.push(url);
-  });
+  await keepOnOrigin(page, pageUrl, { offOrigin, sockets });
   await page.exposeFunction('notifyUser', notifyUser);
   await page.evaluateOnNewDocument((c) => {
     window.config = c;

@@ -7,7 +7,7 @@
 // usage: node graphiql.mjs <chromium> <page url> <bearer token> <expected email> <artefacts dir>
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { launch } from './chromium.mjs';
+import { keepOnOrigin, launch } from './chromium.mjs';
 
 const [chromium, pageUrl, token, email, artefacts] = process.argv.slice(2);
 if (!artefacts) {
@@ -18,8 +18,6 @@ mkdirSync(artefacts, { recursive: true });
 rmSync(join(artefacts, 'failure.png'), { force: true });
 
 const started = Date.now();
-const origin = new URL(pageUrl).origin;
-const host = new URL(pageUrl).host;
 const failures = [];
 const consoleErrors = [];
 const offOrigin = [];
@@ -28,7 +26,7 @@ const sockets = [];
 const framesSent = [];
 const framesReceived = [];
 const steps = {};
-let requests = 0;
+const watch = { offOrigin, sockets, requests: 0 };
 
 function step(name) {
   steps[name] = Date.now() - started;
@@ -93,26 +91,9 @@ try {
   page.on('response', (res) => {
     if (res.status() >= 400) badResponses.push(`${res.status()} ${res.request().method()} ${res.url()}`);
   });
-  // Every request of the page goes through here: anything for another origin is refused and
-  // fails the test (the page's CSP would refuse it too, with a console error).
-  await page.setRequestInterception(true);
-  page.on('request', (req) => {
-    requests += 1;
-    const url = req.url();
-    if (/^(data|blob|about):/.test(url) || new URL(url).origin === origin) {
-      req.continue();
-    } else {
-      offOrigin.push(url);
-      req.abort('blockedbyclient');
-    }
-  });
-  // WebSockets are not requests in puppeteer's sense: watched through the DevTools protocol.
-  const cdp = await page.createCDPSession();
-  await cdp.send('Network.enable');
-  cdp.on('Network.webSocketCreated', ({ url }) => {
-    sockets.push(url);
-    if (new URL(url).host !== host) offOrigin.push(url);
-  });
+  // Anything for another origin is refused and fails the test (the page's CSP would refuse
+  // it too, with a console error).
+  const cdp = await keepOnOrigin(page, pageUrl, watch);
   cdp.on('Network.webSocketFrameSent', ({ response }) => framesSent.push(response.payloadData));
   cdp.on('Network.webSocketFrameReceived', ({ response }) =>
     framesReceived.push(response.payloadData),
@@ -228,7 +209,7 @@ try {
     process.exitCode = 1;
   } else {
     console.log(
-      JSON.stringify({ steps, requests, sockets, screenshots: shots, ms: Date.now() - started }),
+      JSON.stringify({ steps, requests: watch.requests, sockets, screenshots: shots, ms: Date.now() - started }),
     );
   }
 } catch (err) {
