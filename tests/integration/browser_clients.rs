@@ -7,16 +7,15 @@
 //! a reverse proxy in front of an app and the gateway would serve it.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
 use crate::harness::TestApp;
-use crate::playground::{artefacts, browser_dir, chromium};
+use crate::playground::{artefacts, browser_dir, chromium, run_in_chromium};
 
 /// `/clients/<file>`: the app `clients.mjs` builds into `dir`, read at each request.
 fn app_routes(dir: PathBuf) -> Router {
@@ -44,7 +43,8 @@ fn app_routes(dir: PathBuf) -> Router {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apollo_client_and_urql_work_in_headless_chromium() {
-    let chromium = chromium();
+    // Fails at once, saying so, on a machine without Chromium.
+    chromium();
     tokio::task::spawn_blocking(|| crate::js_clients::npm_ci(&browser_dir()))
         .await
         .expect("npm");
@@ -88,24 +88,13 @@ async fn apollo_client_and_urql_work_in_headless_chromium() {
     let url = format!("http://{addr}/clients/index.html");
     let admin = app.a.admin.clone();
     let started = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(browser_dir().join("clients.mjs"))
-            .arg(&chromium)
-            .args([&url, &config, &admin])
-            .arg(&dir)
-            .output()
-            .expect("node is needed for the browser test")
-    })
-    .await
-    .expect("node");
-    assert!(
-        out.status.success(),
-        "the Apollo Client and urql browser test failed (screenshots in {}):\n{}",
-        artefacts("clients").display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Json = serde_json::from_slice(&out.stdout).expect("summary");
+    let summary = run_in_chromium(
+        "clients",
+        "the Apollo Client and urql browser test",
+        vec![url, config, admin],
+        &dir,
+    )
+    .await;
     let results = &summary["results"];
     let slugs = json!(["thread-1", "thread-2", "thread-3", "thread-4"]);
     for client in ["apollo", "urql"] {

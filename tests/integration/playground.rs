@@ -49,6 +49,37 @@ pub(crate) fn chromium() -> PathBuf {
 }
 
 /// `target/browser-artifacts/<name>`, where the screenshots are kept.
+/// Runs `tests/browser/<script>.mjs` in headless Chromium with `args`, its screenshots going
+/// to `dir`; it must succeed. Returns the summary it prints.
+pub(crate) async fn run_in_chromium(
+    script: &str,
+    what: &str,
+    args: Vec<String>,
+    dir: &Path,
+) -> Json {
+    let chromium = chromium();
+    let file = browser_dir().join(format!("{script}.mjs"));
+    let dir_arg = dir.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(file)
+            .arg(&chromium)
+            .args(&args)
+            .arg(&dir_arg)
+            .output()
+            .expect("node is needed for the browser test")
+    })
+    .await
+    .expect("node");
+    assert!(
+        out.status.success(),
+        "{what} failed (screenshots in {}):\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("summary")
+}
+
 pub(crate) fn artefacts(name: &str) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -212,7 +243,8 @@ async fn the_page_loads_only_its_own_hashed_assets_under_a_strict_policy() {
 /// the event of a mutation, and the browser console stays free of errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_works_offline_in_headless_chromium() {
-    let chromium = chromium();
+    // Fails at once, saying so, on a machine without Chromium.
+    chromium();
     tokio::task::spawn_blocking(ensure_node_modules)
         .await
         .expect("npm");
@@ -222,24 +254,13 @@ async fn graphiql_works_offline_in_headless_chromium() {
     let token = app.a.admin.clone();
     let dir = artefacts("graphiql");
     let started = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(browser_dir().join("graphiql.mjs"))
-            .arg(&chromium)
-            .args([&url, &token, "admin@alpha.test"])
-            .arg(&dir)
-            .output()
-            .expect("node is needed for the browser test")
-    })
-    .await
-    .expect("node");
-    assert!(
-        out.status.success(),
-        "the GraphiQL browser test failed (screenshots in {}):\n{}",
-        artefacts("graphiql").display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Json = serde_json::from_slice(&out.stdout).expect("summary");
+    let summary = run_in_chromium(
+        "graphiql",
+        "the GraphiQL browser test",
+        vec![url, token, "admin@alpha.test".into()],
+        &dir,
+    )
+    .await;
     let screenshots = summary["screenshots"].as_array().expect("screenshots");
     assert_eq!(screenshots.len(), 3, "{summary}");
     for shot in screenshots {
