@@ -442,7 +442,7 @@ pub async fn aggregate(
 ) -> GqlResult<Measured> {
     let meta = m.entity;
     let filter = scoped(ctx, meta, filter)?;
-    let mut set = ColumnSet::none(m.row);
+    let mut set = ColumnSet::empty(m.row);
     m.wanted(ctx.field().selection_set(), &mut set);
     let mut b = SqlBuilder::new("SELECT ");
     select_figures(&mut b, m, &[], Bucket::Day, "UTC", &set);
@@ -498,7 +498,7 @@ pub async fn relation_aggregate(
 ) -> GqlResult<Measured> {
     let rc = crud::caller(ctx)?;
     let filter = crud::where_filter(filter, rc)?;
-    let mut set = ColumnSet::none(m.row);
+    let mut set = ColumnSet::empty(m.row);
     m.wanted(ctx.field().selection_set(), &mut set);
     let fingerprint = format!("{}|{filter:?}|{set:?}", fk.column);
     let spec = Arc::new(AggregateSpec {
@@ -564,7 +564,7 @@ impl RowLoader {
             b.push(" GROUP BY ");
             b.column(spec.fk);
             let rows: Vec<Row> = self.fetch(meta, b).await?;
-            let mut by_parent: HashMap<Uuid, Arc<Row>> = rows
+            let by_parent: HashMap<Uuid, Arc<Row>> = rows
                 .into_iter()
                 .filter_map(|r| match r.extra.first() {
                     Some(Value::Uuid(p)) => Some((*p, Arc::new(r))),
@@ -578,7 +578,6 @@ impl RowLoader {
                     .unwrap_or_else(|| Arc::new(spec.m.empty_row()));
                 out.insert(k.clone(), row);
             }
-            by_parent.clear();
         }
         Ok(out)
     }
@@ -705,7 +704,7 @@ pub async fn groups(
     };
     let filter = scoped(ctx, meta, args.filter)?;
 
-    let mut set = ColumnSet::none(m.row);
+    let mut set = ColumnSet::empty(m.row);
     for f in ctx.field().selection_set() {
         match f.name() {
             "nodes" => m.wanted(f.selection_set(), &mut set),

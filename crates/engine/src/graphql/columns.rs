@@ -14,13 +14,9 @@ use crate::graphql::meta::{metadata, ColumnMeta, EntityMeta, LinkKind};
 pub struct ColumnSet(Vec<u64>);
 
 impl ColumnSet {
-    fn empty(meta: &EntityMeta) -> Self {
-        ColumnSet(vec![0; meta.columns.len().div_ceil(64)])
-    }
-
     /// No column of `meta`.
-    pub fn none(meta: &EntityMeta) -> Self {
-        Self::empty(meta)
+    pub fn empty(meta: &EntityMeta) -> Self {
+        ColumnSet(vec![0; meta.columns.len().div_ceil(64)])
     }
 
     /// Every column of `meta`.
