@@ -33,6 +33,7 @@
 //! | `GATEWAY_MAX_BATCH_OPERATIONS` | requests in one batched POST (a JSON array) | `10` |
 //! | `GATEWAY_INTROSPECTION` | who may introspect the schema: `all` or `admin` | `all` |
 //! | `GATEWAY_FIELD_SUGGESTIONS` | who gets "Did you mean" hints in errors: `all` or `admin` | `all` |
+//! | `GATEWAY_PLANNED_READS` | `on`: query operations made only of rows, lists, relations and connections run as one plan each (`graphql::plan`); `off`: async-graphql resolves every field; `verify`: both, and a request whose answers differ fails (the tests run so) | `on` |
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_SOCKET` | subscriptions one WebSocket may hold at once | `100` |
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_USER` | subscriptions one user may hold at once on this instance, over all its sockets | `500` |
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_TENANT` | subscriptions one tenant's users may hold at once on this instance | `20000` |
@@ -64,7 +65,7 @@ use crate::auth::{ClaimPath, ClaimPaths, JwksOptions, JwksSource};
 use crate::db::circuit::CircuitSettings;
 use crate::db::PoolSettings;
 
-pub use gateway_engine::config::{Exposure, Limits};
+pub use gateway_engine::config::{Exposure, Limits, PlannedReads};
 
 /// Signing in: token lifetimes and attempt limits.
 #[derive(Debug, Clone)]
@@ -308,6 +309,7 @@ impl Config {
                 )?,
                 introspection: parsed("GATEWAY_INTROSPECTION", defaults.introspection)?,
                 suggestions: parsed("GATEWAY_FIELD_SUGGESTIONS", defaults.suggestions)?,
+                planned_reads: parsed("GATEWAY_PLANNED_READS", defaults.planned_reads)?,
             },
         })
     }

@@ -178,7 +178,7 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 9] = [
             (
                 "gateway_db_connect_attempts_total",
                 "Connections to PostgreSQL attempted (pool, probe, change listener).",
@@ -208,6 +208,16 @@ impl Metrics {
                 "gateway_db_round_trips_total",
                 "Round trips to PostgreSQL.",
                 state.db.round_trips(),
+            ),
+            (
+                "gateway_planned_operations_total",
+                "Query operations answered by a plan (one read per relation and level, no per-field resolution).",
+                state.schema.plan_counts().planned.load(Ordering::Relaxed),
+            ),
+            (
+                "gateway_plans_given_up_total",
+                "Planned operations left to the executor after all (a bad argument, a failed read).",
+                state.schema.plan_counts().given_up.load(Ordering::Relaxed),
             ),
             (
                 "gateway_sign_in_failures_total",

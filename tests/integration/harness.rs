@@ -246,8 +246,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// An app whose planned reads are checked against the executor's answers on every
+    /// query (`GATEWAY_PLANNED_READS=verify`): a difference fails the request.
     pub async fn new() -> TestApp {
-        TestApp::with_limits(Limits::default()).await
+        TestApp::with_limits(Limits {
+            planned_reads: gateway::config::PlannedReads::Verify,
+            ..Limits::default()
+        })
+        .await
     }
 
     pub async fn with_limits(limits: Limits) -> TestApp {

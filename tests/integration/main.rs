@@ -28,6 +28,7 @@ mod nested_writes;
 mod packages;
 mod pagination;
 mod persisted;
+mod plans;
 mod playground;
 mod registry;
 mod relation_filters;

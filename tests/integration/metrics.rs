@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::harness::TestApp;
 use crate::subscriptions::{acked, send};
 
-fn scrape(from: Option<&str>) -> Request<Body> {
+pub(crate) fn scrape(from: Option<&str>) -> Request<Body> {
     let mut req = Request::builder()
         .method(Method::GET)
         .uri("/metrics")
@@ -26,7 +26,7 @@ fn scrape(from: Option<&str>) -> Request<Body> {
 }
 
 /// The value of the sample `line` starts with.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())

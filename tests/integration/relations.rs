@@ -4,6 +4,8 @@
 use serde_json::{json, Value as Json};
 
 use crate::harness::TestApp;
+use crate::metrics::{sample, scrape};
+use gateway::config::{Limits, PlannedReads};
 
 struct Forum {
     category: String,
@@ -136,7 +138,8 @@ async fn check(app: &TestApp, f: &Forum) -> u64 {
 
 #[tokio::test]
 async fn nested_connections_are_paged_per_parent_in_constant_statements() {
-    let app = TestApp::new().await;
+    // Counted as planned (verifying would run every read twice).
+    let app = TestApp::with_limits(Limits::default()).await;
     let small = forum(&app, "small", 2).await;
     let large = forum(&app, "large", 30).await;
     let few = check(&app, &small).await;
@@ -164,7 +167,18 @@ async fn cost(app: &TestApp, query: &str, vars: Json) -> (u64, u64) {
 
 #[tokio::test]
 async fn a_query_costs_one_statement_and_one_round_trip_per_level() {
-    let app = TestApp::new().await;
+    // Planned, and resolved field by field: the same statements either way.
+    for mode in [PlannedReads::On, PlannedReads::Off] {
+        statements_per_level(mode).await;
+    }
+}
+
+async fn statements_per_level(mode: PlannedReads) {
+    let app = TestApp::with_limits(Limits {
+        planned_reads: mode,
+        ..Limits::default()
+    })
+    .await;
     let f = forum(&app, "levels", 12).await;
     let thread = f.threads[3].0.clone();
     let workflow = app
@@ -240,9 +254,19 @@ async fn a_query_costs_one_statement_and_one_round_trip_per_level() {
         let (statements, trips) = cost(&app, query, vars).await;
         // BEGIN and gateway_enter ride with the first level's statement; COMMIT is sent
         // after the response.
-        assert_eq!(statements, levels + 3, "{name}: statements");
-        assert_eq!(trips, levels + 1, "{name}: round trips");
+        assert_eq!(statements, levels + 3, "{name} ({mode:?}): statements");
+        assert_eq!(trips, levels + 1, "{name} ({mode:?}): round trips");
     }
+    // Every shape's query was answered by its plan, or by the executor when plans are off.
+    let (_, _, text) = app.send(scrape(Some("127.0.0.1"))).await;
+    let planned = sample(&text, "gateway_planned_operations_total ").unwrap_or(-1.0);
+    let given_up = sample(&text, "gateway_plans_given_up_total ").unwrap_or(-1.0);
+    let want = if mode == PlannedReads::On { 10.0 } else { 0.0 };
+    assert_eq!(
+        (planned, given_up),
+        (want, 0.0),
+        "{mode:?}: planned operations"
+    );
 }
 
 #[tokio::test]

@@ -28,6 +28,31 @@ pub struct Limits {
     pub introspection: Exposure,
     /// Who gets "Did you mean ...?" suggestions in validation errors.
     pub suggestions: Exposure,
+    /// Whether query operations run as plans (`graphql::plan`).
+    pub planned_reads: PlannedReads,
+}
+/// Whether query operations run as plans (`GATEWAY_PLANNED_READS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlannedReads {
+    /// Plans where they apply (the default).
+    #[default]
+    On,
+    /// Never: async-graphql resolves everything.
+    Off,
+    /// Both, and a request whose answers differ fails (for tests).
+    Verify,
+}
+
+impl std::str::FromStr for PlannedReads {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "on" => Ok(PlannedReads::On),
+            "off" => Ok(PlannedReads::Off),
+            "verify" => Ok(PlannedReads::Verify),
+            _ => Err(()),
+        }
+    }
 }
 
 /// Who a schema-revealing feature is for.
@@ -66,6 +91,7 @@ impl Default for Limits {
             max_subscriptions_per_tenant: 20_000,
             introspection: Exposure::Everyone,
             suggestions: Exposure::Everyone,
+            planned_reads: PlannedReads::On,
         }
     }
 }

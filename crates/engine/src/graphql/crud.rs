@@ -321,7 +321,7 @@ pub struct ListArgs {
 }
 
 /// The arguments of a list or relation connection, checked and resolved.
-struct ListQuery {
+pub(crate) struct ListQuery {
     /// The client's `where` (relation conditions scoped, the entity's own scope not added).
     filter: Filter,
     keys: Vec<SortKey>,
@@ -332,17 +332,26 @@ struct ListQuery {
     before: Option<Vec<Value>>,
 }
 
+/// The page limits of the schema `ctx` runs in.
+pub fn page_limits(ctx: &Context<'_>) -> PageLimits {
+    page_limits_of(ctx.data_opt::<PageLimits>())
+}
+
+/// The configured page limits, or the defaults.
+pub fn page_limits_of(limits: Option<&PageLimits>) -> PageLimits {
+    limits.copied().unwrap_or(PageLimits {
+        default: 50,
+        max: 500,
+    })
+}
+
 impl ListQuery {
-    fn parse(
-        ctx: &Context<'_>,
+    pub(crate) fn parse(
+        rc: &RequestContext,
+        limits: PageLimits,
         meta: &'static EntityMeta,
         args: ListArgs,
     ) -> Result<Self, ApiError> {
-        let rc = caller(ctx)?;
-        let limits = ctx.data_opt::<PageLimits>().copied().unwrap_or(PageLimits {
-            default: 50,
-            max: 500,
-        });
         let keys = sort_keys(meta, args.order, rc)?;
         let cursor = |c: &Option<String>, arg| match c {
             Some(c) => decode_cursor(&keys, c, arg).map(Some),
@@ -361,7 +370,7 @@ impl ListQuery {
     /// The `totalCount` the page's own statement counted (when it was asked to): carried by
     /// its rows, or 0 when no row matched at all. `None` when it must be counted apart (not
     /// asked, or cursors left every row out).
-    fn counted(&self, rows: &[Keyed], with_total: bool) -> Option<CountSource> {
+    pub(crate) fn counted(&self, rows: &[Keyed], with_total: bool) -> Option<CountSource> {
         if !with_total {
             return None;
         }
@@ -395,7 +404,12 @@ impl ListQuery {
     }
 
     /// Turns up to `n + 1` fetched rows into a page: cursors, and whether more rows exist.
-    fn page(&self, meta: &'static EntityMeta, mut rows: Vec<Keyed>, count: CountSource) -> Page {
+    pub(crate) fn page(
+        &self,
+        meta: &'static EntityMeta,
+        mut rows: Vec<Keyed>,
+        count: CountSource,
+    ) -> Page {
         let more = rows.len() as i64 > self.n;
         rows.truncate(self.n as usize);
         if self.backward {
@@ -426,11 +440,26 @@ impl ListQuery {
 
 pub async fn list(ctx: &Context<'_>, meta: &'static EntityMeta, args: ListArgs) -> GqlResult<Page> {
     let rc = caller(ctx)?;
-    let q = ListQuery::parse(ctx, meta, args)?;
+    let q = ListQuery::parse(rc, page_limits(ctx), meta, args)?;
+    let columns = columns::wanted(ctx, meta, true);
+    let with_total = wants_total(ctx);
+    let (b, scoped) = list_statement(meta, rc, &q, &columns, with_total);
+    let rows: Vec<Row> = read(ctx, meta.name, b).await?;
+    Ok(list_page(meta, &q, rows, scoped, with_total))
+}
+
+/// The statement reading a root list's page (one row more than asked, to learn whether there
+/// are more), and the list's scoped filter, which counts its rows.
+pub(crate) fn list_statement(
+    meta: &'static EntityMeta,
+    rc: &RequestContext,
+    q: &ListQuery,
+    columns: &ColumnSet,
+    with_total: bool,
+) -> (SqlBuilder, Filter) {
     let scoped = Filter::and(vec![acl::row_scope(meta, rc, Op::Read), q.filter.clone()]);
     // `totalCount` is counted by the same statement (its own snapshot anyway), in a CTE that
     // PostgreSQL runs once, over the filter without the cursors.
-    let with_total = wants_total(ctx);
     let mut b = SqlBuilder::new("");
     if with_total {
         b.push(&format!(
@@ -440,7 +469,7 @@ pub async fn list(ctx: &Context<'_>, meta: &'static EntityMeta, args: ListArgs) 
         b.filter(&scoped);
         b.push(") ");
     }
-    let columns = columns::wanted(ctx, meta, true).with_keys(&q.keys);
+    let columns = columns.clone().with_keys(&q.keys);
     b.push("SELECT ");
     b.select_columns(meta, Some(&columns));
     b.foreign_key_values(&q.keys);
@@ -452,13 +481,22 @@ pub async fn list(ctx: &Context<'_>, meta: &'static EntityMeta, args: ListArgs) 
     q.push_cursors(&mut b);
     b.order_by(&q.sql_order());
     b.limit(q.n + 1);
+    (b, scoped)
+}
 
-    let rows: Vec<Row> = read(ctx, meta.name, b).await?;
+/// A root list's page from the rows its statement read.
+pub(crate) fn list_page(
+    meta: &'static EntityMeta,
+    q: &ListQuery,
+    rows: Vec<Row>,
+    scoped: Filter,
+    with_total: bool,
+) -> Page {
     let rows: Vec<Keyed> = rows.into_iter().map(Keyed::from).collect();
     let count = q
         .counted(&rows, with_total)
         .unwrap_or(CountSource::Filter(scoped));
-    Ok(q.page(meta, rows, count))
+    q.page(meta, rows, count)
 }
 
 /// Whether the connection field being resolved selects `totalCount`.
@@ -500,10 +538,21 @@ pub async fn has_one(
     parent: Uuid,
 ) -> GqlResult<Option<Row>> {
     caller(ctx)?;
+    let spec = one_child_spec(meta, fk, columns::wanted(ctx, meta, false));
+    let rows = child_rows(ctx, meta, parent, spec).await?;
+    Ok(rows.into_iter().next().map(|r| r.row))
+}
+
+/// What a `hasOne` relation reads of its parents' children: the first by id.
+pub(crate) fn one_child_spec(
+    meta: &'static EntityMeta,
+    fk: &'static ColumnMeta,
+    columns: ColumnSet,
+) -> Arc<ChildSpec> {
     let keys = vec![SortKey::new(meta.id_column(), SortOrder::Asc)];
-    let columns = columns::wanted(ctx, meta, false).with_keys(&keys).with(fk);
+    let columns = columns.with_keys(&keys).with(fk);
     let fingerprint = ChildSpec::fingerprint_of(fk, &Filter::True, &keys, &[&"one", &columns]);
-    let spec = Arc::new(ChildSpec {
+    Arc::new(ChildSpec {
         columns,
         fk,
         filter: Filter::True,
@@ -514,9 +563,7 @@ pub async fn has_one(
         backward: false,
         with_total: false,
         fingerprint,
-    });
-    let rows = child_rows(ctx, meta, parent, spec).await?;
-    Ok(rows.into_iter().next().map(|r| r.row))
+    })
 }
 
 /// A `hasMany` relation as a connection with the arguments of a root list, paged per parent.
@@ -527,10 +574,22 @@ pub async fn has_many(
     parent: Uuid,
     args: ListArgs,
 ) -> GqlResult<Page> {
-    let q = ListQuery::parse(ctx, meta, args)?;
+    let q = ListQuery::parse(caller(ctx)?, page_limits(ctx), meta, args)?;
     let with_total = wants_total(ctx);
+    let spec = child_spec(&q, fk, columns::wanted(ctx, meta, true), with_total);
+    let rows = child_rows(ctx, meta, parent, spec.clone()).await?;
+    Ok(child_page(meta, &q, parent, &spec, rows))
+}
+
+/// What a relation connection reads of each parent's children.
+pub(crate) fn child_spec(
+    q: &ListQuery,
+    fk: &'static ColumnMeta,
+    columns: ColumnSet,
+    with_total: bool,
+) -> Arc<ChildSpec> {
     // The children's reference to their parent groups them.
-    let columns = columns::wanted(ctx, meta, true).with_keys(&q.keys).with(fk);
+    let columns = columns.with_keys(&q.keys).with(fk);
     let fingerprint = ChildSpec::fingerprint_of(
         fk,
         &q.filter,
@@ -544,7 +603,7 @@ pub async fn has_many(
             &columns,
         ],
     );
-    let spec = Arc::new(ChildSpec {
+    Arc::new(ChildSpec {
         columns,
         fk,
         filter: q.filter.clone(),
@@ -555,18 +614,37 @@ pub async fn has_many(
         backward: q.backward,
         with_total,
         fingerprint,
+    })
+}
+
+/// One parent's page of a relation connection from its rows.
+pub(crate) fn child_page(
+    meta: &'static EntityMeta,
+    q: &ListQuery,
+    parent: Uuid,
+    spec: &Arc<ChildSpec>,
+    rows: Vec<Keyed>,
+) -> Page {
+    let count = q.counted(&rows, spec.with_total).unwrap_or_else(|| {
+        CountSource::Child(ChildCount {
+            parent,
+            spec: spec.clone(),
+        })
     });
-    let rows = child_rows(ctx, meta, parent, spec.clone()).await?;
-    let count = q
-        .counted(&rows, with_total)
-        .unwrap_or(CountSource::Child(ChildCount { parent, spec }));
-    Ok(q.page(meta, rows, count))
+    q.page(meta, rows, count)
 }
 
 #[derive(diesel::QueryableByName)]
-struct CountRow {
+pub(crate) struct CountRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     count: i64,
+}
+
+impl CountRow {
+    /// The count a [`count_statement`] read.
+    pub(crate) fn total(rows: Vec<CountRow>) -> i64 {
+        rows.into_iter().next().map_or(0, |r| r.count)
+    }
 }
 
 /// `totalCount` of a connection: counted directly for a root list, batched through the
@@ -584,13 +662,18 @@ pub async fn count(ctx: &Context<'_>, page: &Page) -> GqlResult<i64> {
                 .unwrap_or(0));
         }
     };
+    let rows: Vec<CountRow> = read(ctx, meta.name, count_statement(meta, &scoped)).await?;
+    Ok(CountRow::total(rows))
+}
+
+/// `SELECT count(*)` of the rows of `meta` matching `scoped`.
+pub(crate) fn count_statement(meta: &'static EntityMeta, scoped: &Filter) -> SqlBuilder {
     let mut b = SqlBuilder::new(&format!(
         "SELECT count(*) AS count FROM \"{}\" t WHERE ",
         meta.table
     ));
-    b.filter(&scoped);
-    let rows: Vec<CountRow> = read(ctx, meta.name, b).await?;
-    Ok(rows.into_iter().next().map_or(0, |r| r.count))
+    b.filter(scoped);
+    b
 }
 
 /// The caller must be allowed to `op` at all; returns what it is allowed on.

@@ -142,7 +142,7 @@ impl Loader<ById> for RowLoader {
 }
 
 impl RowLoader {
-    async fn by_id(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
+    pub(crate) async fn by_id(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
         let mut out = HashMap::new();
         for (meta, members) in by_entity(keys, |k| k.meta) {
             let columns = ColumnSet::union_of(meta, members.iter().map(|k| &k.columns));
@@ -276,7 +276,7 @@ impl Loader<ChildPageKey> for RowLoader {
 }
 
 impl RowLoader {
-    async fn child_pages(
+    pub(crate) async fn child_pages(
         &self,
         keys: &[ChildPageKey],
     ) -> Result<HashMap<ChildPageKey, Arc<Vec<Keyed>>>, LoadError> {
@@ -400,7 +400,7 @@ impl Loader<ChildCountKey> for RowLoader {
 }
 
 impl RowLoader {
-    async fn child_counts(
+    pub(crate) async fn child_counts(
         &self,
         keys: &[ChildCountKey],
     ) -> Result<HashMap<ChildCountKey, i64>, LoadError> {

@@ -14,6 +14,7 @@ pub mod loaders;
 pub mod meta;
 pub mod nested;
 pub mod page;
+pub mod plan;
 pub mod row;
 pub mod schema;
 
@@ -24,7 +25,7 @@ use async_graphql::parser::types::Selection;
 use async_graphql::{Data, Executor, Request, Response};
 use futures::StreamExt;
 
-use crate::config::Limits;
+use crate::config::{Limits, PlannedReads};
 use crate::db::session::{Reads, Snapshot};
 use crate::db::Db;
 use crate::error::ApiError;
@@ -40,6 +41,8 @@ pub struct GatewaySchema {
     inner: async_graphql::dynamic::Schema,
     costs: Arc<Costs>,
     max_complexity: usize,
+    planned_reads: PlannedReads,
+    plan_counts: Arc<plan::PlanCounts>,
     db: Option<Db>,
 }
 
@@ -49,28 +52,43 @@ impl GatewaySchema {
         self.db.as_ref()
     }
 
+    /// How many operations plans answered, and left to the executor.
+    pub fn plan_counts(&self) -> &plan::PlanCounts {
+        &self.plan_counts
+    }
+
     /// The schema in SDL.
     pub fn sdl(&self) -> String {
         self.inner.sdl()
     }
 
-    /// Refuses an operation over the complexity budget before anything runs.
-    fn over_budget(&self, request: &mut Request) -> Option<Response> {
+    /// Refuses an operation over the complexity budget before anything runs; otherwise
+    /// attaches the operation's plan when it has one (`plan`).
+    fn prepare(&self, request: &mut Request) -> Option<Response> {
         // Taken out while the parse borrows the request, and put back: no copy per request.
-        let variables = std::mem::take(&mut request.variables);
+        let mut variables = std::mem::take(&mut request.variables);
         let name = request.operation_name.take();
+        let mut planned = None;
         let within = request.parsed_query().ok().is_none_or(|doc| {
-            schema::cost::check(
+            with_defaults(doc, name.as_deref(), &mut variables);
+            let within = schema::cost::check(
                 &self.costs,
                 doc,
                 name.as_deref(),
                 &variables,
                 self.max_complexity,
-            )
+            );
+            if within && self.planned_reads != PlannedReads::Off {
+                planned = plan::compile(doc, name.as_deref(), &variables);
+            }
+            within
         });
         request.variables = variables;
         request.operation_name = name;
         if within {
+            if let Some(p) = planned {
+                request.data.insert(plan::Planned(Arc::new(p)));
+            }
             return None;
         }
         let err = crate::error::server_error(ApiError::limit_exceeded(TOO_COMPLEX));
@@ -79,7 +97,7 @@ impl GatewaySchema {
 
     pub async fn execute(&self, request: impl Into<Request>) -> Response {
         let mut request = request.into();
-        match self.over_budget(&mut request) {
+        match self.prepare(&mut request) {
             Some(refused) => refused,
             None => self.inner.execute(request).await,
         }
@@ -87,6 +105,37 @@ impl GatewaySchema {
 
     pub fn execute_stream(&self, request: impl Into<Request>) -> BoxStream<'static, Response> {
         Executor::execute_stream(self, request.into(), None)
+    }
+}
+
+/// Gives the operation's variables their declared defaults where the request leaves them
+/// out. The executor applies defaults to arguments, but async-graphql 7.2 reads `@skip(if:)`
+/// and `@include(if:)` from the given variables only, so a default of `true` counted as
+/// false there; the GraphQL specification applies defaults everywhere.
+fn with_defaults(
+    doc: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+    variables: &mut async_graphql::Variables,
+) {
+    use async_graphql::parser::types::DocumentOperations;
+    let op = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(n)) => match ops.get(n) {
+            Some(op) => op,
+            None => return,
+        },
+        (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
+            Some(op) if ops.len() == 1 => op,
+            _ => return,
+        },
+    };
+    for def in &op.node.variable_definitions {
+        let var = &def.node.name.node;
+        if let Some(default) = def.node.default_value() {
+            if !variables.contains_key(var) {
+                variables.insert(var.clone(), default.clone());
+            }
+        }
     }
 }
 
@@ -100,7 +149,7 @@ impl Executor for GatewaySchema {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
-        match self.over_budget(&mut request) {
+        match self.prepare(&mut request) {
             Some(refused) => futures::stream::once(async move { refused }).boxed(),
             None => Executor::execute_stream(&self.inner, request, session_data),
         }
@@ -278,6 +327,13 @@ pub fn build(
         b = b.data(hub);
     }
     b = data(b);
+    let plan_counts = Arc::new(plan::PlanCounts::default());
+    if limits.planned_reads != PlannedReads::Off {
+        b = b.extension(plan::Planner {
+            mode: limits.planned_reads,
+            counts: plan_counts.clone(),
+        });
+    }
     // The catalog was validated, and the engine builds the same types from any valid one:
     // a schema that does not finish is a bug in the engine, found by every test.
     let inner = match b.finish() {
@@ -287,6 +343,8 @@ pub fn build(
     GatewaySchema {
         costs: Arc::new(Costs::of(inner.registry())),
         max_complexity: limits.max_complexity,
+        planned_reads: limits.planned_reads,
+        plan_counts,
         inner,
         db,
     }

@@ -1,0 +1,377 @@
+//! Running a plan: one statement per relation and level for all the parents of that level
+//! (the loaders' own statements, called directly), sibling relations read together, the
+//! response's values built straight from the rows. Any failure gives up (`None`): the
+//! executor then answers the operation, with its usual errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::extensions::ExtensionContext;
+use async_graphql::indexmap::IndexMap;
+use async_graphql::{Name, Value as G};
+use futures::future::{try_join_all, BoxFuture, FutureExt};
+use uuid::Uuid;
+
+use super::{Args, Conn, ConnField, EdgeField, InfoField, Obj, ObjField, Plan, Root};
+use crate::caller::RequestContext;
+use crate::db::session::Reads;
+use crate::db::sql::Filter;
+use crate::db::value::Value;
+use crate::graphql::acl::{self, Op};
+use crate::graphql::crud::{self, CountRow, ListQuery, PageLimits};
+use crate::graphql::input;
+use crate::graphql::loaders::{
+    ById, ChildCount, ChildCountKey, ChildPageKey, ChildSpec, RequestLoader, RowLoader,
+};
+use crate::graphql::meta::{EntityMeta, RelationLink};
+use crate::graphql::page::{CountSource, Keyed, Page};
+use crate::graphql::row::{graphql_value, Row};
+
+/// The plan gave up: the executor answers instead.
+struct GiveUp;
+
+type Out<T> = Result<T, GiveUp>;
+
+impl From<crate::error::ApiError> for GiveUp {
+    fn from(_: crate::error::ApiError) -> Self {
+        GiveUp
+    }
+}
+
+impl From<async_graphql::Error> for GiveUp {
+    fn from(_: async_graphql::Error) -> Self {
+        GiveUp
+    }
+}
+
+/// The operation's `data`, or `None` when the executor must answer it.
+pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>) -> Option<G> {
+    let runner = Runner {
+        rc: ctx.data_opt::<RequestContext>()?,
+        reads: ctx.data_opt::<Reads>()?,
+        loader: ctx.data_opt::<RequestLoader>()?.loader(),
+        limits: crud::page_limits_of(ctx.data_opt::<PageLimits>()),
+    };
+    let values = try_join_all(plan.fields.iter().map(|(_, f)| runner.root(f)))
+        .await
+        .ok()?;
+    let mut out = IndexMap::with_capacity(plan.fields.len());
+    for ((key, _), v) in plan.fields.iter().zip(values) {
+        out.insert(key.clone(), v);
+    }
+    Some(G::Object(out))
+}
+
+struct Runner<'a> {
+    rc: &'a RequestContext,
+    reads: &'a Reads,
+    loader: &'a RowLoader,
+    limits: PageLimits,
+}
+
+fn name(s: &str) -> G {
+    G::String(s.to_string())
+}
+
+impl<'a> Runner<'a> {
+    async fn root(&self, f: &Root) -> Out<G> {
+        match f {
+            Root::Typename => Ok(name("Query")),
+            Root::Get { meta, id, obj } => {
+                let id = input::id(&input::id_of(id).unwrap_or_default(), "", "id")?;
+                let filter = Filter::and(vec![
+                    acl::row_scope(meta, self.rc, Op::Read),
+                    Filter::eq(meta.id_column(), Value::Uuid(id)),
+                ]);
+                let b = crud::select_rows(meta, Some(&obj.columns), &filter, &[], Some(1), false);
+                let rows: Vec<Row> = self.reads.read(meta.name, b).await?;
+                match rows.first() {
+                    Some(row) => Ok(self.objects(obj, &[row]).await?.pop().unwrap_or_default()),
+                    None => Ok(G::Null),
+                }
+            }
+            Root::List { meta, args, conn } => {
+                let q = self.query(meta, args)?;
+                let (b, scoped) =
+                    crud::list_statement(meta, self.rc, &q, &conn.columns, conn.with_total);
+                let rows: Vec<Row> = self.reads.read(meta.name, b).await?;
+                let page = crud::list_page(meta, &q, rows, scoped, conn.with_total);
+                Ok(self
+                    .connections(conn, vec![page])
+                    .await?
+                    .pop()
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    fn query(&self, meta: &'static EntityMeta, args: &Args) -> Out<ListQuery> {
+        let args = args.read(meta).ok_or(GiveUp)?;
+        Ok(ListQuery::parse(self.rc, self.limits, meta, args)?)
+    }
+
+    /// The values of `obj` for each of `rows`, in their order.
+    fn objects<'s>(&'s self, obj: &'s Obj, rows: &'s [&'s Row]) -> BoxFuture<'s, Out<Vec<G>>> {
+        async move {
+            // Each relation's values for every row, read together with the others'.
+            let related =
+                try_join_all(obj.fields.iter().map(|(_, f)| self.related(f, rows))).await?;
+            let mut related: Vec<std::vec::IntoIter<G>> =
+                related.into_iter().map(Vec::into_iter).collect();
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut map = IndexMap::with_capacity(obj.fields.len());
+                for ((key, f), rel) in obj.fields.iter().zip(related.iter_mut()) {
+                    let v = match f {
+                        ObjField::Typename => name(obj.meta.name),
+                        ObjField::Column(col) => match row.get(col) {
+                            // A missing required value is the executor's error to report.
+                            Value::Null if !col.nullable => return Err(GiveUp),
+                            Value::Null => G::Null,
+                            v => graphql_value(col, v),
+                        },
+                        _ => rel.next().ok_or(GiveUp)?,
+                    };
+                    map.insert(key.clone(), v);
+                }
+                out.push(G::Object(map));
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    /// A relation field's value for each of `rows` (empty for a field of the row itself).
+    async fn related(&self, f: &ObjField, rows: &[&Row]) -> Out<Vec<G>> {
+        match f {
+            ObjField::Typename | ObjField::Column(_) => Ok(Vec::new()),
+            ObjField::Parent(link, obj) => self.parents(link, obj, rows).await,
+            ObjField::Child(link, obj) => {
+                let spec = crud::one_child_spec(link.target, link.fk, obj.columns.clone());
+                let mut pages = self.children(link.target, &spec, rows).await?;
+                let firsts: Vec<Option<Row>> = pages
+                    .iter_mut()
+                    .map(|p| (!p.is_empty()).then(|| p.swap_remove(0).row))
+                    .collect();
+                let found: Vec<&Row> = firsts.iter().flatten().collect();
+                let mut values = self.objects(obj, &found).await?.into_iter();
+                Ok(firsts
+                    .iter()
+                    .map(|r| match r {
+                        Some(_) => values.next().unwrap_or_default(),
+                        None => G::Null,
+                    })
+                    .collect())
+            }
+            ObjField::Children(link, list) => {
+                let (args, conn) = list.as_ref();
+                let meta = link.target;
+                let q = self.query(meta, args)?;
+                let spec = crud::child_spec(&q, link.fk, conn.columns.clone(), conn.with_total);
+                let pages = self.children(meta, &spec, rows).await?;
+                let pages = rows
+                    .iter()
+                    .zip(pages)
+                    .map(|(row, keyed)| crud::child_page(meta, &q, row.id(), &spec, keyed))
+                    .collect();
+                self.connections(conn, pages).await
+            }
+        }
+    }
+
+    /// The rows `link` points to from each of `rows`, by id in one statement.
+    async fn parents(&self, link: &RelationLink, obj: &Obj, rows: &[&Row]) -> Out<Vec<G>> {
+        let ids: Vec<Option<Uuid>> = rows
+            .iter()
+            .map(|r| match r.get(link.fk) {
+                Value::Uuid(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let mut keys: Vec<ById> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for id in ids.iter().flatten() {
+            if seen.insert(*id) {
+                keys.push(ById::new(link.target, *id, obj.columns.clone()));
+            }
+        }
+        let mut by_key = self.loader.by_id(&keys).await?;
+        let found: Vec<Row> = keys.iter().filter_map(|k| by_key.remove(k)).collect();
+        let refs: Vec<&Row> = found.iter().collect();
+        let values = self.objects(obj, &refs).await?;
+        let by_id: HashMap<Uuid, G> = found.iter().map(Row::id).zip(values).collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                id.and_then(|id| by_id.get(&id).cloned())
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    /// Each of `rows`' children as `spec` reads them, in one statement.
+    async fn children(
+        &self,
+        meta: &'static EntityMeta,
+        spec: &Arc<ChildSpec>,
+        rows: &[&Row],
+    ) -> Out<Vec<Vec<Keyed>>> {
+        let keys: Vec<ChildPageKey> = rows
+            .iter()
+            .map(|r| ChildPageKey::new(meta, r.id(), spec.clone()))
+            .collect();
+        let mut pages = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            self.loader.child_pages(&keys).await?
+        };
+        Ok(keys
+            .iter()
+            .map(|k| {
+                pages
+                    .remove(k)
+                    .map(|p| Arc::try_unwrap(p).unwrap_or_else(|shared| shared.as_ref().clone()))
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    /// The values of `conn` for each of `pages`: their nodes' relations read for all pages
+    /// at once.
+    async fn connections(&self, conn: &Conn, pages: Vec<Page>) -> Out<Vec<G>> {
+        let rows: Vec<&Row> = pages
+            .iter()
+            .flat_map(|p| p.edges.iter().map(|e| &e.node))
+            .collect();
+        let objs: Vec<&Obj> = conn
+            .fields
+            .iter()
+            .flat_map(|(_, f)| match f {
+                ConnField::Nodes(obj) => vec![obj],
+                ConnField::Edges(edge) => edge
+                    .iter()
+                    .filter_map(|(_, e)| match e {
+                        EdgeField::Node(obj) => Some(obj),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let (nodes, totals) = futures::join!(
+            try_join_all(objs.iter().map(|obj| self.objects(obj, &rows))),
+            self.totals(conn, &pages)
+        );
+        let mut nodes: Vec<std::vec::IntoIter<G>> =
+            nodes?.into_iter().map(Vec::into_iter).collect();
+        let totals = totals?;
+        let mut out = Vec::with_capacity(pages.len());
+        for (page, total) in pages.iter().zip(totals) {
+            let mut next_obj = nodes.iter_mut();
+            let mut map = IndexMap::with_capacity(conn.fields.len());
+            for (key, f) in &conn.fields {
+                let v = match f {
+                    ConnField::Typename => name(&format!("{}Connection", conn.meta.name)),
+                    ConnField::TotalCount => G::from(total),
+                    ConnField::Nodes(_) => {
+                        let it = next_obj.next().ok_or(GiveUp)?;
+                        G::List(it.take(page.edges.len()).collect())
+                    }
+                    ConnField::Edges(fields) => edges(conn.meta, fields, page, &mut next_obj)?,
+                    ConnField::PageInfo(fields) => info(fields, page),
+                };
+                map.insert(key.clone(), v);
+            }
+            out.push(G::Object(map));
+        }
+        Ok(out)
+    }
+
+    /// Each page's `totalCount` when selected (0 otherwise): counted by its statement, or
+    /// counted apart in one statement for all pages that need it.
+    async fn totals(&self, conn: &Conn, pages: &[Page]) -> Out<Vec<i64>> {
+        if !conn.with_total {
+            return Ok(vec![0; pages.len()]);
+        }
+        let mut child_keys = Vec::new();
+        let mut out = Vec::with_capacity(pages.len());
+        for page in pages {
+            out.push(match &page.count {
+                CountSource::Known(n) => *n,
+                CountSource::Filter(f) => {
+                    let b = crud::count_statement(page.meta, f);
+                    let rows: Vec<CountRow> = self.reads.read(page.meta.name, b).await?;
+                    CountRow::total(rows)
+                }
+                CountSource::Child(c) => {
+                    child_keys.push(ChildCountKey::new(
+                        page.meta,
+                        ChildCount {
+                            parent: c.parent,
+                            spec: c.spec.clone(),
+                        },
+                    ));
+                    -1
+                }
+            });
+        }
+        if !child_keys.is_empty() {
+            let counts = self.loader.child_counts(&child_keys).await?;
+            let mut keys = child_keys.iter();
+            for n in out.iter_mut().filter(|n| **n < 0) {
+                *n = keys
+                    .next()
+                    .and_then(|k| counts.get(k).copied())
+                    .unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A page's `edges`, their nodes taken in order from the selections' values.
+fn edges(
+    meta: &EntityMeta,
+    fields: &[(Name, EdgeField)],
+    page: &Page,
+    objs: &mut std::slice::IterMut<'_, std::vec::IntoIter<G>>,
+) -> Out<G> {
+    let mut nodes: Vec<&mut std::vec::IntoIter<G>> = Vec::new();
+    for (_, f) in fields {
+        if let EdgeField::Node(_) = f {
+            nodes.push(objs.next().ok_or(GiveUp)?);
+        }
+    }
+    let mut list = Vec::with_capacity(page.edges.len());
+    for edge in &page.edges {
+        let mut map = IndexMap::with_capacity(fields.len());
+        let mut node = nodes.iter_mut();
+        for (key, f) in fields {
+            let v = match f {
+                EdgeField::Typename => name(&format!("{}Edge", meta.name)),
+                EdgeField::Cursor => G::String(edge.cursor.clone()),
+                EdgeField::Node(_) => node.next().and_then(|it| it.next()).ok_or(GiveUp)?,
+            };
+            map.insert(key.clone(), v);
+        }
+        list.push(G::Object(map));
+    }
+    Ok(G::List(list))
+}
+
+fn info(fields: &[(Name, InfoField)], page: &Page) -> G {
+    let i = &page.info;
+    let cursor = |c: &Option<String>| c.clone().map_or(G::Null, G::String);
+    let mut map = IndexMap::with_capacity(fields.len());
+    for (key, f) in fields {
+        let v = match f {
+            InfoField::Typename => name("PageInfo"),
+            InfoField::HasNextPage => G::Boolean(i.has_next_page),
+            InfoField::HasPreviousPage => G::Boolean(i.has_previous_page),
+            InfoField::StartCursor => cursor(&i.start_cursor),
+            InfoField::EndCursor => cursor(&i.end_cursor),
+        };
+        map.insert(key.clone(), v);
+    }
+    G::Object(map)
+}

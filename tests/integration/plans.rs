@@ -1,0 +1,186 @@
+//! Planned reads (`graphql::plan`): queries of every shape plans cover, and of shapes they
+//! leave to the executor, answered alike both ways. The app verifies (`TestApp::new`): each
+//! planned query also runs through async-graphql's executor in the same snapshot, and a
+//! difference fails the request. The metrics tell which way each query went.
+
+use serde_json::{json, Value as Json};
+
+use crate::harness::TestApp;
+use crate::metrics::{sample, scrape};
+
+/// Operations plans answered and gave up on so far.
+async fn counts(app: &TestApp) -> (f64, f64) {
+    let (_, _, text) = app.send(scrape(Some("127.0.0.1"))).await;
+    (
+        sample(&text, "gateway_planned_operations_total ").unwrap_or(-1.0),
+        sample(&text, "gateway_plans_given_up_total ").unwrap_or(-1.0),
+    )
+}
+
+/// Sends `query` and checks it went the expected way: planned, given up, or never planned.
+async fn ask(app: &TestApp, token: &str, query: &str, vars: Json, way: Way) -> Json {
+    let (planned, given_up) = counts(app).await;
+    let body = app.gql(token, query, vars).await;
+    let (p, g) = counts(app).await;
+    let went = match (p - planned, g - given_up) {
+        (1.0, 0.0) => Way::Planned,
+        (0.0, 1.0) => Way::GivenUp,
+        (0.0, 0.0) => Way::Executor,
+        other => panic!("{query}: counts moved by {other:?}"),
+    };
+    assert_eq!(went, way, "{query}: {body}");
+    if way == Way::Planned {
+        assert!(body.get("errors").is_none(), "{query}: {body}");
+    }
+    body
+}
+
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Way {
+    Planned,
+    GivenUp,
+    Executor,
+}
+
+#[tokio::test]
+async fn plans_answer_like_the_executor() {
+    let app = TestApp::new().await;
+    let admin = app.a.admin.clone();
+    let cat = app
+        .ok(
+            &admin,
+            "mutation { createForumCategory(input: {name: \"Plans\", slug: \"plans\"}) { id } }",
+            json!({}),
+        )
+        .await["createForumCategory"]["id"]
+        .clone();
+    let mut threads = Vec::new();
+    for i in 0..4 {
+        let t = app
+            .ok(
+                &admin,
+                "mutation($c: ID!, $t: String!) { createForumThread(input: {categoryId: $c, title: $t, slug: $t}) { id } }",
+                json!({ "c": cat, "t": format!("t{i}") }),
+            )
+            .await["createForumThread"]["id"]
+            .clone();
+        for j in 0..i {
+            let token = if j % 2 == 0 { &admin } else { &app.a.user };
+            app.ok(
+                token,
+                "mutation($t: ID!, $s: String!) { createForumPost(input: {threadId: $t, content: $s}) { id } }",
+                json!({ "t": t, "s": format!("p{j}") }),
+            )
+            .await;
+        }
+        threads.push(t);
+    }
+    app.ok(
+        &app.a.user,
+        "mutation($u: ID!) { createProfile(input: {userId: $u, fullName: \"Planned\"}) { id } }",
+        json!({ "u": app.a.user_id }),
+    )
+    .await;
+
+    use Way::*;
+    let planned: Vec<(&str, Json)> = vec![
+        // Every field of a connection, typenames at every level, aliases.
+        (
+            "query($c: ID!) { __typename forumCategory(id: $c) { __typename id name cat: slug threads(first: 2, orderBy: [{title: DESC}]) { __typename totalCount pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor } edges { __typename cursor node { id title category { id name } } } nodes { title posts { totalCount nodes { content author { name } } } } } } }",
+            json!({ "c": cat }),
+        ),
+        // Fragments, inline fragments, @skip and @include with variables and defaults.
+        (
+            "fragment T on ForumThread { id title } query($c: ID!, $more: Boolean = true, $less: Boolean!) { forumCategory(id: $c) { ... on ForumCategory { name } threads { nodes { ...T posts @include(if: $more) { nodes { id } } slug @skip(if: $less) } } } }",
+            json!({ "c": cat, "less": true }),
+        ),
+        // Backwards, from a cursor, with a filter through a relation.
+        (
+            "{ forumThreads(last: 2, where: {posts: {some: {content: {equals: \"p0\"}}}}) { totalCount pageInfo { hasPreviousPage hasNextPage } nodes { title } } }",
+            json!({}),
+        ),
+        // A cursor past the end: totalCount counted apart.
+        (
+            "query($t: ID!) { forumThread(id: $t) { posts(first: 1) { pageInfo { endCursor } } } }",
+            json!({ "t": threads[3] }),
+        ),
+        // A missing row, a null reference, a hasOne child, several root fields.
+        (
+            "query($u: ID!) { nobody: forumThread(id: \"00000000-0000-0000-0000-000000000000\") { id } me: user(id: $u) { name profile { fullName user { id } } } forumCategories { nodes { name parent { id } } } }",
+            json!({ "u": app.a.user_id }),
+        ),
+    ];
+    for (q, vars) in planned {
+        ask(&app, &admin, q, vars.clone(), Planned).await;
+        ask(&app, &app.a.user, q, vars.clone(), Planned).await;
+        ask(&app, &app.b.admin, q, vars, Planned).await;
+    }
+
+    // A variable's default counts in @include (the specification's rule; async-graphql 7.2
+    // read only given variables there), and a given one in @skip.
+    let d = ask(
+        &app,
+        &admin,
+        "query($c: ID!, $more: Boolean = true, $less: Boolean!) { forumCategory(id: $c) { threads(first: 1) { nodes { title posts @include(if: $more) { totalCount } slug @skip(if: $less) } } } }",
+        json!({ "c": cat, "less": true }),
+        Planned,
+    )
+    .await;
+    assert_eq!(
+        d["data"]["forumCategory"]["threads"]["nodes"][0],
+        json!({ "title": "t0", "posts": { "totalCount": 0 } })
+    );
+
+    // A later page from an earlier page's cursor, both ways.
+    let first = ask(
+        &app,
+        &admin,
+        "query($t: ID!) { forumThread(id: $t) { posts(first: 1) { pageInfo { endCursor } } } }",
+        json!({ "t": threads[3] }),
+        Planned,
+    )
+    .await;
+    let cursor = first["data"]["forumThread"]["posts"]["pageInfo"]["endCursor"].clone();
+    let later = ask(
+        &app,
+        &admin,
+        "query($t: ID!, $a: String) { forumThread(id: $t) { posts(first: 5, after: $a) { totalCount nodes { content } } } }",
+        json!({ "t": threads[3], "a": cursor }),
+        Planned,
+    )
+    .await;
+    assert_eq!(
+        later["data"]["forumThread"]["posts"]["totalCount"],
+        json!(3)
+    );
+    assert_eq!(
+        later["data"]["forumThread"]["posts"]["nodes"],
+        json!([{ "content": "p1" }, { "content": "p2" }])
+    );
+
+    // Bad arguments: the plan gives up and the executor reports them, with their paths.
+    for q in [
+        "{ forumThreads(first: 100000) { nodes { id } } }",
+        "{ forumThreads(after: \"not a cursor\") { nodes { id } } }",
+        "{ forumThread(id: \"nope\") { id } }",
+    ] {
+        let body = ask(&app, &admin, q, json!({}), GivenUp).await;
+        assert!(
+            body["errors"][0]["extensions"]["code"].is_string(),
+            "{q}: {body}"
+        );
+    }
+
+    // Shapes plans leave alone: an aggregate, a field an extension adds, one key twice,
+    // introspection, and anything invalid (validation answers first).
+    for q in [
+        "{ forumThreadsAggregate { count } }",
+        "{ forumThreads { nodes { id } } forumThreadsAggregate { count } }",
+        "{ forumThreads { nodes { id id } } }",
+        "{ __schema { queryType { name } } }",
+        "{ forumThreads { nodes { nope } } }",
+        "mutation { createForumCategory(input: {name: \"M\", slug: \"m\"}) { id threads { totalCount } } }",
+    ] {
+        ask(&app, &admin, q, json!({}), Executor).await;
+    }
+}
