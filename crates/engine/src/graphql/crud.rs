@@ -330,6 +330,8 @@ pub(crate) struct ListQuery {
     backward: bool,
     after: Option<Vec<Value>>,
     before: Option<Vec<Value>>,
+    /// Whether every edge gets its cursor (a plan knows when none is selected).
+    pub(crate) edge_cursors: bool,
 }
 
 /// The page limits of the schema `ctx` runs in.
@@ -364,6 +366,7 @@ impl ListQuery {
             after: cursor(&args.page.after, "after")?,
             before: cursor(&args.page.before, "before")?,
             keys,
+            edge_cursors: true,
         })
     }
 
@@ -415,10 +418,17 @@ impl ListQuery {
         if self.backward {
             rows.reverse();
         }
+        let last = rows.len().saturating_sub(1);
         let edges: Vec<Edge> = rows
             .into_iter()
-            .map(|r| Edge {
-                cursor: encode_cursor(&self.keys, &r.key_values(&self.keys)),
+            .enumerate()
+            .map(|(i, r)| Edge {
+                // The page's first and last make its start and end cursors.
+                cursor: if self.edge_cursors || i == 0 || i == last {
+                    encode_cursor(&self.keys, &r.key_values(&self.keys))
+                } else {
+                    String::new()
+                },
                 node: r.row,
             })
             .collect();

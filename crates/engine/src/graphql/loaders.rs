@@ -142,27 +142,12 @@ impl Loader<ById> for RowLoader {
 }
 
 impl RowLoader {
-    pub(crate) async fn by_id(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
+    async fn by_id(&self, keys: &[ById]) -> Result<HashMap<ById, Row>, LoadError> {
         let mut out = HashMap::new();
         for (meta, members) in by_entity(keys, |k| k.meta) {
             let columns = ColumnSet::union_of(meta, members.iter().map(|k| &k.columns));
-            let mut ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let filter = Filter::and(vec![
-                acl::row_scope(meta, &self.rc, Op::Read),
-                Filter::In {
-                    col: meta.id_column(),
-                    values: Value::UuidList(ids),
-                    negated: false,
-                },
-            ]);
-            let mut b = SqlBuilder::new("SELECT ");
-            b.select_columns(meta, Some(&columns));
-            b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
-            b.filter(&filter);
-            let rows: Vec<Row> = self.fetch(meta, b).await?;
-            let mut rows: HashMap<Uuid, Row> = rows.into_iter().map(|r| (r.id(), r)).collect();
+            let ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
+            let mut rows = self.rows_by_id(meta, &columns, ids).await?;
             // Keys of one id (asked with different columns) share its row: copies for all
             // but the last.
             let mut members = members;
@@ -180,6 +165,32 @@ impl RowLoader {
             }
         }
         Ok(out)
+    }
+
+    /// The rows of `meta` with these ids that the caller may read, with `columns`, in one
+    /// statement.
+    pub(crate) async fn rows_by_id(
+        &self,
+        meta: &'static EntityMeta,
+        columns: &ColumnSet,
+        mut ids: Vec<Uuid>,
+    ) -> Result<HashMap<Uuid, Row>, LoadError> {
+        ids.sort_unstable();
+        ids.dedup();
+        let filter = Filter::and(vec![
+            acl::row_scope(meta, &self.rc, Op::Read),
+            Filter::In {
+                col: meta.id_column(),
+                values: Value::UuidList(ids),
+                negated: false,
+            },
+        ]);
+        let mut b = SqlBuilder::new("SELECT ");
+        b.select_columns(meta, Some(columns));
+        b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+        b.filter(&filter);
+        let rows: Vec<Row> = self.fetch(meta, b).await?;
+        Ok(rows.into_iter().map(|r| (r.id(), r)).collect())
     }
 }
 
@@ -276,75 +287,86 @@ impl Loader<ChildPageKey> for RowLoader {
 }
 
 impl RowLoader {
-    pub(crate) async fn child_pages(
+    async fn child_pages(
         &self,
         keys: &[ChildPageKey],
     ) -> Result<HashMap<ChildPageKey, Arc<Vec<Keyed>>>, LoadError> {
         let mut out = HashMap::new();
         for (meta, spec, members) in groups(keys, |k| (k.meta, &k.spec)) {
             let parents: Vec<Uuid> = members.iter().map(|k| k.parent).collect();
-            let reversed: Vec<SortKey> = spec.keys.iter().map(SortKey::reversed).collect();
-            let order = if spec.backward { &reversed } else { &spec.keys };
-            let scoped = Filter::and(vec![
-                acl::row_scope(meta, &self.rc, Op::Read),
-                spec.filter.clone(),
-            ]);
-            // Up to limit rows per parent, in one statement for all parents; with their
-            // totals, counted once per parent in a CTE over the filter without cursors.
-            let mut b = SqlBuilder::new("");
-            if spec.with_total {
-                b.push("WITH \"__count\" AS (SELECT ");
-                b.column(spec.fk);
-                b.push(&format!(
-                    " AS p, count(*) AS n FROM \"{}\" t WHERE ",
-                    meta.table
-                ));
-                b.column(spec.fk).push(" = ANY(");
-                b.bind(Value::UuidList(parents.clone()), ColumnType::Uuid, true);
-                b.push(") AND ");
-                b.filter(&scoped);
-                b.push(" GROUP BY ");
-                b.column(spec.fk);
-                b.push(") ");
-            }
-            // Each parent's page is a top-N read of its own children (an index scan and a
-            // bounded sort), numbered in its order, joined laterally to the list of parents.
-            b.push("SELECT s.* FROM unnest(");
-            b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
-            b.push(") WITH ORDINALITY AS \"__p\"(id, n) CROSS JOIN LATERAL (SELECT q.*");
-            if spec.with_total {
-                b.push(", (SELECT c.n FROM \"__count\" c WHERE c.p = \"__p\".id) AS \"__total\"");
-            }
-            b.push(", row_number() OVER () AS \"__rn\" FROM (SELECT ");
-            b.select_columns(meta, Some(&spec.columns));
-            b.foreign_key_values(&spec.keys);
-            b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
-            b.column(spec.fk).push(" = \"__p\".id AND ");
-            b.filter(&scoped);
-            if let Some(values) = &spec.after {
-                b.push(" AND ");
-                b.after(&spec.keys, values);
-            }
-            if let Some(values) = &spec.before {
-                b.push(" AND ");
-                b.after(&reversed, values);
-            }
-            b.order_by(order);
-            b.limit(spec.limit);
-            b.push(") q) s ORDER BY \"__p\".n, s.\"__rn\"");
-            let rows: Vec<Row> = self.fetch(meta, b).await?;
-            let mut by_parent: HashMap<Uuid, Vec<Keyed>> = HashMap::new();
-            for row in rows.into_iter().map(Keyed::from) {
-                if let Value::Uuid(p) = *row.row.get(spec.fk) {
-                    by_parent.entry(p).or_default().push(row);
-                }
-            }
+            let mut by_parent = self.pages_of(meta, &spec, parents).await?;
             for k in members {
                 let rows = by_parent.remove(&k.parent).unwrap_or_default();
                 out.insert((*k).clone(), Arc::new(rows));
             }
         }
         Ok(out)
+    }
+
+    /// Each parent's page of its `meta` children as `spec` reads them, in one statement.
+    pub(crate) async fn pages_of(
+        &self,
+        meta: &'static EntityMeta,
+        spec: &ChildSpec,
+        parents: Vec<Uuid>,
+    ) -> Result<HashMap<Uuid, Vec<Keyed>>, LoadError> {
+        let reversed: Vec<SortKey> = spec.keys.iter().map(SortKey::reversed).collect();
+        let order = if spec.backward { &reversed } else { &spec.keys };
+        let scoped = Filter::and(vec![
+            acl::row_scope(meta, &self.rc, Op::Read),
+            spec.filter.clone(),
+        ]);
+        // Up to limit rows per parent, in one statement for all parents; with their
+        // totals, counted once per parent in a CTE over the filter without cursors.
+        let mut b = SqlBuilder::new("");
+        if spec.with_total {
+            b.push("WITH \"__count\" AS (SELECT ");
+            b.column(spec.fk);
+            b.push(&format!(
+                " AS p, count(*) AS n FROM \"{}\" t WHERE ",
+                meta.table
+            ));
+            b.column(spec.fk).push(" = ANY(");
+            b.bind(Value::UuidList(parents.clone()), ColumnType::Uuid, true);
+            b.push(") AND ");
+            b.filter(&scoped);
+            b.push(" GROUP BY ");
+            b.column(spec.fk);
+            b.push(") ");
+        }
+        // Each parent's page is a top-N read of its own children (an index scan and a
+        // bounded sort), numbered in its order, joined laterally to the list of parents.
+        b.push("SELECT s.* FROM unnest(");
+        b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
+        b.push(") WITH ORDINALITY AS \"__p\"(id, n) CROSS JOIN LATERAL (SELECT q.*");
+        if spec.with_total {
+            b.push(", (SELECT c.n FROM \"__count\" c WHERE c.p = \"__p\".id) AS \"__total\"");
+        }
+        b.push(", row_number() OVER () AS \"__rn\" FROM (SELECT ");
+        b.select_columns(meta, Some(&spec.columns));
+        b.foreign_key_values(&spec.keys);
+        b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+        b.column(spec.fk).push(" = \"__p\".id AND ");
+        b.filter(&scoped);
+        if let Some(values) = &spec.after {
+            b.push(" AND ");
+            b.after(&spec.keys, values);
+        }
+        if let Some(values) = &spec.before {
+            b.push(" AND ");
+            b.after(&reversed, values);
+        }
+        b.order_by(order);
+        b.limit(spec.limit);
+        b.push(") q) s ORDER BY \"__p\".n, s.\"__rn\"");
+        let rows: Vec<Row> = self.fetch(meta, b).await?;
+        let mut by_parent: HashMap<Uuid, Vec<Keyed>> = HashMap::new();
+        for row in rows.into_iter().map(Keyed::from) {
+            if let Value::Uuid(p) = *row.row.get(spec.fk) {
+                by_parent.entry(p).or_default().push(row);
+            }
+        }
+        Ok(by_parent)
     }
 }
 
@@ -400,36 +422,45 @@ impl Loader<ChildCountKey> for RowLoader {
 }
 
 impl RowLoader {
-    pub(crate) async fn child_counts(
+    async fn child_counts(
         &self,
         keys: &[ChildCountKey],
     ) -> Result<HashMap<ChildCountKey, i64>, LoadError> {
         let mut out = HashMap::new();
         for (meta, spec, members) in groups(keys, |k| (k.meta, &k.inner.spec)) {
             let parents: Vec<Uuid> = members.iter().map(|k| k.inner.parent).collect();
-            let mut b = SqlBuilder::new("SELECT ");
-            b.column(spec.fk);
-            b.push(&format!(
-                " AS parent, count(*) AS count FROM \"{}\" t WHERE ",
-                meta.table
-            ));
-            b.column(spec.fk).push(" = ANY(");
-            b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
-            b.push(") AND ");
-            b.filter(&Filter::and(vec![
-                acl::row_scope(meta, &self.rc, Op::Read),
-                spec.filter.clone(),
-            ]));
-            b.push(" GROUP BY ");
-            b.column(spec.fk);
-            let counts: Vec<ParentCount> = self.fetch(meta, b).await?;
-            let by_parent: HashMap<Uuid, i64> =
-                counts.into_iter().map(|c| (c.parent, c.count)).collect();
+            let by_parent = self.counts_of(meta, &spec, parents).await?;
             for k in members {
                 let n = by_parent.get(&k.inner.parent).copied().unwrap_or(0);
                 out.insert((*k).clone(), n);
             }
         }
         Ok(out)
+    }
+
+    /// How many `meta` children each parent has under `spec`'s filter, in one statement.
+    pub(crate) async fn counts_of(
+        &self,
+        meta: &'static EntityMeta,
+        spec: &ChildSpec,
+        parents: Vec<Uuid>,
+    ) -> Result<HashMap<Uuid, i64>, LoadError> {
+        let mut b = SqlBuilder::new("SELECT ");
+        b.column(spec.fk);
+        b.push(&format!(
+            " AS parent, count(*) AS count FROM \"{}\" t WHERE ",
+            meta.table
+        ));
+        b.column(spec.fk).push(" = ANY(");
+        b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
+        b.push(") AND ");
+        b.filter(&Filter::and(vec![
+            acl::row_scope(meta, &self.rc, Op::Read),
+            spec.filter.clone(),
+        ]));
+        b.push(" GROUP BY ");
+        b.column(spec.fk);
+        let counts: Vec<ParentCount> = self.fetch(meta, b).await?;
+        Ok(counts.into_iter().map(|c| (c.parent, c.count)).collect())
     }
 }

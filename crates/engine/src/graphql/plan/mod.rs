@@ -103,6 +103,8 @@ struct Conn {
     /// The columns its nodes read.
     columns: ColumnSet,
     with_total: bool,
+    /// Whether an edge's `cursor` is selected.
+    edge_cursors: bool,
 }
 
 enum ConnField {
@@ -371,6 +373,7 @@ impl<'d> Compiler<'d> {
         let mut columns = ColumnSet::empty(meta);
         columns.insert(meta.id_column());
         let mut with_total = false;
+        let mut edge_cursors = false;
         let mut fields = Vec::new();
         let conn_type = format!("{}Connection", meta.name);
         for (key, f) in self.collect(set, &conn_type)? {
@@ -391,7 +394,10 @@ impl<'d> Compiler<'d> {
                     for (key, e) in self.collect(set, &format!("{}Edge", meta.name))? {
                         let field = match e.name.node.as_str() {
                             "__typename" => EdgeField::Typename,
-                            "cursor" => EdgeField::Cursor,
+                            "cursor" => {
+                                edge_cursors = true;
+                                EdgeField::Cursor
+                            }
                             "node" => {
                                 let obj = self.obj(meta, &e.selection_set.node)?;
                                 columns =
@@ -428,6 +434,7 @@ impl<'d> Compiler<'d> {
             fields,
             columns,
             with_total,
+            edge_cursors,
         })
     }
 }

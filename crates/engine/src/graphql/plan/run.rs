@@ -20,9 +20,7 @@ use crate::db::value::Value;
 use crate::graphql::acl::{self, Op};
 use crate::graphql::crud::{self, CountRow, ListQuery, PageLimits};
 use crate::graphql::input;
-use crate::graphql::loaders::{
-    ById, ChildCount, ChildCountKey, ChildPageKey, ChildSpec, RequestLoader, RowLoader,
-};
+use crate::graphql::loaders::{ChildSpec, RequestLoader, RowLoader};
 use crate::graphql::meta::{EntityMeta, RelationLink};
 use crate::graphql::page::{CountSource, Keyed, Page};
 use crate::graphql::row::{graphql_value, Row};
@@ -91,7 +89,7 @@ impl<'a> Runner<'a> {
                 }
             }
             Root::List { meta, args, conn } => {
-                let q = self.query(meta, args)?;
+                let q = self.query(meta, args, conn)?;
                 let (b, scoped) =
                     crud::list_statement(meta, self.rc, &q, &conn.columns, conn.with_total);
                 let rows: Vec<Row> = self.reads.read(meta.name, b).await?;
@@ -105,9 +103,11 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn query(&self, meta: &'static EntityMeta, args: &Args) -> Out<ListQuery> {
+    fn query(&self, meta: &'static EntityMeta, args: &Args, conn: &Conn) -> Out<ListQuery> {
         let args = args.read(meta).ok_or(GiveUp)?;
-        Ok(ListQuery::parse(self.rc, self.limits, meta, args)?)
+        let mut q = ListQuery::parse(self.rc, self.limits, meta, args)?;
+        q.edge_cursors = conn.edge_cursors;
+        Ok(q)
     }
 
     /// The values of `obj` for each of `rows`, in their order.
@@ -166,7 +166,7 @@ impl<'a> Runner<'a> {
             ObjField::Children(link, list) => {
                 let (args, conn) = list.as_ref();
                 let meta = link.target;
-                let q = self.query(meta, args)?;
+                let q = self.query(meta, args, conn)?;
                 let spec = crud::child_spec(&q, link.fk, conn.columns.clone(), conn.with_total);
                 let pages = self.children(meta, &spec, rows).await?;
                 let pages = rows
@@ -188,15 +188,13 @@ impl<'a> Runner<'a> {
                 _ => None,
             })
             .collect();
-        let mut keys: Vec<ById> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for id in ids.iter().flatten() {
-            if seen.insert(*id) {
-                keys.push(ById::new(link.target, *id, obj.columns.clone()));
-            }
-        }
-        let mut by_key = self.loader.by_id(&keys).await?;
-        let found: Vec<Row> = keys.iter().filter_map(|k| by_key.remove(k)).collect();
+        let wanted: Vec<Uuid> = ids.iter().flatten().copied().collect();
+        let found: Vec<Row> = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            let by_id = self.loader.rows_by_id(link.target, &obj.columns, wanted);
+            by_id.await?.into_values().collect()
+        };
         let refs: Vec<&Row> = found.iter().collect();
         let values = self.objects(obj, &refs).await?;
         let by_id: HashMap<Uuid, G> = found.iter().map(Row::id).zip(values).collect();
@@ -216,22 +214,26 @@ impl<'a> Runner<'a> {
         spec: &Arc<ChildSpec>,
         rows: &[&Row],
     ) -> Out<Vec<Vec<Keyed>>> {
-        let keys: Vec<ChildPageKey> = rows
+        let parents: Vec<Uuid> = rows.iter().map(|r| r.id()).collect();
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pages = self.loader.pages_of(meta, spec, parents.clone()).await?;
+        // A parent listed twice (reached along two paths) gets a copy of its page.
+        let mut left: HashMap<Uuid, usize> = HashMap::new();
+        for p in &parents {
+            *left.entry(*p).or_default() += 1;
+        }
+        Ok(parents
             .iter()
-            .map(|r| ChildPageKey::new(meta, r.id(), spec.clone()))
-            .collect();
-        let mut pages = if keys.is_empty() {
-            HashMap::new()
-        } else {
-            self.loader.child_pages(&keys).await?
-        };
-        Ok(keys
-            .iter()
-            .map(|k| {
-                pages
-                    .remove(k)
-                    .map(|p| Arc::try_unwrap(p).unwrap_or_else(|shared| shared.as_ref().clone()))
-                    .unwrap_or_default()
+            .map(|p| {
+                let n = left.entry(*p).or_default();
+                *n -= 1;
+                if *n == 0 {
+                    pages.remove(p).unwrap_or_default()
+                } else {
+                    pages.get(p).cloned().unwrap_or_default()
+                }
             })
             .collect())
     }
@@ -293,7 +295,8 @@ impl<'a> Runner<'a> {
         if !conn.with_total {
             return Ok(vec![0; pages.len()]);
         }
-        let mut child_keys = Vec::new();
+        let mut apart: Vec<Uuid> = Vec::new();
+        let mut spec = None;
         let mut out = Vec::with_capacity(pages.len());
         for page in pages {
             out.push(match &page.count {
@@ -303,25 +306,24 @@ impl<'a> Runner<'a> {
                     let rows: Vec<CountRow> = self.reads.read(page.meta.name, b).await?;
                     CountRow::total(rows)
                 }
+                // The pages of one connection share their spec.
                 CountSource::Child(c) => {
-                    child_keys.push(ChildCountKey::new(
-                        page.meta,
-                        ChildCount {
-                            parent: c.parent,
-                            spec: c.spec.clone(),
-                        },
-                    ));
+                    apart.push(c.parent);
+                    spec = Some(c.spec.clone());
                     -1
                 }
             });
         }
-        if !child_keys.is_empty() {
-            let counts = self.loader.child_counts(&child_keys).await?;
-            let mut keys = child_keys.iter();
+        if let Some(spec) = spec {
+            let counts = self.loader.counts_of(conn.meta, &spec, apart).await?;
+            let mut parents = pages.iter().filter_map(|p| match &p.count {
+                CountSource::Child(c) => Some(c.parent),
+                _ => None,
+            });
             for n in out.iter_mut().filter(|n| **n < 0) {
-                *n = keys
+                *n = parents
                     .next()
-                    .and_then(|k| counts.get(k).copied())
+                    .and_then(|p| counts.get(&p).copied())
                     .unwrap_or(0);
             }
         }
