@@ -417,7 +417,7 @@ async fn execute_in_span(
         }
     };
     // Over GET only queries run; decide before authenticating or executing anything.
-    let doc = async_graphql::parser::parse_query(&query);
+    let doc = state.schema.parse(&query);
     let op = doc
         .as_ref()
         .ok()

@@ -330,8 +330,16 @@ pub(crate) struct ListQuery {
     backward: bool,
     after: Option<Vec<Value>>,
     before: Option<Vec<Value>>,
-    /// Whether every edge gets its cursor (a plan knows when none is selected).
-    pub(crate) edge_cursors: bool,
+    /// Which edges get their cursor (a plan knows which are selected).
+    pub(crate) cursors: Cursors,
+}
+
+/// The cursors a page is asked for: every edge's, its start and end cursors, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursors {
+    Every,
+    Ends,
+    No,
 }
 
 /// The page limits of the schema `ctx` runs in.
@@ -366,7 +374,7 @@ impl ListQuery {
             after: cursor(&args.page.after, "after")?,
             before: cursor(&args.page.before, "before")?,
             keys,
-            edge_cursors: true,
+            cursors: Cursors::Every,
         })
     }
 
@@ -424,7 +432,9 @@ impl ListQuery {
             .enumerate()
             .map(|(i, r)| Edge {
                 // The page's first and last make its start and end cursors.
-                cursor: if self.edge_cursors || i == 0 || i == last {
+                cursor: if self.cursors == Cursors::Every
+                    || (self.cursors == Cursors::Ends && (i == 0 || i == last))
+                {
                     encode_cursor(&self.keys, &r.key_values(&self.keys))
                 } else {
                     String::new()
@@ -438,6 +448,11 @@ impl ListQuery {
             has_previous_page: if self.backward { more } else { after },
             start_cursor: edges.as_slice().first().map(|e| e.cursor.clone()),
             end_cursor: edges.last().map(|e| e.cursor.clone()),
+        };
+        let info = PageInfo {
+            start_cursor: info.start_cursor.filter(|c| !c.is_empty()),
+            end_cursor: info.end_cursor.filter(|c| !c.is_empty()),
+            ..info
         };
         Page {
             meta,

@@ -6,6 +6,7 @@ pub mod acl;
 pub mod aggregate;
 pub mod columns;
 pub mod crud;
+pub mod documents;
 pub mod filter;
 pub mod hooks;
 pub mod input;
@@ -43,6 +44,7 @@ pub struct GatewaySchema {
     max_complexity: usize,
     planned_reads: PlannedReads,
     plan_counts: Arc<plan::PlanCounts>,
+    documents: Arc<documents::Documents>,
     db: Option<Db>,
 }
 
@@ -50,6 +52,14 @@ impl GatewaySchema {
     /// The database the schema's resolvers use, when it has one.
     pub fn db(&self) -> Option<&Db> {
         self.db.as_ref()
+    }
+
+    /// The parse of a document's text (kept for the next request sending the same text).
+    pub fn parse(
+        &self,
+        query: &str,
+    ) -> async_graphql::parser::Result<async_graphql::parser::types::ExecutableDocument> {
+        self.documents.parse(query)
     }
 
     /// How many operations plans answered, and left to the executor.
@@ -345,6 +355,7 @@ pub fn build(
         max_complexity: limits.max_complexity,
         planned_reads: limits.planned_reads,
         plan_counts,
+        documents: Default::default(),
         inner,
         db,
     }

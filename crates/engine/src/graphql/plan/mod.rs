@@ -30,7 +30,7 @@ use async_graphql::{Name, Positioned, Response, Value as G, Variables};
 
 use crate::config::PlannedReads;
 use crate::graphql::columns::ColumnSet;
-use crate::graphql::crud::ListArgs;
+use crate::graphql::crud::{Cursors, ListArgs};
 use crate::graphql::filter;
 use crate::graphql::meta::{metadata, ColumnMeta, EntityMeta, LinkKind, RelationLink};
 use crate::graphql::page::PageArgs;
@@ -103,8 +103,8 @@ struct Conn {
     /// The columns its nodes read.
     columns: ColumnSet,
     with_total: bool,
-    /// Whether an edge's `cursor` is selected.
-    edge_cursors: bool,
+    /// The cursors its selection reads.
+    cursors: Cursors,
 }
 
 enum ConnField {
@@ -373,7 +373,7 @@ impl<'d> Compiler<'d> {
         let mut columns = ColumnSet::empty(meta);
         columns.insert(meta.id_column());
         let mut with_total = false;
-        let mut edge_cursors = false;
+        let mut cursors = Cursors::No;
         let mut fields = Vec::new();
         let conn_type = format!("{}Connection", meta.name);
         for (key, f) in self.collect(set, &conn_type)? {
@@ -395,7 +395,7 @@ impl<'d> Compiler<'d> {
                         let field = match e.name.node.as_str() {
                             "__typename" => EdgeField::Typename,
                             "cursor" => {
-                                edge_cursors = true;
+                                cursors = Cursors::Every;
                                 EdgeField::Cursor
                             }
                             "node" => {
@@ -417,8 +417,16 @@ impl<'d> Compiler<'d> {
                             "__typename" => InfoField::Typename,
                             "hasNextPage" => InfoField::HasNextPage,
                             "hasPreviousPage" => InfoField::HasPreviousPage,
-                            "startCursor" => InfoField::StartCursor,
-                            "endCursor" => InfoField::EndCursor,
+                            "startCursor" | "endCursor" => {
+                                if cursors == Cursors::No {
+                                    cursors = Cursors::Ends;
+                                }
+                                if i.name.node == "startCursor" {
+                                    InfoField::StartCursor
+                                } else {
+                                    InfoField::EndCursor
+                                }
+                            }
                             _ => return None,
                         };
                         info.push((key, field));
@@ -434,7 +442,7 @@ impl<'d> Compiler<'d> {
             fields,
             columns,
             with_total,
-            edge_cursors,
+            cursors,
         })
     }
 }

@@ -106,7 +106,7 @@ impl<'a> Runner<'a> {
     fn query(&self, meta: &'static EntityMeta, args: &Args, conn: &Conn) -> Out<ListQuery> {
         let args = args.read(meta).ok_or(GiveUp)?;
         let mut q = ListQuery::parse(self.rc, self.limits, meta, args)?;
-        q.edge_cursors = conn.edge_cursors;
+        q.cursors = conn.cursors;
         Ok(q)
     }
 
