@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use async_graphql::parser::types::ExecutableDocument;
 
 /// Documents kept at most; when full, the cache starts over.
-const KEPT: usize = 256;
+const KEPT: usize = 128;
 /// Longer texts are parsed each time.
-const LONGEST: usize = 16 * 1024;
+const LONGEST: usize = 8 * 1024;
 
 #[derive(Default)]
 pub struct Documents {
@@ -41,5 +41,28 @@ impl Documents {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<ExecutableDocument>>> {
         // A panic while holding the lock leaves a map that is still whole.
         self.parsed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_parse_is_the_parse_and_the_cache_stays_bounded() {
+        let docs = Documents::default();
+        let q = "query($id: ID!) { forumThread(id: $id) { id title } }";
+        let first = docs.parse(q).expect("parses");
+        let again = docs.parse(q).expect("parses");
+        assert_eq!(format!("{first:?}"), format!("{again:?}"));
+        assert!(docs.parse("{ broken").is_err());
+        for i in 0..(KEPT * 3) {
+            docs.parse(&format!("{{ a{i}: __typename }}"))
+                .expect("parses");
+        }
+        assert!(docs.lock().len() <= KEPT);
+        let long = format!("{{ {} }}", "__typename ".repeat(LONGEST / 10));
+        docs.parse(&long).expect("parses");
+        assert!(!docs.lock().contains_key(long.as_str()));
     }
 }
