@@ -133,7 +133,8 @@ impl GatewaySchema {
     ) -> BoxStream<'static, subscription::Delivery> {
         use subscription::Delivery;
         if let Some(refused) = self.prepare(&mut request) {
-            return futures::stream::once(async move { Delivery::Response(refused) }).boxed();
+            return futures::stream::once(async move { Delivery::Response(Box::new(refused)) })
+                .boxed();
         }
         let (Some(db), Some(hub)) = (self.db.clone(), self.hub.clone()) else {
             return self.executed(request, session_data);
@@ -205,7 +206,7 @@ impl GatewaySchema {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, subscription::Delivery> {
         Executor::execute_stream(&self.inner, request, session_data)
-            .map(subscription::Delivery::Response)
+            .map(|r| subscription::Delivery::Response(Box::new(r)))
             .boxed()
     }
 

@@ -70,7 +70,7 @@ pub struct Renders(Mutex<Vec<(u64, Arc<Rendered>)>>);
 /// One step of a subscription's stream.
 pub enum Delivery {
     /// An answer of the executor (every operation it runs), or an error of a planned one.
-    Response(Response),
+    Response(Box<Response>),
     /// An event of a planned subscription, rendered once for every subscriber of its plan.
     Next(Arc<Rendered>),
 }
@@ -78,7 +78,7 @@ pub enum Delivery {
 impl Delivery {
     pub fn into_response(self) -> Response {
         match self {
-            Delivery::Response(r) => r,
+            Delivery::Response(r) => *r,
             Delivery::Next(r) => Response::new(r.data.clone()),
         }
     }
@@ -299,7 +299,7 @@ impl SubPlan {
                     Some(self.pos),
                 );
                 e.path = path;
-                Delivery::Response(Response::from_errors(vec![e]))
+                Delivery::Response(Box::new(Response::from_errors(vec![e])))
             }
         }
     }
@@ -309,7 +309,7 @@ impl SubPlan {
     pub fn error(&self, e: async_graphql::Error) -> Delivery {
         let mut e = e.into_server_error(self.pos);
         e.path = vec![PathSegment::Field(self.key.to_string())];
-        Delivery::Response(Response::from_errors(vec![e]))
+        Delivery::Response(Box::new(Response::from_errors(vec![e])))
     }
 
     fn render(&self, change: &Change) -> Result<Rendered, Missing> {
