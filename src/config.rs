@@ -33,7 +33,7 @@
 //! | `GATEWAY_MAX_BATCH_OPERATIONS` | requests in one batched POST (a JSON array) | `10` |
 //! | `GATEWAY_INTROSPECTION` | who may introspect the schema: `all` or `admin` | `all` |
 //! | `GATEWAY_FIELD_SUGGESTIONS` | who gets "Did you mean" hints in errors: `all` or `admin` | `all` |
-//! | `GATEWAY_PLANNED_READS` | `on`: query operations made only of rows, lists, relations and connections run as one plan each (`graphql::plan`); `off`: async-graphql resolves every field; `verify`: both, and a request whose answers differ fails (the tests run so) | `on` |
+//! | `GATEWAY_PLANNED_READS` | `on`: query operations made only of rows, lists, relations and connections run as one plan each (`graphql::plan`), and subscriptions made of one `xChanged` field selecting `op`, `cursor` and the columns of `node`/`previous` run planned, each event rendered once per plan (`graphql::subscription`); `off`: async-graphql resolves every field of both; `verify`: queries run both ways, and a request whose answers differ fails (the tests run so; subscriptions run planned) | `on` |
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_SOCKET` | subscriptions one WebSocket may hold at once | `100` |
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_USER` | subscriptions one user may hold at once on this instance, over all its sockets | `500` |
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_TENANT` | subscriptions one tenant's users may hold at once on this instance | `20000` |

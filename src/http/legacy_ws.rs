@@ -90,8 +90,11 @@ impl Executor for Guarded {
             Err(errors) => return Self::refused(errors),
         };
         let limits = limits.clone();
-        Executor::execute_stream(&self.state.schema, request, session_data)
-            .map(move |mut response| {
+        self.state
+            .schema
+            .subscribe(request, &rc, session_data)
+            .map(move |delivery| {
+                let mut response = delivery.into_response();
                 let _alive = &running;
                 finish(&mut response, Some(&rc), &limits);
                 response

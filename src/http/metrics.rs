@@ -178,7 +178,7 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 12] = [
             (
                 "gateway_db_connect_attempts_total",
                 "Connections to PostgreSQL attempted (pool, probe, change listener).",
@@ -218,6 +218,21 @@ impl Metrics {
                 "gateway_plans_given_up_total",
                 "Planned operations left to the executor after all (a bad argument, a failed read).",
                 state.schema.plan_counts().given_up.load(Ordering::Relaxed),
+            ),
+            (
+                "gateway_planned_subscriptions_total",
+                "Subscriptions run by a plan (no per-event resolution, one render per plan and event).",
+                state.schema.subscription_counts().planned.load(Ordering::Relaxed),
+            ),
+            (
+                "gateway_subscription_renders_total",
+                "Events rendered for planned subscriptions: once per plan and event, shared by its subscribers.",
+                state.schema.subscription_counts().renders.load(Ordering::Relaxed),
+            ),
+            (
+                "gateway_planned_deliveries_total",
+                "Events delivered by planned subscriptions (one per subscriber and event).",
+                state.schema.subscription_counts().deliveries.load(Ordering::Relaxed),
             ),
             (
                 "gateway_sign_in_failures_total",

@@ -17,6 +17,7 @@ use serde_json::{json, Value as Json};
 use super::AppState;
 use crate::auth::RequestContext;
 use crate::error::{server_error, ApiError};
+use crate::graphql::subscription::Delivery;
 use crate::graphql::{admit, finish, with_caller};
 
 /// How long one write may wait for a client that does not read before it counts as too slow.
@@ -42,7 +43,7 @@ struct Running {
 /// The results of the socket's operations, polled by the socket's own task: no task and no
 /// queue per subscription, and a client that does not read holds back only its own streams
 /// (whose feeds then read the outbox for what they missed). `None` ends an operation.
-type Results = SelectAll<BoxStream<'static, (Arc<str>, u64, Option<async_graphql::Response>)>>;
+type Results = SelectAll<BoxStream<'static, (Arc<str>, u64, Option<Delivery>)>>;
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
@@ -128,7 +129,11 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                     continue;
                 };
                 let message = match result {
-                    Some(mut resp) => {
+                    Some(Delivery::Next(rendered)) => {
+                        running.started = true;
+                        shared_next_message(&id, &rendered.payload)
+                    }
+                    Some(Delivery::Response(mut resp)) => {
                         finish(&mut resp, caller.as_ref(), &state.limits);
                         let first = !std::mem::replace(&mut running.started, true);
                         if first && resp.data == async_graphql::Value::Null && resp.is_err() {
@@ -230,10 +235,10 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                                 continue;
                             }
                         };
-                        let request = with_caller(request, &state.db, rc);
+                        let request = with_caller(request, &state.db, rc.clone());
                         generation += 1;
                         let (abort, registration) = AbortHandle::new_pair();
-                        let stream = Abortable::new(state.schema.execute_stream(request), registration);
+                        let stream = Abortable::new(state.schema.subscribe(request, &rc, None), registration);
                         let (key, g): (Arc<str>, u64) = (id.into(), generation);
                         let end = futures::stream::once({
                             let key = key.clone();
@@ -266,6 +271,19 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+/// A `next` message around a payload rendered once for every subscriber of its plan: the
+/// bytes `next_message` writes for the same response.
+fn shared_next_message(id: &str, payload: &str) -> String {
+    let id = serde_json::to_string(id).unwrap_or_default();
+    let mut out = String::with_capacity(id.len() + payload.len() + 32);
+    out.push_str("{\"id\":");
+    out.push_str(&id);
+    out.push_str(",\"type\":\"next\",\"payload\":");
+    out.push_str(payload);
+    out.push('}');
+    out
 }
 
 /// A `next` message, written straight from the executor's values: one serialization per

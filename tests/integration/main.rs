@@ -28,6 +28,7 @@ mod nested_writes;
 mod packages;
 mod pagination;
 mod persisted;
+mod planned_subscriptions;
 mod plans;
 mod playground;
 mod registry;

@@ -18,6 +18,7 @@ pub mod page;
 pub mod plan;
 pub mod row;
 pub mod schema;
+pub mod subscription;
 
 use std::sync::Arc;
 
@@ -46,6 +47,10 @@ pub struct GatewaySchema {
     plan_counts: Arc<plan::PlanCounts>,
     documents: Arc<documents::Documents>,
     db: Option<Db>,
+    hub: Option<Hub>,
+    quota: Arc<crate::live::quota::SubscriptionQuota>,
+    sub_plans: Arc<subscription::Plans>,
+    sub_counts: Arc<subscription::SubscriptionCounts>,
 }
 
 impl GatewaySchema {
@@ -65,6 +70,16 @@ impl GatewaySchema {
     /// How many operations plans answered, and left to the executor.
     pub fn plan_counts(&self) -> &plan::PlanCounts {
         &self.plan_counts
+    }
+
+    /// How many subscriptions ran planned, and their events' renders and deliveries.
+    pub fn subscription_counts(&self) -> &subscription::SubscriptionCounts {
+        &self.sub_counts
+    }
+
+    /// The subscription plans subscribers hold.
+    pub fn subscription_plans(&self) -> &subscription::Plans {
+        &self.sub_plans
     }
 
     /// The schema in SDL.
@@ -116,6 +131,145 @@ impl GatewaySchema {
     pub fn execute_stream(&self, request: impl Into<Request>) -> BoxStream<'static, Response> {
         Executor::execute_stream(self, request.into(), None)
     }
+
+    /// Runs an operation of a WebSocket for `rc` (`session_data`: the socket's): a
+    /// subscription plans cover as a planned one (see `subscription`), anything else as
+    /// [`Executor::execute_stream`] does.
+    pub fn subscribe(
+        &self,
+        mut request: Request,
+        rc: &crate::caller::RequestContext,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, subscription::Delivery> {
+        use subscription::Delivery;
+        if let Some(refused) = self.prepare(&mut request) {
+            return futures::stream::once(async move { Delivery::Response(Box::new(refused)) })
+                .boxed();
+        }
+        let (Some(db), Some(hub)) = (self.db.clone(), self.hub.clone()) else {
+            return self.executed(request, session_data);
+        };
+        if self.planned_reads == PlannedReads::Off || !is_subscription(&mut request) {
+            return self.executed(request, session_data);
+        }
+        let key = subscription::Plans::key(&request);
+        let interned = self.sub_plans.get(&key);
+        let compiled = match interned {
+            Some(_) => None,
+            None => {
+                let name = request.operation_name.clone();
+                let variables = request.variables.clone();
+                match request.parsed_query() {
+                    Ok(doc) => subscription::compile(
+                        self.inner.registry(),
+                        doc,
+                        name.as_deref(),
+                        &variables,
+                    ),
+                    Err(_) => None,
+                }
+            }
+        };
+        if interned.is_none() && compiled.is_none() {
+            return self.executed(request, session_data);
+        }
+        let schema = self.clone();
+        let sources = crate::live::Sources {
+            rc: rc.clone(),
+            db,
+            hub,
+            quota: self.quota.clone(),
+        };
+        // Boxed: a finished setup then leaves nothing behind in the subscription's stream.
+        futures::stream::once(Box::pin(async move {
+            let plan = match interned {
+                Some(plan) => plan,
+                None => {
+                    // async-graphql validates it (an interned plan's document was).
+                    let mut check = Request::new(request.query.clone())
+                        .variables(request.variables.clone());
+                    check.operation_name = request.operation_name.clone();
+                    check.introspection_mode = request.introspection_mode;
+                    let answer = schema.inner.execute(check).await;
+                    let valid = answer.data == async_graphql::Value::Null
+                        && matches!(answer.errors.as_slice(), [e]
+                            if e.message == subscription::NOT_ON_THIS_TRANSPORT && e.path.is_empty());
+                    match compiled {
+                        Some(c) if valid => schema.sub_plans.intern(key, c),
+                        _ => return schema.executed(request, session_data),
+                    }
+                }
+            };
+            match schema.start_planned(plan, sources).await {
+                Some(stream) => stream,
+                // The executor answers with its errors.
+                None => schema.executed(request, session_data),
+            }
+        }))
+        .flatten()
+        .boxed()
+    }
+
+    fn executed(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, subscription::Delivery> {
+        Executor::execute_stream(&self.inner, request, session_data)
+            .map(|r| subscription::Delivery::Response(Box::new(r)))
+            .boxed()
+    }
+
+    /// The stream of a planned subscription; `None` when it cannot start (the executor then
+    /// tells why).
+    async fn start_planned(
+        &self,
+        plan: Arc<subscription::SubPlan>,
+        sources: crate::live::Sources,
+    ) -> Option<BoxStream<'static, subscription::Delivery>> {
+        use subscription::Delivery;
+        let meta = plan.meta;
+        let filter = match &plan.filter {
+            Some(w) => Some(filter::where_filter(meta, w, "where").ok()?),
+            None => None,
+        };
+        let ops = crate::live::ops_arg(plan.ops.as_ref());
+        let after = match &plan.after {
+            Some(async_graphql::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let changes = crate::live::changes_of(sources, meta, filter, ops, after)
+            .await
+            .ok()?;
+        self.sub_counts
+            .planned
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let counts = self.sub_counts.clone();
+        let stream = changes
+            .map(move |c| match c {
+                Ok(change) => plan.deliver(&change, &counts),
+                Err(e) => plan.error(e),
+            })
+            // The executor ends a subscription with its first error.
+            .scan(false, |ended, d| {
+                let out = (!*ended).then_some(d);
+                if let Some(Delivery::Response(_)) = &out {
+                    *ended = true;
+                }
+                futures::future::ready(out)
+            });
+        Some(stream.boxed())
+    }
+}
+
+/// Whether the operation the request runs is a subscription.
+fn is_subscription(request: &mut Request) -> bool {
+    use async_graphql::parser::types::OperationType;
+    let name = request.operation_name.clone();
+    request.parsed_query().ok().is_some_and(|doc| {
+        plan::operation(doc, name.as_deref())
+            .is_some_and(|op| op.node.ty == OperationType::Subscription)
+    })
 }
 
 /// Gives the operation's variables their declared defaults where the request leaves them
@@ -321,11 +475,10 @@ pub fn build(
     data: impl FnOnce(async_graphql::dynamic::SchemaBuilder) -> async_graphql::dynamic::SchemaBuilder,
 ) -> GatewaySchema {
     page::set_cost_rows(limits.default_page_size, limits.max_page_size);
+    let quota = Arc::new(crate::live::quota::SubscriptionQuota::new(limits));
     let mut b = schema::schema(metadata, extensions)
         .limit_recursive_depth(64)
-        .data(std::sync::Arc::new(
-            crate::live::quota::SubscriptionQuota::new(limits),
-        ))
+        .data(quota.clone())
         .data(PageLimits {
             default: limits.default_page_size,
             max: limits.max_page_size,
@@ -333,7 +486,7 @@ pub fn build(
     if let Some(db) = db.clone() {
         b = b.data(db);
     }
-    if let Some(hub) = hub {
+    if let Some(hub) = hub.clone() {
         b = b.data(hub);
     }
     b = data(b);
@@ -358,5 +511,9 @@ pub fn build(
         documents: Default::default(),
         inner,
         db,
+        hub,
+        quota,
+        sub_plans: Arc::default(),
+        sub_counts: Arc::default(),
     }
 }

@@ -45,6 +45,9 @@ pub struct Change {
     /// The row before an update, when the subscriber could read it then too.
     pub previous: Option<Arc<Row>>,
     pub cursor: Arc<str>,
+    /// What planned subscriptions rendered of it, shared by every subscriber of one plan
+    /// (see `graphql::subscription`).
+    pub(crate) renders: Arc<crate::graphql::subscription::Renders>,
 }
 
 pub fn encode_cursor(seq: i64) -> String {
@@ -195,6 +198,7 @@ impl Reader {
                     node: Arc::new(r.row),
                     previous: None,
                     cursor: encode_cursor(r.seq).into(),
+                    renders: Arc::default(),
                 },
             ));
         }
@@ -283,6 +287,54 @@ async fn pruned_upto(db: &Db, rc: &RequestContext) -> Result<i64, ApiError> {
     Ok(h.pruned_upto)
 }
 
+/// What a subscription reads with: its caller and the schema's database, hub and quota.
+pub struct Sources {
+    pub rc: RequestContext,
+    pub db: Db,
+    pub hub: Hub,
+    pub quota: Arc<SubscriptionQuota>,
+}
+
+impl Sources {
+    /// The caller of `ctx` and the schema's data.
+    fn of(ctx: &Context<'_>) -> Result<Sources, ApiError> {
+        let rc = ctx
+            .data_opt::<RequestContext>()
+            .ok_or_else(|| ApiError::unauthenticated("a valid bearer token is required"))?
+            .clone();
+        let db = ctx
+            .data_opt::<Db>()
+            .ok_or_else(|| ApiError::internal("no database in the schema data"))?
+            .clone();
+        let hub = ctx
+            .data_opt::<Hub>()
+            .ok_or_else(|| ApiError::internal("subscriptions are not running"))?
+            .clone();
+        let quota = ctx
+            .data_opt::<Arc<SubscriptionQuota>>()
+            .ok_or_else(|| ApiError::internal("no subscription quota in the schema data"))?
+            .clone();
+        Ok(Sources { rc, db, hub, quota })
+    }
+}
+
+/// The `ops` argument of a change subscription as its resolver reads it: `None` for all.
+pub fn ops_arg(v: Option<&async_graphql::Value>) -> Option<Vec<ChangeOp>> {
+    use async_graphql::Value as G;
+    match v {
+        Some(G::List(l)) => Some(
+            l.iter()
+                .filter_map(|v| match v {
+                    G::Enum(n) => ChangeOp::parse(n.as_str()),
+                    G::String(s) => ChangeOp::parse(s),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// The changes of `meta`'s rows for the caller of `ctx`; `filter` is the client's `where`,
 /// already read.
 pub async fn changes(
@@ -292,28 +344,26 @@ pub async fn changes(
     ops: Option<Vec<ChangeOp>>,
     after: Option<String>,
 ) -> Result<impl Stream<Item = GqlResult<Change>> + use<>, ApiError> {
-    let rc = ctx
-        .data_opt::<RequestContext>()
-        .ok_or_else(|| ApiError::unauthenticated("a valid bearer token is required"))?
-        .clone();
-    let db = ctx
-        .data_opt::<Db>()
-        .ok_or_else(|| ApiError::internal("no database in the schema data"))?
-        .clone();
-    let hub = ctx
-        .data_opt::<Hub>()
-        .ok_or_else(|| ApiError::internal("subscriptions are not running"))?
-        .clone();
+    let sources = Sources::of(ctx)?;
+    changes_of(sources, meta, filter, ops, after).await
+}
+
+/// The same from the subscription's [`Sources`].
+pub async fn changes_of(
+    sources: Sources,
+    meta: &'static EntityMeta,
+    filter: Option<Filter>,
+    ops: Option<Vec<ChangeOp>>,
+    after: Option<String>,
+) -> Result<impl Stream<Item = GqlResult<Change>> + use<>, ApiError> {
+    let Sources { rc, db, hub, quota } = sources;
     if acl::grant(meta, &rc, Op::Read) == Grant::None {
         return Err(ApiError::forbidden(format!(
             "your role may not read {}",
             meta.name
         )));
     }
-    let slot = ctx
-        .data_opt::<Arc<SubscriptionQuota>>()
-        .ok_or_else(|| ApiError::internal("no subscription quota in the schema data"))?
-        .acquire(&rc)?;
+    let slot = quota.acquire(&rc)?;
     let filter = crate::graphql::crud::where_filter(filter, &rc)?;
     let ops = match ops {
         Some(o) if !o.is_empty() => o,

@@ -61,7 +61,7 @@ enum Root {
 /// A list's arguments, as given (read when the plan runs, so that a bad one is refused by
 /// the executor with its usual error and path).
 #[derive(Clone)]
-struct Args {
+pub(crate) struct Args {
     filter: Option<G>,
     order: Option<G>,
     page: PageArgs,
@@ -81,14 +81,14 @@ impl Args {
 }
 
 /// The selection of an entity's object.
-struct Obj {
-    meta: &'static EntityMeta,
-    fields: Vec<(Name, ObjField)>,
+pub(crate) struct Obj {
+    pub(crate) meta: &'static EntityMeta,
+    pub(crate) fields: Vec<(Name, ObjField)>,
     /// The columns its fields read (with the id, and the references of selected parents).
     columns: ColumnSet,
 }
 
-enum ObjField {
+pub(crate) enum ObjField {
     Typename,
     Column(&'static ColumnMeta),
     Parent(&'static RelationLink, Obj),
@@ -97,7 +97,7 @@ enum ObjField {
 }
 
 /// The selection of a connection of `meta` rows.
-struct Conn {
+pub(crate) struct Conn {
     meta: &'static EntityMeta,
     fields: Vec<(Name, ConnField)>,
     /// The columns its nodes read.
@@ -131,7 +131,7 @@ enum InfoField {
 }
 
 /// The operation `name` of `doc`, found as the executor finds it.
-fn operation<'d>(
+pub(crate) fn operation<'d>(
     doc: &'d ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'d Positioned<OperationDefinition>> {
@@ -169,16 +169,16 @@ pub fn compile(
     Some(Plan { fields })
 }
 
-struct Compiler<'d> {
-    doc: &'d ExecutableDocument,
-    op: &'d OperationDefinition,
-    variables: &'d Variables,
+pub(crate) struct Compiler<'d> {
+    pub(crate) doc: &'d ExecutableDocument,
+    pub(crate) op: &'d OperationDefinition,
+    pub(crate) variables: &'d Variables,
 }
 
 impl<'d> Compiler<'d> {
     /// An argument's value with the variables in it, as the executor reads it; `None` when
     /// absent or null.
-    fn arg(&self, f: &Field, name: &str) -> Option<Option<G>> {
+    pub(crate) fn arg(&self, f: &Field, name: &str) -> Option<Option<G>> {
         let Some(v) = f.get_argument(name) else {
             return Some(None);
         };
@@ -275,7 +275,11 @@ impl<'d> Compiler<'d> {
     /// The fields of a selection on `ty`, fragments spread, skipped ones left out; `None`
     /// when one response key is given twice (the executor merges those) or a fragment is on
     /// another type.
-    fn collect(&self, set: &'d SelectionSet, ty: &str) -> Option<Vec<(Name, &'d Field)>> {
+    pub(crate) fn collect(
+        &self,
+        set: &'d SelectionSet,
+        ty: &str,
+    ) -> Option<Vec<(Name, &'d Field)>> {
         let mut out: Vec<(Name, &'d Field)> = Vec::new();
         self.collect_into(set, ty, &mut out, 0)?;
         Some(out)
@@ -334,7 +338,7 @@ impl<'d> Compiler<'d> {
         Some(())
     }
 
-    fn obj(&self, meta: &'static EntityMeta, set: &'d SelectionSet) -> Option<Obj> {
+    pub(crate) fn obj(&self, meta: &'static EntityMeta, set: &'d SelectionSet) -> Option<Obj> {
         let mut columns = ColumnSet::empty(meta);
         columns.insert(meta.id_column());
         let mut fields = Vec::new();

@@ -25,7 +25,7 @@ use crate::graphql::schema::forms::{insert_form, update_form};
 use crate::graphql::schema::{
     arg, described, id_arg, int_arg, parent, ready, string_arg, Registry,
 };
-use crate::live::{self, ChangeOp};
+use crate::live;
 
 /// The GraphQL name of a field's type, without list or non-null.
 fn base_type(f: &cat::Field) -> String {
@@ -440,18 +440,7 @@ fn subscription(r: &mut Registry, meta: &'static EntityMeta) {
                     let filter = arg(&ctx, "where")
                         .map(|w| filter::where_filter(meta, w, "where"))
                         .transpose()?;
-                    let ops = match arg(&ctx, "ops") {
-                        Some(G::List(l)) => Some(
-                            l.iter()
-                                .filter_map(|v| match v {
-                                    G::Enum(n) => ChangeOp::parse(n.as_str()),
-                                    G::String(s) => ChangeOp::parse(s),
-                                    _ => None,
-                                })
-                                .collect(),
-                        ),
-                        _ => None,
-                    };
+                    let ops = live::ops_arg(arg(&ctx, "ops"));
                     let after = string_arg(&ctx, "after");
                     let changes = live::changes(&ctx, meta, filter, ops, after).await?;
                     Ok(changes.map(|c| c.map(FieldValue::owned_any)))

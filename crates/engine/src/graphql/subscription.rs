@@ -1,0 +1,365 @@
+//! Planned subscriptions: a subscription made of one `xChanged` root field selecting only
+//! `__typename`, `op`, `cursor` and the columns of `node`/`previous` runs without
+//! async-graphql's per-event resolution, and each event is rendered once for every
+//! subscriber of the same plan.
+//!
+//! Through the executor, each subscription keeps its own query environment (the parsed
+//! document, its context) for its whole life and resolves every event field by field into its
+//! own response, serialized once per subscriber: 10,000 subscribers of one feed paid that
+//! 10,000 times per change. Here the document is compiled once per text, operation name and
+//! variables ([`SubPlan`], interned while subscribers hold it), async-graphql still validates
+//! it (a valid subscription is what its `execute` refuses with "Subscriptions are not supported
+//! on this transport."; anything else is answered by the executor as before), and the
+//! subscription is the feed's stream of shared changes: the first subscriber of a plan to
+//! take a change renders its `payload` (`{"data":{...}}`, the values built as the executor
+//! builds them and serialized by the same serializer), the memo on the change hands the
+//! others the same bytes.
+//!
+//! Whatever the plan does not cover stays with the executor: another root field, several of
+//! them, a directive on the root field, a relation or extension field under `node`, one
+//! response key given twice. So does a subscription whose start fails (a bad `where` or
+//! `after`, a pruned cursor, a quota, FORBIDDEN): it is started anew through the executor,
+//! which answers with its usual errors.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use async_graphql::indexmap::IndexMap;
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
+use async_graphql::{
+    Name, PathSegment, Pos, Request, Response, ServerError, Value as G, Variables,
+};
+
+use crate::db::value::Value;
+use crate::graphql::meta::{metadata, EntityMeta};
+use crate::graphql::plan::{self, Compiler, Obj, ObjField};
+use crate::graphql::row::{graphql_value, Row};
+use crate::live::Change;
+
+/// What async-graphql's `execute` answers a valid subscription with.
+pub(crate) const NOT_ON_THIS_TRANSPORT: &str = "Subscriptions are not supported on this transport.";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data: usable after a panic elsewhere.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many subscriptions ran planned, and what their events cost.
+#[derive(Default)]
+pub struct SubscriptionCounts {
+    /// Subscriptions started on a plan.
+    pub planned: AtomicU64,
+    /// Events rendered (once per plan and event).
+    pub renders: AtomicU64,
+    /// Events delivered by planned subscriptions (one per subscriber and event).
+    pub deliveries: AtomicU64,
+}
+
+/// One event as a plan renders it: the response's `data`, and the response serialized.
+pub struct Rendered {
+    pub data: G,
+    /// `{"data":{...}}`: a `next` message's `payload`.
+    pub payload: Box<str>,
+}
+
+/// The renders of one change, by plan.
+#[derive(Default)]
+pub struct Renders(Mutex<Vec<(u64, Arc<Rendered>)>>);
+
+/// One step of a subscription's stream.
+pub enum Delivery {
+    /// An answer of the executor (every operation it runs), or an error of a planned one.
+    Response(Box<Response>),
+    /// An event of a planned subscription, rendered once for every subscriber of its plan.
+    Next(Arc<Rendered>),
+}
+
+impl Delivery {
+    pub fn into_response(self) -> Response {
+        match self {
+            Delivery::Response(r) => *r,
+            Delivery::Next(r) => Response::new(r.data.clone()),
+        }
+    }
+}
+
+/// A field of an `XChange` selection.
+enum ChangeField {
+    Typename,
+    Op,
+    Cursor,
+    Node(Obj),
+    Previous(Obj),
+}
+
+/// A compiled subscription.
+pub struct SubPlan {
+    /// Tells the renders of plans apart (never reused, unlike an address).
+    id: u64,
+    pub(crate) meta: &'static EntityMeta,
+    /// The root field's response key and position (errors carry both).
+    key: Name,
+    pos: Pos,
+    pub(crate) filter: Option<G>,
+    pub(crate) ops: Option<G>,
+    pub(crate) after: Option<G>,
+    fields: Vec<(Name, ChangeField)>,
+    /// Where it is interned, under which key.
+    home: Weak<Plans>,
+    text: String,
+}
+
+impl Drop for SubPlan {
+    fn drop(&mut self) {
+        let Some(home) = self.home.upgrade() else {
+            return;
+        };
+        let mut map = lock(&home.map);
+        if map.get(&self.text).is_some_and(|w| w.strong_count() == 0) {
+            map.remove(&self.text);
+        }
+    }
+}
+
+/// The plans subscribers hold, by document text, operation name and variables.
+#[derive(Default)]
+pub struct Plans {
+    map: Mutex<HashMap<String, Weak<SubPlan>>>,
+    next_id: AtomicU64,
+}
+
+impl Plans {
+    /// The key of a request's plan.
+    pub(crate) fn key(request: &Request) -> String {
+        let vars = serde_json::to_string(&request.variables).unwrap_or_default();
+        format!(
+            "{}\0{}\0{}\0{:?}",
+            request.query,
+            request.operation_name.as_deref().unwrap_or(""),
+            vars,
+            request.introspection_mode
+        )
+    }
+
+    /// The plan interned under `key`, while some subscriber holds it.
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<SubPlan>> {
+        lock(&self.map).get(key).and_then(Weak::upgrade)
+    }
+
+    /// Interns a plan compiled (and validated) under `key`.
+    pub(crate) fn intern(self: &Arc<Self>, key: String, plan: Compiled) -> Arc<SubPlan> {
+        let mut map = lock(&self.map);
+        if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
+            return p;
+        }
+        let plan = Arc::new(SubPlan {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            meta: plan.meta,
+            key: plan.key,
+            pos: plan.pos,
+            filter: plan.filter,
+            ops: plan.ops,
+            after: plan.after,
+            fields: plan.fields,
+            home: Arc::downgrade(self),
+            text: key.clone(),
+        });
+        map.insert(key, Arc::downgrade(&plan));
+        plan
+    }
+
+    /// How many plans are interned (for tests).
+    pub fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A plan before it is interned.
+pub(crate) struct Compiled {
+    meta: &'static EntityMeta,
+    key: Name,
+    pos: Pos,
+    filter: Option<G>,
+    ops: Option<G>,
+    after: Option<G>,
+    fields: Vec<(Name, ChangeField)>,
+}
+
+/// The entity whose change subscription the root field `name` is, when it is the engine's
+/// (`SubscriptionRoot.<singular>Changed: <Entity>Change!`).
+fn changed_entity(
+    registry: &async_graphql::registry::Registry,
+    name: &str,
+) -> Option<&'static EntityMeta> {
+    let meta = metadata()
+        .entities
+        .iter()
+        .copied()
+        .find(|m| name.strip_suffix("Changed") == Some(m.singular))?;
+    let root = registry.types.get(registry.subscription_type.as_deref()?)?;
+    let field = root.field_by_name(name)?;
+    (field.ty == format!("{}Change!", meta.name)).then_some(meta)
+}
+
+/// The plan of a subscription operation covered by plans.
+pub(crate) fn compile(
+    registry: &async_graphql::registry::Registry,
+    doc: &ExecutableDocument,
+    name: Option<&str>,
+    variables: &Variables,
+) -> Option<Compiled> {
+    let op = plan::operation(doc, name)?;
+    if op.node.ty != OperationType::Subscription || !op.node.directives.is_empty() {
+        return None;
+    }
+    // The executor starts one stream per field written at the root (fragments and
+    // directives there are not looked at): exactly one, as written, plans cover.
+    let [root] = op.node.selection_set.node.items.as_slice() else {
+        return None;
+    };
+    let Selection::Field(root) = &root.node else {
+        return None;
+    };
+    let f = &root.node;
+    if !f.directives.is_empty() {
+        return None;
+    }
+    let meta = changed_entity(registry, f.name.node.as_str())?;
+    let c = Compiler {
+        doc,
+        op: &op.node,
+        variables,
+    };
+    if f.arguments
+        .iter()
+        .any(|(n, _)| !matches!(n.node.as_str(), "where" | "ops" | "after"))
+    {
+        return None;
+    }
+    let mut fields = Vec::new();
+    let change = format!("{}Change", meta.name);
+    for (key, f) in c.collect(&f.selection_set.node, &change)? {
+        let set = &f.selection_set.node;
+        let field = match f.name.node.as_str() {
+            "__typename" => ChangeField::Typename,
+            "op" => ChangeField::Op,
+            "cursor" => ChangeField::Cursor,
+            "node" => ChangeField::Node(columns_only(c.obj(meta, set)?)?),
+            "previous" => ChangeField::Previous(columns_only(c.obj(meta, set)?)?),
+            _ => return None,
+        };
+        fields.push((key, field));
+    }
+    Some(Compiled {
+        meta,
+        key: f.response_key().node.clone(),
+        pos: root.pos,
+        filter: c.arg(f, "where")?,
+        ops: c.arg(f, "ops")?,
+        after: c.arg(f, "after")?,
+        fields,
+    })
+}
+
+/// `obj`, when it selects only the row's own columns and `__typename`.
+fn columns_only(obj: Obj) -> Option<Obj> {
+    obj.fields
+        .iter()
+        .all(|(_, f)| matches!(f, ObjField::Typename | ObjField::Column(_)))
+        .then_some(obj)
+}
+
+/// A non-null column without a value: the executor's error for it.
+struct Missing(Vec<PathSegment>);
+
+impl SubPlan {
+    /// The delivery of `change`: its render for this plan, made by the first subscriber to
+    /// ask and shared by the others.
+    pub fn deliver(&self, change: &Change, counts: &SubscriptionCounts) -> Delivery {
+        counts.deliveries.fetch_add(1, Ordering::Relaxed);
+        let mut memo = lock(&change.renders.0);
+        if let Some((_, r)) = memo.iter().find(|(id, _)| *id == self.id) {
+            return Delivery::Next(r.clone());
+        }
+        match self.render(change) {
+            Ok(r) => {
+                counts.renders.fetch_add(1, Ordering::Relaxed);
+                let r = Arc::new(r);
+                memo.push((self.id, r.clone()));
+                Delivery::Next(r)
+            }
+            Err(Missing(path)) => {
+                let mut e = ServerError::new(
+                    "internal: non-null types require a return value",
+                    Some(self.pos),
+                );
+                e.path = path;
+                Delivery::Response(Box::new(Response::from_errors(vec![e])))
+            }
+        }
+    }
+
+    /// An error of the subscription's stream (a gap read that failed), as the executor
+    /// reports it: at the root field, the stream ending with it.
+    pub fn error(&self, e: async_graphql::Error) -> Delivery {
+        let mut e = e.into_server_error(self.pos);
+        e.path = vec![PathSegment::Field(self.key.to_string())];
+        Delivery::Response(Box::new(Response::from_errors(vec![e])))
+    }
+
+    fn render(&self, change: &Change) -> Result<Rendered, Missing> {
+        let mut obj = IndexMap::with_capacity(self.fields.len());
+        for (key, f) in &self.fields {
+            let v = match f {
+                ChangeField::Typename => G::String(format!("{}Change", self.meta.name)),
+                ChangeField::Op => G::Enum(Name::new(change.op.as_str())),
+                ChangeField::Cursor => G::String(change.cursor.to_string()),
+                ChangeField::Node(o) => self.row(o, &change.node, key)?,
+                ChangeField::Previous(o) => match &change.previous {
+                    Some(p) => self.row(o, p, key)?,
+                    None => G::Null,
+                },
+            };
+            obj.insert(key.clone(), v);
+        }
+        let mut data = IndexMap::with_capacity(1);
+        data.insert(self.key.clone(), G::Object(obj));
+        let response = Response::new(G::Object(data));
+        let payload = serde_json::to_string(&response)
+            .unwrap_or_default()
+            .into_boxed_str();
+        Ok(Rendered {
+            data: response.data,
+            payload,
+        })
+    }
+
+    fn row(&self, o: &Obj, row: &Row, at: &Name) -> Result<G, Missing> {
+        let mut map = IndexMap::with_capacity(o.fields.len());
+        for (key, f) in &o.fields {
+            let v = match f {
+                ObjField::Column(col) => match row.get(col) {
+                    Value::Null if !col.nullable => {
+                        return Err(Missing(vec![
+                            PathSegment::Field(self.key.to_string()),
+                            PathSegment::Field(at.to_string()),
+                            PathSegment::Field(key.to_string()),
+                        ]))
+                    }
+                    Value::Null => G::Null,
+                    v => graphql_value(col, v),
+                },
+                ObjField::Typename => G::String(o.meta.name.to_string()),
+                // Left out by `columns_only`.
+                _ => G::Null,
+            };
+            map.insert(key.clone(), v);
+        }
+        Ok(G::Object(map))
+    }
+}
