@@ -12,10 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::parser::types::{
-    ExecutableDocument, OperationDefinition, OperationType, Selection,
-};
-use async_graphql::Positioned;
+use async_graphql::parser::types::{OperationDefinition, OperationType, Selection};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -254,21 +251,6 @@ fn decode(s: &str) -> String {
 /// Top-level fields that run without a bearer token: they are how one gets a token.
 const SIGN_IN_FIELDS: &[&str] = &["login", "refreshSession", "__typename"];
 
-/// The operation a request runs: the one named, or the only one.
-fn operation<'d>(
-    doc: &'d ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'d Positioned<OperationDefinition>> {
-    match name {
-        Some(name) => doc
-            .operations
-            .iter()
-            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name))
-            .map(|(_, o)| o),
-        None => doc.operations.iter().next().map(|(_, o)| o),
-    }
-}
-
 /// A mutation of sign-in fields only (no fragments: they could carry anything).
 fn signs_in_only(op: &OperationDefinition) -> bool {
     op.ty == OperationType::Mutation
@@ -421,7 +403,7 @@ async fn execute_in_span(
     let op = doc
         .as_ref()
         .ok()
-        .and_then(|d| operation(d, params.operation_name.as_deref()));
+        .and_then(|d| crate::graphql::operation(d, params.operation_name.as_deref()));
     if *method == Method::GET {
         {
             let op = op.map(|o| o.node.ty);

@@ -253,14 +253,23 @@ where
 pub async fn get(ctx: &Context<'_>, meta: &'static EntityMeta, id: &ID) -> GqlResult<Option<Row>> {
     let rc = caller(ctx)?;
     let id = input::id(id, "", "id")?;
+    let b = get_statement(meta, rc, id, &columns::wanted(ctx, meta, false));
+    let rows: Vec<Row> = read(ctx, meta.name, b).await?;
+    Ok(rows.into_iter().next())
+}
+
+/// The statement reading one row by id, if the caller may read it, with `columns`.
+pub(crate) fn get_statement(
+    meta: &'static EntityMeta,
+    rc: &RequestContext,
+    id: Uuid,
+    columns: &ColumnSet,
+) -> SqlBuilder {
     let filter = Filter::and(vec![
         acl::row_scope(meta, rc, Op::Read),
         Filter::eq(meta.id_column(), Value::Uuid(id)),
     ]);
-    let columns = columns::wanted(ctx, meta, false);
-    let b = select_rows(meta, Some(&columns), &filter, &[], Some(1), false);
-    let rows: Vec<Row> = read(ctx, meta.name, b).await?;
-    Ok(rows.into_iter().next())
+    select_rows(meta, Some(columns), &filter, &[], Some(1), false)
 }
 
 /// Completes a client's `orderBy` keys (one per entry, already read) into the list's order:

@@ -149,7 +149,10 @@ impl GatewaySchema {
         let (Some(db), Some(hub)) = (self.db.clone(), self.hub.clone()) else {
             return self.executed(request, session_data);
         };
-        if self.planned_reads == PlannedReads::Off || !is_subscription(&mut request) {
+        if self.planned_reads == PlannedReads::Off
+            || operation_type(&mut request)
+                != Some(async_graphql::parser::types::OperationType::Subscription)
+        {
             return self.executed(request, session_data);
         }
         let key = subscription::Plans::key(&request);
@@ -188,6 +191,9 @@ impl GatewaySchema {
                     // async-graphql validates it (an interned plan's document was).
                     let mut check = Request::new(request.query.clone())
                         .variables(request.variables.clone());
+                    if let Ok(doc) = schema.parse(&check.query) {
+                        check.set_parsed_query(doc);
+                    }
                     check.operation_name = request.operation_name.clone();
                     check.introspection_mode = request.introspection_mode;
                     let answer = schema.inner.execute(check).await;
@@ -263,13 +269,25 @@ impl GatewaySchema {
 }
 
 /// Whether the operation the request runs is a subscription.
-fn is_subscription(request: &mut Request) -> bool {
-    use async_graphql::parser::types::OperationType;
+/// The operation a document runs as the executor finds it: the one named, or the only one.
+pub fn operation<'d>(
+    doc: &'d async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>> {
+    use async_graphql::parser::types::DocumentOperations;
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), None) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(n)) => ops.get(n),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        _ => None,
+    }
+}
+
+/// The type of the operation a request runs (parsed once; execution reuses the parse).
+fn operation_type(request: &mut Request) -> Option<async_graphql::parser::types::OperationType> {
     let name = request.operation_name.clone();
-    request.parsed_query().ok().is_some_and(|doc| {
-        plan::operation(doc, name.as_deref())
-            .is_some_and(|op| op.node.ty == OperationType::Subscription)
-    })
+    let doc = request.parsed_query().ok()?;
+    operation(doc, name.as_deref()).map(|op| op.node.ty)
 }
 
 /// Gives the operation's variables their declared defaults where the request leaves them
@@ -281,17 +299,8 @@ fn with_defaults(
     name: Option<&str>,
     variables: &mut async_graphql::Variables,
 ) {
-    use async_graphql::parser::types::DocumentOperations;
-    let op = match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(n)) => match ops.get(n) {
-            Some(op) => op,
-            None => return,
-        },
-        (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
-            Some(op) if ops.len() == 1 => op,
-            _ => return,
-        },
+    let Some(op) = operation(doc, name) else {
+        return;
     };
     for def in &op.node.variable_definitions {
         let var = &def.node.name.node;
@@ -416,7 +425,9 @@ pub fn with_caller(
     db: &Db,
     rc: crate::caller::RequestContext,
 ) -> async_graphql::Request {
-    let reads = if is_query(&mut request) {
+    let reads = if operation_type(&mut request)
+        == Some(async_graphql::parser::types::OperationType::Query)
+    {
         Reads::Session(Arc::new(db.session(&rc, Snapshot::Shared)))
     } else {
         Reads::Each(db.clone(), rc.clone())
@@ -439,21 +450,6 @@ pub fn with_caller_data(
     data.insert(loaders::for_request(reads.clone(), rc.clone()));
     data.insert(reads);
     data.insert(rc);
-}
-
-/// Whether the operation the request runs is a query (parsed once; execution reuses it).
-fn is_query(request: &mut async_graphql::Request) -> bool {
-    use async_graphql::parser::types::OperationType;
-    let name = request.operation_name.clone();
-    let Ok(doc) = request.parsed_query() else {
-        return false;
-    };
-    let mut ops = doc.operations.iter();
-    let op = match name {
-        Some(n) => ops.find(|(k, _)| k.is_some_and(|k| k.as_str() == n)),
-        None => ops.next(),
-    };
-    op.is_some_and(|(_, op)| op.node.ty == OperationType::Query)
 }
 
 fn client_of(rc: &crate::caller::RequestContext) -> crate::caller::Client {

@@ -31,10 +31,9 @@ use async_graphql::{
     Name, PathSegment, Pos, Request, Response, ServerError, Value as G, Variables,
 };
 
-use crate::db::value::Value;
 use crate::graphql::meta::{metadata, EntityMeta};
-use crate::graphql::plan::{self, Compiler, Obj, ObjField};
-use crate::graphql::row::{graphql_value, Row};
+use crate::graphql::plan::{Compiler, Obj, ObjField};
+use crate::graphql::row::Row;
 use crate::live::Change;
 
 /// What async-graphql's `execute` answers a valid subscription with.
@@ -213,7 +212,7 @@ pub(crate) fn compile(
     name: Option<&str>,
     variables: &Variables,
 ) -> Option<Compiled> {
-    let op = plan::operation(doc, name)?;
+    let op = crate::graphql::operation(doc, name)?;
     if op.node.ty != OperationType::Subscription || !op.node.directives.is_empty() {
         return None;
     }
@@ -340,26 +339,13 @@ impl SubPlan {
     }
 
     fn row(&self, o: &Obj, row: &Row, at: &Name) -> Result<G, Missing> {
-        let mut map = IndexMap::with_capacity(o.fields.len());
-        for (key, f) in &o.fields {
-            let v = match f {
-                ObjField::Column(col) => match row.get(col) {
-                    Value::Null if !col.nullable => {
-                        return Err(Missing(vec![
-                            PathSegment::Field(self.key.to_string()),
-                            PathSegment::Field(at.to_string()),
-                            PathSegment::Field(key.to_string()),
-                        ]))
-                    }
-                    Value::Null => G::Null,
-                    v => graphql_value(col, v),
-                },
-                ObjField::Typename => G::String(o.meta.name.to_string()),
-                // Left out by `columns_only`.
-                _ => G::Null,
-            };
-            map.insert(key.clone(), v);
-        }
-        Ok(G::Object(map))
+        // `columns_only` left nothing but columns and `__typename`.
+        o.render(row, |_| Some(G::Null)).map_err(|key| {
+            Missing(vec![
+                PathSegment::Field(self.key.to_string()),
+                PathSegment::Field(at.to_string()),
+                PathSegment::Field(key.to_string()),
+            ])
+        })
     }
 }

@@ -23,17 +23,19 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet,
+    ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Name, Positioned, Response, Value as G, Variables};
 
 use crate::config::PlannedReads;
+use crate::db::value::Value;
 use crate::graphql::columns::ColumnSet;
 use crate::graphql::crud::{Cursors, ListArgs};
 use crate::graphql::filter;
 use crate::graphql::meta::{metadata, ColumnMeta, EntityMeta, LinkKind, RelationLink};
 use crate::graphql::page::PageArgs;
+use crate::graphql::row::{graphql_value, Row};
+use async_graphql::indexmap::IndexMap;
 
 /// A compiled query operation.
 pub struct Plan {
@@ -88,6 +90,32 @@ pub(crate) struct Obj {
     columns: ColumnSet,
 }
 
+impl Obj {
+    /// The object of `row`: its columns and `__typename`, and `related(i)` for the `i`-th
+    /// field otherwise (a relation, read apart). `Err(key)` for the field without a value:
+    /// a required column left empty, or a relation `related` has none for.
+    pub(crate) fn render<'o>(
+        &'o self,
+        row: &Row,
+        mut related: impl FnMut(usize) -> Option<G>,
+    ) -> Result<G, &'o Name> {
+        let mut map = IndexMap::with_capacity(self.fields.len());
+        for (i, (key, f)) in self.fields.iter().enumerate() {
+            let v = match f {
+                ObjField::Typename => G::String(self.meta.name.to_string()),
+                ObjField::Column(col) => match row.get(col) {
+                    Value::Null if !col.nullable => return Err(key),
+                    Value::Null => G::Null,
+                    v => graphql_value(col, v),
+                },
+                _ => related(i).ok_or(key)?,
+            };
+            map.insert(key.clone(), v);
+        }
+        Ok(G::Object(map))
+    }
+}
+
 pub(crate) enum ObjField {
     Typename,
     Column(&'static ColumnMeta),
@@ -130,26 +158,13 @@ enum InfoField {
     EndCursor,
 }
 
-/// The operation `name` of `doc`, found as the executor finds it.
-pub(crate) fn operation<'d>(
-    doc: &'d ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'d Positioned<OperationDefinition>> {
-    match (&doc.operations, name) {
-        (DocumentOperations::Single(op), None) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(n)) => ops.get(n),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-        _ => None,
-    }
-}
-
 /// The plan of the request's operation, when it is a query made only of what plans cover.
 pub fn compile(
     doc: &ExecutableDocument,
     name: Option<&str>,
     variables: &Variables,
 ) -> Option<Plan> {
-    let op = operation(doc, name)?;
+    let op = crate::graphql::operation(doc, name)?;
     if op.node.ty != OperationType::Query || !op.node.directives.is_empty() {
         return None;
     }

@@ -15,15 +15,13 @@ use uuid::Uuid;
 use super::{Args, Conn, ConnField, EdgeField, InfoField, Obj, ObjField, Plan, Root};
 use crate::caller::RequestContext;
 use crate::db::session::Reads;
-use crate::db::sql::Filter;
 use crate::db::value::Value;
-use crate::graphql::acl::{self, Op};
 use crate::graphql::crud::{self, CountRow, ListQuery, PageLimits};
 use crate::graphql::input;
 use crate::graphql::loaders::{ChildSpec, RequestLoader, RowLoader};
 use crate::graphql::meta::{EntityMeta, RelationLink};
 use crate::graphql::page::{CountSource, Keyed, Page};
-use crate::graphql::row::{graphql_value, Row};
+use crate::graphql::row::Row;
 
 /// The plan gave up: the executor answers instead.
 struct GiveUp;
@@ -77,11 +75,7 @@ impl<'a> Runner<'a> {
             Root::Typename => Ok(name("Query")),
             Root::Get { meta, id, obj } => {
                 let id = input::id(&input::id_of(id).unwrap_or_default(), "", "id")?;
-                let filter = Filter::and(vec![
-                    acl::row_scope(meta, self.rc, Op::Read),
-                    Filter::eq(meta.id_column(), Value::Uuid(id)),
-                ]);
-                let b = crud::select_rows(meta, Some(&obj.columns), &filter, &[], Some(1), false);
+                let b = crud::get_statement(meta, self.rc, id, &obj.columns);
                 let rows: Vec<Row> = self.reads.read(meta.name, b).await?;
                 match rows.first() {
                     Some(row) => Ok(self.objects(obj, &[row]).await?.pop().unwrap_or_default()),
@@ -120,21 +114,11 @@ impl<'a> Runner<'a> {
                 related.into_iter().map(Vec::into_iter).collect();
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                let mut map = IndexMap::with_capacity(obj.fields.len());
-                for ((key, f), rel) in obj.fields.iter().zip(related.iter_mut()) {
-                    let v = match f {
-                        ObjField::Typename => name(obj.meta.name),
-                        ObjField::Column(col) => match row.get(col) {
-                            // A missing required value is the executor's error to report.
-                            Value::Null if !col.nullable => return Err(GiveUp),
-                            Value::Null => G::Null,
-                            v => graphql_value(col, v),
-                        },
-                        _ => rel.next().ok_or(GiveUp)?,
-                    };
-                    map.insert(key.clone(), v);
-                }
-                out.push(G::Object(map));
+                // A missing required value is the executor's error to report.
+                let v = obj
+                    .render(row, |i| related.get_mut(i).and_then(Iterator::next))
+                    .map_err(|_| GiveUp)?;
+                out.push(v);
             }
             Ok(out)
         }
