@@ -612,7 +612,9 @@ async fn identical_subscriptions_share_one_read_per_change() {
     })
     .await;
     let addr = app.listen().await;
-    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    // Long enough for a loaded machine to finish starting subscriptions and passing events
+    // on (a late start reads the gap it missed: one statement more than counted).
+    let settle = || tokio::time::sleep(Duration::from_millis(1000));
     let (mutation_only, _) = statements_for_one_change(&app, &mut [], "s0").await;
     // A subscription starts where this instance's hub is: let it pass s0 first.
     settle().await;
