@@ -16,7 +16,7 @@ use crate::graphql::meta::{ConstraintKind, ConstraintMeta};
 
 /// `ApiError` deliberately does not implement `Display`: async-graphql converts every
 /// `Display` type into an error without extensions, and every error here must carry its code.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ApiError {
     /// The input is wrong; `field` is the path of the offending input field.
     BadUserInput {

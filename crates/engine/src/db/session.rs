@@ -50,6 +50,9 @@ pub struct ReadSession {
     who: Who,
     snapshot: Snapshot,
     lease: OnceCell<Lease>,
+    /// The first read that failed: its transaction is over, so every later read of the
+    /// request gets the same answer (never a second try that could outlive an outage).
+    failed: std::sync::OnceLock<ApiError>,
 }
 
 impl ReadSession {
@@ -59,11 +62,26 @@ impl ReadSession {
             who,
             snapshot,
             lease: OnceCell::new(),
+            failed: std::sync::OnceLock::new(),
         }
     }
 
     /// Runs one read statement; database errors are reported as errors of `entity`.
     pub async fn read<T>(&self, entity: &'static str, b: SqlBuilder) -> Result<Vec<T>, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
+        if let Some(e) = self.failed.get() {
+            return Err(e.clone());
+        }
+        let read = self.read_once(entity, b).await;
+        if let Err(e) = &read {
+            let _ = self.failed.set(e.clone());
+        }
+        read
+    }
+
+    async fn read_once<T>(&self, entity: &'static str, b: SqlBuilder) -> Result<Vec<T>, ApiError>
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
