@@ -274,6 +274,10 @@ async fn run() -> Result<(), String> {
         );
         println!("| mutation round trip p50 | {:.1} ms |", f.mutation_p50_ms);
         println!(
+            "| mutation sent -> delivered to the first, p50 | {:.1} ms |",
+            f.first_p50_ms
+        );
+        println!(
             "| mutation sent -> delivered, p50 / p99 of {} deliveries | {:.1} / {:.1} ms |",
             f.changes * f.subscribers - f.lost,
             f.delivery_p50_ms,

@@ -4,6 +4,7 @@
 mod graphql_http;
 mod legacy_ws;
 pub mod metrics;
+mod operations;
 pub mod persisted;
 mod playground;
 mod transport_ws;

@@ -5,15 +5,14 @@
 //! every `GATEWAY_WS_RECHECK_SECS`), and a client that stops reading closed instead of buffered
 //! for.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value as Json};
 
+use super::operations::Operations;
 use super::AppState;
 use crate::auth::RequestContext;
 use crate::error::{server_error, ApiError};
@@ -31,20 +30,6 @@ pub(super) fn too_many_subscriptions(limits: &crate::config::Limits) -> ApiError
     ))
 }
 
-/// A running operation of the socket, by the client's id.
-struct Running {
-    /// Tells this operation's results from a later one's that reuses the id.
-    generation: u64,
-    abort: AbortHandle,
-    /// Whether it has produced a result yet: an error before the first is an `error` message.
-    started: bool,
-}
-
-/// The results of the socket's operations, polled by the socket's own task: no task and no
-/// queue per subscription, and a client that does not read holds back only its own streams
-/// (whose feeds then read the outbox for what they missed). `None` ends an operation.
-type Results = SelectAll<BoxStream<'static, (Arc<str>, u64, Option<Delivery>)>>;
-
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
 /// Why a write did not go through.
@@ -56,7 +41,13 @@ enum WriteError {
 /// Writes one message, giving up on a client that has not read for `SLOW_CLIENT`: its
 /// messages would otherwise pile up in the server.
 async fn write(sink: &mut Sink, text: String) -> Result<(), WriteError> {
-    match tokio::time::timeout(SLOW_CLIENT, sink.send(Message::Text(text.into()))).await {
+    let mut send = sink.send(Message::Text(text.into()));
+    // Almost every write goes straight into the socket's buffer: the timer is armed only for
+    // one that has to wait (10,000 deliveries of a change would otherwise each read the clock).
+    if let std::task::Poll::Ready(sent) = futures::poll!(&mut send) {
+        return sent.map_err(|_| WriteError::Gone);
+    }
+    match tokio::time::timeout(SLOW_CLIENT, send).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(WriteError::Gone),
         Err(_) => Err(WriteError::TooSlow),
@@ -81,9 +72,7 @@ fn close(code: u16, reason: &'static str) -> Message {
 /// Serves one socket until either side closes it.
 pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::net::SocketAddr>) {
     let (mut sink, mut stream) = socket.split();
-    let mut results: Results = SelectAll::new();
-    let mut subs: HashMap<String, Running> = HashMap::new();
-    let mut generation = 0u64;
+    let mut ops = Operations::default();
     let mut caller: Option<RequestContext> = None;
     let mut init_seen = false;
     let init_deadline = tokio::time::sleep(state.limits.ws_init_timeout);
@@ -91,6 +80,10 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
     let expiry = tokio::time::sleep(Duration::from_secs(u32::MAX as u64));
     tokio::pin!(expiry);
     let mut draining = state.draining.clone();
+    // One waiter for the socket's life: made anew in every turn of the loop, it would join
+    // and leave the watch's waiter list (under its lock) once per message.
+    let drain = async move { draining.wait_for(|d| *d).await.is_ok() };
+    tokio::pin!(drain);
     let mut drain_watch = true;
     let mut recheck = tokio::time::interval_at(
         tokio::time::Instant::now() + state.limits.ws_recheck,
@@ -115,7 +108,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                     }
                 }
             }
-            drained = async { draining.wait_for(|d| *d).await.is_ok() }, if drain_watch => {
+            drained = &mut drain, if drain_watch => {
                 if drained {
                     // 1001: going away; the client reconnects (elsewhere) and resumes from
                     // its cursor.
@@ -123,24 +116,18 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                 }
                 drain_watch = false;
             }
-            Some((id, of, result)) = results.next(), if !results.is_empty() => {
-                let Some(running) = subs.get_mut(&*id).filter(|r| r.generation == of) else {
-                    // Completed by the client, or an earlier operation of a reused id.
-                    continue;
-                };
+            (id, result) = ops.next(), if !ops.is_empty() => {
                 let message = match result {
                     Some(Delivery::Next(rendered)) => {
-                        running.started = true;
+                        ops.start(&id);
                         shared_next_message(&id, &rendered.payload)
                     }
                     Some(Delivery::Response(mut resp)) => {
                         finish(&mut resp, caller.as_ref(), &state.limits);
-                        let first = !std::mem::replace(&mut running.started, true);
+                        let first = !ops.start(&id);
                         if first && resp.data == async_graphql::Value::Null && resp.is_err() {
                             // Validation and similar errors: the operation never started.
-                            if let Some(r) = subs.remove(&*id) {
-                                r.abort.abort();
-                            }
+                            ops.remove(&id);
                             let errors = serde_json::to_value(&resp.errors).unwrap_or(Json::Null);
                             json!({ "id": &*id, "type": "error", "payload": errors }).to_string()
                         } else {
@@ -148,7 +135,6 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         }
                     }
                     None => {
-                        subs.remove(&*id);
                         json!({ "id": &*id, "type": "complete" }).to_string()
                     }
                 };
@@ -209,7 +195,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         ) else {
                             break Some((4400, "Invalid message received"));
                         };
-                        if subs.contains_key(id) {
+                        if ops.contains(id) {
                             break Some((4409, "Subscriber for this id already exists"));
                         }
                         let Ok(request) =
@@ -217,7 +203,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         else {
                             break Some((4400, "Invalid message received"));
                         };
-                        if subs.len() >= state.limits.max_subscriptions_per_socket {
+                        if ops.len() >= state.limits.max_subscriptions_per_socket {
                             let refused = server_error(too_many_subscriptions(&state.limits));
                             let err = json!({ "id": id, "type": "error", "payload": [refused] });
                             if let Err(e) = write(&mut sink, err.to_string()).await {
@@ -236,28 +222,11 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                             }
                         };
                         let request = with_caller(request, &state.db, rc.clone());
-                        generation += 1;
-                        let (abort, registration) = AbortHandle::new_pair();
-                        let stream = Abortable::new(state.schema.subscribe(request, &rc, None), registration);
-                        let (key, g): (Arc<str>, u64) = (id.into(), generation);
-                        let end = futures::stream::once({
-                            let key = key.clone();
-                            async move { (key, g, None) }
-                        });
-                        results.push(
-                            stream
-                                .map(move |r| (key.clone(), g, Some(r)))
-                                .chain(end)
-                                .boxed(),
-                        );
-                        subs.insert(
-                            id.to_string(),
-                            Running { generation, abort, started: false },
-                        );
+                        ops.push(id.into(), state.schema.subscribe(request, &rc, None));
                     }
                     Some("complete") => {
-                        if let Some(r) = msg.get("id").and_then(Json::as_str).and_then(|id| subs.remove(id)) {
-                            r.abort.abort();
+                        if let Some(id) = msg.get("id").and_then(Json::as_str) {
+                            ops.remove(id);
                         }
                     }
                     _ => break Some((4400, "Invalid message received")),
@@ -266,7 +235,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
         }
     };
     // Ends every operation of the socket (their feeds forget them).
-    drop(results);
+    drop(ops);
     if let Some((code, reason)) = outcome {
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
     }
