@@ -28,6 +28,7 @@ mod cpu;
 mod http;
 mod load;
 mod peer;
+mod raw_ws;
 mod scenarios;
 mod seed;
 mod soak;
@@ -282,6 +283,10 @@ async fn run() -> Result<(), String> {
             f.changes * f.subscribers - f.lost,
             f.delivery_p50_ms,
             f.delivery_p99_ms
+        );
+        println!(
+            "| transaction start (createdAt, before the commit) -> delivered, p50 / p99 | {:.1} / {:.1} ms |",
+            f.committed_p50_ms, f.committed_p99_ms
         );
         println!(
             "| mutation sent -> delivered to all, p50 / p99 of {} changes | {:.1} / {:.1} ms |",

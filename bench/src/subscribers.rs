@@ -5,14 +5,16 @@
 //! Figures: the gateway's resident memory per subscriber (growth from before the first socket
 //! to all subscribed, divided by their number), and latency from sending the mutation to
 //! delivery (the commit lies in between; the mutation's own round trip is printed beside it),
-//! per delivery and until the last subscriber has it.
+//! per delivery and until the last subscriber has it. Commit to delivery is bounded from above
+//! by the post's `createdAt` (its transaction's start, on the database's clock, which is this
+//! machine's) to delivery.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{json, Value as Json};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -21,6 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::load;
+use crate::raw_ws::RawSocket;
 
 /// Sockets opened at once while connecting.
 const CONNECTING: usize = 200;
@@ -33,6 +36,8 @@ pub struct Figures {
     pub changes: usize,
     pub mutation_p50_ms: f64,
     pub first_p50_ms: f64,
+    pub committed_p50_ms: f64,
+    pub committed_p99_ms: f64,
     pub delivery_p50_ms: f64,
     pub delivery_p99_ms: f64,
     pub all_p50_ms: f64,
@@ -150,7 +155,9 @@ async fn subscriber(
     ready: Arc<Semaphore>,
     connecting: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), String> {
-    let mut ws = signed_in(addr, &token).await?;
+    let mut ws = RawSocket::connect(addr).await?;
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    ws.send_text(&init.to_string()).await?;
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
         "query": "subscription($t: ID!) { forumPostChanged(where: {threadId: {equals: $t}}, ops: [CREATED]) { op node { id content createdAt } cursor } }",
         "variables": { "t": thread },
@@ -158,12 +165,7 @@ async fn subscriber(
     let mut acked = false;
     let mut live = false;
     let mut connecting = Some(connecting);
-    while let Some(msg) = ws.next().await {
-        let text = match msg.map_err(|e| e.to_string())? {
-            Message::Text(t) => t,
-            Message::Close(f) => return Err(format!("closed: {f:?}")),
-            _ => continue,
-        };
+    while let Some(text) = ws.next_text().await? {
         let now = Instant::now();
         if acked && text.contains("\"type\":\"next\"") {
             match content_of(&text) {
@@ -187,35 +189,42 @@ async fn subscriber(
         match v["type"].as_str() {
             Some("connection_ack") if !acked => {
                 acked = true;
-                ws.send(Message::Text(subscribe.to_string().into()))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                ws.send_text(&subscribe.to_string()).await?;
                 // Subscribed: let the next socket connect.
                 connecting.take();
             }
-            Some("ping") => {
-                ws.send(Message::Text(json!({ "type": "pong" }).to_string().into()))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+            Some("ping") => ws.send_text(&json!({ "type": "pong" }).to_string()).await?,
             Some("error") => return Err(format!("subscription error: {v}")),
             _ => {}
         }
     }
-    Ok(())
+    Err("the gateway closed the socket".into())
 }
 
-fn create_post(addr: SocketAddr, token: &str, thread: Uuid, content: &str) -> Result<(), String> {
+/// Creates a post; its `createdAt`: the creating transaction's start (`now()`), so no later
+/// than its commit.
+fn create_post(
+    addr: SocketAddr,
+    token: &str,
+    thread: Uuid,
+    content: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
     let body = json!({
         // The author is stamped from the token.
-        "query": "mutation($t: ID!, $c: String!) { createForumPost(input: {threadId: $t, content: $c}) { id } }",
+        "query": "mutation($t: ID!, $c: String!) { createForumPost(input: {threadId: $t, content: $c}) { id createdAt } }",
         "variables": { "t": thread, "c": content },
     });
     let (status, resp) = load::http(addr, "POST", "/graphql", Some(token), &body.to_string())?;
     if status != 200 || resp.contains("\"errors\"") {
         return Err(format!("mutation: HTTP {status}: {resp}"));
     }
-    Ok(())
+    let v: Json = serde_json::from_str(&resp).map_err(|e| e.to_string())?;
+    let at = v["data"]["createForumPost"]["createdAt"]
+        .as_str()
+        .ok_or_else(|| format!("mutation: no createdAt in {resp}"))?;
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("mutation: createdAt {at}: {e}"))
 }
 
 pub async fn run(
@@ -277,13 +286,22 @@ pub async fn run(
     let mut delivery_ms = Vec::new();
     let mut all_ms = Vec::new();
     let mut first_ms = Vec::new();
+    let mut committed_ms = Vec::new();
+    // The wall clock at `arrivals.base`, to set arrivals against the database's timestamps
+    // (same machine, same clock).
+    let wall_base = chrono::Utc::now()
+        - chrono::Duration::from_std(arrivals.base.elapsed()).map_err(|e| e.to_string())?;
     let mut lost = 0;
     for n in 0..changes {
         let t = token.to_string();
         let sent = Instant::now();
-        tokio::task::spawn_blocking(move || create_post(addr, &t, thread, &format!("change {n}")))
-            .await
-            .map_err(|e| e.to_string())??;
+        let created = tokio::task::spawn_blocking(move || {
+            create_post(addr, &t, thread, &format!("change {n}"))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        // The creating transaction's start on the arrivals' clock: ms after `base`.
+        let created_ms = (created - wall_base).num_microseconds().unwrap_or(0) as f64 / 1000.0;
         mutation_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
         let wait_until = Instant::now() + Duration::from_secs(30);
         loop {
@@ -302,6 +320,8 @@ pub async fn run(
             last = last.max(ms);
             first = first.min(ms);
             delivery_ms.push(ms);
+            let since_base = t.duration_since(arrivals.base).as_secs_f64() * 1000.0;
+            committed_ms.push(since_base - created_ms);
         }
         all_ms.push(last);
         if first < f64::MAX {
@@ -317,6 +337,7 @@ pub async fn run(
     sort(&mut delivery_ms);
     sort(&mut all_ms);
     sort(&mut first_ms);
+    sort(&mut committed_ms);
     Ok(Figures {
         subscribers,
         connect_seconds,
@@ -325,6 +346,8 @@ pub async fn run(
         changes,
         mutation_p50_ms: percentile(&mutation_ms, 0.5),
         first_p50_ms: percentile(&first_ms, 0.5),
+        committed_p50_ms: percentile(&committed_ms, 0.5),
+        committed_p99_ms: percentile(&committed_ms, 0.99),
         delivery_p50_ms: percentile(&delivery_ms, 0.5),
         delivery_p99_ms: percentile(&delivery_ms, 0.99),
         all_p50_ms: percentile(&all_ms, 0.5),
