@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value as Json};
+use tokio::time::Instant;
 
 use super::operations::Operations;
 use super::AppState;
@@ -75,38 +76,35 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
     let mut ops = Operations::default();
     let mut caller: Option<RequestContext> = None;
     let mut init_seen = false;
-    let init_deadline = tokio::time::sleep(state.limits.ws_init_timeout);
-    tokio::pin!(init_deadline);
-    let expiry = tokio::time::sleep(Duration::from_secs(u32::MAX as u64));
-    tokio::pin!(expiry);
+    // The socket's one timer (each turn of the loop polls it): the initialisation deadline
+    // until `connection_init`, then the token's expiry or the next credential recheck,
+    // whichever comes first.
+    let timer = tokio::time::sleep(state.limits.ws_init_timeout);
+    tokio::pin!(timer);
+    let mut expires_at: Option<Instant> = None;
     let mut draining = state.draining.clone();
     // One waiter for the socket's life: made anew in every turn of the loop, it would join
     // and leave the watch's waiter list (under its lock) once per message.
     let drain = async move { draining.wait_for(|d| *d).await.is_ok() };
     tokio::pin!(drain);
     let mut drain_watch = true;
-    let mut recheck = tokio::time::interval_at(
-        tokio::time::Instant::now() + state.limits.ws_recheck,
-        state.limits.ws_recheck,
-    );
-    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let outcome: Option<(u16, &'static str)> = loop {
         tokio::select! {
-            _ = &mut init_deadline, if !init_seen => {
-                break Some((4408, "Connection initialisation timeout"));
-            }
-            _ = &mut expiry, if caller.is_some() => {
-                break Some((4403, "Forbidden: the token has expired"));
-            }
-            _ = recheck.tick(), if caller.is_some() => {
-                if let Some(rc) = &caller {
-                    // Boxed, as the sign-in below: rare work whose state would otherwise sit
-                    // in every socket's task for its whole life.
-                    if !Box::pin(super::ws::credential_holds(&state, rc)).await {
-                        break Some((4403, "Forbidden: the credential no longer holds"));
-                    }
+            _ = &mut timer => {
+                let Some(rc) = &caller else {
+                    break Some((4408, "Connection initialisation timeout"));
+                };
+                if expires_at.is_some_and(|at| at <= Instant::now()) {
+                    break Some((4403, "Forbidden: the token has expired"));
                 }
+                // Boxed, as the sign-in below: rare work whose state would otherwise sit in
+                // every socket's task for its whole life.
+                if !Box::pin(super::ws::credential_holds(&state, rc)).await {
+                    break Some((4403, "Forbidden: the credential no longer holds"));
+                }
+                let recheck_at = Instant::now() + state.limits.ws_recheck;
+                timer.as_mut().reset(expires_at.map_or(recheck_at, |at| at.min(recheck_at)));
             }
             drained = &mut drain, if drain_watch => {
                 if drained {
@@ -162,13 +160,13 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         let Ok(rc) = Box::pin(super::ws::caller(&state, &payload, peer)).await else {
                             break Some((4403, "Forbidden"));
                         };
-                        if let Some(exp) = rc.expires_at {
+                        let now = Instant::now();
+                        expires_at = rc.expires_at.map(|exp| {
                             let left = exp - chrono::Utc::now().timestamp();
-                            expiry.as_mut().reset(
-                                tokio::time::Instant::now()
-                                    + Duration::from_secs(left.max(0) as u64),
-                            );
-                        }
+                            now + Duration::from_secs(left.max(0) as u64)
+                        });
+                        let recheck_at = now + state.limits.ws_recheck;
+                        timer.as_mut().reset(expires_at.map_or(recheck_at, |at| at.min(recheck_at)));
                         caller = Some(rc);
                         let ack = json!({ "type": "connection_ack" }).to_string();
                         if let Err(e) = write(&mut sink, ack).await {
