@@ -5,14 +5,14 @@
 //! Figures: the gateway's resident memory per subscriber (growth from before the first socket
 //! to all subscribed, divided by their number), and latency from sending the mutation to
 //! delivery (the commit lies in between; the mutation's own round trip is printed beside it),
-//! per delivery and until the last subscriber has it. Commit to delivery is bounded from above
-//! by the post's `createdAt` (its transaction's start, on the database's clock, which is this
-//! machine's) to delivery.
+//! per delivery and until the last subscriber has it; and from the commit itself to delivery:
+//! the bench cluster tracks commit timestamps, read with `pg_xact_commit_timestamp` (the
+//! database's clock is this machine's).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::SinkExt;
 use serde_json::{json, Value as Json};
@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::load;
 use crate::raw_ws::RawSocket;
@@ -201,17 +203,11 @@ async fn subscriber(
     Err("the gateway closed the socket".into())
 }
 
-/// Creates a post; its `createdAt`: the creating transaction's start (`now()`), so no later
-/// than its commit.
-fn create_post(
-    addr: SocketAddr,
-    token: &str,
-    thread: Uuid,
-    content: &str,
-) -> Result<chrono::DateTime<chrono::Utc>, String> {
+/// Creates a post; its id.
+fn create_post(addr: SocketAddr, token: &str, thread: Uuid, content: &str) -> Result<Uuid, String> {
     let body = json!({
         // The author is stamped from the token.
-        "query": "mutation($t: ID!, $c: String!) { createForumPost(input: {threadId: $t, content: $c}) { id createdAt } }",
+        "query": "mutation($t: ID!, $c: String!) { createForumPost(input: {threadId: $t, content: $c}) { id } }",
         "variables": { "t": thread, "c": content },
     });
     let (status, resp) = load::http(addr, "POST", "/graphql", Some(token), &body.to_string())?;
@@ -219,17 +215,36 @@ fn create_post(
         return Err(format!("mutation: HTTP {status}: {resp}"));
     }
     let v: Json = serde_json::from_str(&resp).map_err(|e| e.to_string())?;
-    let at = v["data"]["createForumPost"]["createdAt"]
+    v["data"]["createForumPost"]["id"]
         .as_str()
-        .ok_or_else(|| format!("mutation: no createdAt in {resp}"))?;
-    chrono::DateTime::parse_from_rfc3339(at)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| format!("mutation: createdAt {at}: {e}"))
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("mutation: no id in {resp}"))
 }
 
+#[derive(diesel::QueryableByName)]
+struct Committed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    micros: i64,
+}
+
+/// When the transaction that wrote post `id` committed: microseconds since the Unix epoch.
+async fn committed_at(db: &mut AsyncPgConnection, id: Uuid) -> Result<i64, String> {
+    let c: Committed = diesel::sql_query(
+        "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::bigint AS micros
+         FROM forum_posts WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .get_result(db)
+    .await
+    .map_err(|e| format!("commit timestamp: {e}"))?;
+    Ok(c.micros)
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     addr: SocketAddr,
     pid: u32,
+    owner_url: &str,
     token: &str,
     thread: Uuid,
     subscribers: usize,
@@ -287,21 +302,26 @@ pub async fn run(
     let mut all_ms = Vec::new();
     let mut first_ms = Vec::new();
     let mut committed_ms = Vec::new();
-    // The wall clock at `arrivals.base`, to set arrivals against the database's timestamps
-    // (same machine, same clock).
-    let wall_base = chrono::Utc::now()
-        - chrono::Duration::from_std(arrivals.base.elapsed()).map_err(|e| e.to_string())?;
+    let mut db = AsyncPgConnection::establish(owner_url)
+        .await
+        .map_err(|e| format!("bench database: {e}"))?;
+    // The wall clock at `arrivals.base` in ms since the epoch, to set arrivals against the
+    // database's timestamps (same machine, same clock).
+    let wall_base = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs_f64()
+        * 1000.0
+        - arrivals.base.elapsed().as_secs_f64() * 1000.0;
     let mut lost = 0;
     for n in 0..changes {
         let t = token.to_string();
         let sent = Instant::now();
-        let created = tokio::task::spawn_blocking(move || {
+        let post = tokio::task::spawn_blocking(move || {
             create_post(addr, &t, thread, &format!("change {n}"))
         })
         .await
         .map_err(|e| e.to_string())??;
-        // The creating transaction's start on the arrivals' clock: ms after `base`.
-        let created_ms = (created - wall_base).num_microseconds().unwrap_or(0) as f64 / 1000.0;
         mutation_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
         let wait_until = Instant::now() + Duration::from_secs(30);
         loop {
@@ -313,6 +333,8 @@ pub async fn run(
         }
         let times = arrivals.times(n);
         lost += subscribers.saturating_sub(times.len());
+        // The commit on the arrivals' clock: ms after `base`.
+        let commit_ms = committed_at(&mut db, post).await? as f64 / 1000.0 - wall_base;
         let mut last: f64 = 0.0;
         let mut first = f64::MAX;
         for t in times {
@@ -321,7 +343,7 @@ pub async fn run(
             first = first.min(ms);
             delivery_ms.push(ms);
             let since_base = t.duration_since(arrivals.base).as_secs_f64() * 1000.0;
-            committed_ms.push(since_base - created_ms);
+            committed_ms.push(since_base - commit_ms);
         }
         all_ms.push(last);
         if first < f64::MAX {

@@ -59,6 +59,9 @@ pub struct ClusterOptions {
     /// log_connections=on: every connection the server receives is in its log (the fault
     /// tests count them).
     pub log_connections: bool,
+    /// track_commit_timestamp=on: `pg_xact_commit_timestamp(xmin)` tells when a row's
+    /// transaction committed (the bench times commit → subscriber delivery with it).
+    pub commit_timestamps: bool,
 }
 
 impl Default for ClusterOptions {
@@ -67,6 +70,7 @@ impl Default for ClusterOptions {
             unsafe_fast: false,
             max_connections: 200,
             log_connections: false,
+            commit_timestamps: false,
         }
     }
 }
@@ -505,6 +509,9 @@ fn server_options(port: u16, socket_dir: &Path, opts: &ClusterOptions) -> String
     }
     if opts.log_connections {
         s.push_str(" -c log_connections=on");
+    }
+    if opts.commit_timestamps {
+        s.push_str(" -c track_commit_timestamp=on");
     }
     s
 }
@@ -985,6 +992,12 @@ mod tests {
             ..ClusterOptions::default()
         };
         assert!(server_options(1, dir, &logged).contains("log_connections=on"));
+        assert!(!s.contains("track_commit_timestamp"));
+        let stamped = ClusterOptions {
+            commit_timestamps: true,
+            ..ClusterOptions::default()
+        };
+        assert!(server_options(1, dir, &stamped).contains("track_commit_timestamp=on"));
         assert_eq!(
             percent_encode(Path::new("/work/a b/.data")),
             "%2Fwork%2Fa%20b%2F.data"

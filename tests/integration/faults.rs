@@ -67,6 +67,7 @@ impl Served {
             unsafe_fast: true,
             max_connections: 100,
             log_connections: true,
+            ..ClusterOptions::default()
         };
         let cluster = ensure(dir.join("postgres"), opts.clone()).await;
         let addr = free_addr();
