@@ -268,7 +268,6 @@ impl GatewaySchema {
     }
 }
 
-/// Whether the operation the request runs is a subscription.
 /// The operation a document runs as the executor finds it: the one named, or the only one.
 pub fn operation<'d>(
     doc: &'d async_graphql::parser::types::ExecutableDocument,
@@ -281,6 +280,16 @@ pub fn operation<'d>(
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         _ => None,
     }
+}
+
+/// The operation a document runs when it is of type `ty` with no directives of its own: what
+/// query and subscription plans start from.
+pub(crate) fn plannable_operation<'d>(
+    doc: &'d async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+    ty: async_graphql::parser::types::OperationType,
+) -> Option<&'d async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>> {
+    operation(doc, name).filter(|op| op.node.ty == ty && op.node.directives.is_empty())
 }
 
 /// The type of the operation a request runs (parsed once; execution reuses the parse).

@@ -212,10 +212,7 @@ pub(crate) fn compile(
     name: Option<&str>,
     variables: &Variables,
 ) -> Option<Compiled> {
-    let op = crate::graphql::operation(doc, name)?;
-    if op.node.ty != OperationType::Subscription || !op.node.directives.is_empty() {
-        return None;
-    }
+    let op = crate::graphql::plannable_operation(doc, name, OperationType::Subscription)?;
     // The executor starts one stream per field written at the root (fragments and
     // directives there are not looked at): exactly one, as written, plans cover.
     let [root] = op.node.selection_set.node.items.as_slice() else {

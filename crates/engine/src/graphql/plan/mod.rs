@@ -164,10 +164,7 @@ pub fn compile(
     name: Option<&str>,
     variables: &Variables,
 ) -> Option<Plan> {
-    let op = crate::graphql::operation(doc, name)?;
-    if op.node.ty != OperationType::Query || !op.node.directives.is_empty() {
-        return None;
-    }
+    let op = crate::graphql::plannable_operation(doc, name, OperationType::Query)?;
     let c = Compiler {
         doc,
         op: &op.node,
