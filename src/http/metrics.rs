@@ -178,7 +178,7 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, u64); 12] = [
+        let counters: [(&str, &str, u64); 13] = [
             (
                 "gateway_db_connect_attempts_total",
                 "Connections to PostgreSQL attempted (pool, probe, change listener).",
@@ -213,6 +213,11 @@ impl Metrics {
                 "gateway_planned_operations_total",
                 "Query operations answered by a plan (one read per relation and level, no per-field resolution).",
                 state.schema.plan_counts().planned.load(Ordering::Relaxed),
+            ),
+            (
+                "gateway_generic_plan_operations_total",
+                "Planned operations made only of keys (no `where`), whose statements ran with PostgreSQL's generic plans.",
+                state.schema.plan_counts().generic.load(Ordering::Relaxed),
             ),
             (
                 "gateway_plans_given_up_total",

@@ -3,6 +3,7 @@
 //! planned query also runs through async-graphql's executor in the same snapshot, and a
 //! difference fails the request. The metrics tell which way each query went.
 
+use gateway::auth::Role;
 use serde_json::{json, Value as Json};
 
 use crate::harness::TestApp;
@@ -33,6 +34,12 @@ async fn ask(app: &TestApp, token: &str, query: &str, vars: Json, way: Way) -> J
         assert!(body.get("errors").is_none(), "{query}: {body}");
     }
     body
+}
+
+/// Planned operations run with generic plans so far.
+async fn generic(app: &TestApp) -> f64 {
+    let (_, _, text) = app.send(scrape(Some("127.0.0.1"))).await;
+    sample(&text, "gateway_generic_plan_operations_total ").unwrap_or(-1.0)
 }
 
 #[derive(Debug, PartialEq, Clone, Copy)]
@@ -183,4 +190,66 @@ async fn plans_answer_like_the_executor() {
     ] {
         ask(&app, &admin, q, json!({}), Executor).await;
     }
+}
+
+/// A planned operation made only of keys (no `where` anywhere) asks PostgreSQL for generic
+/// plans; one with a `where` keeps PostgreSQL's own choice. The setting is the
+/// transaction's: the next one on the same connection plans as usual.
+#[tokio::test]
+async fn reads_of_keys_only_run_with_generic_plans() {
+    use gateway::db::session::Snapshot;
+    use gateway::db::sql::SqlBuilder;
+
+    let app = TestApp::new().await;
+    let admin = app.a.admin.clone();
+    let before = generic(&app).await;
+    ask(
+        &app,
+        &admin,
+        "{ forumThreads(first: 5, orderBy: [{id: ASC}]) { nodes { id posts(first: 2) { totalCount nodes { id } } } } }",
+        json!({}),
+        Way::Planned,
+    )
+    .await;
+    assert_eq!(generic(&app).await, before + 1.0);
+    ask(
+        &app,
+        &admin,
+        "{ forumThreads(first: 5, where: {title: {contains: \"a\"}}) { nodes { id } } }",
+        json!({}),
+        Way::Planned,
+    )
+    .await;
+    ask(
+        &app,
+        &admin,
+        "{ forumThreads(first: 5) { nodes { id posts(where: {content: {contains: \"a\"}}) { nodes { id } } } } }",
+        json!({}),
+        Way::Planned,
+    )
+    .await;
+    assert_eq!(generic(&app).await, before + 1.0);
+
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        mode: String,
+    }
+    let mode = || SqlBuilder::new("SELECT current_setting('plan_cache_mode') AS mode");
+    // One connection, so that the second session's transaction is on the first's.
+    let db = gateway::db::Db::connect(&app.serving_url, 1, std::time::Duration::from_secs(5))
+        .expect("pool");
+    let rc = gateway::auth::RequestContext::new(app.a.id, app.a.user_id, Role::User);
+    let session = db.session(&rc, Snapshot::Shared);
+    session.plan_generically();
+    let read: Vec<Mode> = session.read("Mode", mode()).await.expect("read");
+    assert_eq!(read[0].mode, "force_generic_plan");
+    drop(session);
+    db.settled().await;
+    let read: Vec<Mode> = db
+        .session(&rc, Snapshot::Shared)
+        .read("Mode", mode())
+        .await
+        .expect("read");
+    assert_eq!(read[0].mode, "auto");
 }

@@ -11,7 +11,7 @@
 //! A one-read session (`Db::read`, a mutation's nested reads, subscription events) is the same
 //! with READ COMMITTED: one round trip for the read, whatever the transaction control.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use diesel::deserialize::FromSqlRow;
@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 
 use crate::caller::RequestContext;
 use crate::db::sql::SqlBuilder;
-use crate::db::{begin, load, Conn, Counters, Db, Transaction, Who};
+use crate::db::{begin, load, Conn, Counters, Db, Plans, Transaction, Who};
 use crate::error::ApiError;
 
 /// How the session's transaction sees the database.
@@ -50,6 +50,9 @@ pub struct ReadSession {
     who: Who,
     snapshot: Snapshot,
     lease: OnceCell<Lease>,
+    /// Generic plans for the transaction's statements (see [`Plans`]), when asked for before
+    /// the first read.
+    generic_plans: AtomicBool,
     /// The first read that failed: its transaction is over, so every later read of the
     /// request gets the same answer (never a second try that could outlive an outage).
     failed: std::sync::OnceLock<ApiError>,
@@ -62,8 +65,15 @@ impl ReadSession {
             who,
             snapshot,
             lease: OnceCell::new(),
+            generic_plans: AtomicBool::new(false),
             failed: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Asks for generic plans (see [`Plans`]): every statement of the session will be made
+    /// of keys only. Too late once the session has begun its transaction.
+    pub fn plan_generically(&self) {
+        self.generic_plans.store(true, Ordering::Relaxed);
     }
 
     /// Runs one read statement; database errors are reported as errors of `entity`.
@@ -119,7 +129,12 @@ impl ReadSession {
                 None => Ok(None),
             }
         };
-        let (begun, rows) = futures::join!(begin(conn, self.snapshot.begin(), &self.who), rows);
+        let plans = match self.generic_plans.load(Ordering::Relaxed) {
+            true => Plans::Generic,
+            false => Plans::Auto,
+        };
+        let begun = begin(conn, self.snapshot.begin(), &self.who, plans);
+        let (begun, rows) = futures::join!(begun, rows);
         // Rows read for a caller who is refused are dropped unseen.
         begun?;
         *first = rows?;
@@ -187,6 +202,13 @@ pub enum Reads {
 }
 
 impl Reads {
+    /// See [`ReadSession::plan_generically`]; one-read sessions keep PostgreSQL's choice.
+    pub fn plan_generically(&self) {
+        if let Reads::Session(s) = self {
+            s.plan_generically();
+        }
+    }
+
     /// Runs one read statement; database errors are reported as errors of `entity`.
     pub async fn read<T>(&self, entity: &'static str, b: SqlBuilder) -> Result<Vec<T>, ApiError>
     where

@@ -230,6 +230,7 @@ pub(crate) fn compile(
         doc,
         op: &op.node,
         variables,
+        filtered: std::cell::Cell::new(false),
     };
     if f.arguments
         .iter()

@@ -18,6 +18,7 @@
 
 mod run;
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -40,6 +41,9 @@ use async_graphql::indexmap::IndexMap;
 /// A compiled query operation.
 pub struct Plan {
     fields: Vec<(Name, Root)>,
+    /// No list or relation of the plan has a `where`: all its statements are made of keys,
+    /// and run with generic plans ([`crate::db::Plans`]).
+    keys_only: bool,
 }
 
 /// The plan of a request, attached to its data for [`Planner`].
@@ -169,6 +173,7 @@ pub fn compile(
         doc,
         op: &op.node,
         variables,
+        filtered: Cell::new(false),
     };
     let mut fields = Vec::new();
     for (key, f) in c.collect(&op.node.selection_set.node, "Query")? {
@@ -178,13 +183,18 @@ pub fn compile(
         };
         fields.push((key, root));
     }
-    Some(Plan { fields })
+    Some(Plan {
+        fields,
+        keys_only: !c.filtered.get(),
+    })
 }
 
 pub(crate) struct Compiler<'d> {
     pub(crate) doc: &'d ExecutableDocument,
     pub(crate) op: &'d OperationDefinition,
     pub(crate) variables: &'d Variables,
+    /// Whether a `where` was read.
+    pub(crate) filtered: Cell<bool>,
 }
 
 impl<'d> Compiler<'d> {
@@ -229,8 +239,12 @@ impl<'d> Compiler<'d> {
     }
 
     fn args(&self, f: &Field) -> Option<Args> {
+        let filter = self.arg(f, "where")?;
+        if filter.is_some() {
+            self.filtered.set(true);
+        }
         Some(Args {
-            filter: self.arg(f, "where")?,
+            filter,
             order: self.arg(f, "orderBy")?,
             page: PageArgs {
                 first: self.int(f, "first")?,
@@ -468,6 +482,8 @@ impl<'d> Compiler<'d> {
 #[derive(Default)]
 pub struct PlanCounts {
     pub planned: AtomicU64,
+    /// Of the operations planned, those run with generic plans ([`Plan::keys_only`]).
+    pub generic: AtomicU64,
     pub given_up: AtomicU64,
 }
 
@@ -507,6 +523,9 @@ impl Extension for PlannerExtension {
             return next.run(ctx, operation_name).await;
         };
         self.counts.planned.fetch_add(1, Ordering::Relaxed);
+        if plan.keys_only {
+            self.counts.generic.fetch_add(1, Ordering::Relaxed);
+        }
         if self.mode != PlannedReads::Verify {
             return Response::new(data);
         }

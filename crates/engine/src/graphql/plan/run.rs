@@ -48,6 +48,9 @@ pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>) -> Option<G> {
         loader: ctx.data_opt::<RequestLoader>()?.loader(),
         limits: crud::page_limits_of(ctx.data_opt::<PageLimits>()),
     };
+    if plan.keys_only {
+        runner.reads.plan_generically();
+    }
     let values = try_join_all(plan.fields.iter().map(|(_, f)| runner.root(f)))
         .await
         .ok()?;
