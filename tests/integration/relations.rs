@@ -205,11 +205,14 @@ async fn statements_per_level(mode: PlannedReads) {
         )
         .await;
     }
-    let shapes: [(&str, &str, Json, u64); 5] = [
+    // (name, query, variables, levels: one statement each, round trips when planned: a
+    // plan reads a level's relations in its round trip when the level has few rows).
+    let shapes: [(&str, &str, Json, u64, u64); 5] = [
         (
             "by id",
             "query($t: ID!) { forumThread(id: $t) { id title slug createdAt } }",
             json!({ "t": thread }),
+            1,
             1,
         ),
         (
@@ -217,11 +220,13 @@ async fn statements_per_level(mode: PlannedReads) {
             "{ forumThreads(first: 5, orderBy: [{title: ASC}]) { totalCount pageInfo { hasNextPage } nodes { id } } }",
             json!({}),
             1,
+            1,
         ),
         (
             "a later page and its count",
             "query($a: String) { forumThreads(first: 5, after: $a) { totalCount nodes { id } } }",
             json!({ "a": Json::Null }),
+            1,
             1,
         ),
         (
@@ -229,12 +234,15 @@ async fn statements_per_level(mode: PlannedReads) {
             "query($c: ID!) { forumCategory(id: $c) { name threads(first: 20, orderBy: [{id: ASC}]) { totalCount nodes { title posts(first: 10, orderBy: [{id: ASC}]) { totalCount nodes { content author { name } } } } } } }",
             json!({ "c": f.category }),
             4,
+            // The category, its threads and their posts; then the posts' authors.
+            2,
         ),
         (
             "workflow > executions > node executions",
             "query($w: ID!) { workflow(id: $w) { name executions(first: 10, orderBy: [{startedAt: DESC}]) { nodes { status nodeExecutions { nodes { nodeId status } } } } } }",
             json!({ "w": workflow }),
             3,
+            1,
         ),
     ];
     // A write: BEGIN and gateway_enter share a round trip; then the insert, its audit row
@@ -248,14 +256,18 @@ async fn statements_per_level(mode: PlannedReads) {
         (6, 5),
         "a create's statements and round trips"
     );
-    for (name, query, vars, levels) in shapes {
+    for (name, query, vars, levels, planned_trips) in shapes {
         // Once to prepare the statements, then counted.
         cost(&app, query, vars.clone()).await;
         let (statements, trips) = cost(&app, query, vars).await;
         // BEGIN and gateway_enter ride with the first level's statement; COMMIT is sent
         // after the response.
         assert_eq!(statements, levels + 3, "{name} ({mode:?}): statements");
-        assert_eq!(trips, levels + 1, "{name} ({mode:?}): round trips");
+        let on_path = match mode {
+            PlannedReads::Off => levels,
+            _ => planned_trips,
+        };
+        assert_eq!(trips, on_path + 1, "{name} ({mode:?}): round trips");
     }
     // Every shape's query was answered by its plan, or by the executor when plans are off.
     let (_, _, text) = app.send(scrape(Some("127.0.0.1"))).await;
@@ -492,4 +504,68 @@ async fn partial_selections_read_every_field_they_ask_for() {
         .map(|t| t["title"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(got, titles[2..4].to_vec());
+}
+
+/// A plan reads a level's relations in the level's own round trip when the level has few rows
+/// (the level's statement embedded as their parents, run again in the same snapshot). Pages
+/// of every kind (backwards, counted, filtered, under a root list, `hasOne`) answer as the
+/// executor answers them: the first app verifies every planned query against it; the second
+/// counts the plan's round trips alone.
+#[tokio::test]
+async fn relations_of_few_rows_are_read_in_their_parents_round_trip() {
+    let verifying = TestApp::new().await;
+    let counting = TestApp::with_limits(Limits {
+        planned_reads: PlannedReads::On,
+        ..Limits::default()
+    })
+    .await;
+    for app in [&verifying, &counting] {
+        let f = forum(app, "ahead", 6).await;
+        app.ok(
+            &app.a.user,
+            "mutation { createProfile(input: {fullName: \"Ahead\"}) { id } }",
+            json!({}),
+        )
+        .await;
+        let shapes: [(&str, &str, Json, u64); 5] = [
+            (
+                "backwards and counted, two levels down",
+                "query($c: ID!) { forumCategory(id: $c) { name threads(last: 3, orderBy: [{id: ASC}]) { totalCount pageInfo { hasPreviousPage startCursor } edges { cursor node { title posts(first: 2, orderBy: [{id: DESC}]) { totalCount pageInfo { hasNextPage } nodes { content } } } } } } }",
+                json!({ "c": f.category }),
+                1,
+            ),
+            (
+                "filtered",
+                "query($c: ID!) { forumCategory(id: $c) { threads(first: 5, where: {title: {contains: \"ahead 0\"}}) { nodes { title posts { nodes { content } } } } } }",
+                json!({ "c": f.category }),
+                1,
+            ),
+            (
+                "under a root list, then the authors",
+                "{ forumThreads(first: 3, orderBy: [{id: ASC}]) { nodes { title posts(first: 2) { nodes { content author { name } } } } } }",
+                json!({}),
+                2,
+            ),
+            (
+                "hasOne",
+                "query($u: ID!) { user(id: $u) { name profile { fullName } } }",
+                json!({ "u": app.a.user_id }),
+                1,
+            ),
+            (
+                "a missing root",
+                "query($c: ID!) { forumCategory(id: $c) { threads { nodes { title } } } }",
+                json!({ "c": "00000000-0000-4000-8000-000000000000" }),
+                1,
+            ),
+        ];
+        for (name, query, vars, trips) in shapes {
+            cost(app, query, vars.clone()).await;
+            let (_, counted) = cost(app, query, vars).await;
+            if std::ptr::eq(app, &counting) {
+                // COMMIT is sent after the response.
+                assert_eq!(counted, trips + 1, "{name}: round trips");
+            }
+        }
+    }
 }

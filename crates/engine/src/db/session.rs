@@ -81,65 +81,90 @@ impl ReadSession {
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
+        let mut all = self.read_all(vec![(entity, b)]).await?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// Runs read statements together: pipelined, in one round trip (with the transaction's
+    /// opening when they are the session's first). Each one's database errors are reported
+    /// as errors of its entity.
+    pub async fn read_all<T>(
+        &self,
+        reads: Vec<(&'static str, SqlBuilder)>,
+    ) -> Result<Vec<Vec<T>>, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
         if let Some(e) = self.failed.get() {
             return Err(e.clone());
         }
-        let read = self.read_once(entity, b).await;
+        let read = self.read_once(reads).await;
         if let Err(e) = &read {
             let _ = self.failed.set(e.clone());
         }
         read
     }
 
-    async fn read_once<T>(&self, entity: &'static str, b: SqlBuilder) -> Result<Vec<T>, ApiError>
+    async fn read_once<T>(
+        &self,
+        reads: Vec<(&'static str, SqlBuilder)>,
+    ) -> Result<Vec<Vec<T>>, ApiError>
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
-        let mut pending = Some(b);
+        let mut pending = Some(reads);
         let mut first = None;
         let lease = self
             .lease
-            .get_or_try_init(|| self.open(entity, &mut pending, &mut first))
+            .get_or_try_init(|| self.open(&mut pending, &mut first))
             .await?;
         if let Some(rows) = first {
             return Ok(rows);
         }
         match pending {
-            Some(b) => load(lease.conn()?, b, entity).await,
+            Some(reads) => load_all(lease.conn()?, reads).await,
             None => Err(ApiError::internal("a read of the session was lost")),
         }
     }
 
     /// Borrows a connection and begins the transaction, entered as the session's caller,
-    /// with the first read in the same round trip.
+    /// with the first reads in the same round trip.
     async fn open<T>(
         &self,
-        entity: &'static str,
-        pending: &mut Option<SqlBuilder>,
-        first: &mut Option<Vec<T>>,
+        pending: &mut Option<Vec<(&'static str, SqlBuilder)>>,
+        first: &mut Option<Vec<Vec<T>>>,
     ) -> Result<Lease, ApiError>
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
         let lease = Lease::new(self.db.counters.clone(), self.db.get().await?);
         let conn = lease.conn()?;
-        let rows = async {
-            match pending.take() {
-                Some(b) => load::<T>(conn, b, entity).await.map(Some),
-                None => Ok(None),
-            }
-        };
         let plans = match self.generic_plans.load(Ordering::Relaxed) {
             true => Plans::Generic,
             false => Plans::Auto,
         };
         let begun = begin(conn, self.snapshot.begin(), &self.who, plans);
+        let rows = load_all(conn, pending.take().unwrap_or_default());
         let (begun, rows) = futures::join!(begun, rows);
         // Rows read for a caller who is refused are dropped unseen.
         begun?;
-        *first = rows?;
+        *first = Some(rows?);
         Ok(lease)
     }
+}
+
+/// Runs statements on `conn` together (pipelined), each to its end even when another fails.
+async fn load_all<T>(
+    conn: &Conn,
+    reads: Vec<(&'static str, SqlBuilder)>,
+) -> Result<Vec<Vec<T>>, ApiError>
+where
+    T: FromSqlRow<Untyped, Pg> + Send + 'static,
+{
+    futures::future::join_all(reads.into_iter().map(|(entity, b)| load(conn, b, entity)))
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// The session's connection, inside the transaction it began. Dropping it commits in the
@@ -202,6 +227,11 @@ pub enum Reads {
 }
 
 impl Reads {
+    /// Whether every read sees the same snapshot: a statement run twice finds the same rows.
+    pub fn one_snapshot(&self) -> bool {
+        matches!(self, Reads::Session(s) if s.snapshot == Snapshot::Shared)
+    }
+
     /// See [`ReadSession::plan_generically`]; one-read sessions keep PostgreSQL's choice.
     pub fn plan_generically(&self) {
         if let Reads::Session(s) = self {
@@ -217,6 +247,24 @@ impl Reads {
         match self {
             Reads::Session(s) => s.read(entity, b).await,
             Reads::Each(db, rc) => db.read(rc, entity, b).await,
+        }
+    }
+
+    /// Runs read statements together (see [`ReadSession::read_all`]); one-read sessions run
+    /// each in its own.
+    pub async fn read_all<T>(
+        &self,
+        reads: Vec<(&'static str, SqlBuilder)>,
+    ) -> Result<Vec<Vec<T>>, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
+        match self {
+            Reads::Session(s) => s.read_all(reads).await,
+            Reads::Each(db, rc) => {
+                futures::future::try_join_all(reads.into_iter().map(|(e, b)| db.read(rc, e, b)))
+                    .await
+            }
         }
     }
 }

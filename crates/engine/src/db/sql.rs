@@ -216,7 +216,7 @@ impl SortOrder {
 }
 
 /// Accumulates SQL text and its bind values, numbering placeholders.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct SqlBuilder {
     pub sql: String,
     binds: Vec<Value>,
@@ -259,6 +259,24 @@ impl SqlBuilder {
             ColumnType::Enum(name) => write!(self.sql, "::\"{name}\"").ok(),
             _ => None,
         };
+        self
+    }
+
+    /// Appends `other`'s text (a statement used as a subquery), its placeholders numbered
+    /// after this builder's.
+    pub fn embed(&mut self, other: &SqlBuilder) -> &mut Self {
+        let mut at = 0;
+        for (&(start, len), value) in other.marks.iter().zip(&other.binds) {
+            self.sql
+                .push_str(other.sql.get(at..start).unwrap_or_default());
+            self.binds.push(value.clone());
+            let n = self.binds.len();
+            let mark = self.sql.len();
+            write!(self.sql, "${n}").ok();
+            self.marks.push((mark, self.sql.len() - mark));
+            at = start + len;
+        }
+        self.sql.push_str(other.sql.get(at..).unwrap_or_default());
         self
     }
 
@@ -633,5 +651,47 @@ impl SqlBuilder {
                 self.bind(v.clone(), k.col.ty, false);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedded_statement_numbers_its_placeholders_after_the_outer_ones() {
+        let mut inner = SqlBuilder::new("SELECT id FROM x t WHERE t.a = ");
+        inner.bind(Value::Int(7), ColumnType::Int, false);
+        inner.push(" AND t.b = ");
+        inner.bind(Value::Text("e".into()), ColumnType::Enum("kind"), false);
+        inner.push(" LIMIT ");
+        inner.bind(Value::BigInt(3), ColumnType::BigInt, false);
+        let mut outer = SqlBuilder::new("SELECT * FROM y WHERE y.c = ");
+        outer.bind(Value::Int(1), ColumnType::Int, false);
+        outer.push(" AND y.id IN (");
+        outer.embed(&inner);
+        outer.push(") AND y.d = ");
+        outer.bind(Value::Int(2), ColumnType::Int, false);
+        assert_eq!(
+            outer.sql,
+            "SELECT * FROM y WHERE y.c = $1 AND y.id IN (SELECT id FROM x t WHERE t.a = $2 \
+             AND t.b = $3::\"kind\" LIMIT $4) AND y.d = $5"
+        );
+        assert_eq!(
+            outer.binds,
+            vec![
+                Value::Int(1),
+                Value::Int(7),
+                Value::Text("e".into()),
+                Value::BigInt(3),
+                Value::Int(2)
+            ]
+        );
+        let spans: Vec<&str> = outer
+            .marks
+            .iter()
+            .map(|&(start, len)| &outer.sql[start..start + len])
+            .collect();
+        assert_eq!(spans, ["$1", "$2", "$3", "$4", "$5"]);
     }
 }

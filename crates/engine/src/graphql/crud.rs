@@ -343,6 +343,13 @@ pub(crate) struct ListQuery {
     pub(crate) cursors: Cursors,
 }
 
+impl ListQuery {
+    /// The most rows its statement reads.
+    pub(crate) fn rows(&self) -> i64 {
+        self.n + 1
+    }
+}
+
 /// The cursors a page is asked for: every edge's, its start and end cursors, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursors {

@@ -195,6 +195,7 @@ impl RowLoader {
 }
 
 /// What a relation connection asks for, shared by all its parents.
+#[derive(Clone)]
 pub struct ChildSpec {
     /// The columns the children's selection reads (with `fk` and the sort keys).
     pub columns: ColumnSet,
@@ -214,6 +215,19 @@ pub struct ChildSpec {
 }
 
 impl ChildSpec {
+    /// The same pages with no more than their ids (and what they are grouped and ordered by),
+    /// uncounted: what a statement needs of them as parents.
+    pub fn ids_only(&self, meta: &EntityMeta) -> ChildSpec {
+        ChildSpec {
+            columns: ColumnSet::empty(meta)
+                .with(meta.id_column())
+                .with(self.fk)
+                .with_keys(&self.keys),
+            with_total: false,
+            ..self.clone()
+        }
+    }
+
     pub fn fingerprint_of(
         fk: &ColumnMeta,
         filter: &Filter,
@@ -310,6 +324,18 @@ impl RowLoader {
         spec: &ChildSpec,
         parents: Vec<Uuid>,
     ) -> Result<HashMap<Uuid, Vec<Keyed>>, LoadError> {
+        let b = self.pages_statement(meta, spec, Parents::Ids(parents));
+        Ok(by_parent(spec, self.fetch(meta, b).await?))
+    }
+
+    /// The statement of [`Self::pages_of`], for parents given by id or by the statement that
+    /// reads them.
+    pub(crate) fn pages_statement(
+        &self,
+        meta: &'static EntityMeta,
+        spec: &ChildSpec,
+        parents: Parents<'_>,
+    ) -> SqlBuilder {
         let reversed: Vec<SortKey> = spec.keys.iter().map(SortKey::reversed).collect();
         let order = if spec.backward { &reversed } else { &spec.keys };
         let scoped = Filter::and(vec![
@@ -319,16 +345,33 @@ impl RowLoader {
         // Up to limit rows per parent, in one statement for all parents; with their
         // totals, counted once per parent in a CTE over the filter without cursors.
         let mut b = SqlBuilder::new("");
+        let mut with = "WITH";
+        if let Parents::Of(parents) = &parents {
+            // Their statement again, in the same snapshot: the same rows.
+            b.push("WITH \"__parents\" AS (SELECT \"__q\".id, row_number() OVER () AS n FROM (");
+            b.embed(parents);
+            b.push(") \"__q\") ");
+            with = ",";
+        }
         if spec.with_total {
-            b.push("WITH \"__count\" AS (SELECT ");
+            b.push(with);
+            b.push(" \"__count\" AS (SELECT ");
             b.column(spec.fk);
             b.push(&format!(
                 " AS p, count(*) AS n FROM \"{}\" t WHERE ",
                 meta.table
             ));
-            b.column(spec.fk).push(" = ANY(");
-            b.bind(Value::UuidList(parents.clone()), ColumnType::Uuid, true);
-            b.push(") AND ");
+            match &parents {
+                Parents::Ids(ids) => {
+                    b.column(spec.fk).push(" = ANY(");
+                    b.bind(Value::UuidList(ids.clone()), ColumnType::Uuid, true);
+                    b.push(")");
+                }
+                Parents::Of(_) => {
+                    b.column(spec.fk).push(" IN (SELECT id FROM \"__parents\")");
+                }
+            }
+            b.push(" AND ");
             b.filter(&scoped);
             b.push(" GROUP BY ");
             b.column(spec.fk);
@@ -336,9 +379,18 @@ impl RowLoader {
         }
         // Each parent's page is a top-N read of its own children (an index scan and a
         // bounded sort), numbered in its order, joined laterally to the list of parents.
-        b.push("SELECT s.* FROM unnest(");
-        b.bind(Value::UuidList(parents), ColumnType::Uuid, true);
-        b.push(") WITH ORDINALITY AS \"__p\"(id, n) CROSS JOIN LATERAL (SELECT q.*");
+        b.push("SELECT s.* FROM ");
+        match parents {
+            Parents::Ids(ids) => {
+                b.push("unnest(");
+                b.bind(Value::UuidList(ids), ColumnType::Uuid, true);
+                b.push(") WITH ORDINALITY");
+            }
+            Parents::Of(_) => {
+                b.push("\"__parents\"");
+            }
+        }
+        b.push(" AS \"__p\"(id, n) CROSS JOIN LATERAL (SELECT q.*");
         if spec.with_total {
             b.push(", (SELECT c.n FROM \"__count\" c WHERE c.p = \"__p\".id) AS \"__total\"");
         }
@@ -359,15 +411,28 @@ impl RowLoader {
         b.order_by(order);
         b.limit(spec.limit);
         b.push(") q) s ORDER BY \"__p\".n, s.\"__rn\"");
-        let rows: Vec<Row> = self.fetch(meta, b).await?;
-        let mut by_parent: HashMap<Uuid, Vec<Keyed>> = HashMap::new();
-        for row in rows.into_iter().map(Keyed::from) {
-            if let Value::Uuid(p) = *row.row.get(spec.fk) {
-                by_parent.entry(p).or_default().push(row);
-            }
-        }
-        Ok(by_parent)
+        b
     }
+}
+
+/// Where the parents of a page statement come from.
+pub(crate) enum Parents<'a> {
+    /// Their ids, bound as an array.
+    Ids(Vec<Uuid>),
+    /// The statement that reads them (selecting their `id`), embedded: the pages can be read
+    /// in the same round trip as their parents.
+    Of(&'a SqlBuilder),
+}
+
+/// The rows of a page statement, by parent.
+pub(crate) fn by_parent(spec: &ChildSpec, rows: Vec<Row>) -> HashMap<Uuid, Vec<Keyed>> {
+    let mut by_parent: HashMap<Uuid, Vec<Keyed>> = HashMap::new();
+    for row in rows.into_iter().map(Keyed::from) {
+        if let Value::Uuid(p) = *row.row.get(spec.fk) {
+            by_parent.entry(p).or_default().push(row);
+        }
+    }
+    by_parent
 }
 
 /// One parent's share of a relation connection's `totalCount`.

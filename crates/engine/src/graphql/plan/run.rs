@@ -15,10 +15,12 @@ use uuid::Uuid;
 use super::{Args, Conn, ConnField, EdgeField, InfoField, Obj, ObjField, Plan, Root};
 use crate::caller::RequestContext;
 use crate::db::session::Reads;
+use crate::db::sql::SqlBuilder;
 use crate::db::value::Value;
+use crate::graphql::columns::ColumnSet;
 use crate::graphql::crud::{self, CountRow, ListQuery, PageLimits};
 use crate::graphql::input;
-use crate::graphql::loaders::{ChildSpec, RequestLoader, RowLoader};
+use crate::graphql::loaders::{by_parent, ChildSpec, Parents, RequestLoader, RowLoader};
 use crate::graphql::meta::{EntityMeta, RelationLink};
 use crate::graphql::page::{CountSource, Keyed, Page};
 use crate::graphql::row::Row;
@@ -38,6 +40,74 @@ impl From<async_graphql::Error> for GiveUp {
     fn from(_: async_graphql::Error) -> Self {
         GiveUp
     }
+}
+
+/// Rows per level up to which the level's relations are read in the same round trip as the
+/// level itself, its statement embedded in theirs as their parents (PostgreSQL runs it again,
+/// in the same snapshot, so it finds the same rows). Re-reading a few rows costs less than a
+/// round trip; re-reading many would not.
+const AHEAD_MAX_ROWS: i64 = 50;
+
+/// What was read ahead under an object: for each of its fields (by position), the pages of
+/// that relation for all the object's rows, and what was read ahead under their objects.
+#[derive(Default)]
+struct Ahead(Vec<Option<Pages>>);
+
+/// A relation's pages by parent, and what was read ahead under their objects.
+type Pages = (HashMap<Uuid, Vec<Keyed>>, Vec<Ahead>);
+
+impl Ahead {
+    fn take(&mut self, i: usize) -> Option<Pages> {
+        self.0.get_mut(i).and_then(Option::take)
+    }
+}
+
+/// Where the statements read ahead under an object are among a level's reads.
+struct AheadPlan(Vec<Option<AheadStep>>);
+
+struct AheadStep {
+    at: usize,
+    spec: Arc<ChildSpec>,
+    under: Vec<AheadPlan>,
+}
+
+impl AheadPlan {
+    fn fill(self, results: &mut [Vec<Row>]) -> Ahead {
+        Ahead(
+            self.0
+                .into_iter()
+                .map(|step| {
+                    let step = step?;
+                    let rows = results.get_mut(step.at).map(std::mem::take)?;
+                    let under = step.under.into_iter().map(|p| p.fill(results)).collect();
+                    Some((by_parent(&step.spec, rows), under))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A read of `meta`'s rows for their ids alone.
+fn ids_only(meta: &EntityMeta) -> ColumnSet {
+    ColumnSet::empty(meta).with(meta.id_column())
+}
+
+/// The objects of a connection's nodes (`nodes`, then each `edges { node }`), in order.
+fn conn_objs(conn: &Conn) -> Vec<&Obj> {
+    conn.fields
+        .iter()
+        .flat_map(|(_, f)| match f {
+            ConnField::Nodes(obj) => vec![obj],
+            ConnField::Edges(edge) => edge
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    EdgeField::Node(obj) => Some(obj),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
 }
 
 /// The operation's `data`, or `None` when the executor must answer it.
@@ -79,9 +149,15 @@ impl<'a> Runner<'a> {
             Root::Get { meta, id, obj } => {
                 let id = input::id(&input::id_of(id).unwrap_or_default(), "", "id")?;
                 let b = crud::get_statement(meta, self.rc, id, &obj.columns);
-                let rows: Vec<Row> = self.reads.read(meta.name, b).await?;
+                let ids = || crud::get_statement(meta, self.rc, id, &ids_only(meta));
+                let (rows, mut ahead) = self.level(meta, b, ids, 1, &[obj]).await?;
+                let ahead = ahead.pop().unwrap_or_default();
                 match rows.first() {
-                    Some(row) => Ok(self.objects(obj, &[row]).await?.pop().unwrap_or_default()),
+                    Some(row) => Ok(self
+                        .objects(obj, &[row], ahead)
+                        .await?
+                        .pop()
+                        .unwrap_or_default()),
                     None => Ok(G::Null),
                 }
             }
@@ -89,15 +165,119 @@ impl<'a> Runner<'a> {
                 let q = self.query(meta, args, conn)?;
                 let (b, scoped) =
                     crud::list_statement(meta, self.rc, &q, &conn.columns, conn.with_total);
-                let rows: Vec<Row> = self.reads.read(meta.name, b).await?;
+                let ids = || crud::list_statement(meta, self.rc, &q, &ids_only(meta), false).0;
+                let objs = conn_objs(conn);
+                let (rows, ahead) = self.level(meta, b, ids, q.rows(), &objs).await?;
                 let page = crud::list_page(meta, &q, rows, scoped, conn.with_total);
                 Ok(self
-                    .connections(conn, vec![page])
+                    .connections(conn, vec![page], ahead)
                     .await?
                     .pop()
                     .unwrap_or_default())
             }
         }
+    }
+
+    /// Reads `b`, the statement of a level of at most `rows` rows whose objects are `objs`,
+    /// with what can be read ahead under them, in one round trip; `ids` reads the same rows'
+    /// ids alone, for the statements read ahead to find their parents by.
+    async fn level(
+        &self,
+        meta: &'static EntityMeta,
+        b: SqlBuilder,
+        ids: impl FnOnce() -> SqlBuilder,
+        rows: i64,
+        objs: &[&Obj],
+    ) -> Out<(Vec<Row>, Vec<Ahead>)> {
+        let mut reads = Vec::new();
+        // Only where the level's statement, run again, finds the same rows.
+        let ahead = rows <= AHEAD_MAX_ROWS
+            && self.reads.one_snapshot()
+            && objs.iter().any(|obj| {
+                obj.fields
+                    .iter()
+                    .any(|(_, f)| matches!(f, ObjField::Children(..) | ObjField::Child(..)))
+            });
+        let plans = match ahead {
+            true => {
+                let ids = ids();
+                objs.iter()
+                    .map(|obj| self.plan_ahead(obj, &ids, rows, &mut reads))
+                    .collect::<Out<Vec<_>>>()?
+            }
+            false => Vec::new(),
+        };
+        reads.insert(0, (meta.name, b));
+        let mut results: Vec<Vec<Row>> = self.reads.read_all(reads).await?;
+        let own = results.first_mut().map(std::mem::take).unwrap_or_default();
+        let rest = results.get_mut(1..).unwrap_or_default();
+        // `at` counts from the first read ahead, behind the level's own.
+        let ahead = plans.into_iter().map(|p| p.fill(rest)).collect();
+        Ok((own, ahead))
+    }
+
+    /// The pages of `obj`'s relations, read with `parent` (the statement of `obj`'s rows, at
+    /// most `rows` of them) when it reads few enough, and theirs further down; their
+    /// statements are appended to `reads`.
+    fn plan_ahead(
+        &self,
+        obj: &Obj,
+        parent: &SqlBuilder,
+        rows: i64,
+        reads: &mut Vec<(&'static str, SqlBuilder)>,
+    ) -> Out<AheadPlan> {
+        let mut steps = Vec::with_capacity(obj.fields.len());
+        for (_, f) in &obj.fields {
+            let step = match f {
+                _ if rows > AHEAD_MAX_ROWS => None,
+                ObjField::Children(link, list) => {
+                    let (args, conn) = list.as_ref();
+                    let q = self.query(link.target, args, conn)?;
+                    let spec = crud::child_spec(&q, link.fk, conn.columns.clone(), conn.with_total);
+                    Some(self.step(link.target, spec, parent, rows, &conn_objs(conn), reads)?)
+                }
+                ObjField::Child(link, child) => {
+                    let spec = crud::one_child_spec(link.target, link.fk, child.columns.clone());
+                    Some(self.step(link.target, spec, parent, rows, &[child], reads)?)
+                }
+                _ => None,
+            };
+            steps.push(step);
+        }
+        Ok(AheadPlan(steps))
+    }
+
+    fn step(
+        &self,
+        meta: &'static EntityMeta,
+        spec: Arc<ChildSpec>,
+        parent: &SqlBuilder,
+        rows: i64,
+        objs: &[&Obj],
+        reads: &mut Vec<(&'static str, SqlBuilder)>,
+    ) -> Out<AheadStep> {
+        let b = self
+            .loader
+            .pages_statement(meta, &spec, Parents::Of(parent));
+        let rows = rows.saturating_mul(spec.limit);
+        let under = match rows > AHEAD_MAX_ROWS {
+            true => Vec::new(),
+            false => {
+                let lean = spec.ids_only(meta);
+                let ids = self
+                    .loader
+                    .pages_statement(meta, &lean, Parents::Of(parent));
+                objs.iter()
+                    .map(|obj| self.plan_ahead(obj, &ids, rows, reads))
+                    .collect::<Out<Vec<_>>>()?
+            }
+        };
+        reads.push((meta.name, b));
+        Ok(AheadStep {
+            at: reads.len() - 1,
+            spec,
+            under,
+        })
     }
 
     fn query(&self, meta: &'static EntityMeta, args: &Args, conn: &Conn) -> Out<ListQuery> {
@@ -107,12 +287,23 @@ impl<'a> Runner<'a> {
         Ok(q)
     }
 
-    /// The values of `obj` for each of `rows`, in their order.
-    fn objects<'s>(&'s self, obj: &'s Obj, rows: &'s [&'s Row]) -> BoxFuture<'s, Out<Vec<G>>> {
+    /// The values of `obj` for each of `rows`, in their order; `ahead`, what was read with
+    /// the rows.
+    fn objects<'s>(
+        &'s self,
+        obj: &'s Obj,
+        rows: &'s [&'s Row],
+        mut ahead: Ahead,
+    ) -> BoxFuture<'s, Out<Vec<G>>> {
         async move {
             // Each relation's values for every row, read together with the others'.
-            let related =
-                try_join_all(obj.fields.iter().map(|(_, f)| self.related(f, rows))).await?;
+            let related = try_join_all(
+                obj.fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, f))| self.related(f, rows, ahead.take(i))),
+            )
+            .await?;
             let mut related: Vec<std::vec::IntoIter<G>> =
                 related.into_iter().map(Vec::into_iter).collect();
             let mut out = Vec::with_capacity(rows.len());
@@ -128,20 +319,24 @@ impl<'a> Runner<'a> {
         .boxed()
     }
 
-    /// A relation field's value for each of `rows` (empty for a field of the row itself).
-    async fn related(&self, f: &ObjField, rows: &[&Row]) -> Out<Vec<G>> {
+    /// A relation field's value for each of `rows` (empty for a field of the row itself);
+    /// `ahead`, its pages if they were read with the rows.
+    async fn related(&self, f: &ObjField, rows: &[&Row], ahead: Option<Pages>) -> Out<Vec<G>> {
         match f {
             ObjField::Typename | ObjField::Column(_) => Ok(Vec::new()),
             ObjField::Parent(link, obj) => self.parents(link, obj, rows).await,
             ObjField::Child(link, obj) => {
                 let spec = crud::one_child_spec(link.target, link.fk, obj.columns.clone());
-                let mut pages = self.children(link.target, &spec, rows).await?;
+                let (mut pages, mut under) = self
+                    .children(link.target, &spec, rows, &[obj], ahead)
+                    .await?;
+                let under = under.pop().unwrap_or_default();
                 let firsts: Vec<Option<Row>> = pages
                     .iter_mut()
                     .map(|p| (!p.is_empty()).then(|| p.swap_remove(0).row))
                     .collect();
                 let found: Vec<&Row> = firsts.iter().flatten().collect();
-                let mut values = self.objects(obj, &found).await?.into_iter();
+                let mut values = self.objects(obj, &found, under).await?.into_iter();
                 Ok(firsts
                     .iter()
                     .map(|r| match r {
@@ -155,13 +350,15 @@ impl<'a> Runner<'a> {
                 let meta = link.target;
                 let q = self.query(meta, args, conn)?;
                 let spec = crud::child_spec(&q, link.fk, conn.columns.clone(), conn.with_total);
-                let pages = self.children(meta, &spec, rows).await?;
+                let (pages, under) = self
+                    .children(meta, &spec, rows, &conn_objs(conn), ahead)
+                    .await?;
                 let pages = rows
                     .iter()
                     .zip(pages)
                     .map(|(row, keyed)| crud::child_page(meta, &q, row.id(), &spec, keyed))
                     .collect();
-                self.connections(conn, pages).await
+                self.connections(conn, pages, under).await
             }
         }
     }
@@ -183,7 +380,7 @@ impl<'a> Runner<'a> {
             by_id.await?.into_values().collect()
         };
         let refs: Vec<&Row> = found.iter().collect();
-        let values = self.objects(obj, &refs).await?;
+        let values = self.objects(obj, &refs, Ahead::default()).await?;
         let by_id: HashMap<Uuid, G> = found.iter().map(Row::id).zip(values).collect();
         Ok(ids
             .iter()
@@ -194,24 +391,42 @@ impl<'a> Runner<'a> {
             .collect())
     }
 
-    /// Each of `rows`' children as `spec` reads them, in one statement.
+    /// Each of `rows`' children as `spec` reads them, in one statement (unless `ahead` has
+    /// them already), with what is read ahead under their objects `objs`.
     async fn children(
         &self,
         meta: &'static EntityMeta,
         spec: &Arc<ChildSpec>,
         rows: &[&Row],
-    ) -> Out<Vec<Vec<Keyed>>> {
+        objs: &[&Obj],
+        ahead: Option<Pages>,
+    ) -> Out<(Vec<Vec<Keyed>>, Vec<Ahead>)> {
         let parents: Vec<Uuid> = rows.iter().map(|r| r.id()).collect();
         if parents.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
-        let mut pages = self.loader.pages_of(meta, spec, parents.clone()).await?;
+        let (mut pages, under) = match ahead {
+            Some(read) => read,
+            None => {
+                let most = (parents.len() as i64).saturating_mul(spec.limit);
+                let b = self
+                    .loader
+                    .pages_statement(meta, spec, Parents::Ids(parents.clone()));
+                let ids = || {
+                    let lean = spec.ids_only(meta);
+                    self.loader
+                        .pages_statement(meta, &lean, Parents::Ids(parents.clone()))
+                };
+                let (rows, under) = self.level(meta, b, ids, most, objs).await?;
+                (by_parent(spec, rows), under)
+            }
+        };
         // A parent listed twice (reached along two paths) gets a copy of its page.
         let mut left: HashMap<Uuid, usize> = HashMap::new();
         for p in &parents {
             *left.entry(*p).or_default() += 1;
         }
-        Ok(parents
+        let pages = parents
             .iter()
             .map(|p| {
                 let n = left.entry(*p).or_default();
@@ -222,33 +437,27 @@ impl<'a> Runner<'a> {
                     pages.get(p).cloned().unwrap_or_default()
                 }
             })
-            .collect())
+            .collect();
+        Ok((pages, under))
     }
 
     /// The values of `conn` for each of `pages`: their nodes' relations read for all pages
     /// at once.
-    async fn connections(&self, conn: &Conn, pages: Vec<Page>) -> Out<Vec<G>> {
+    async fn connections(&self, conn: &Conn, pages: Vec<Page>, ahead: Vec<Ahead>) -> Out<Vec<G>> {
         let rows: Vec<&Row> = pages
             .iter()
             .flat_map(|p| p.edges.iter().map(|e| &e.node))
             .collect();
-        let objs: Vec<&Obj> = conn
-            .fields
-            .iter()
-            .flat_map(|(_, f)| match f {
-                ConnField::Nodes(obj) => vec![obj],
-                ConnField::Edges(edge) => edge
-                    .iter()
-                    .filter_map(|(_, e)| match e {
-                        EdgeField::Node(obj) => Some(obj),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            })
+        let mut ahead = ahead.into_iter();
+        let objs: Vec<(&Obj, Ahead)> = conn_objs(conn)
+            .into_iter()
+            .map(|obj| (obj, ahead.next().unwrap_or_default()))
             .collect();
         let (nodes, totals) = futures::join!(
-            try_join_all(objs.iter().map(|obj| self.objects(obj, &rows))),
+            try_join_all(
+                objs.into_iter()
+                    .map(|(obj, ahead)| self.objects(obj, &rows, ahead))
+            ),
             self.totals(conn, &pages)
         );
         let mut nodes: Vec<std::vec::IntoIter<G>> =
