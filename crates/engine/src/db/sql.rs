@@ -383,23 +383,31 @@ impl SqlBuilder {
         self.select_columns(meta, None)
     }
 
-    /// The same with only the columns in `only` read; the others are `NULL`, so the row
-    /// keeps its shape.
+    /// The same with only the columns in `only` read (and the id, always), each named by its
+    /// position in the metadata (`Row` puts it in its place); a compact set's keep their names.
     pub fn select_columns(&mut self, meta: &EntityMeta, only: Option<&ColumnSet>) -> &mut Self {
+        let mut first = true;
         for (i, c) in meta.columns.iter().enumerate() {
-            if i > 0 {
+            let by_position = match only {
+                None => false,
+                Some(set) if i > 0 && !set.contains(i) => continue,
+                Some(set) => !set.is_compact(),
+            };
+            if !first {
                 self.sql.push_str(", ");
             }
-            if only.is_some_and(|set| !set.contains(i)) {
-                write!(self.sql, "NULL AS \"{}\"", c.column).ok();
-                continue;
-            }
+            first = false;
             let cast = match (c.ty, c.list) {
                 (ColumnType::Enum(_), false) => "::text",
                 (ColumnType::Enum(_), true) => "::text[]",
                 _ => "",
             };
-            write!(self.sql, "t.\"{0}\"{cast} AS \"{0}\"", c.column).ok();
+            write!(self.sql, "t.\"{}\"{cast} AS ", c.column).ok();
+            match by_position {
+                true => write!(self.sql, "\"{i}\""),
+                false => write!(self.sql, "\"{}\"", c.column),
+            }
+            .ok();
         }
         self
     }

@@ -1,8 +1,8 @@
 //! Which columns a field's selection reads.
 //!
-//! A read selects those columns and writes `NULL` in the place of the others, so PostgreSQL
-//! neither reads nor sends, and the gateway neither decodes nor keeps, what nobody asked for;
-//! `Row` keeps its shape (one value per column, in the metadata's order).
+//! A read selects those columns alone, each named by its position in the entity's metadata,
+//! so PostgreSQL neither reads nor sends, and the gateway neither decodes nor keeps, what
+//! nobody asked for; `Row` puts each value in its column's place.
 
 use async_graphql::{Context, SelectionField};
 
@@ -11,12 +11,30 @@ use crate::graphql::meta::{metadata, ColumnMeta, EntityMeta, LinkKind};
 
 /// A set of an entity's columns, by position.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ColumnSet(Vec<u64>);
+pub struct ColumnSet {
+    bits: Vec<u64>,
+    /// Read by name for a statement that embeds this one, not decoded as a `Row`.
+    compact: bool,
+}
 
 impl ColumnSet {
     /// No column of `meta`.
     pub fn empty(meta: &EntityMeta) -> Self {
-        ColumnSet(vec![0; meta.columns.len().div_ceil(64)])
+        ColumnSet {
+            bits: vec![0; meta.columns.len().div_ceil(64)],
+            compact: false,
+        }
+    }
+
+    /// The same columns for a statement that another embeds (its rows are never decoded):
+    /// they keep their names, and the others are left out instead of written `NULL`.
+    pub fn compact(mut self) -> Self {
+        self.compact = true;
+        self
+    }
+
+    pub fn is_compact(&self) -> bool {
+        self.compact
     }
 
     /// Every column of `meta`.
@@ -29,13 +47,13 @@ impl ColumnSet {
     }
 
     pub fn insert(&mut self, col: &ColumnMeta) {
-        if let Some(word) = self.0.get_mut(col.position / 64) {
+        if let Some(word) = self.bits.get_mut(col.position / 64) {
             *word |= 1 << (col.position % 64);
         }
     }
 
     pub fn contains(&self, position: usize) -> bool {
-        self.0
+        self.bits
             .get(position / 64)
             .is_some_and(|w| w & (1 << (position % 64)) != 0)
     }
@@ -44,7 +62,7 @@ impl ColumnSet {
     pub fn union_of<'a>(meta: &EntityMeta, sets: impl Iterator<Item = &'a ColumnSet>) -> Self {
         let mut out = Self::empty(meta);
         for set in sets {
-            for (a, b) in out.0.iter_mut().zip(&set.0) {
+            for (a, b) in out.bits.iter_mut().zip(&set.bits) {
                 *a |= b;
             }
         }

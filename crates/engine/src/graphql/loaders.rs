@@ -222,7 +222,8 @@ impl ChildSpec {
             columns: ColumnSet::empty(meta)
                 .with(meta.id_column())
                 .with(self.fk)
-                .with_keys(&self.keys),
+                .with_keys(&self.keys)
+                .compact(),
             with_total: false,
             ..self.clone()
         }
@@ -348,7 +349,7 @@ impl RowLoader {
         let mut with = "WITH";
         if let Parents::Of(parents) = &parents {
             // Their statement again, in the same snapshot: the same rows.
-            b.push("WITH \"__parents\" AS (SELECT \"__q\".id, row_number() OVER () AS n FROM (");
+            b.push("WITH \"__parents\" AS (SELECT \"__q\".id FROM (");
             b.embed(parents);
             b.push(") \"__q\") ");
             with = ",";
@@ -378,19 +379,19 @@ impl RowLoader {
             b.push(") ");
         }
         // Each parent's page is a top-N read of its own children (an index scan and a
-        // bounded sort), numbered in its order, joined laterally to the list of parents.
+        // bounded sort), numbered in its order, joined laterally to the parents.
         b.push("SELECT s.* FROM ");
         match parents {
             Parents::Ids(ids) => {
                 b.push("unnest(");
                 b.bind(Value::UuidList(ids), ColumnType::Uuid, true);
-                b.push(") WITH ORDINALITY");
+                b.push(")");
             }
             Parents::Of(_) => {
                 b.push("\"__parents\"");
             }
         }
-        b.push(" AS \"__p\"(id, n) CROSS JOIN LATERAL (SELECT q.*");
+        b.push(" AS \"__p\"(id) CROSS JOIN LATERAL (SELECT q.*");
         if spec.with_total {
             b.push(", (SELECT c.n FROM \"__count\" c WHERE c.p = \"__p\".id) AS \"__total\"");
         }
@@ -410,7 +411,9 @@ impl RowLoader {
         }
         b.order_by(order);
         b.limit(spec.limit);
-        b.push(") q) s ORDER BY \"__p\".n, s.\"__rn\"");
+        // Pages are grouped by parent, each put in its order by `__rn` (`by_parent`): an
+        // ORDER BY here would sort every row of the statement again.
+        b.push(") q) s");
         b
     }
 }
@@ -431,6 +434,14 @@ pub(crate) fn by_parent(spec: &ChildSpec, rows: Vec<Row>) -> HashMap<Uuid, Vec<K
         if let Value::Uuid(p) = *row.row.get(spec.fk) {
             by_parent.entry(p).or_default().push(row);
         }
+    }
+    // `__rn`, the last column, numbers each page's rows in its order.
+    let rn = |k: &Keyed| match k.row.extra.last() {
+        Some(Value::BigInt(n)) => *n,
+        _ => 0,
+    };
+    for page in by_parent.values_mut() {
+        page.sort_by_key(rn);
     }
     by_parent
 }

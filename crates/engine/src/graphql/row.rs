@@ -1,8 +1,9 @@
 //! A row of any entity, as the engine reads it: the values of the entity's exposed columns in
 //! the order of `EntityMeta::columns`, decoded by their PostgreSQL type. The select list
-//! (`SqlBuilder::select_list`) writes exactly those columns, enums cast to text, so one
-//! decoder serves every entity; what a statement adds after them (`__keys`, `__seq`, ...)
-//! is kept apart as `extra`.
+//! (`SqlBuilder::select_list`) writes those columns, enums cast to text, so one decoder
+//! serves every entity; a read of some columns only names each by its position, and the
+//! decoder puts it in its place. What a statement adds after them (`__keys`, `__rn`, ...) is
+//! kept apart as `extra`.
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -21,7 +22,8 @@ use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// One per column of the entity's metadata, in its order.
+    /// One per column of the entity's metadata, in its order (up to the last column read:
+    /// [`Row::get`] answers `NULL` for the ones after it).
     pub values: Vec<Value>,
     /// The statement's own columns after the row's (named `__...`), in their order.
     pub extra: Vec<Value>,
@@ -52,8 +54,8 @@ impl Row {
     /// (`live::outbox`), so engine rows and hand-written writes read back alike.
     pub fn to_json(&self, meta: &EntityMeta) -> Json {
         let mut out = Map::with_capacity(meta.columns.len());
-        for (col, v) in meta.columns.iter().zip(&self.values) {
-            out.insert(col.field.to_string(), json_of(v));
+        for col in meta.columns {
+            out.insert(col.field.to_string(), json_of(self.get(col)));
         }
         Json::Object(out)
     }
@@ -188,15 +190,26 @@ impl FromSqlRow<Untyped, Pg> for Row {
         let mut extra = Vec::new();
         for i in 0..n {
             let Some(field) = row.get(i) else { continue };
-            let is_extra = field.field_name().is_some_and(|f| f.starts_with("__"));
+            let name = field.field_name().unwrap_or_default();
             let v = match field.value() {
                 None => Value::Null,
                 Some(raw) => decode_value(raw)?,
             };
-            if is_extra {
+            if name.starts_with("__") {
                 extra.push(v);
-            } else {
-                values.push(v);
+                continue;
+            }
+            // A column named by its position (a read of some columns only) goes in its place.
+            match name.parse::<usize>() {
+                Ok(at) => {
+                    if values.len() <= at {
+                        values.resize(at + 1, Value::Null);
+                    }
+                    if let Some(slot) = values.get_mut(at) {
+                        *slot = v;
+                    }
+                }
+                Err(_) => values.push(v),
             }
         }
         Ok(Row { values, extra })

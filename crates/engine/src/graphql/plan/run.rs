@@ -89,7 +89,7 @@ impl AheadPlan {
 
 /// A read of `meta`'s rows for their ids alone.
 fn ids_only(meta: &EntityMeta) -> ColumnSet {
-    ColumnSet::empty(meta).with(meta.id_column())
+    ColumnSet::empty(meta).with(meta.id_column()).compact()
 }
 
 /// The objects of a connection's nodes (`nodes`, then each `edges { node }`), in order.
