@@ -253,3 +253,48 @@ async fn reads_of_keys_only_run_with_generic_plans() {
         .expect("read");
     assert_eq!(read[0].mode, "auto");
 }
+
+/// A plan that reads everything in one round trip commits in it (`read_all_last`); should
+/// anything read after all (the executor answering when the plan gave up), it reads in a
+/// transaction of its own, entered as the caller like the first.
+#[tokio::test]
+async fn a_read_after_the_last_gets_a_transaction_of_its_own() {
+    use gateway::db::session::Snapshot;
+    use gateway::db::sql::SqlBuilder;
+
+    #[derive(diesel::QueryableByName)]
+    struct Tx {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        tenant: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        tx: String,
+    }
+    let app = TestApp::new().await;
+    let probe = || {
+        SqlBuilder::new(
+            "SELECT current_setting('app.tenant_id', true) AS tenant, \
+             transaction_timestamp()::text AS tx",
+        )
+    };
+    let db = gateway::db::Db::connect(&app.serving_url, 1, std::time::Duration::from_secs(5))
+        .expect("pool");
+    let rc = gateway::auth::RequestContext::new(app.a.id, app.a.user_id, Role::User);
+    let session = db.session(&rc, Snapshot::Shared);
+    let first: Vec<Vec<Tx>> = session
+        .read_all_last(vec![("Tx", probe())])
+        .await
+        .expect("first");
+    // One pooled connection: the read after needs it back, so the first transaction ended.
+    let after: Vec<Tx> = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        session.read("Tx", probe()),
+    )
+    .await
+    .expect("the connection came back")
+    .expect("after");
+    assert_eq!(first[0][0].tenant, app.a.id.to_string());
+    assert_eq!(after[0].tenant, app.a.id.to_string());
+    assert_ne!(first[0][0].tx, after[0].tx, "two transactions");
+    drop(session);
+    db.settled().await;
+}

@@ -470,6 +470,11 @@ impl Transaction {
             .ok_or_else(|| ApiError::internal("the transaction's connection is gone"))
     }
 
+    /// Gives the connection back to the pool, its transaction ended already.
+    pub(crate) fn release(mut self) {
+        drop(self.0.take());
+    }
+
     /// Commits (or rolls back) and gives the connection back to the pool.
     pub(crate) async fn end(mut self, commit: bool) -> Result<(), ApiError> {
         let Some(conn) = self.0.take() else {

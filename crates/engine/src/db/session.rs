@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 
 use crate::caller::RequestContext;
 use crate::db::sql::SqlBuilder;
+use crate::db::statement::Statement;
 use crate::db::{begin, load, Conn, Counters, Db, Plans, Transaction, Who};
 use crate::error::ApiError;
 
@@ -50,6 +51,10 @@ pub struct ReadSession {
     who: Who,
     snapshot: Snapshot,
     lease: OnceCell<Lease>,
+    /// Whether the first transaction ended with its reads ([`Self::read_all_last`]).
+    ended: AtomicBool,
+    /// A transaction of its own for any read after that.
+    after: OnceCell<Lease>,
     /// Generic plans for the transaction's statements (see [`Plans`]), when asked for before
     /// the first read.
     generic_plans: AtomicBool,
@@ -65,6 +70,8 @@ impl ReadSession {
             who,
             snapshot,
             lease: OnceCell::new(),
+            ended: AtomicBool::new(false),
+            after: OnceCell::new(),
             generic_plans: AtomicBool::new(false),
             failed: std::sync::OnceLock::new(),
         }
@@ -95,10 +102,35 @@ impl ReadSession {
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
+        self.read_all_with(reads, false).await
+    }
+
+    /// The request's last reads, run as [`Self::read_all`] does; when they are also its first,
+    /// `COMMIT` rides in their round trip and the connection is free once they are read,
+    /// instead of one more round trip after the response. Should anything read after all (the
+    /// executor answering when a plan gave up), it gets a transaction of its own.
+    pub async fn read_all_last<T>(
+        &self,
+        reads: Vec<(&'static str, SqlBuilder)>,
+    ) -> Result<Vec<Vec<T>>, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
+        self.read_all_with(reads, true).await
+    }
+
+    async fn read_all_with<T>(
+        &self,
+        reads: Vec<(&'static str, SqlBuilder)>,
+        last: bool,
+    ) -> Result<Vec<Vec<T>>, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
         if let Some(e) = self.failed.get() {
             return Err(e.clone());
         }
-        let read = self.read_once(reads).await;
+        let read = self.read_once(reads, last).await;
         if let Err(e) = &read {
             let _ = self.failed.set(e.clone());
         }
@@ -108,15 +140,17 @@ impl ReadSession {
     async fn read_once<T>(
         &self,
         reads: Vec<(&'static str, SqlBuilder)>,
+        last: bool,
     ) -> Result<Vec<Vec<T>>, ApiError>
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
+        let ended = self.ended.load(Ordering::Acquire);
+        let cell = if ended { &self.after } else { &self.lease };
         let mut pending = Some(reads);
         let mut first = None;
-        let lease = self
-            .lease
-            .get_or_try_init(|| self.open(&mut pending, &mut first))
+        let lease = cell
+            .get_or_try_init(|| self.open(&mut pending, &mut first, last && !ended))
             .await?;
         if let Some(rows) = first {
             return Ok(rows);
@@ -128,16 +162,18 @@ impl ReadSession {
     }
 
     /// Borrows a connection and begins the transaction, entered as the session's caller,
-    /// with the first reads in the same round trip.
+    /// with the first reads in the same round trip (and `COMMIT` after them when they are the
+    /// `last`).
     async fn open<T>(
         &self,
         pending: &mut Option<Vec<(&'static str, SqlBuilder)>>,
         first: &mut Option<Vec<Vec<T>>>,
+        last: bool,
     ) -> Result<Lease, ApiError>
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
-        let lease = Lease::new(self.db.counters.clone(), self.db.get().await?);
+        let mut lease = Lease::new(self.db.counters.clone(), self.db.get().await?);
         let conn = lease.conn()?;
         let plans = match self.generic_plans.load(Ordering::Relaxed) {
             true => Plans::Generic,
@@ -145,7 +181,25 @@ impl ReadSession {
         };
         let begun = begin(conn, self.snapshot.begin(), &self.who, plans);
         let rows = load_all(conn, pending.take().unwrap_or_default());
-        let (begun, rows) = futures::join!(begun, rows);
+        // Statements go out in the order their futures are first polled (the connection's
+        // statement cache is locked in that order), so COMMIT follows the reads.
+        let commit = async {
+            let mut c: &Conn = conn;
+            match last {
+                true => Some(
+                    diesel_async::RunQueryDsl::execute(Statement::fixed("COMMIT"), &mut c).await,
+                ),
+                false => None,
+            }
+        };
+        let (begun, rows, committed) = futures::join!(begun, rows, commit);
+        if let Some(Ok(_)) = committed {
+            // The connection goes back to the pool now; a read after this one opens another.
+            if let Some(tx) = lease.tx.take() {
+                tx.release();
+            }
+            self.ended.store(true, Ordering::Release);
+        }
         // Rows read for a caller who is refused are dropped unseen.
         begun?;
         *first = Some(rows?);
@@ -172,6 +226,7 @@ where
 /// counts as a lease, which [`Db::settled`] waits for.
 struct Lease {
     counters: Arc<Counters>,
+    /// `None` once its transaction has ended with its reads.
     tx: Option<Transaction>,
 }
 
@@ -247,6 +302,21 @@ impl Reads {
         match self {
             Reads::Session(s) => s.read(entity, b).await,
             Reads::Each(db, rc) => db.read(rc, entity, b).await,
+        }
+    }
+
+    /// The request's last reads (see [`ReadSession::read_all_last`]); one-read sessions run
+    /// each in its own.
+    pub async fn read_all_last<T>(
+        &self,
+        reads: Vec<(&'static str, SqlBuilder)>,
+    ) -> Result<Vec<Vec<T>>, ApiError>
+    where
+        T: FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
+        match self {
+            Reads::Session(s) => s.read_all_last(reads).await,
+            Reads::Each(..) => self.read_all(reads).await,
         }
     }
 

@@ -348,6 +348,11 @@ impl ListQuery {
     pub(crate) fn rows(&self) -> i64 {
         self.n + 1
     }
+
+    /// Whether its `totalCount` may have to be counted apart (see [`Self::counted`]).
+    pub(crate) fn may_count_apart(&self, with_total: bool) -> bool {
+        with_total && (self.after.is_some() || self.before.is_some())
+    }
 }
 
 /// The cursors a page is asked for: every edge's, its start and end cursors, or none.

@@ -518,7 +518,8 @@ impl Extension for PlannerExtension {
         let Some(Planned(plan)) = ctx.data_opt::<Planned>() else {
             return next.run(ctx, operation_name).await;
         };
-        let Some(data) = run::run(plan, ctx).await else {
+        let alone = self.mode != PlannedReads::Verify;
+        let Some(data) = run::run(plan, ctx, alone).await else {
             self.counts.given_up.fetch_add(1, Ordering::Relaxed);
             return next.run(ctx, operation_name).await;
         };

@@ -92,6 +92,30 @@ fn ids_only(meta: &EntityMeta) -> ColumnSet {
     ColumnSet::empty(meta).with(meta.id_column()).compact()
 }
 
+/// Whether nothing under `obj` reads again once its rows and `plan`'s pages are read: every
+/// relation read ahead, no parent read by id, no count that may be read apart.
+fn complete(obj: &Obj, plan: Option<&AheadPlan>) -> bool {
+    let step = |i: usize| plan.and_then(|p| p.0.get(i)).and_then(Option::as_ref);
+    obj.fields.iter().enumerate().all(|(i, (_, f))| match f {
+        ObjField::Typename | ObjField::Column(_) => true,
+        ObjField::Parent(..) => false,
+        ObjField::Child(_, child) => step(i).is_some_and(|s| complete(child, s.under.first())),
+        ObjField::Children(_, list) => {
+            let conn = &list.1;
+            step(i).is_some_and(|s| {
+                // A count not found in a page (cursors left every row out) is read apart.
+                let apart =
+                    s.spec.with_total && (s.spec.after.is_some() || s.spec.before.is_some());
+                !apart
+                    && conn_objs(conn)
+                        .iter()
+                        .enumerate()
+                        .all(|(k, o)| complete(o, s.under.get(k)))
+            })
+        }
+    })
+}
+
 /// The objects of a connection's nodes (`nodes`, then each `edges { node }`), in order.
 fn conn_objs(conn: &Conn) -> Vec<&Obj> {
     conn.fields
@@ -111,12 +135,15 @@ fn conn_objs(conn: &Conn) -> Vec<&Obj> {
 }
 
 /// The operation's `data`, or `None` when the executor must answer it.
-pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>) -> Option<G> {
+/// `alone`: nothing reads after the plan (the executor does not check it), so a plan that
+/// reads everything in one round trip can end the transaction in it.
+pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>, alone: bool) -> Option<G> {
     let runner = Runner {
         rc: ctx.data_opt::<RequestContext>()?,
         reads: ctx.data_opt::<Reads>()?,
         loader: ctx.data_opt::<RequestLoader>()?.loader(),
         limits: crud::page_limits_of(ctx.data_opt::<PageLimits>()),
+        may_end: alone && plan.fields.len() == 1,
     };
     if plan.keys_only {
         runner.reads.plan_generically();
@@ -133,6 +160,8 @@ pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>) -> Option<G> {
 
 struct Runner<'a> {
     rc: &'a RequestContext,
+    /// Whether the root's level may end the transaction (one root field, nothing after).
+    may_end: bool,
     reads: &'a Reads,
     loader: &'a RowLoader,
     limits: PageLimits,
@@ -150,7 +179,8 @@ impl<'a> Runner<'a> {
                 let id = input::id(&input::id_of(id).unwrap_or_default(), "", "id")?;
                 let b = crud::get_statement(meta, self.rc, id, &obj.columns);
                 let ids = || crud::get_statement(meta, self.rc, id, &ids_only(meta));
-                let (rows, mut ahead) = self.level(meta, b, ids, 1, &[obj]).await?;
+                let last = self.may_end;
+                let (rows, mut ahead) = self.level(meta, b, ids, 1, &[obj], last).await?;
                 let ahead = ahead.pop().unwrap_or_default();
                 match rows.first() {
                     Some(row) => Ok(self
@@ -167,7 +197,9 @@ impl<'a> Runner<'a> {
                     crud::list_statement(meta, self.rc, &q, &conn.columns, conn.with_total);
                 let ids = || crud::list_statement(meta, self.rc, &q, &ids_only(meta), false).0;
                 let objs = conn_objs(conn);
-                let (rows, ahead) = self.level(meta, b, ids, q.rows(), &objs).await?;
+                // A count not found in the page is read apart.
+                let last = self.may_end && !q.may_count_apart(conn.with_total);
+                let (rows, ahead) = self.level(meta, b, ids, q.rows(), &objs, last).await?;
                 let page = crud::list_page(meta, &q, rows, scoped, conn.with_total);
                 Ok(self
                     .connections(conn, vec![page], ahead)
@@ -180,7 +212,8 @@ impl<'a> Runner<'a> {
 
     /// Reads `b`, the statement of a level of at most `rows` rows whose objects are `objs`,
     /// with what can be read ahead under them, in one round trip; `ids` reads the same rows'
-    /// ids alone, for the statements read ahead to find their parents by.
+    /// ids alone, for the statements read ahead to find their parents by. When nothing under
+    /// them reads again (and `last` allows), the transaction ends in the same round trip.
     async fn level(
         &self,
         meta: &'static EntityMeta,
@@ -188,6 +221,7 @@ impl<'a> Runner<'a> {
         ids: impl FnOnce() -> SqlBuilder,
         rows: i64,
         objs: &[&Obj],
+        last: bool,
     ) -> Out<(Vec<Row>, Vec<Ahead>)> {
         let mut reads = Vec::new();
         // Only where the level's statement, run again, finds the same rows.
@@ -208,7 +242,15 @@ impl<'a> Runner<'a> {
             false => Vec::new(),
         };
         reads.insert(0, (meta.name, b));
-        let mut results: Vec<Vec<Row>> = self.reads.read_all(reads).await?;
+        let last = last
+            && objs
+                .iter()
+                .enumerate()
+                .all(|(k, obj)| complete(obj, plans.get(k)));
+        let mut results: Vec<Vec<Row>> = match last {
+            true => self.reads.read_all_last(reads).await?,
+            false => self.reads.read_all(reads).await?,
+        };
         let own = results.first_mut().map(std::mem::take).unwrap_or_default();
         let rest = results.get_mut(1..).unwrap_or_default();
         // `at` counts from the first read ahead, behind the level's own.
@@ -417,7 +459,7 @@ impl<'a> Runner<'a> {
                     self.loader
                         .pages_statement(meta, &lean, Parents::Ids(parents.clone()))
                 };
-                let (rows, under) = self.level(meta, b, ids, most, objs).await?;
+                let (rows, under) = self.level(meta, b, ids, most, objs, false).await?;
                 (by_parent(spec, rows), under)
             }
         };
