@@ -305,32 +305,19 @@ impl Reads {
         }
     }
 
-    /// The request's last reads (see [`ReadSession::read_all_last`]); one-read sessions run
-    /// each in its own.
-    pub async fn read_all_last<T>(
-        &self,
-        reads: Vec<(&'static str, SqlBuilder)>,
-    ) -> Result<Vec<Vec<T>>, ApiError>
-    where
-        T: FromSqlRow<Untyped, Pg> + Send + 'static,
-    {
-        match self {
-            Reads::Session(s) => s.read_all_last(reads).await,
-            Reads::Each(..) => self.read_all(reads).await,
-        }
-    }
-
-    /// Runs read statements together (see [`ReadSession::read_all`]); one-read sessions run
-    /// each in its own.
+    /// Runs read statements together (see [`ReadSession::read_all`]), as the request's last
+    /// when `last` says so ([`ReadSession::read_all_last`]); one-read sessions run each in
+    /// its own.
     pub async fn read_all<T>(
         &self,
         reads: Vec<(&'static str, SqlBuilder)>,
+        last: bool,
     ) -> Result<Vec<Vec<T>>, ApiError>
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
         match self {
-            Reads::Session(s) => s.read_all(reads).await,
+            Reads::Session(s) => s.read_all_with(reads, last).await,
             Reads::Each(db, rc) => {
                 futures::future::try_join_all(reads.into_iter().map(|(e, b)| db.read(rc, e, b)))
                     .await

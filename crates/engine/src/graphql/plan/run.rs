@@ -247,10 +247,7 @@ impl<'a> Runner<'a> {
                 .iter()
                 .enumerate()
                 .all(|(k, obj)| complete(obj, plans.get(k)));
-        let mut results: Vec<Vec<Row>> = match last {
-            true => self.reads.read_all_last(reads).await?,
-            false => self.reads.read_all(reads).await?,
-        };
+        let mut results: Vec<Vec<Row>> = self.reads.read_all(reads, last).await?;
         let own = results.first_mut().map(std::mem::take).unwrap_or_default();
         let rest = results.get_mut(1..).unwrap_or_default();
         // `at` counts from the first read ahead, behind the level's own.
