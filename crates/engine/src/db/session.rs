@@ -4,9 +4,10 @@
 //! dropped: every read of a GraphQL query operation (root fields, relation loaders, counts)
 //! runs in its one read-only transaction, REPEATABLE READ, so a page, its `totalCount` and
 //! its nested relations agree. Opening costs no round trip of its own: `BEGIN`, the caller's
-//! `gateway_enter` and the first read are pipelined (sent together, answered in order), and
-//! the closing `COMMIT` is sent after the response, off the request's path. Reads that arrive
-//! together (one level's loaders) are pipelined on the connection as well.
+//! `gateway_enter` and the first reads are pipelined (sent together, answered in order), and
+//! the closing `COMMIT` is sent after the response, off the request's path, or with the first
+//! reads when the caller knows they are also the last ([`ReadSession::read_all_last`]). Reads
+//! that arrive together (one level's loaders) are pipelined on the connection as well.
 //!
 //! A one-read session (`Db::read`, a mutation's nested reads, subscription events) is the same
 //! with READ COMMITTED: one round trip for the read, whatever the transaction control.
