@@ -70,6 +70,17 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
+/// When a signed-in socket's timer fires next: the token's expiry or the next credential
+/// recheck, whichever is sooner.
+fn next_check(
+    now: Instant,
+    expires_at: Option<Instant>,
+    limits: &crate::config::Limits,
+) -> Instant {
+    let recheck_at = now + limits.ws_recheck;
+    expires_at.map_or(recheck_at, |at| at.min(recheck_at))
+}
+
 /// Serves one socket until either side closes it.
 pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::net::SocketAddr>) {
     let (mut sink, mut stream) = socket.split();
@@ -103,8 +114,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                 if !Box::pin(super::ws::credential_holds(&state, rc)).await {
                     break Some((4403, "Forbidden: the credential no longer holds"));
                 }
-                let recheck_at = Instant::now() + state.limits.ws_recheck;
-                timer.as_mut().reset(expires_at.map_or(recheck_at, |at| at.min(recheck_at)));
+                timer.as_mut().reset(next_check(Instant::now(), expires_at, &state.limits));
             }
             drained = &mut drain, if drain_watch => {
                 if drained {
@@ -165,8 +175,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                             let left = exp - chrono::Utc::now().timestamp();
                             now + Duration::from_secs(left.max(0) as u64)
                         });
-                        let recheck_at = now + state.limits.ws_recheck;
-                        timer.as_mut().reset(expires_at.map_or(recheck_at, |at| at.min(recheck_at)));
+                        timer.as_mut().reset(next_check(now, expires_at, &state.limits));
                         caller = Some(rc);
                         let ack = json!({ "type": "connection_ack" }).to_string();
                         if let Err(e) = write(&mut sink, ack).await {

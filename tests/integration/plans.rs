@@ -254,7 +254,7 @@ async fn reads_of_keys_only_run_with_generic_plans() {
     assert_eq!(read[0].mode, "auto");
 }
 
-/// A plan that reads everything in one round trip commits in it (`read_all_last`); should
+/// A plan that reads everything in one round trip commits in it (`last` reads); should
 /// anything read after all (the executor answering when the plan gave up), it reads in a
 /// transaction of its own, entered as the caller like the first.
 #[tokio::test]
@@ -281,7 +281,7 @@ async fn a_read_after_the_last_gets_a_transaction_of_its_own() {
     let rc = gateway::auth::RequestContext::new(app.a.id, app.a.user_id, Role::User);
     let session = db.session(&rc, Snapshot::Shared);
     let first: Vec<Vec<Tx>> = session
-        .read_all_last(vec![("Tx", probe())])
+        .read_all(vec![("Tx", probe())], true)
         .await
         .expect("first");
     // One pooled connection: the read after needs it back, so the first transaction ended.

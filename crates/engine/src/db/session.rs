@@ -6,7 +6,7 @@
 //! its nested relations agree. Opening costs no round trip of its own: `BEGIN`, the caller's
 //! `gateway_enter` and the first reads are pipelined (sent together, answered in order), and
 //! the closing `COMMIT` is sent after the response, off the request's path, or with the first
-//! reads when the caller knows they are also the last ([`ReadSession::read_all_last`]). Reads
+//! reads when the caller knows they are also the last ([`ReadSession::read_all`]). Reads
 //! that arrive together (one level's loaders) are pipelined on the connection as well.
 //!
 //! A one-read session (`Db::read`, a mutation's nested reads, subscription events) is the same
@@ -52,7 +52,7 @@ pub struct ReadSession {
     who: Who,
     snapshot: Snapshot,
     lease: OnceCell<Lease>,
-    /// Whether the first transaction ended with its reads ([`Self::read_all_last`]).
+    /// Whether the first transaction ended with its reads (`last` reads of [`Self::read_all`]).
     ended: AtomicBool,
     /// A transaction of its own for any read after that.
     after: OnceCell<Lease>,
@@ -89,38 +89,17 @@ impl ReadSession {
     where
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
-        let mut all = self.read_all(vec![(entity, b)]).await?;
+        let mut all = self.read_all(vec![(entity, b)], false).await?;
         Ok(all.pop().unwrap_or_default())
     }
 
     /// Runs read statements together: pipelined, in one round trip (with the transaction's
     /// opening when they are the session's first). Each one's database errors are reported
-    /// as errors of its entity.
-    pub async fn read_all<T>(
-        &self,
-        reads: Vec<(&'static str, SqlBuilder)>,
-    ) -> Result<Vec<Vec<T>>, ApiError>
-    where
-        T: FromSqlRow<Untyped, Pg> + Send + 'static,
-    {
-        self.read_all_with(reads, false).await
-    }
-
-    /// The request's last reads, run as [`Self::read_all`] does; when they are also its first,
+    /// as errors of its entity. When they are the request's `last` reads and also its first,
     /// `COMMIT` rides in their round trip and the connection is free once they are read,
-    /// instead of one more round trip after the response. Should anything read after all (the
+    /// instead of one more round trip after the response; should anything read after all (the
     /// executor answering when a plan gave up), it gets a transaction of its own.
-    pub async fn read_all_last<T>(
-        &self,
-        reads: Vec<(&'static str, SqlBuilder)>,
-    ) -> Result<Vec<Vec<T>>, ApiError>
-    where
-        T: FromSqlRow<Untyped, Pg> + Send + 'static,
-    {
-        self.read_all_with(reads, true).await
-    }
-
-    async fn read_all_with<T>(
+    pub async fn read_all<T>(
         &self,
         reads: Vec<(&'static str, SqlBuilder)>,
         last: bool,
@@ -306,9 +285,8 @@ impl Reads {
         }
     }
 
-    /// Runs read statements together (see [`ReadSession::read_all`]), as the request's last
-    /// when `last` says so ([`ReadSession::read_all_last`]); one-read sessions run each in
-    /// its own.
+    /// Runs read statements together (see [`ReadSession::read_all`]); one-read sessions run
+    /// each in its own.
     pub async fn read_all<T>(
         &self,
         reads: Vec<(&'static str, SqlBuilder)>,
@@ -318,7 +296,7 @@ impl Reads {
         T: FromSqlRow<Untyped, Pg> + Send + 'static,
     {
         match self {
-            Reads::Session(s) => s.read_all_with(reads, last).await,
+            Reads::Session(s) => s.read_all(reads, last).await,
             Reads::Each(db, rc) => {
                 futures::future::try_join_all(reads.into_iter().map(|(e, b)| db.read(rc, e, b)))
                     .await

@@ -249,17 +249,22 @@ impl SqlBuilder {
             self.sql.push_str("NULL");
             return self;
         }
-        self.binds.push(value);
-        let n = self.binds.len();
-        let start = self.sql.len();
-        write!(self.sql, "${n}").ok();
-        self.marks.push((start, self.sql.len() - start));
+        self.placeholder(value);
         match ty {
             ColumnType::Enum(name) if list => write!(self.sql, "::\"{name}\"[]").ok(),
             ColumnType::Enum(name) => write!(self.sql, "::\"{name}\"").ok(),
             _ => None,
         };
         self
+    }
+
+    /// `$n` for `value`, the next bind.
+    fn placeholder(&mut self, value: Value) {
+        self.binds.push(value);
+        let n = self.binds.len();
+        let start = self.sql.len();
+        write!(self.sql, "${n}").ok();
+        self.marks.push((start, self.sql.len() - start));
     }
 
     /// Appends `other`'s text (a statement used as a subquery), its placeholders numbered
@@ -269,11 +274,7 @@ impl SqlBuilder {
         for (&(start, len), value) in other.marks.iter().zip(&other.binds) {
             self.sql
                 .push_str(other.sql.get(at..start).unwrap_or_default());
-            self.binds.push(value.clone());
-            let n = self.binds.len();
-            let mark = self.sql.len();
-            write!(self.sql, "${n}").ok();
-            self.marks.push((mark, self.sql.len() - mark));
+            self.placeholder(value.clone());
             at = start + len;
         }
         self.sql.push_str(other.sql.get(at..).unwrap_or_default());

@@ -226,12 +226,7 @@ pub(crate) fn compile(
         return None;
     }
     let meta = changed_entity(registry, f.name.node.as_str())?;
-    let c = Compiler {
-        doc,
-        op: &op.node,
-        variables,
-        filtered: std::cell::Cell::new(false),
-    };
+    let c = Compiler::new(doc, &op.node, variables);
     if f.arguments
         .iter()
         .any(|(n, _)| !matches!(n.node.as_str(), "where" | "ops" | "after"))

@@ -169,12 +169,7 @@ pub fn compile(
     variables: &Variables,
 ) -> Option<Plan> {
     let op = crate::graphql::plannable_operation(doc, name, OperationType::Query)?;
-    let c = Compiler {
-        doc,
-        op: &op.node,
-        variables,
-        filtered: Cell::new(false),
-    };
+    let c = Compiler::new(doc, &op.node, variables);
     let mut fields = Vec::new();
     for (key, f) in c.collect(&op.node.selection_set.node, "Query")? {
         let root = match f.name.node.as_str() {
@@ -198,6 +193,19 @@ pub(crate) struct Compiler<'d> {
 }
 
 impl<'d> Compiler<'d> {
+    pub(crate) fn new(
+        doc: &'d ExecutableDocument,
+        op: &'d OperationDefinition,
+        variables: &'d Variables,
+    ) -> Self {
+        Compiler {
+            doc,
+            op,
+            variables,
+            filtered: Cell::new(false),
+        }
+    }
+
     /// An argument's value with the variables in it, as the executor reads it; `None` when
     /// absent or null.
     pub(crate) fn arg(&self, f: &Field, name: &str) -> Option<Option<G>> {

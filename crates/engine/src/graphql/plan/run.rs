@@ -54,7 +54,14 @@ const AHEAD_MAX_ROWS: i64 = 50;
 struct Ahead(Vec<Option<Pages>>);
 
 /// A relation's pages by parent, and what was read ahead under their objects.
-type Pages = (HashMap<Uuid, Vec<Keyed>>, Vec<Ahead>);
+type Read = (HashMap<Uuid, Vec<Keyed>>, Vec<Ahead>);
+
+/// A relation read ahead: its pages, and the query and spec they were read with.
+struct Pages {
+    read: Read,
+    query: Option<ListQuery>,
+    spec: Arc<ChildSpec>,
+}
 
 impl Ahead {
     fn take(&mut self, i: usize) -> Option<Pages> {
@@ -67,6 +74,7 @@ struct AheadPlan(Vec<Option<AheadStep>>);
 
 struct AheadStep {
     at: usize,
+    query: Option<ListQuery>,
     spec: Arc<ChildSpec>,
     under: Vec<AheadPlan>,
 }
@@ -80,7 +88,11 @@ impl AheadPlan {
                     let step = step?;
                     let rows = results.get_mut(step.at).map(std::mem::take)?;
                     let under = step.under.into_iter().map(|p| p.fill(results)).collect();
-                    Some((by_parent(&step.spec, rows), under))
+                    Some(Pages {
+                        read: (by_parent(&step.spec, rows), under),
+                        query: step.query,
+                        spec: step.spec,
+                    })
                 })
                 .collect(),
         )
@@ -270,15 +282,17 @@ impl<'a> Runner<'a> {
             let step = match f {
                 _ if rows > AHEAD_MAX_ROWS => None,
                 ObjField::Children(link, list) => {
-                    let (args, conn) = list.as_ref();
-                    let q = self.query(link.target, args, conn)?;
-                    let spec = crud::child_spec(&q, link.fk, conn.columns.clone(), conn.with_total);
-                    Some(self.step(link.target, spec, parent, rows, &conn_objs(conn), reads)?)
+                    let objs = conn_objs(&list.1);
+                    Some(self.step(link.target, self.relation(f)?, parent, rows, &objs, reads)?)
                 }
-                ObjField::Child(link, child) => {
-                    let spec = crud::one_child_spec(link.target, link.fk, child.columns.clone());
-                    Some(self.step(link.target, spec, parent, rows, &[child], reads)?)
-                }
+                ObjField::Child(link, child) => Some(self.step(
+                    link.target,
+                    self.relation(f)?,
+                    parent,
+                    rows,
+                    &[child],
+                    reads,
+                )?),
                 _ => None,
             };
             steps.push(step);
@@ -286,15 +300,36 @@ impl<'a> Runner<'a> {
         Ok(AheadPlan(steps))
     }
 
+    /// What a relation field reads of its rows' children: the connection's query (`None` for
+    /// `hasOne`) and the pages' spec.
+    fn relation(&self, f: &ObjField) -> Out<(Option<ListQuery>, Arc<ChildSpec>)> {
+        match f {
+            ObjField::Children(link, list) => {
+                let (args, conn) = list.as_ref();
+                let q = self.query(link.target, args, conn)?;
+                let spec = crud::child_spec(&q, link.fk, conn.columns.clone(), conn.with_total);
+                Ok((Some(q), spec))
+            }
+            ObjField::Child(link, obj) => {
+                let spec = crud::one_child_spec(link.target, link.fk, obj.columns.clone());
+                Ok((None, spec))
+            }
+            _ => Err(GiveUp),
+        }
+    }
+
+    /// One relation read ahead (`relation`, its query and spec), and what can be read ahead
+    /// under it.
     fn step(
         &self,
         meta: &'static EntityMeta,
-        spec: Arc<ChildSpec>,
+        relation: (Option<ListQuery>, Arc<ChildSpec>),
         parent: &SqlBuilder,
         rows: i64,
         objs: &[&Obj],
         reads: &mut Vec<(&'static str, SqlBuilder)>,
     ) -> Out<AheadStep> {
+        let (query, spec) = relation;
         let b = self
             .loader
             .pages_statement(meta, &spec, Parents::Of(parent));
@@ -314,6 +349,7 @@ impl<'a> Runner<'a> {
         reads.push((meta.name, b));
         Ok(AheadStep {
             at: reads.len() - 1,
+            query,
             spec,
             under,
         })
@@ -361,13 +397,19 @@ impl<'a> Runner<'a> {
     /// A relation field's value for each of `rows` (empty for a field of the row itself);
     /// `ahead`, its pages if they were read with the rows.
     async fn related(&self, f: &ObjField, rows: &[&Row], ahead: Option<Pages>) -> Out<Vec<G>> {
+        let (query, spec, read) = match (f, ahead) {
+            (ObjField::Typename | ObjField::Column(_), _) => return Ok(Vec::new()),
+            (ObjField::Parent(link, obj), _) => return self.parents(link, obj, rows).await,
+            (_, Some(p)) => (p.query, p.spec, Some(p.read)),
+            (_, None) => {
+                let (query, spec) = self.relation(f)?;
+                (query, spec, None)
+            }
+        };
         match f {
-            ObjField::Typename | ObjField::Column(_) => Ok(Vec::new()),
-            ObjField::Parent(link, obj) => self.parents(link, obj, rows).await,
             ObjField::Child(link, obj) => {
-                let spec = crud::one_child_spec(link.target, link.fk, obj.columns.clone());
                 let (mut pages, mut under) = self
-                    .children(link.target, &spec, rows, &[obj], ahead)
+                    .children(link.target, &spec, rows, &[obj], read)
                     .await?;
                 let under = under.pop().unwrap_or_default();
                 let firsts: Vec<Option<Row>> = pages
@@ -385,12 +427,11 @@ impl<'a> Runner<'a> {
                     .collect())
             }
             ObjField::Children(link, list) => {
-                let (args, conn) = list.as_ref();
+                let conn = &list.1;
                 let meta = link.target;
-                let q = self.query(meta, args, conn)?;
-                let spec = crud::child_spec(&q, link.fk, conn.columns.clone(), conn.with_total);
+                let q = query.ok_or(GiveUp)?;
                 let (pages, under) = self
-                    .children(meta, &spec, rows, &conn_objs(conn), ahead)
+                    .children(meta, &spec, rows, &conn_objs(conn), read)
                     .await?;
                 let pages = rows
                     .iter()
@@ -399,6 +440,7 @@ impl<'a> Runner<'a> {
                     .collect();
                 self.connections(conn, pages, under).await
             }
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -438,7 +480,7 @@ impl<'a> Runner<'a> {
         spec: &Arc<ChildSpec>,
         rows: &[&Row],
         objs: &[&Obj],
-        ahead: Option<Pages>,
+        ahead: Option<Read>,
     ) -> Out<(Vec<Vec<Keyed>>, Vec<Ahead>)> {
         let parents: Vec<Uuid> = rows.iter().map(|r| r.id()).collect();
         if parents.is_empty() {
