@@ -170,14 +170,20 @@ async fn find_account(
 fn access_token(
     accounts: &Accounts,
     caller: &RequestContext,
-    session: Uuid,
+    session: &Session,
 ) -> Result<(String, DateTime<Utc>), ApiError> {
-    let ttl = accounts.access_ttl.as_secs() as i64;
+    // Never past its session's end: the gateways' admission cache (db::Admitted) relies on a
+    // session token expiring no later than its session.
+    let left = (session.expires_at - Utc::now()).num_seconds();
+    let ttl = (accounts.access_ttl.as_secs() as i64).min(left);
+    if ttl <= 0 {
+        return Err(invalid_refresh());
+    }
     let token = accounts.keys.issue_for_session(
         caller.tenant_id,
         caller.user_id,
         caller.role,
-        session,
+        session.id,
         ttl,
     )?;
     Ok((token, Utc::now() + chrono::Duration::seconds(ttl)))
@@ -250,7 +256,7 @@ pub async fn login(
             .boxed()
         })
         .await?;
-    let (access, access_expires_at) = access_token(accounts, &caller, session.id)?;
+    let (access, access_expires_at) = access_token(accounts, &caller, &session)?;
     let mut caller = caller;
     caller.session_id = Some(session.id);
     Ok(Issued {
@@ -407,7 +413,7 @@ pub async fn refresh(
             )),
             Refreshed::Invalid => return Err(invalid_refresh()),
         };
-    let (access, access_expires_at) = access_token(accounts, &caller, session.id)?;
+    let (access, access_expires_at) = access_token(accounts, &caller, &session)?;
     Ok(Issued {
         access_token: access,
         access_expires_at,

@@ -178,7 +178,7 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, u64); 13] = [
+        let counters: [(&str, &str, u64); 14] = [
             (
                 "gateway_db_connect_attempts_total",
                 "Connections to PostgreSQL attempted (pool, probe, change listener).",
@@ -208,6 +208,11 @@ impl Metrics {
                 "gateway_db_round_trips_total",
                 "Round trips to PostgreSQL.",
                 state.db.round_trips(),
+            ),
+            (
+                "gateway_credential_admissions_reused_total",
+                "Callers entered on an earlier admission: no credential row changed since, so gateway_enter's lookups were skipped.",
+                state.db.admissions_reused(),
             ),
             (
                 "gateway_planned_operations_total",

@@ -179,3 +179,149 @@ async fn last_active_at_is_written_at_a_bounded_rate() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.scalar(&read).await, first, "written once per interval");
 }
+
+/// Runs `sql` directly in the database as its owner, outside any gateway.
+async fn outside(app: &TestApp, sql: &str) {
+    use diesel_async::SimpleAsyncConnection;
+    app.owner().await.batch_execute(sql).await.expect(sql);
+}
+
+#[tokio::test]
+async fn an_admission_is_reused_until_a_credential_row_changes_even_outside_the_gateway() {
+    let app = TestApp::new().await;
+    let query = "{ forumThreads { totalCount } }";
+    let user = app.a.user_id;
+    let tenant = app.a.id;
+
+    // A caller seen before is entered without gateway_enter's lookups.
+    app.ok(&app.a.user, query, json!({})).await;
+    let reused = app.db.admissions_reused();
+    app.ok(&app.a.user, query, json!({})).await;
+    app.ok(&app.a.user, query, json!({})).await;
+    assert_eq!(app.db.admissions_reused(), reused + 2);
+
+    // Changes gateway_enter does not read leave the admission standing.
+    outside(
+        &app,
+        &format!("UPDATE users SET name = 'Renamed', last_active_at = now() WHERE id = '{user}'"),
+    )
+    .await;
+    app.ok(&app.a.user, query, json!({})).await;
+    assert_eq!(app.db.admissions_reused(), reused + 3);
+
+    // Each kind of row gateway_enter reads, changed behind the gateway's back (another
+    // instance, an operator's SQL): refused at the very next request, no wait.
+    outside(
+        &app,
+        &format!("UPDATE users SET status = 'INACTIVE' WHERE id = '{user}'"),
+    )
+    .await;
+    let (c, _) = app.err(&app.a.user, query, json!({})).await;
+    assert_eq!(c, "UNAUTHENTICATED");
+    outside(
+        &app,
+        &format!("UPDATE users SET status = 'ACTIVE' WHERE id = '{user}'"),
+    )
+    .await;
+    app.ok(&app.a.user, query, json!({})).await;
+
+    app.ok(&app.a.admin, query, json!({})).await;
+    outside(
+        &app,
+        &format!("UPDATE tenants SET status = 'SUSPENDED' WHERE id = '{tenant}'"),
+    )
+    .await;
+    let (c, _) = app.err(&app.a.admin, query, json!({})).await;
+    assert_eq!(c, "UNAUTHENTICATED");
+    outside(
+        &app,
+        &format!("UPDATE tenants SET status = 'ACTIVE' WHERE id = '{tenant}'"),
+    )
+    .await;
+    app.ok(&app.a.admin, query, json!({})).await;
+
+    let operator = gateway::tenants::token_for(
+        &app.url,
+        &app.keys,
+        "alpha",
+        "admin@alpha.test",
+        None,
+        false,
+        60,
+    )
+    .await
+    .expect("token");
+    app.ok(&operator, query, json!({})).await;
+    app.ok(&operator, query, json!({})).await;
+    outside(
+        &app,
+        &format!(
+            "INSERT INTO operator_token_generations (tenant_id, generation) VALUES ('{tenant}', 5)
+             ON CONFLICT (tenant_id) DO UPDATE SET generation = 5"
+        ),
+    )
+    .await;
+    let (c, _) = app.err(&operator, query, json!({})).await;
+    assert_eq!(c, "UNAUTHENTICATED");
+    outside(&app, "UPDATE operator_token_generations SET generation = 0").await;
+    app.ok(&operator, query, json!({})).await;
+
+    with_password(&app).await;
+    let (session, _) = signed_in(&app, "user@alpha.test", PASSWORD).await;
+    app.ok(&session, query, json!({})).await;
+    app.ok(&session, query, json!({})).await;
+    outside(&app, "UPDATE sessions SET revoked_at = now()").await;
+    let (c, _) = app.err(&session, query, json!({})).await;
+    assert_eq!(c, "UNAUTHENTICATED");
+    let (session, _) = signed_in(&app, "user@alpha.test", PASSWORD).await;
+    app.ok(&session, query, json!({})).await;
+    outside(&app, "UPDATE sessions SET expires_at = now()").await;
+    let (c, _) = app.err(&session, query, json!({})).await;
+    assert_eq!(c, "UNAUTHENTICATED");
+    outside(&app, "DELETE FROM sessions").await;
+    app.ok(&app.a.user, query, json!({})).await;
+}
+
+#[tokio::test]
+async fn a_session_token_never_outlives_its_session() {
+    let app = TestApp::new().await;
+    with_password(&app).await;
+    let login = app
+        .anon(
+            "mutation($t: String!, $e: String!, $p: String!) {
+               login(tenant: $t, email: $e, password: $p) { refreshToken session { id } }
+             }",
+            json!({ "t": "alpha", "e": "user@alpha.test", "p": PASSWORD }),
+            None,
+        )
+        .await;
+    let refresh = login["data"]["login"]["refreshToken"]
+        .as_str()
+        .expect("refresh token")
+        .to_string();
+    // Its session ends in 30 s: a refreshed access token (15 min by default) ends with it.
+    outside(
+        &app,
+        "UPDATE sessions SET expires_at = now() + interval '30 seconds'",
+    )
+    .await;
+    let refreshed = app
+        .anon(
+            "mutation($r: String!) {
+               refreshSession(refreshToken: $r) { accessTokenExpiresAt session { expiresAt } }
+             }",
+            json!({ "r": refresh }),
+            None,
+        )
+        .await;
+    let r = &refreshed["data"]["refreshSession"];
+    let token_ends = chrono::DateTime::parse_from_rfc3339(
+        r["accessTokenExpiresAt"].as_str().expect("token expiry"),
+    )
+    .expect("a time");
+    let session_ends = chrono::DateTime::parse_from_rfc3339(
+        r["session"]["expiresAt"].as_str().expect("session expiry"),
+    )
+    .expect("a time");
+    assert!(token_ends <= session_ends, "{refreshed}");
+}

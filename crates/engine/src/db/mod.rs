@@ -87,6 +87,7 @@ impl PoolSettings {
 pub struct Db {
     pool: Pool<Conn>,
     counters: Arc<Counters>,
+    admitted: Arc<Admitted>,
     circuit: Arc<Circuit>,
     max_waiting: usize,
 }
@@ -106,6 +107,8 @@ pub(crate) struct Counters {
     waiting: std::sync::atomic::AtomicUsize,
     /// Requests refused after waiting `wait_timeout` (or beyond `max_waiting`).
     wait_timeouts: AtomicU64,
+    /// Callers entered on an earlier admission, without `gateway_enter`'s lookups.
+    admissions_reused: AtomicU64,
 }
 
 impl Db {
@@ -192,6 +195,7 @@ impl Db {
         Ok(Db {
             pool,
             counters,
+            admitted: Default::default(),
             circuit,
             max_waiting: settings.max_waiting,
         })
@@ -254,7 +258,7 @@ impl Db {
         } else {
             "BEGIN"
         };
-        let result = match begin(tx.conn()?, sql, &who, Plans::Auto).await {
+        let result = match begin(tx.conn()?, sql, &who, Plans::Auto, self).await {
             Ok(()) => f(tx.conn_mut()?).await,
             Err(e) => Err(e),
         };
@@ -274,6 +278,7 @@ impl Db {
             &*self.get().await?,
             &Who::Caller(Caller::of(rc)),
             Plans::Auto,
+            self,
         )
         .await
     }
@@ -323,6 +328,12 @@ impl Db {
     /// SQL statements sent through this pool so far (tests use it to prove batching).
     pub fn statements(&self) -> u64 {
         AtomicU64::load(&self.counters.statements, Ordering::Relaxed)
+    }
+
+    /// Callers entered so far on an earlier admission, without `gateway_enter`'s lookups
+    /// ([`Admitted`]).
+    pub fn admissions_reused(&self) -> u64 {
+        AtomicU64::load(&self.counters.admissions_reused, Ordering::Relaxed)
     }
 
     /// Round trips to the server so far: statements sent while nothing else of their
@@ -509,9 +520,10 @@ pub(crate) async fn begin(
     sql: &'static str,
     who: &Who,
     plans: Plans,
+    db: &Db,
 ) -> Result<(), ApiError> {
     let began = statement::Statement::fixed(sql).execute(&mut conn);
-    let (began, entered) = futures::join!(began, enter(conn, who, plans));
+    let (began, entered) = futures::join!(began, enter(conn, who, plans, db));
     began.map_err(ApiError::from).and(entered)
 }
 
@@ -550,6 +562,8 @@ pub(crate) struct Caller {
     user: uuid::Uuid,
     operator_generation: Option<i64>,
     session: Option<uuid::Uuid>,
+    /// When its token expires (unix seconds).
+    expires_at: Option<i64>,
 }
 
 impl Caller {
@@ -559,7 +573,64 @@ impl Caller {
             user: rc.user_id,
             operator_generation: rc.operator_generation,
             session: rc.session_id,
+            expires_at: rc.expires_at,
         }
+    }
+
+    /// What `gateway_enter`'s verdict depends on.
+    fn key(&self) -> AdmittedKey {
+        (
+            self.tenant,
+            self.user,
+            self.operator_generation,
+            self.session,
+        )
+    }
+}
+
+type AdmittedKey = (uuid::Uuid, uuid::Uuid, Option<i64>, Option<uuid::Uuid>);
+
+/// Callers `gateway_enter` admitted, each with the credential epoch its statement read.
+///
+/// `gateway_enter` answers from four kinds of rows (the tenant's and the user's status, the
+/// tenant's operator-token generation, the token's sign-in session), and every change to one
+/// of them moves `gateway_credential_epoch` on in the changing transaction
+/// (migrations/2026-12-02-000000_credential_epoch). A caller's entering statement reads the
+/// epoch in its own snapshot and runs `gateway_enter` only when the epoch is not the one of
+/// the caller's last admission: the same epoch means that none of those rows changed since,
+/// so the verdict would be the same. Its lookups were most of PostgreSQL's time for a read by
+/// id (docs/performance.md). What no row records, time, is covered by the token: a session's
+/// token never outlives its session, and an admission is reused only before the token
+/// expires.
+#[derive(Default)]
+pub(crate) struct Admitted(std::sync::RwLock<std::collections::HashMap<AdmittedKey, i64>>);
+
+/// Admissions remembered at most; beyond, they are all forgotten (and found again).
+const ADMITTED_MAX: usize = 65_536;
+
+impl Admitted {
+    /// The epoch of `c`'s last admission, if it may stand for `gateway_enter`'s lookups.
+    fn epoch(&self, c: &Caller) -> Option<i64> {
+        if c.session.is_some() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_secs() as i64;
+            if now >= c.expires_at? {
+                return None;
+            }
+        }
+        self.0.read().ok()?.get(&c.key()).copied()
+    }
+
+    fn admit(&self, c: &Caller, epoch: i64) {
+        let Ok(mut admitted) = self.0.write() else {
+            return;
+        };
+        if admitted.len() >= ADMITTED_MAX {
+            admitted.clear();
+        }
+        admitted.insert(c.key(), epoch);
     }
 }
 
@@ -592,6 +663,8 @@ pub enum Plans {
 struct Entered {
     #[diesel(sql_type = diesel::sql_types::Text)]
     verdict: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    epoch: i64,
 }
 
 /// Enters a transaction as `who`. The row-level security policies read `app.tenant_id`;
@@ -603,13 +676,26 @@ struct Entered {
 /// suspended, whose account is inactive, whose operator token was revoked or whose sign-in
 /// session ended since the token was issued. The same statement sets how PostgreSQL plans
 /// the transaction's statements ([`Plans`]).
-pub(crate) async fn enter(mut conn: &Conn, who: &Who, plans: Plans) -> Result<(), ApiError> {
+pub(crate) async fn enter(
+    mut conn: &Conn,
+    who: &Who,
+    plans: Plans,
+    db: &Db,
+) -> Result<(), ApiError> {
     let caller = match who {
         Who::Tenant(tenant) => return Ok(scope_to_tenant(conn, *tenant).await?),
         Who::Caller(c) => c,
     };
     use crate::graphql::meta::ColumnType;
-    let mut b = sql::SqlBuilder::new("SELECT gateway_enter(");
+    let known = db.admitted.epoch(caller);
+    // An unchanged epoch: the tenant alone is set, and the verdict is the one of the last
+    // admission. Otherwise (or for a caller new to this gateway) gateway_enter decides, in the
+    // same snapshot as the epoch read beside it.
+    let mut b = sql::SqlBuilder::new("SELECT CASE WHEN e.n = ");
+    b.bind(Value::from(known), ColumnType::BigInt, true);
+    b.push("::bigint AND set_config('app.tenant_id', ");
+    b.bind(Value::Uuid(caller.tenant), ColumnType::Uuid, false);
+    b.push("::text, true) IS NOT NULL THEN 'ok' ELSE gateway_enter(");
     b.bind(Value::Uuid(caller.tenant), ColumnType::Uuid, false);
     b.push(", ");
     b.bind(Value::Uuid(caller.user), ColumnType::Uuid, false);
@@ -621,11 +707,21 @@ pub(crate) async fn enter(mut conn: &Conn, who: &Who, plans: Plans) -> Result<()
     );
     b.push("::bigint, ");
     b.bind(Value::from(caller.session), ColumnType::Uuid, false);
-    b.push("::uuid) AS verdict");
+    b.push("::uuid) END AS verdict, e.n AS epoch");
     if plans == Plans::Generic {
         b.push(", set_config('plan_cache_mode', 'force_generic_plan', true) AS plans");
     }
+    b.push(" FROM gateway_credential_epoch e");
     let entered: Entered = b.into_query().get_result(&mut conn).await?;
+    if entered.verdict == "ok" {
+        if known == Some(entered.epoch) {
+            db.counters
+                .admissions_reused
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            db.admitted.admit(caller, entered.epoch);
+        }
+    }
     match entered.verdict.as_str() {
         "ok" => Ok(()),
         "tenant" => Err(ApiError::unauthenticated("your tenant is suspended")),

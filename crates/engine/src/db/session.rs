@@ -159,7 +159,7 @@ impl ReadSession {
             true => Plans::Generic,
             false => Plans::Auto,
         };
-        let begun = begin(conn, self.snapshot.begin(), &self.who, plans);
+        let begun = begin(conn, self.snapshot.begin(), &self.who, plans, &self.db);
         let rows = load_all(conn, pending.take().unwrap_or_default());
         // Statements go out in the order their futures are first polled (the connection's
         // statement cache is locked in that order), so COMMIT follows the reads.
