@@ -28,18 +28,21 @@ ALTER FUNCTION gateway_credentials_changed() OWNER TO gateway_definer;
 REVOKE ALL ON FUNCTION gateway_credentials_changed() FROM PUBLIC;
 
 -- Updates: only those that change what gateway_enter reads (signing in, `last_active_at`
--- and profile edits leave the counter alone). Deletes and truncates: once per statement.
+-- and profile edits leave the counter alone). Inserts, deletes and truncates: once per
+-- statement; a tenant or user inserted under an id a token already names changes its verdict.
+-- Not inserted sessions: a session's id is drawn when it is inserted, and only then is a
+-- token issued for it, so no admission can have named it before.
 CREATE TRIGGER "gateway_credentials_changed" AFTER UPDATE ON "tenants" FOR EACH ROW
     WHEN (OLD."status" IS DISTINCT FROM NEW."status" OR OLD."id" IS DISTINCT FROM NEW."id")
     EXECUTE FUNCTION gateway_credentials_changed();
-CREATE TRIGGER "gateway_credentials_removed" AFTER DELETE OR TRUNCATE ON "tenants"
+CREATE TRIGGER "gateway_credentials_added_or_removed" AFTER INSERT OR DELETE OR TRUNCATE ON "tenants"
     FOR EACH STATEMENT EXECUTE FUNCTION gateway_credentials_changed();
 
 CREATE TRIGGER "gateway_credentials_changed" AFTER UPDATE ON "users" FOR EACH ROW
     WHEN (OLD."status" IS DISTINCT FROM NEW."status" OR OLD."id" IS DISTINCT FROM NEW."id"
           OR OLD."tenant_id" IS DISTINCT FROM NEW."tenant_id")
     EXECUTE FUNCTION gateway_credentials_changed();
-CREATE TRIGGER "gateway_credentials_removed" AFTER DELETE OR TRUNCATE ON "users"
+CREATE TRIGGER "gateway_credentials_added_or_removed" AFTER INSERT OR DELETE OR TRUNCATE ON "users"
     FOR EACH STATEMENT EXECUTE FUNCTION gateway_credentials_changed();
 
 CREATE TRIGGER "gateway_credentials_changed" AFTER UPDATE ON "sessions" FOR EACH ROW

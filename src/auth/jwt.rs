@@ -62,8 +62,36 @@ struct Inner {
     decoding: DecodingKey,
     issuer: Option<String>,
     audience: Option<String>,
+    /// What the gateway's own tokens must satisfy: built once, not per request.
+    own: Validation,
     /// External identity providers' keys, when configured.
     jwks: Option<Jwks>,
+}
+
+impl Inner {
+    /// What every token must satisfy, for the one algorithm its key allows.
+    fn validation(&self, alg: Algorithm, mut required: Vec<&'static str>) -> Validation {
+        let mut validation = Validation::new(alg);
+        required.push("exp");
+        validation.leeway = 5;
+        validation.validate_nbf = true;
+        match &self.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -74,14 +102,17 @@ impl std::fmt::Debug for JwtKeys {
 
 impl JwtKeys {
     pub fn hs256(secret: &[u8]) -> Self {
+        let mut inner = Inner {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            issuer: None,
+            audience: None,
+            own: Validation::new(Algorithm::HS256),
+            jwks: None,
+        };
+        inner.own = inner.validation(Algorithm::HS256, vec!["sub"]);
         JwtKeys {
-            inner: Arc::new(Inner {
-                encoding: EncodingKey::from_secret(secret),
-                decoding: DecodingKey::from_secret(secret),
-                issuer: None,
-                audience: None,
-                jwks: None,
-            }),
+            inner: Arc::new(inner),
         }
     }
 
@@ -94,6 +125,7 @@ impl JwtKeys {
         let inner = Arc::make_mut(&mut self.inner);
         inner.issuer = issuer;
         inner.audience = audience;
+        inner.own = inner.validation(Algorithm::HS256, vec!["sub"]);
         self
     }
 
@@ -188,30 +220,6 @@ impl JwtKeys {
         }
     }
 
-    /// What every token must satisfy, for the one algorithm its key allows.
-    fn validation(&self, alg: Algorithm, mut required: Vec<&'static str>) -> Validation {
-        let mut validation = Validation::new(alg);
-        required.push("exp");
-        validation.leeway = 5;
-        validation.validate_nbf = true;
-        match &self.inner.issuer {
-            Some(iss) => {
-                validation.set_issuer(&[iss]);
-                required.push("iss");
-            }
-            None => validation.iss = None,
-        }
-        match &self.inner.audience {
-            Some(aud) => {
-                validation.set_audience(&[aud]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        validation
-    }
-
     /// An external token: the key (and with it the algorithm) comes from the set.
     async fn verify_external(
         &self,
@@ -220,7 +228,7 @@ impl JwtKeys {
         token: &str,
     ) -> Result<RequestContext, ApiError> {
         let key = jwks.key_for(header).await?;
-        let validation = self.validation(key.alg, Vec::new());
+        let validation = self.inner.validation(key.alg, Vec::new());
         let data =
             decode::<serde_json::Value>(token, &key.key, &validation).map_err(|e| invalid(&e))?;
         let caller = jwks.claims().caller(&data.claims)?;
@@ -244,9 +252,8 @@ impl JwtKeys {
 
     /// The gateway's own HS256 token.
     fn verify_own(&self, token: &str) -> Result<RequestContext, ApiError> {
-        let validation = self.validation(Algorithm::HS256, vec!["sub"]);
-        let data =
-            decode::<Claims>(token, &self.inner.decoding, &validation).map_err(|e| invalid(&e))?;
+        let data = decode::<Claims>(token, &self.inner.decoding, &self.inner.own)
+            .map_err(|e| invalid(&e))?;
         let c = data.claims;
         let user_id = Uuid::parse_str(&c.sub)
             .map_err(|_| ApiError::unauthenticated("invalid token: sub is not a user id"))?;

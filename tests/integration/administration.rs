@@ -186,12 +186,33 @@ async fn outside(app: &TestApp, sql: &str) {
     app.owner().await.batch_execute(sql).await.expect(sql);
 }
 
+/// `token`, admitted (twice: the second time on its admission), is refused right after
+/// `change` and admitted again right after `undo`.
+async fn refused_until_undone(app: &TestApp, token: &str, change: &str, undo: &str) {
+    let query = "{ forumThreads { totalCount } }";
+    app.ok(token, query, json!({})).await;
+    app.ok(token, query, json!({})).await;
+    outside(app, change).await;
+    let (c, _) = app.err(token, query, json!({})).await;
+    assert_eq!(c, "UNAUTHENTICATED", "after {change}");
+    outside(app, undo).await;
+    app.ok(token, query, json!({})).await;
+}
+
 #[tokio::test]
 async fn an_admission_is_reused_until_a_credential_row_changes_even_outside_the_gateway() {
     let app = TestApp::new().await;
     let query = "{ forumThreads { totalCount } }";
     let user = app.a.user_id;
     let tenant = app.a.id;
+
+    // No activity write for the user during the test: it is entered as the caller too, at
+    // its own time, and would move the count below.
+    outside(
+        &app,
+        &format!("UPDATE users SET last_active_at = now() + interval '1 hour' WHERE id = '{user}'"),
+    )
+    .await;
 
     // A caller seen before is entered without gateway_enter's lookups.
     app.ok(&app.a.user, query, json!({})).await;
@@ -203,7 +224,7 @@ async fn an_admission_is_reused_until_a_credential_row_changes_even_outside_the_
     // Changes gateway_enter does not read leave the admission standing.
     outside(
         &app,
-        &format!("UPDATE users SET name = 'Renamed', last_active_at = now() WHERE id = '{user}'"),
+        &format!("UPDATE users SET name = 'Renamed' WHERE id = '{user}'"),
     )
     .await;
     app.ok(&app.a.user, query, json!({})).await;
@@ -211,35 +232,20 @@ async fn an_admission_is_reused_until_a_credential_row_changes_even_outside_the_
 
     // Each kind of row gateway_enter reads, changed behind the gateway's back (another
     // instance, an operator's SQL): refused at the very next request, no wait.
-    outside(
+    refused_until_undone(
         &app,
+        &app.a.user,
         &format!("UPDATE users SET status = 'INACTIVE' WHERE id = '{user}'"),
-    )
-    .await;
-    let (c, _) = app.err(&app.a.user, query, json!({})).await;
-    assert_eq!(c, "UNAUTHENTICATED");
-    outside(
-        &app,
         &format!("UPDATE users SET status = 'ACTIVE' WHERE id = '{user}'"),
     )
     .await;
-    app.ok(&app.a.user, query, json!({})).await;
-
-    app.ok(&app.a.admin, query, json!({})).await;
-    outside(
+    refused_until_undone(
         &app,
+        &app.a.admin,
         &format!("UPDATE tenants SET status = 'SUSPENDED' WHERE id = '{tenant}'"),
-    )
-    .await;
-    let (c, _) = app.err(&app.a.admin, query, json!({})).await;
-    assert_eq!(c, "UNAUTHENTICATED");
-    outside(
-        &app,
         &format!("UPDATE tenants SET status = 'ACTIVE' WHERE id = '{tenant}'"),
     )
     .await;
-    app.ok(&app.a.admin, query, json!({})).await;
-
     let operator = gateway::tenants::token_for(
         &app.url,
         &app.keys,
@@ -251,20 +257,34 @@ async fn an_admission_is_reused_until_a_credential_row_changes_even_outside_the_
     )
     .await
     .expect("token");
-    app.ok(&operator, query, json!({})).await;
-    app.ok(&operator, query, json!({})).await;
-    outside(
+    refused_until_undone(
         &app,
+        &operator,
         &format!(
             "INSERT INTO operator_token_generations (tenant_id, generation) VALUES ('{tenant}', 5)
              ON CONFLICT (tenant_id) DO UPDATE SET generation = 5"
         ),
+        "UPDATE operator_token_generations SET generation = 0",
     )
     .await;
-    let (c, _) = app.err(&operator, query, json!({})).await;
-    assert_eq!(c, "UNAUTHENTICATED");
-    outside(&app, "UPDATE operator_token_generations SET generation = 0").await;
-    app.ok(&operator, query, json!({})).await;
+
+    // A token naming a user that does not exist sees nothing; the user inserted later under
+    // that id, inactive, refuses it from then on.
+    let unborn = uuid::Uuid::now_v7();
+    let token = app
+        .keys
+        .issue(tenant, unborn, gateway::auth::Role::User, 60)
+        .expect("token");
+    refused_until_undone(
+        &app,
+        &token,
+        &format!(
+            "INSERT INTO users (id, tenant_id, email, name, status)
+             VALUES ('{unborn}', '{tenant}', 'unborn@alpha.test', 'Unborn', 'INACTIVE')"
+        ),
+        &format!("DELETE FROM users WHERE id = '{unborn}'"),
+    )
+    .await;
 
     with_password(&app).await;
     let (session, _) = signed_in(&app, "user@alpha.test", PASSWORD).await;
