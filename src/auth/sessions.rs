@@ -173,8 +173,9 @@ fn access_token(
     session: &Session,
 ) -> Result<(String, DateTime<Utc>), ApiError> {
     // Never past its session's end: the gateways' admission cache (db::Admitted) relies on a
-    // session token expiring no later than its session.
-    let left = (session.expires_at - Utc::now()).num_seconds();
+    // session token expiring no later than its session. A second less: `exp` is counted from
+    // the whole second the token is signed in, which may be the next one.
+    let left = (session.expires_at - Utc::now()).num_seconds() - 1;
     let ttl = (accounts.access_ttl.as_secs() as i64).min(left);
     if ttl <= 0 {
         return Err(invalid_refresh());
