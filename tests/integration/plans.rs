@@ -298,3 +298,54 @@ async fn a_read_after_the_last_gets_a_transaction_of_its_own() {
     drop(session);
     db.settled().await;
 }
+
+/// A document's validation is kept for the next request sending it with variables of the
+/// same kinds (`graphql::documents`); values the validator refuses still meet it, with its
+/// message, however often the document passed before.
+#[tokio::test]
+async fn a_kept_validation_still_refuses_what_the_validator_refuses() {
+    let app = TestApp::new().await;
+    let admin = app.a.admin.clone();
+    let q =
+        "query($t: ID!, $n: Int) { forumThread(id: $t) { id posts(first: $n) { totalCount } } }";
+    let none = "00000000-0000-0000-0000-000000000000";
+    let passes = [
+        json!({ "t": none, "n": 1 }),
+        json!({ "t": none, "n": 2 }),
+        json!({ "t": none }),
+        // A name the operation does not declare is no error; it is validated each time.
+        json!({ "t": none, "n": 1, "m": 2 }),
+    ];
+    let refused = [
+        json!({ "t": none, "n": 1.5 }),
+        json!({ "t": none, "n": "one" }),
+        json!({ "t": null, "n": 1 }),
+        json!({ "t": { "id": none } }),
+        json!({ "t": [none], "n": 1 }),
+    ];
+    for round in 0..2 {
+        for vars in passes.iter().chain(&refused) {
+            let body = app.gql(&admin, q, vars.clone()).await;
+            let code = &body["errors"][0]["extensions"]["code"];
+            if passes.contains(vars) {
+                assert!(
+                    body.get("errors").is_none(),
+                    "round {round}, {vars}: {body}"
+                );
+                assert_eq!(body["data"]["forumThread"], Json::Null, "{body}");
+            } else {
+                // The validator's own message, under the gateway's code for bad values.
+                assert_eq!(
+                    code,
+                    &json!("BAD_USER_INPUT"),
+                    "round {round}, {vars}: {body}"
+                );
+                let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+                assert!(
+                    message.starts_with("Invalid value for argument"),
+                    "round {round}, {vars}: {body}"
+                );
+            }
+        }
+    }
+}

@@ -94,6 +94,13 @@ impl GatewaySchema {
         let mut variables = std::mem::take(&mut request.variables);
         let name = request.operation_name.take();
         let mut planned = None;
+        let mut kept_as = None;
+        let registry = self.inner.registry();
+        // Parsed first: taken out, the text is then only the validation's key.
+        let query = match request.parsed_query() {
+            Ok(_) => Some(std::mem::take(&mut request.query)),
+            Err(_) => None,
+        };
         let within = request.parsed_query().ok().is_none_or(|doc| {
             with_defaults(doc, name.as_deref(), &mut variables);
             let within = schema::cost::check(
@@ -106,13 +113,23 @@ impl GatewaySchema {
             if within && self.planned_reads != PlannedReads::Off {
                 planned = plan::compile(doc, name.as_deref(), &variables);
             }
+            if let (true, Some(query)) = (within, &query) {
+                kept_as =
+                    documents::validation_key(registry, query, doc, name.as_deref(), &variables);
+            }
             within
         });
+        if let Some(query) = query {
+            request.query = query;
+        }
         request.variables = variables;
         request.operation_name = name;
         if within {
             if let Some(p) = planned {
                 request.data.insert(plan::Planned(Arc::new(p)));
+            }
+            if let Some(key) = kept_as {
+                request.data.insert(key);
             }
             return None;
         }
@@ -495,6 +512,7 @@ pub fn build(
         b = b.data(hub);
     }
     b = data(b);
+    b = b.extension(documents::Validations::default());
     let plan_counts = Arc::new(plan::PlanCounts::default());
     if limits.planned_reads != PlannedReads::Off {
         b = b.extension(plan::Planner {
