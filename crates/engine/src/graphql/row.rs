@@ -186,7 +186,16 @@ fn decode_value(v: PgValue<'_>) -> deserialize::Result<Value> {
 impl FromSqlRow<Untyped, Pg> for Row {
     fn build_from_row<'a>(row: &impl DieselRow<'a, Pg>) -> deserialize::Result<Self> {
         let n = row.field_count();
-        let mut values = Vec::with_capacity(n);
+        // Sized once for the row's last position: growing it column by column cost ~10 % of
+        // the gateway's CPU on the nested bench query.
+        let mut len = 0;
+        for field in (0..n).filter_map(|i| row.get(i)) {
+            let name = field.field_name().unwrap_or_default();
+            if !name.starts_with("__") {
+                len = name.parse::<usize>().map_or(len + 1, |at| len.max(at + 1));
+            }
+        }
+        let mut values = Vec::with_capacity(len);
         let mut extra = Vec::new();
         for i in 0..n {
             let Some(field) = row.get(i) else { continue };
@@ -202,10 +211,12 @@ impl FromSqlRow<Untyped, Pg> for Row {
             // A column named by its position (a read of some columns only) goes in its place.
             match name.parse::<usize>() {
                 Ok(at) => {
-                    if values.len() <= at {
-                        values.resize(at + 1, Value::Null);
+                    if values.len() < at {
+                        values.resize(at, Value::Null);
                     }
-                    if let Some(slot) = values.get_mut(at) {
+                    if values.len() == at {
+                        values.push(v);
+                    } else if let Some(slot) = values.get_mut(at) {
                         *slot = v;
                     }
                 }
