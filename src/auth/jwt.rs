@@ -5,8 +5,9 @@
 //! with a public key); `exp` is required, `nbf` honoured, and `iss` / `aud` required when
 //! configured (GATEWAY_JWT_ISSUER, GATEWAY_JWT_AUDIENCE), for both kinds.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use gateway_engine::kept::Kept;
 
 use jsonwebtoken::{
     decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
@@ -77,32 +78,28 @@ struct Inner {
 /// once it passed every check, and answered from here only while its `exp` still would: the
 /// text is what was signed, so nothing else about it can have changed. External tokens are
 /// always verified (their key set may drop a key). Bounded; when full, it starts over.
-#[derive(Default)]
-struct Verified(Mutex<HashMap<Box<str>, RequestContext>>);
+struct Verified(Kept<Box<str>, RequestContext>);
 
 /// Tokens kept at most.
 const VERIFIED_KEPT: usize = 4096;
+
+impl Default for Verified {
+    fn default() -> Self {
+        Verified(Kept::new(VERIFIED_KEPT))
+    }
+}
 
 impl Verified {
     /// The caller of `token` if it was verified before and has not expired at `now` (seconds)
     /// with `leeway`, as `jsonwebtoken` counts it.
     fn get(&self, token: &str, now: i64, leeway: u64) -> Option<RequestContext> {
-        let kept = self.lock().get(token).cloned()?;
+        let kept = self.0.get(token)?;
         let exp = kept.expires_at?;
         (exp >= now.saturating_sub(leeway as i64)).then_some(kept)
     }
 
     fn keep(&self, token: &str, caller: &RequestContext) {
-        let mut kept = self.lock();
-        if kept.len() >= VERIFIED_KEPT {
-            kept.clear();
-        }
-        kept.insert(token.into(), caller.clone());
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, RequestContext>> {
-        // A panic while holding the lock leaves a map that is still whole.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.keep(token.into(), caller.clone());
     }
 }
 

@@ -11,5 +11,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
+pub mod kept;
 pub mod live;
 pub mod logs;

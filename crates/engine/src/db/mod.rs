@@ -27,6 +27,7 @@ use value::Value;
 
 use crate::caller::RequestContext;
 use crate::error::ApiError;
+use crate::kept::Kept;
 
 pub type Conn = AsyncPgConnection;
 pub type DbFuture<'a, T> = BoxFuture<'a, QueryResult<T>>;
@@ -602,11 +603,16 @@ type AdmittedKey = (uuid::Uuid, uuid::Uuid, Option<i64>, Option<uuid::Uuid>);
 /// id (docs/performance.md). What no row records, time, is covered by the token: a session's
 /// token never outlives its session, and an admission is reused only before the token
 /// expires.
-#[derive(Default)]
-pub(crate) struct Admitted(std::sync::RwLock<std::collections::HashMap<AdmittedKey, i64>>);
+pub(crate) struct Admitted(Kept<AdmittedKey, i64>);
 
 /// Admissions remembered at most; beyond, they are all forgotten (and found again).
 const ADMITTED_MAX: usize = 65_536;
+
+impl Default for Admitted {
+    fn default() -> Self {
+        Admitted(Kept::new(ADMITTED_MAX))
+    }
+}
 
 impl Admitted {
     /// The epoch of `c`'s last admission, if it may stand for `gateway_enter`'s lookups.
@@ -620,17 +626,11 @@ impl Admitted {
                 return None;
             }
         }
-        self.0.read().ok()?.get(&c.key()).copied()
+        self.0.get(&c.key())
     }
 
     fn admit(&self, c: &Caller, epoch: i64) {
-        let Ok(mut admitted) = self.0.write() else {
-            return;
-        };
-        if admitted.len() >= ADMITTED_MAX {
-            admitted.clear();
-        }
-        admitted.insert(c.key(), epoch);
+        self.0.keep(c.key(), epoch);
     }
 }
 

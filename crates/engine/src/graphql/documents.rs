@@ -6,59 +6,30 @@
 //! costs a few allocations, a kept validation a lookup. Bounded in count and in the size of
 //! what is kept, so a client inventing documents only churns the caches.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::parser::types::{BaseType, DocumentOperations, ExecutableDocument};
 use async_graphql::registry::{MetaType, Registry};
 use async_graphql::{ServerError, ValidationResult, Value, Variables};
 
+use crate::kept::Kept;
+
 /// Entries kept at most; when full, a cache starts over.
 const KEPT: usize = 128;
 /// Longer texts are parsed and validated each time.
 const LONGEST: usize = 8 * 1024;
 
-/// A bounded map from texts to what was worked out from them.
-struct Kept<V> {
-    map: Mutex<HashMap<Arc<str>, V>>,
-}
-
-impl<V> Default for Kept<V> {
-    fn default() -> Self {
-        Kept {
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<V: Clone> Kept<V> {
-    fn get(&self, key: &str) -> Option<V> {
-        self.lock().get(key).cloned()
-    }
-
-    fn keep(&self, key: &str, value: V) {
-        let mut kept = self.lock();
-        if kept.len() >= KEPT {
-            kept.clear();
-        }
-        kept.insert(key.into(), value);
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, V>> {
-        // A panic while holding the lock leaves a map that is still whole.
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-#[derive(Default)]
 pub struct Documents {
-    parsed: Kept<Arc<ExecutableDocument>>,
+    parsed: Kept<Arc<str>, Arc<ExecutableDocument>>,
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Documents {
+            parsed: Kept::new(KEPT),
+        }
+    }
 }
 
 impl Documents {
@@ -71,7 +42,7 @@ impl Documents {
             return Ok(doc.as_ref().clone());
         }
         let doc = async_graphql::parser::parse_query(query)?;
-        self.parsed.keep(query, Arc::new(doc.clone()));
+        self.parsed.keep(query.into(), Arc::new(doc.clone()));
         Ok(doc)
     }
 }
@@ -143,9 +114,16 @@ pub fn validation_key(
 /// The schema's extension that keeps validations by [`ValidationKey`]: a request carrying
 /// one that passed before skips async-graphql's rules. Only passes are kept, so every error
 /// is still the validator's own.
-#[derive(Default)]
 pub struct Validations {
-    passed: Arc<Kept<ValidationResult>>,
+    passed: Arc<Kept<Arc<str>, ValidationResult>>,
+}
+
+impl Default for Validations {
+    fn default() -> Self {
+        Validations {
+            passed: Arc::new(Kept::new(KEPT)),
+        }
+    }
 }
 
 impl ExtensionFactory for Validations {
@@ -154,7 +132,7 @@ impl ExtensionFactory for Validations {
     }
 }
 
-struct KeptValidations(Arc<Kept<ValidationResult>>);
+struct KeptValidations(Arc<Kept<Arc<str>, ValidationResult>>);
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for KeptValidations {
@@ -166,11 +144,11 @@ impl Extension for KeptValidations {
         let Some(ValidationKey(key)) = ctx.data_opt::<ValidationKey>() else {
             return next.run(ctx).await;
         };
-        if let Some(passed) = self.0.get(key) {
+        if let Some(passed) = self.0.get(key.as_str()) {
             return Ok(passed);
         }
         let result = next.run(ctx).await?;
-        self.0.keep(key, result);
+        self.0.keep(key.as_str().into(), result);
         Ok(result)
     }
 }
