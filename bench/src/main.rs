@@ -19,7 +19,9 @@
 //! - BENCH_SUBSCRIBERS (10000), BENCH_CHANGES mutations timed for them (20);
 //! - BENCH_ONLY: `http` or `subscribers`, one part only (the peer runs with `http`); `soak`:
 //!   the soak instead of either, a steady mix for 30 minutes with the gateway's memory
-//!   sampled (see `soak` for its options);
+//!   sampled (see `soak` for its options); `hold`: seed, start the gateway, print where
+//!   it and the database are (with a token and sample ids), and keep them up for
+//!   BENCH_HOLD seconds (600): for `perf`, `EXPLAIN` or pgbench by hand;
 //! - GATEWAY_BIN: default the release gateway under CARGO_TARGET_DIR or target/, built first.
 
 mod ceiling;
@@ -228,6 +230,30 @@ async fn run() -> Result<(), String> {
     }
     let (_, idle) = memory(pid);
 
+    if only == "hold" {
+        println!("gateway: http://{addr}/graphql (pid {pid})");
+        println!("owner database: {url}");
+        println!(
+            "serving role: {}",
+            cluster.url_as(db::SERVING_ROLE, "bench")
+        );
+        // A throwaway cluster's: another gateway on the same database (an A/B) needs it.
+        println!("GATEWAY_JWT_SECRET={secret}");
+        for (i, (t, token)) in tenant_ids.iter().zip(&tokens).enumerate() {
+            let first = |v: &[uuid::Uuid]| v.first().map(|u| u.to_string()).unwrap_or_default();
+            println!(
+                "tenant {t}: token {token}\n  category {}, thread {}, workflow {}, user {}",
+                first(&ids[i].categories),
+                first(&ids[i].threads),
+                first(&ids[i].workflows),
+                first(&ids[i].users)
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(env_num("BENCH_HOLD", 600))).await;
+        drop(gw);
+        cluster.stop().map_err(|e| e.to_string())?;
+        return Ok(());
+    }
     if only == "soak" {
         let result = soak::run(addr, pid, &tokens, &ids, &dir, &soak::Options::from_env()).await;
         drop(gw);
