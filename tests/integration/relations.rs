@@ -148,9 +148,10 @@ async fn nested_connections_are_paged_per_parent_in_constant_statements() {
         few, many,
         "statements grew with the number of parents: {few} vs {many}"
     );
-    // The root, threads (with their count), each thread's category and posts (with their
-    // counts), authors; and the transaction's BEGIN, gateway_enter and COMMIT.
-    assert_eq!(many, 8, "statements for one nested query");
+    // The root; threads (with their count, each thread's category read with it); posts
+    // (with their counts, each post's author read with it); and the transaction's BEGIN,
+    // gateway_enter and COMMIT.
+    assert_eq!(many, 6, "statements for one nested query");
 }
 
 /// Statements and round trips one request cost, once its transaction has ended.
@@ -205,14 +206,17 @@ async fn statements_per_level(mode: PlannedReads) {
         )
         .await;
     }
-    // (name, query, variables, levels: one statement each, round trips when planned with
-    // COMMIT's: a plan reads a level's relations in its round trip when the level has few
-    // rows, and a plan that reads everything at once commits in that round trip too).
-    let shapes: [(&str, &str, Json, u64, u64); 5] = [
+    // (name, query, variables, levels: one statement each, statements when planned (a plan
+    // reads a `belongsTo` parent of columns alone in its child's statement), round trips when
+    // planned with COMMIT's: a plan reads a level's relations in its round trip when the
+    // level has few rows, and a plan that reads everything at once commits in that round
+    // trip too).
+    let shapes: [(&str, &str, Json, u64, u64, u64); 5] = [
         (
             "by id",
             "query($t: ID!) { forumThread(id: $t) { id title slug createdAt } }",
             json!({ "t": thread }),
+            1,
             1,
             1,
         ),
@@ -222,11 +226,13 @@ async fn statements_per_level(mode: PlannedReads) {
             json!({}),
             1,
             1,
+            1,
         ),
         (
             "a later page and its count",
             "query($a: String) { forumThreads(first: 5, after: $a) { totalCount nodes { id } } }",
             json!({ "a": Json::Null }),
+            1,
             1,
             1,
         ),
@@ -235,13 +241,15 @@ async fn statements_per_level(mode: PlannedReads) {
             "query($c: ID!) { forumCategory(id: $c) { name threads(first: 20, orderBy: [{id: ASC}]) { totalCount nodes { title posts(first: 10, orderBy: [{id: ASC}]) { totalCount nodes { content author { name } } } } } } }",
             json!({ "c": f.category }),
             4,
-            // The category, its threads and their posts; then the posts' authors; COMMIT.
+            // The category, its threads, their posts with their authors, and COMMIT.
             3,
+            1,
         ),
         (
             "workflow > executions > node executions",
             "query($w: ID!) { workflow(id: $w) { name executions(first: 10, orderBy: [{startedAt: DESC}]) { nodes { status nodeExecutions { nodes { nodeId status } } } } } }",
             json!({ "w": workflow }),
+            3,
             3,
             1,
         ),
@@ -257,18 +265,21 @@ async fn statements_per_level(mode: PlannedReads) {
         (6, 5),
         "a create's statements and round trips"
     );
-    for (name, query, vars, levels, planned_trips) in shapes {
+    for (name, query, vars, levels, planned, planned_trips) in shapes {
         // Once to prepare the statements, then counted.
         cost(&app, query, vars.clone()).await;
         let (statements, trips) = cost(&app, query, vars).await;
         // BEGIN and gateway_enter ride with the first level's statement; COMMIT is sent
         // after the response, or with the reads.
-        assert_eq!(statements, levels + 3, "{name} ({mode:?}): statements");
         let expected = match mode {
-            PlannedReads::Off => levels + 1,
-            _ => planned_trips,
+            PlannedReads::Off => (levels + 3, levels + 1),
+            _ => (planned + 3, planned_trips),
         };
-        assert_eq!(trips, expected, "{name} ({mode:?}): round trips");
+        assert_eq!(
+            (statements, trips),
+            expected,
+            "{name} ({mode:?}): statements and round trips"
+        );
     }
     // Every shape's query was answered by its plan, or by the executor when plans are off.
     let (_, _, text) = app.send(scrape(Some("127.0.0.1"))).await;
@@ -536,7 +547,7 @@ async fn relations_of_few_rows_are_read_in_their_parents_round_trip() {
             )
             .await["forumThreads"]["pageInfo"]["endCursor"]
             .clone();
-        let shapes: [(&str, &str, Json, u64); 6] = [
+        let shapes: [(&str, &str, Json, u64); 7] = [
             (
                 "backwards and counted, two levels down",
                 "query($c: ID!) { forumCategory(id: $c) { name threads(last: 3, orderBy: [{id: ASC}]) { totalCount pageInfo { hasPreviousPage startCursor } edges { cursor node { title posts(first: 2, orderBy: [{id: DESC}]) { totalCount pageInfo { hasNextPage } nodes { content } } } } } } }",
@@ -550,10 +561,19 @@ async fn relations_of_few_rows_are_read_in_their_parents_round_trip() {
                 1,
             ),
             (
-                "under a root list, then the authors",
+                // The authors read with the posts.
+                "under a root list, with the authors",
                 "{ forumThreads(first: 3, orderBy: [{id: ASC}]) { nodes { title posts(first: 2) { nodes { content author { name } } } } } }",
                 json!({}),
-                3,
+                1,
+            ),
+            (
+                // Authors with a relation of their own are read by id, then their
+                // profiles; COMMIT after the response.
+                "under a root list, then the authors and their profiles",
+                "{ forumThreads(first: 3, orderBy: [{id: ASC}]) { nodes { title posts(first: 2) { nodes { content author { name profile { fullName } } } } } } }",
+                json!({}),
+                4,
             ),
             (
                 "hasOne",
@@ -585,4 +605,77 @@ async fn relations_of_few_rows_are_read_in_their_parents_round_trip() {
             }
         }
     }
+}
+
+/// A `belongsTo` parent read in its child's statement is confined to what the caller may
+/// read, as when it is read by id: a task's conversation is null for a user who may read the
+/// task but is not among the conversation's participants, and present for one who is. The
+/// verifying app compares every planned answer with the executor's.
+#[tokio::test]
+async fn a_joined_parent_is_read_only_where_the_caller_may_read_it() {
+    let app = TestApp::new().await;
+    let (assignee, assignee_token) = app.new_user("assignee").await;
+    let conversation = app
+        .ok(
+            &app.a.user,
+            "mutation { createConversation(input: {channel: \"web\", participant: {name: \"Ann\"}}) { id } }",
+            json!({}),
+        )
+        .await["createConversation"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let task = app
+        .ok(
+            &app.a.admin,
+            "mutation($i: NewTaskInput!) { createTask(input: $i) { id } }",
+            json!({ "i": { "title": "linked", "assignTo": { "userId": assignee } } }),
+        )
+        .await["createTask"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // Linked behind the API's back: no caller here may both write the task and read the
+    // conversation.
+    let mut owner = app.owner().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE tasks SET conversation_id = '{conversation}' WHERE id = '{task}'"
+        )),
+        &mut owner,
+    )
+    .await
+    .expect("link the task");
+
+    let one = "query($t: ID!) { task(id: $t) { title conversation { id channel } } }";
+    let list = "{ tasks(first: 5, orderBy: [{id: ASC}]) { nodes { title conversation { id } } } }";
+    let (_, _, before) = app.send(scrape(Some("127.0.0.1"))).await;
+    let planned_before = sample(&before, "gateway_planned_operations_total ").unwrap_or(-1.0);
+
+    let hidden = app.ok(&assignee_token, one, json!({ "t": task })).await;
+    assert_eq!(hidden["task"]["title"], "linked", "{hidden}");
+    assert!(hidden["task"]["conversation"].is_null(), "{hidden}");
+    let hidden = app.ok(&assignee_token, list, json!({})).await;
+    let nodes = hidden["tasks"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!nodes.is_empty(), "{hidden}");
+    assert!(
+        nodes.iter().all(|n| n["conversation"].is_null()),
+        "{hidden}"
+    );
+
+    let seen = app.ok(&app.a.user, one, json!({ "t": task })).await;
+    assert_eq!(
+        seen["task"]["conversation"]["id"],
+        json!(conversation),
+        "{seen}"
+    );
+    assert_eq!(seen["task"]["conversation"]["channel"], "web", "{seen}");
+
+    // Each was answered by its plan (and the executor agreed).
+    let (_, _, after) = app.send(scrape(Some("127.0.0.1"))).await;
+    let planned_after = sample(&after, "gateway_planned_operations_total ").unwrap_or(-1.0);
+    assert_eq!(planned_after - planned_before, 3.0, "planned operations");
 }

@@ -387,6 +387,52 @@ impl SqlBuilder {
     /// The same with only the columns in `only` read (and the id, always), each named by its
     /// position in the metadata (`Row` puts it in its place); a compact set's keep their names.
     pub fn select_columns(&mut self, meta: &EntityMeta, only: Option<&ColumnSet>) -> &mut Self {
+        self.select_named(meta, only, None);
+        for (at, _) in only.map(ColumnSet::parents).unwrap_or_default() {
+            write!(self.sql, ", \"__j{at}\".*").ok();
+        }
+        self
+    }
+
+    /// ` LEFT JOIN LATERAL (...) "__jN" ON TRUE` for each parent `set` joins (see
+    /// [`ColumnSet::join`]): the parent the row's reference points to, if `scope` (the
+    /// caller's read scope of the parent's entity) lets it be read, its columns named
+    /// `"N.i"` (`Row` keeps them as the row's `joined`). Written after `FROM <table> t`.
+    pub fn join_parents(
+        &mut self,
+        meta: &EntityMeta,
+        set: &ColumnSet,
+        scope: impl Fn(&'static EntityMeta) -> Filter,
+    ) -> &mut Self {
+        let links = crate::graphql::meta::metadata().links(meta);
+        for (at, columns) in set.parents() {
+            let Some(link) = links.get(*at) else {
+                continue;
+            };
+            let outer = self.alias();
+            self.depth += 1;
+            let inner = self.alias();
+            self.push(" LEFT JOIN LATERAL (SELECT ");
+            self.select_named(link.target, Some(columns), Some(*at));
+            write!(
+                self.sql,
+                " FROM \"{}\" {inner} WHERE {inner}.\"{}\" = {outer}.\"{}\" AND ",
+                link.target.table,
+                link.target.id_column().column,
+                link.fk.column
+            )
+            .ok();
+            self.filter(&scope(link.target));
+            write!(self.sql, ") \"__j{at}\" ON TRUE").ok();
+            self.depth -= 1;
+        }
+        self
+    }
+
+    /// The select list of [`Self::select_columns`], over the row at this depth; `joined`
+    /// names each column `"N.i"` instead of `"i"`, for the parent of the `N`-th link.
+    fn select_named(&mut self, meta: &EntityMeta, only: Option<&ColumnSet>, joined: Option<usize>) {
+        let alias = self.alias();
         let mut first = true;
         for (i, c) in meta.columns.iter().enumerate() {
             let by_position = match only {
@@ -403,14 +449,14 @@ impl SqlBuilder {
                 (ColumnType::Enum(_), true) => "::text[]",
                 _ => "",
             };
-            write!(self.sql, "t.\"{}\"{cast} AS ", c.column).ok();
-            match by_position {
-                true => write!(self.sql, "\"{i}\""),
-                false => write!(self.sql, "\"{}\"", c.column),
+            write!(self.sql, "{alias}.\"{}\"{cast} AS ", c.column).ok();
+            match (joined, by_position) {
+                (Some(at), _) => write!(self.sql, "\"{at}.{i}\""),
+                (None, true) => write!(self.sql, "\"{i}\""),
+                (None, false) => write!(self.sql, "\"{}\"", c.column),
             }
             .ok();
         }
-        self
     }
 
     pub fn filter(&mut self, f: &Filter) -> &mut Self {

@@ -303,7 +303,7 @@ impl Measures {
         values[self.count.position] = Value::Int(0);
         Row {
             values,
-            extra: Vec::new(),
+            ..Row::default()
         }
     }
 

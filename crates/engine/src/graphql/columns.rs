@@ -15,6 +15,9 @@ pub struct ColumnSet {
     bits: Vec<u64>,
     /// Read by name for a statement that embeds this one, not decoded as a `Row`.
     compact: bool,
+    /// `belongsTo` parents read in the same statement (`SqlBuilder::join_parents`): the
+    /// link's position among the entity's links, and the parent's columns.
+    parents: Vec<(usize, ColumnSet)>,
 }
 
 impl ColumnSet {
@@ -23,6 +26,7 @@ impl ColumnSet {
         ColumnSet {
             bits: vec![0; meta.columns.len().div_ceil(64)],
             compact: false,
+            parents: Vec::new(),
         }
     }
 
@@ -58,15 +62,36 @@ impl ColumnSet {
             .is_some_and(|w| w & (1 << (position % 64)) != 0)
     }
 
-    /// Every column any of `sets` holds.
+    /// Every column any of `sets` holds, and every parent any of them joins.
     pub fn union_of<'a>(meta: &EntityMeta, sets: impl Iterator<Item = &'a ColumnSet>) -> Self {
         let mut out = Self::empty(meta);
         for set in sets {
             for (a, b) in out.bits.iter_mut().zip(&set.bits) {
                 *a |= b;
             }
+            for (at, parent) in &set.parents {
+                out.join(*at, parent);
+            }
         }
         out
+    }
+
+    /// Reads the parent of the entity's `at`-th link (a `belongsTo`) with the row, with
+    /// `columns` of it (merged with any already joined).
+    pub fn join(&mut self, at: usize, columns: &ColumnSet) {
+        match self.parents.iter_mut().find(|(p, _)| *p == at) {
+            Some((_, set)) => {
+                for (a, b) in set.bits.iter_mut().zip(&columns.bits) {
+                    *a |= b;
+                }
+            }
+            None => self.parents.push((at, columns.clone())),
+        }
+    }
+
+    /// The parents read with the row: link position and columns.
+    pub fn parents(&self) -> &[(usize, ColumnSet)] {
+        &self.parents
     }
 
     /// The row's own sort keys: cursors are made of their values.

@@ -269,7 +269,14 @@ pub(crate) fn get_statement(
         acl::row_scope(meta, rc, Op::Read),
         Filter::eq(meta.id_column(), Value::Uuid(id)),
     ]);
-    select_rows(meta, Some(columns), &filter, &[], Some(1), false)
+    let mut b = SqlBuilder::new("SELECT ");
+    b.select_columns(meta, Some(columns));
+    b.push(&format!(" FROM \"{}\" t", meta.table));
+    b.join_parents(meta, columns, |m| acl::row_scope(m, rc, Op::Read));
+    b.push(" WHERE ");
+    b.filter(&filter);
+    b.push(" LIMIT 1");
+    b
 }
 
 /// Completes a client's `orderBy` keys (one per entry, already read) into the list's order:
@@ -522,7 +529,9 @@ pub(crate) fn list_statement(
     if with_total {
         b.push(", (SELECT n FROM \"__count\") AS \"__total\"");
     }
-    b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+    b.push(&format!(" FROM \"{}\" t", meta.table));
+    b.join_parents(meta, &columns, |m| acl::row_scope(m, rc, Op::Read));
+    b.push(" WHERE ");
     b.filter(&scoped);
     q.push_cursors(&mut b);
     b.order_by(&q.sql_order());

@@ -187,7 +187,9 @@ impl RowLoader {
         ]);
         let mut b = SqlBuilder::new("SELECT ");
         b.select_columns(meta, Some(columns));
-        b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+        b.push(&format!(" FROM \"{}\" t", meta.table));
+        b.join_parents(meta, columns, |m| acl::row_scope(m, &self.rc, Op::Read));
+        b.push(" WHERE ");
         b.filter(&filter);
         let rows: Vec<Row> = self.fetch(meta, b).await?;
         Ok(rows.into_iter().map(|r| (r.id(), r)).collect())
@@ -398,7 +400,11 @@ impl RowLoader {
         b.push(", row_number() OVER () AS \"__rn\" FROM (SELECT ");
         b.select_columns(meta, Some(&spec.columns));
         b.foreign_key_values(&spec.keys);
-        b.push(&format!(" FROM \"{}\" t WHERE ", meta.table));
+        b.push(&format!(" FROM \"{}\" t", meta.table));
+        b.join_parents(meta, &spec.columns, |m| {
+            acl::row_scope(m, &self.rc, Op::Read)
+        });
+        b.push(" WHERE ");
         b.column(spec.fk).push(" = \"__p\".id AND ");
         b.filter(&scoped);
         if let Some(values) = &spec.after {

@@ -20,13 +20,17 @@ use uuid::Uuid;
 use crate::db::value::Value;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
     /// One per column of the entity's metadata, in its order (up to the last column read:
     /// [`Row::get`] answers `NULL` for the ones after it).
     pub values: Vec<Value>,
     /// The statement's own columns after the row's (named `__...`), in their order.
     pub extra: Vec<Value>,
+    /// Parents read with the row (columns named `"N.i"`, see `SqlBuilder::join_parents`):
+    /// the link's position, and the parent's row (its id `NULL` when there is none the
+    /// caller may read).
+    pub joined: Vec<(usize, Row)>,
 }
 
 impl Row {
@@ -41,6 +45,16 @@ impl Row {
     /// The value of one of the row's columns.
     pub fn get(&self, col: &ColumnMeta) -> &Value {
         self.values.get(col.position).unwrap_or(&Value::Null)
+    }
+
+    /// The parent of the entity's `at`-th link read with the row, if the statement joined it
+    /// and found one.
+    pub fn joined(&self, at: usize) -> Option<&Row> {
+        self.joined
+            .iter()
+            .find(|(p, _)| *p == at)
+            .map(|(_, row)| row)
+            .filter(|row| !matches!(row.values.first(), None | Some(Value::Null)))
     }
 
     /// The value of a column by its SQL name.
@@ -191,12 +205,13 @@ impl FromSqlRow<Untyped, Pg> for Row {
         let mut len = 0;
         for field in (0..n).filter_map(|i| row.get(i)) {
             let name = field.field_name().unwrap_or_default();
-            if !name.starts_with("__") {
+            if !name.starts_with("__") && !name.contains('.') {
                 len = name.parse::<usize>().map_or(len + 1, |at| len.max(at + 1));
             }
         }
         let mut values = Vec::with_capacity(len);
         let mut extra = Vec::new();
+        let mut joined: Vec<(usize, Row)> = Vec::new();
         for i in 0..n {
             let Some(field) = row.get(i) else { continue };
             let name = field.field_name().unwrap_or_default();
@@ -208,21 +223,45 @@ impl FromSqlRow<Untyped, Pg> for Row {
                 extra.push(v);
                 continue;
             }
+            // A joined parent's column: `"N.i"`, the `N`-th link's parent's `i`-th column.
+            if let Some((link, col)) = name.split_once('.') {
+                let (Ok(link), Ok(col)) = (link.parse::<usize>(), col.parse::<usize>()) else {
+                    continue;
+                };
+                let parent = match joined.iter().position(|(p, _)| *p == link) {
+                    Some(k) => k,
+                    None => {
+                        joined.push((link, Row::default()));
+                        joined.len() - 1
+                    }
+                };
+                if let Some((_, row)) = joined.get_mut(parent) {
+                    place(&mut row.values, col, v);
+                }
+                continue;
+            }
             // A column named by its position (a read of some columns only) goes in its place.
             match name.parse::<usize>() {
-                Ok(at) => {
-                    if values.len() < at {
-                        values.resize(at, Value::Null);
-                    }
-                    if values.len() == at {
-                        values.push(v);
-                    } else if let Some(slot) = values.get_mut(at) {
-                        *slot = v;
-                    }
-                }
+                Ok(at) => place(&mut values, at, v),
                 Err(_) => values.push(v),
             }
         }
-        Ok(Row { values, extra })
+        Ok(Row {
+            values,
+            extra,
+            joined,
+        })
+    }
+}
+
+/// Puts `v` at position `at`, the positions before it `NULL` until read.
+fn place(values: &mut Vec<Value>, at: usize, v: Value) {
+    if values.len() < at {
+        values.resize(at, Value::Null);
+    }
+    if values.len() == at {
+        values.push(v);
+    } else if let Some(slot) = values.get_mut(at) {
+        *slot = v;
     }
 }

@@ -95,8 +95,8 @@ pub(crate) struct Obj {
 }
 
 impl Obj {
-    /// The object of `row`: its columns and `__typename`, and `related(i)` for the `i`-th
-    /// field otherwise (a relation, read apart). `Err(key)` for the field without a value:
+    /// The object of `row`: its columns, `__typename` and joined parents, and `related(i)`
+    /// for the `i`-th field otherwise (a relation, read apart). `Err(key)` for the field without a value:
     /// a required column left empty, or a relation `related` has none for.
     pub(crate) fn render<'o>(
         &'o self,
@@ -112,6 +112,11 @@ impl Obj {
                     Value::Null => G::Null,
                     v => graphql_value(col, v),
                 },
+                // None the caller may read reads as null, as from the parents' loader.
+                ObjField::Joined(at, parent) => match row.joined(*at) {
+                    Some(p) => parent.render(p, no_relations)?,
+                    None => G::Null,
+                },
                 _ => related(i).ok_or(key)?,
             };
             map.insert(key.clone(), v);
@@ -120,9 +125,16 @@ impl Obj {
     }
 }
 
+/// For an object without relations read apart (a joined parent).
+fn no_relations(_: usize) -> Option<G> {
+    None
+}
+
 pub(crate) enum ObjField {
     Typename,
     Column(&'static ColumnMeta),
+    /// A `belongsTo` parent read with the row (the entity's `at`-th link).
+    Joined(usize, Obj),
     Parent(&'static RelationLink, Obj),
     Child(&'static RelationLink, Obj),
     Children(&'static RelationLink, Box<(Args, Conn)>),
@@ -384,12 +396,26 @@ impl<'d> Compiler<'d> {
                 columns.insert(col);
                 ObjField::Column(col)
             } else {
-                let link = metadata().links(meta).iter().find(|l| l.name == name)?;
+                let links = metadata().links(meta);
+                let at = links.iter().position(|l| l.name == name)?;
+                let link = links.get(at)?;
                 let set = &f.selection_set.node;
                 match link.kind {
                     LinkKind::Parent => {
                         columns.insert(link.fk);
-                        ObjField::Parent(link, self.obj(link.target, set)?)
+                        let parent = self.obj(link.target, set)?;
+                        // A parent of columns alone is read in its child's statement; one
+                        // with relations of its own, by id, a level of its own.
+                        if parent
+                            .fields
+                            .iter()
+                            .all(|(_, f)| matches!(f, ObjField::Typename | ObjField::Column(_)))
+                        {
+                            columns.join(at, &parent.columns);
+                            ObjField::Joined(at, parent)
+                        } else {
+                            ObjField::Parent(link, parent)
+                        }
                     }
                     LinkKind::Child => ObjField::Child(link, self.obj(link.target, set)?),
                     LinkKind::Children => ObjField::Children(

@@ -109,7 +109,7 @@ fn ids_only(meta: &EntityMeta) -> ColumnSet {
 fn complete(obj: &Obj, plan: Option<&AheadPlan>) -> bool {
     let step = |i: usize| plan.and_then(|p| p.0.get(i)).and_then(Option::as_ref);
     obj.fields.iter().enumerate().all(|(i, (_, f))| match f {
-        ObjField::Typename | ObjField::Column(_) => true,
+        ObjField::Typename | ObjField::Column(_) | ObjField::Joined(..) => true,
         ObjField::Parent(..) => false,
         ObjField::Child(_, child) => step(i).is_some_and(|s| complete(child, s.under.first())),
         ObjField::Children(_, list) => {
@@ -398,7 +398,9 @@ impl<'a> Runner<'a> {
     /// `ahead`, its pages if they were read with the rows.
     async fn related(&self, f: &ObjField, rows: &[&Row], ahead: Option<Pages>) -> Out<Vec<G>> {
         let (query, spec, read) = match (f, ahead) {
-            (ObjField::Typename | ObjField::Column(_), _) => return Ok(Vec::new()),
+            (ObjField::Typename | ObjField::Column(_) | ObjField::Joined(..), _) => {
+                return Ok(Vec::new())
+            }
             (ObjField::Parent(link, obj), _) => return self.parents(link, obj, rows).await,
             (_, Some(p)) => (p.query, p.spec, Some(p.read)),
             (_, None) => {
