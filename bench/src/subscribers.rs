@@ -206,6 +206,46 @@ async fn subscriber(
     Err("the gateway closed the socket".into())
 }
 
+/// The subscribers' own runtime: one thread, apart from the harness's. On the harness's
+/// multi-threaded runtime each arrival woke its reactor thread and then, through a futex,
+/// another worker to run the task: two wake-ups per message on the cores the gateway is
+/// measured on, where remote clients would cost it none.
+struct Clients {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Clients {
+    fn start() -> Result<Clients, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("subscribers".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Clients {
+            handle,
+            stop: Some(stop),
+        })
+    }
+}
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// Creates a post; its id.
 fn create_post(addr: SocketAddr, token: &str, thread: Uuid, content: &str) -> Result<Uuid, String> {
     let body = json!({
@@ -258,6 +298,7 @@ pub async fn run(
     let (_, rss_before) = crate::memory(pid);
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(CONNECTING));
+    let clients = Clients::start()?;
     let mut tasks = Vec::with_capacity(subscribers);
     for index in 0..subscribers {
         let permit = gate
@@ -266,7 +307,7 @@ pub async fn run(
             .await
             .map_err(|e| e.to_string())?;
         let (token, arrivals, ready) = (token.to_string(), arrivals.clone(), ready.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(clients.handle.spawn(async move {
             let r = subscriber(addr, token, thread, index, arrivals, ready, permit).await;
             if let Err(e) = &r {
                 eprintln!("subscriber: {e}");
@@ -349,6 +390,20 @@ pub async fn run(
             committed_ms.push(since_base - commit_ms);
         }
         all_ms.push(last);
+        if std::env::var("BENCH_TRACE").is_ok() {
+            let mut these: Vec<f64> = arrivals
+                .times(n)
+                .iter()
+                .map(|t| t.duration_since(sent).as_secs_f64() * 1000.0)
+                .collect();
+            these.sort_by(|a, b| a.total_cmp(b));
+            eprintln!(
+                "change {n}: first {first:.1} p50 {:.1} p90 {:.1} p99 {:.1} last {last:.1} ms after sent",
+                percentile(&these, 0.5),
+                percentile(&these, 0.9),
+                percentile(&these, 0.99)
+            );
+        }
         if first < f64::MAX {
             first_ms.push(first);
         }
