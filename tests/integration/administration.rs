@@ -206,16 +206,23 @@ async fn an_admission_is_reused_until_a_credential_row_changes_even_outside_the_
     let user = app.a.user_id;
     let tenant = app.a.id;
 
-    // No activity write for the user during the test: it is entered as the caller too, at
-    // its own time, and would move the count below.
-    outside(
-        &app,
-        &format!("UPDATE users SET last_active_at = now() + interval '1 hour' WHERE id = '{user}'"),
-    )
-    .await;
-
     // A caller seen before is entered without gateway_enter's lookups.
     app.ok(&app.a.user, query, json!({})).await;
+    // The user's first request also marked it active: a transaction of its own, entered as
+    // the caller at its own time, which would move the count below. Counted once it has
+    // landed (then no other for the test's length).
+    let mut marked = false;
+    for _ in 0..100 {
+        let sql =
+            format!("SELECT (last_active_at IS NOT NULL)::text FROM users WHERE id = '{user}'");
+        if app.scalar(&sql).await == "true" {
+            marked = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(marked, "the user's activity was never written");
+    app.db.settled().await;
     let reused = app.db.admissions_reused();
     app.ok(&app.a.user, query, json!({})).await;
     app.ok(&app.a.user, query, json!({})).await;
