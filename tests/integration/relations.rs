@@ -547,7 +547,7 @@ async fn relations_of_few_rows_are_read_in_their_parents_round_trip() {
             )
             .await["forumThreads"]["pageInfo"]["endCursor"]
             .clone();
-        let shapes: [(&str, &str, Json, u64); 7] = [
+        let shapes: [(&str, &str, Json, u64); 8] = [
             (
                 "backwards and counted, two levels down",
                 "query($c: ID!) { forumCategory(id: $c) { name threads(last: 3, orderBy: [{id: ASC}]) { totalCount pageInfo { hasPreviousPage startCursor } edges { cursor node { title posts(first: 2, orderBy: [{id: DESC}]) { totalCount pageInfo { hasNextPage } nodes { content } } } } } } }",
@@ -574,6 +574,14 @@ async fn relations_of_few_rows_are_read_in_their_parents_round_trip() {
                 "{ forumThreads(first: 3, orderBy: [{id: ASC}]) { nodes { title posts(first: 2) { nodes { content author { name profile { fullName } } } } } } }",
                 json!({}),
                 4,
+            ),
+            (
+                // The threads read by id (they have a relation of their own), each with its
+                // author read in the same statement; COMMIT after the response.
+                "a parent read by id, its own parent with it",
+                "{ forumPosts(first: 3, orderBy: [{id: ASC}]) { nodes { content thread { title author { name } } } } }",
+                json!({}),
+                3,
             ),
             (
                 "hasOne",
