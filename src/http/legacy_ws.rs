@@ -129,7 +129,7 @@ async fn deadline(
     };
     let ended = async {
         loop {
-            tokio::time::sleep(state.limits.ws_recheck).await;
+            tokio::time::sleep(super::ws::recheck_interval(&state.limits)).await;
             if !super::ws::credential_holds(&state, &rc).await {
                 return;
             }

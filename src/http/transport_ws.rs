@@ -77,7 +77,7 @@ fn next_check(
     expires_at: Option<Instant>,
     limits: &crate::config::Limits,
 ) -> Instant {
-    let recheck_at = now + limits.ws_recheck;
+    let recheck_at = now + super::ws::recheck_interval(limits);
     expires_at.map_or(recheck_at, |at| at.min(recheck_at))
 }
 

@@ -81,6 +81,14 @@ pub(super) async fn caller(
     Ok(rc)
 }
 
+/// When an open socket next checks its credential: within `ws_recheck`, at a random 75-100 %
+/// of it, so that sockets opened together (10,000 after a deploy) do not all check in the
+/// same second, cycle after cycle; the configured interval stays the longest a revoked
+/// credential goes unnoticed.
+pub(super) fn recheck_interval(limits: &crate::config::Limits) -> std::time::Duration {
+    limits.ws_recheck.mul_f64(rand::random_range(0.75..=1.0))
+}
+
 /// Whether `rc`'s credential still holds: its sign-in session not ended, its tenant not
 /// suspended, its user active, its operator token not revoked. A database that cannot answer
 /// right now is not a reason to close the socket.
@@ -156,4 +164,28 @@ pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
             drop(open);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recheck_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn rechecks_are_spread_within_the_configured_interval() {
+        let limits = crate::config::Limits {
+            ws_recheck: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let waits: Vec<Duration> = (0..200).map(|_| recheck_interval(&limits)).collect();
+        assert!(waits
+            .iter()
+            .all(|w| *w >= Duration::from_millis(22_500) && *w <= Duration::from_secs(30)));
+        let (min, max) = (waits.iter().min(), waits.iter().max());
+        assert!(
+            max.zip(min)
+                .is_some_and(|(a, b)| *a - *b > Duration::from_secs(3)),
+            "{min:?}..{max:?}"
+        );
+    }
 }
