@@ -398,7 +398,7 @@ pub async fn run(
                 .collect();
             these.sort_by(|a, b| a.total_cmp(b));
             eprintln!(
-                "change {n}: first {first:.1} p50 {:.1} p90 {:.1} p99 {:.1} last {last:.1} ms after sent",
+                "change {n}: first {first:.1} p50 {:.1} p90 {:.1} p99 {:.1} last {last:.1} ms after sent at {sent:?}",
                 percentile(&these, 0.5),
                 percentile(&these, 0.9),
                 percentile(&these, 0.99)
