@@ -10,11 +10,14 @@
 //! an older `after`, or fell behind and the channel dropped chunks for it) reads the gap from
 //! the outbox itself, so sharing never loses or repeats an event.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use futures::task::AtomicWaker;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::live::hub::Hub;
 use crate::live::subscribe::{Change, Reader};
@@ -44,11 +47,125 @@ pub struct Feed {
     pub reader: Reader,
     /// `upto` of the last chunk sent; the next one starts here.
     sent: Mutex<i64>,
-    tx: broadcast::Sender<Arc<Chunk>>,
+    fanout: Arc<Fanout>,
 }
 
-/// A receiver of a feed's chunks.
-pub type Chunks = broadcast::Receiver<Arc<Chunk>>;
+/// A feed's chunks to its members.
+///
+/// Not tokio's broadcast channel: each of its receivers, having taken a value, waits for the
+/// next by adding itself to the channel's one waiter list, under the lock the sender holds
+/// while it wakes them. 10,000 members re-registering while the sender was still waking the
+/// rest made the two worker threads take turns on that lock, one core idle, for a third of
+/// the fan-outs (each then half again as long). Here a member waits on a waker of its own;
+/// only the feed and members joining take the list's lock.
+struct Fanout {
+    /// The last `CHANNEL` chunks and the number of the first of them.
+    recent: RwLock<(u64, VecDeque<Arc<Chunk>>)>,
+    /// Chunks sent so far; a member's next is the one it has not taken yet.
+    count: AtomicU64,
+    members: Mutex<Vec<Weak<AtomicWaker>>>,
+    live: AtomicUsize,
+}
+
+impl Fanout {
+    fn new() -> Fanout {
+        Fanout {
+            recent: RwLock::new((0, VecDeque::with_capacity(CHANNEL))),
+            count: AtomicU64::new(0),
+            members: Mutex::new(Vec::new()),
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    fn subscribe(self: &Arc<Self>) -> Chunks {
+        let waker = Arc::new(AtomicWaker::new());
+        lock(&self.members).push(Arc::downgrade(&waker));
+        self.live.fetch_add(1, Ordering::Relaxed);
+        Chunks {
+            fanout: self.clone(),
+            next: self.count.load(Ordering::Acquire),
+            waker,
+        }
+    }
+
+    fn send(&self, chunk: Arc<Chunk>) {
+        {
+            let mut recent = self.recent.write().unwrap_or_else(|e| e.into_inner());
+            let (first, chunks) = &mut *recent;
+            if chunks.len() == CHANNEL {
+                chunks.pop_front();
+                *first += 1;
+            }
+            chunks.push_back(chunk);
+            self.count
+                .store(*first + chunks.len() as u64, Ordering::Release);
+        }
+        // Members that have left are swept here.
+        lock(&self.members).retain(|member| match member.upgrade() {
+            Some(waker) => {
+                waker.wake();
+                true
+            }
+            None => false,
+        });
+    }
+
+    fn receivers(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+/// Chunks were dropped before a member took them: this many. Its next chunk starts past its
+/// position, and the gap is its to read.
+#[derive(Debug)]
+pub struct Lagged(pub u64);
+
+/// A member's place in its feed's chunks.
+pub struct Chunks {
+    fanout: Arc<Fanout>,
+    next: u64,
+    waker: Arc<AtomicWaker>,
+}
+
+impl Chunks {
+    /// The next chunk, or how many were dropped before this member took them.
+    pub async fn recv(&mut self) -> Result<Arc<Chunk>, Lagged> {
+        std::future::poll_fn(|cx| {
+            if let Some(taken) = self.take() {
+                return Poll::Ready(taken);
+            }
+            self.waker.register(cx.waker());
+            // A chunk sent between the look and the registration has woken nobody.
+            match self.take() {
+                Some(taken) => Poll::Ready(taken),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    fn take(&mut self) -> Option<Result<Arc<Chunk>, Lagged>> {
+        if self.next >= self.fanout.count.load(Ordering::Acquire) {
+            return None;
+        }
+        let recent = self.fanout.recent.read().unwrap_or_else(|e| e.into_inner());
+        let (first, chunks) = &*recent;
+        if self.next < *first {
+            let missed = *first - self.next;
+            self.next = *first;
+            return Some(Err(Lagged(missed)));
+        }
+        let chunk = chunks.get((self.next - first) as usize)?.clone();
+        self.next += 1;
+        Some(Ok(chunk))
+    }
+}
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        self.fanout.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// A member's place in a feed.
 pub struct Joined {
@@ -67,11 +184,10 @@ pub fn join(hub: &Hub, reader: Reader) -> Joined {
         Some(feed) => feed,
         None => {
             let start = hub.cursor();
-            let (tx, _) = broadcast::channel(CHANNEL);
             let feed = Arc::new(Feed {
                 reader,
                 sent: Mutex::new(start),
-                tx,
+                fanout: Arc::new(Fanout::new()),
             });
             feeds.insert(key.clone(), feed.clone());
             tokio::spawn(run(feed.clone(), hub.clone(), key, start));
@@ -79,7 +195,7 @@ pub fn join(hub: &Hub, reader: Reader) -> Joined {
         }
     };
     let sent = lock(&feed.sent);
-    let chunks = feed.tx.subscribe();
+    let chunks = feed.fanout.subscribe();
     let from = *sent;
     drop(sent);
     Joined { feed, chunks, from }
@@ -109,8 +225,8 @@ async fn run(feed: Arc<Feed>, hub: Hub, key: String, start: i64) {
                             changes,
                         };
                         *sent = covered;
-                        // No receiver is not an error: the exit check below handles it.
-                        let _ = feed.tx.send(Arc::new(chunk));
+                        // No member is not an error: the exit check below handles it.
+                        feed.fanout.send(Arc::new(chunk));
                     }
                 }
                 Err(e) => {
@@ -147,13 +263,66 @@ async fn run(feed: Arc<Feed>, hub: Hub, key: String, start: i64) {
                 _ = tokio::time::sleep(IDLE_CHECK) => {}
             }
         }
-        if feed.tx.receiver_count() == 0 {
+        if feed.fanout.receivers() == 0 {
             // Under the registry lock, so no member can be joining this very feed.
             let mut feeds = lock(&hub.feeds);
-            if feed.tx.receiver_count() == 0 {
+            if feed.fanout.receivers() == 0 {
                 feeds.remove(&key);
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(upto: i64) -> Arc<Chunk> {
+        Arc::new(Chunk {
+            after: upto - 1,
+            upto,
+            changes: Vec::new(),
+        })
+    }
+
+    fn upto(r: Result<Arc<Chunk>, Lagged>) -> i64 {
+        match r {
+            Ok(c) => c.upto,
+            Err(Lagged(n)) => -(n as i64),
+        }
+    }
+
+    #[tokio::test]
+    async fn members_take_every_chunk_in_order_or_learn_how_many_they_missed() {
+        let fanout = Arc::new(Fanout::new());
+        fanout.send(chunk(1));
+        // A member starts with the chunks sent after it joined.
+        let mut a = fanout.subscribe();
+        let mut b = fanout.subscribe();
+        assert_eq!(fanout.receivers(), 2);
+        fanout.send(chunk(2));
+        fanout.send(chunk(3));
+        assert_eq!(upto(a.recv().await), 2);
+        assert_eq!(upto(a.recv().await), 3);
+
+        // A waiting member is woken by the next chunk.
+        let waiting = tokio::spawn(async move { upto(a.recv().await) });
+        tokio::task::yield_now().await;
+        fanout.send(chunk(4));
+        assert_eq!(waiting.await.ok(), Some(4));
+        assert_eq!(fanout.receivers(), 1);
+
+        // `b` took nothing while CHANNEL more were sent: the first three are gone.
+        for n in 5..(5 + CHANNEL as i64 - 1) {
+            fanout.send(chunk(n));
+        }
+        assert_eq!(upto(b.recv().await), -2);
+        assert_eq!(upto(b.recv().await), 4);
+        drop(b);
+        assert_eq!(fanout.receivers(), 0);
+        // Members that left are swept at the next send.
+        fanout.send(chunk(1_000));
+        assert!(lock(&fanout.members).is_empty());
     }
 }

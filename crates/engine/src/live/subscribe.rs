@@ -17,7 +17,6 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use futures::stream::{self, Stream};
 use futures::FutureExt;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::caller::RequestContext;
 use crate::db::sql::{Filter, SqlBuilder};
@@ -260,8 +259,7 @@ impl Member {
                 Ok(chunk) if chunk.upto > self.last => self.held = Some(chunk),
                 Ok(_) => {}
                 // Dropped chunks: the next one starts past `last` and the gap is read.
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return None,
+                Err(feed::Lagged(_)) => {}
             }
         }
     }
