@@ -7,8 +7,8 @@
 //!
 //! Chunks are contiguous: each covers `(after, upto]` of the outbox and holds every event of
 //! the statement in it. A member that sees a chunk start past its own position (it joined with
-//! an older `after`, or fell behind and the channel dropped chunks for it) reads the gap from
-//! the outbox itself, so sharing never loses or repeats an event.
+//! an older `after`, or fell behind and the feed no longer keeps the chunks it missed) reads
+//! the gap from the outbox itself, so sharing never loses or repeats an event.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
