@@ -79,7 +79,14 @@ impl Fanout {
 
     fn subscribe(self: &Arc<Self>) -> Chunks {
         let waker = Arc::new(AtomicWaker::new());
-        lock(&self.members).push(Arc::downgrade(&waker));
+        let mut members = lock(&self.members);
+        // Members that left are swept at each send; a quiet feed with members coming and
+        // going sweeps here too, before its list doubles, so it never grows past its members.
+        if members.len() >= 2 * self.live.load(Ordering::Relaxed) + 64 {
+            members.retain(|m| m.strong_count() > 0);
+        }
+        members.push(Arc::downgrade(&waker));
+        drop(members);
         self.live.fetch_add(1, Ordering::Relaxed);
         Chunks {
             fanout: self.clone(),
@@ -324,5 +331,12 @@ mod tests {
         // Members that left are swept at the next send.
         fanout.send(chunk(1_000));
         assert!(lock(&fanout.members).is_empty());
+
+        // And on a quiet feed, as members come and go.
+        let _stays = fanout.subscribe();
+        for _ in 0..10_000 {
+            drop(fanout.subscribe());
+        }
+        assert!(lock(&fanout.members).len() <= 2 + 64 + 1);
     }
 }
