@@ -271,12 +271,24 @@ pub(crate) fn get_statement(
     ]);
     let mut b = SqlBuilder::new("SELECT ");
     b.select_columns(meta, Some(columns));
-    b.push(&format!(" FROM \"{}\" t", meta.table));
-    b.join_parents(meta, columns, |m| acl::row_scope(m, rc, Op::Read));
-    b.push(" WHERE ");
+    from_where(&mut b, meta, columns, rc);
     b.filter(&filter);
     b.push(" LIMIT 1");
     b
+}
+
+/// ` FROM <table> t`, the parents `columns` reads with the row (each under the caller's read
+/// scope of its entity, see `SqlBuilder::join_parents`), then ` WHERE `: what a read of some
+/// columns writes between its select list and its filter.
+pub(crate) fn from_where(
+    b: &mut SqlBuilder,
+    meta: &'static EntityMeta,
+    columns: &ColumnSet,
+    rc: &RequestContext,
+) {
+    b.push(&format!(" FROM \"{}\" t", meta.table));
+    b.join_parents(meta, columns, |m| acl::row_scope(m, rc, Op::Read));
+    b.push(" WHERE ");
 }
 
 /// Completes a client's `orderBy` keys (one per entry, already read) into the list's order:
@@ -529,9 +541,7 @@ pub(crate) fn list_statement(
     if with_total {
         b.push(", (SELECT n FROM \"__count\") AS \"__total\"");
     }
-    b.push(&format!(" FROM \"{}\" t", meta.table));
-    b.join_parents(meta, &columns, |m| acl::row_scope(m, rc, Op::Read));
-    b.push(" WHERE ");
+    from_where(&mut b, meta, &columns, rc);
     b.filter(&scoped);
     q.push_cursors(&mut b);
     b.order_by(&q.sql_order());

@@ -21,6 +21,7 @@ use crate::db::value::Value;
 use crate::error::ApiError;
 use crate::graphql::acl::{self, Op};
 use crate::graphql::columns::ColumnSet;
+use crate::graphql::crud;
 use crate::graphql::meta::{ColumnMeta, ColumnType, EntityMeta};
 use crate::graphql::page::Keyed;
 use crate::graphql::row::Row;
@@ -187,9 +188,7 @@ impl RowLoader {
         ]);
         let mut b = SqlBuilder::new("SELECT ");
         b.select_columns(meta, Some(columns));
-        b.push(&format!(" FROM \"{}\" t", meta.table));
-        b.join_parents(meta, columns, |m| acl::row_scope(m, &self.rc, Op::Read));
-        b.push(" WHERE ");
+        crud::from_where(&mut b, meta, columns, &self.rc);
         b.filter(&filter);
         let rows: Vec<Row> = self.fetch(meta, b).await?;
         Ok(rows.into_iter().map(|r| (r.id(), r)).collect())
@@ -400,11 +399,7 @@ impl RowLoader {
         b.push(", row_number() OVER () AS \"__rn\" FROM (SELECT ");
         b.select_columns(meta, Some(&spec.columns));
         b.foreign_key_values(&spec.keys);
-        b.push(&format!(" FROM \"{}\" t", meta.table));
-        b.join_parents(meta, &spec.columns, |m| {
-            acl::row_scope(m, &self.rc, Op::Read)
-        });
-        b.push(" WHERE ");
+        crud::from_where(&mut b, meta, &spec.columns, &self.rc);
         b.column(spec.fk).push(" = \"__p\".id AND ");
         b.filter(&scoped);
         if let Some(values) = &spec.after {
