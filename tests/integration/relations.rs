@@ -687,3 +687,59 @@ async fn a_joined_parent_is_read_only_where_the_caller_may_read_it() {
     let planned_after = sample(&after, "gateway_planned_operations_total ").unwrap_or(-1.0);
     assert_eq!(planned_after - planned_before, 3.0, "planned operations");
 }
+
+/// The row read past a page (to learn whether there are more) is never shown, so a plan
+/// reads no relations of it: forwards, backwards and under a root list, the rows read are
+/// the page's own, its row past the end, and the children of the rows shown alone.
+#[tokio::test]
+async fn the_row_past_a_page_has_no_relations_read() {
+    let app = TestApp::with_limits(Limits {
+        planned_reads: PlannedReads::On,
+        ..Limits::default()
+    })
+    .await;
+    // Threads 00-03 (by title) have 0, 3, 6 and 9 posts.
+    let f = forum(&app, "probe", 4).await;
+    let shapes: [(&str, &str, u64); 3] = [
+        (
+            // The category, threads 00 and 01 and 02 past them, posts of 00 and 01.
+            "forwards",
+            "query($c: ID!) { forumCategory(id: $c) { threads(first: 2, orderBy: [{title: ASC}]) { nodes { title posts { nodes { content } } } } } }",
+            1 + 3 + 3,
+        ),
+        (
+            // The category, threads 03 and 02 and 01 before them, posts of 02 and 03.
+            "backwards",
+            "query($c: ID!) { forumCategory(id: $c) { threads(last: 2, orderBy: [{title: ASC}]) { nodes { title posts { nodes { content } } } } } }",
+            1 + 3 + 6 + 9,
+        ),
+        (
+            "under a root list",
+            "query($c: ID!) { forumThreads(first: 2, where: {categoryId: {equals: $c}}, orderBy: [{title: ASC}]) { nodes { title posts { nodes { content } } } } }",
+            3 + 3,
+        ),
+    ];
+    for (name, query, rows) in shapes {
+        app.db.settled().await;
+        let before = app.db.rows_read();
+        let data = app
+            .ok(&app.a.admin, query, json!({ "c": f.category }))
+            .await;
+        app.db.settled().await;
+        assert_eq!(app.db.rows_read() - before, rows, "{name}: rows read");
+        let pages = data["forumCategory"]["threads"]["nodes"]
+            .as_array()
+            .or_else(|| data["forumThreads"]["nodes"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        let posts: Vec<usize> = pages
+            .iter()
+            .map(|t| t["posts"]["nodes"].as_array().map_or(0, Vec::len))
+            .collect();
+        let expected = match name {
+            "backwards" => vec![6, 9],
+            _ => vec![0, 3],
+        };
+        assert_eq!(posts, expected, "{name}: posts shown");
+    }
+}

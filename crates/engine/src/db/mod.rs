@@ -110,6 +110,8 @@ pub(crate) struct Counters {
     wait_timeouts: AtomicU64,
     /// Callers entered on an earlier admission, without `gateway_enter`'s lookups.
     admissions_reused: AtomicU64,
+    /// Rows the reads of sessions returned.
+    pub(crate) rows_read: AtomicU64,
 }
 
 impl Db {
@@ -329,6 +331,12 @@ impl Db {
     /// SQL statements sent through this pool so far (tests use it to prove batching).
     pub fn statements(&self) -> u64 {
         AtomicU64::load(&self.counters.statements, Ordering::Relaxed)
+    }
+
+    /// Rows the reads of request sessions returned so far (tests use it to prove what a plan
+    /// does not read).
+    pub fn rows_read(&self) -> u64 {
+        AtomicU64::load(&self.counters.rows_read, Ordering::Relaxed)
     }
 
     /// Callers entered so far on an earlier admission, without `gateway_enter`'s lookups

@@ -111,8 +111,14 @@ impl ReadSession {
             return Err(e.clone());
         }
         let read = self.read_once(reads, last).await;
-        if let Err(e) = &read {
-            let _ = self.failed.set(e.clone());
+        match &read {
+            Ok(rows) => {
+                let n = rows.iter().map(Vec::len).sum::<usize>() as u64;
+                self.db.counters.rows_read.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let _ = self.failed.set(e.clone());
+            }
         }
         read
     }

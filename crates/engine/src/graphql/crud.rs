@@ -522,6 +522,28 @@ pub(crate) fn list_statement(
     columns: &ColumnSet,
     with_total: bool,
 ) -> (SqlBuilder, Filter) {
+    list_select(meta, rc, q, columns, with_total, q.n + 1)
+}
+
+/// The ids of the rows a root list's page shows (not the row past it): what the statements
+/// of their relations find their parents by.
+pub(crate) fn list_ids_statement(
+    meta: &'static EntityMeta,
+    rc: &RequestContext,
+    q: &ListQuery,
+    columns: &ColumnSet,
+) -> SqlBuilder {
+    list_select(meta, rc, q, columns, false, q.n).0
+}
+
+fn list_select(
+    meta: &'static EntityMeta,
+    rc: &RequestContext,
+    q: &ListQuery,
+    columns: &ColumnSet,
+    with_total: bool,
+    limit: i64,
+) -> (SqlBuilder, Filter) {
     let scoped = Filter::and(vec![acl::row_scope(meta, rc, Op::Read), q.filter.clone()]);
     // `totalCount` is counted by the same statement (its own snapshot anyway), in a CTE that
     // PostgreSQL runs once, over the filter without the cursors.
@@ -545,7 +567,7 @@ pub(crate) fn list_statement(
     b.filter(&scoped);
     q.push_cursors(&mut b);
     b.order_by(&q.sql_order());
-    b.limit(q.n + 1);
+    b.limit(limit);
     (b, scoped)
 }
 
@@ -625,6 +647,7 @@ pub(crate) fn one_child_spec(
         after: None,
         before: None,
         limit: 1,
+        probe: false,
         backward: false,
         with_total: false,
         fingerprint,
@@ -676,6 +699,7 @@ pub(crate) fn child_spec(
         after: q.after.clone(),
         before: q.before.clone(),
         limit: q.n + 1,
+        probe: true,
         backward: q.backward,
         with_total,
         fingerprint,

@@ -208,6 +208,8 @@ pub struct ChildSpec {
     pub after: Option<Vec<Value>>,
     pub before: Option<Vec<Value>>,
     pub limit: i64,
+    /// Whether `limit` reads one row past each page, to learn whether there are more.
+    pub probe: bool,
     pub backward: bool,
     /// Whether `totalCount` is selected: counted per parent by the page's statement.
     pub with_total: bool,
@@ -217,7 +219,8 @@ pub struct ChildSpec {
 
 impl ChildSpec {
     /// The same pages with no more than their ids (and what they are grouped and ordered by),
-    /// uncounted: what a statement needs of them as parents.
+    /// uncounted and without the row past each page: what a statement needs of them as
+    /// parents (the row past a page is never shown, so its children are never read).
     pub fn ids_only(&self, meta: &EntityMeta) -> ChildSpec {
         ChildSpec {
             columns: ColumnSet::empty(meta)
@@ -225,6 +228,8 @@ impl ChildSpec {
                 .with(self.fk)
                 .with_keys(&self.keys)
                 .compact(),
+            limit: self.limit - i64::from(self.probe),
+            probe: false,
             with_total: false,
             ..self.clone()
         }

@@ -207,7 +207,7 @@ impl<'a> Runner<'a> {
                 let q = self.query(meta, args, conn)?;
                 let (b, scoped) =
                     crud::list_statement(meta, self.rc, &q, &conn.columns, conn.with_total);
-                let ids = || crud::list_statement(meta, self.rc, &q, &ids_only(meta), false).0;
+                let ids = || crud::list_ids_statement(meta, self.rc, &q, &ids_only(meta));
                 let objs = conn_objs(conn);
                 // A count not found in the page is read apart.
                 let last = self.may_end && !q.may_count_apart(conn.with_total);
