@@ -66,25 +66,26 @@ impl ColumnSet {
     pub fn union_of<'a>(meta: &EntityMeta, sets: impl Iterator<Item = &'a ColumnSet>) -> Self {
         let mut out = Self::empty(meta);
         for set in sets {
-            for (a, b) in out.bits.iter_mut().zip(&set.bits) {
-                *a |= b;
-            }
-            for (at, parent) in &set.parents {
-                out.join(*at, parent);
-            }
+            out.absorb(set);
         }
         out
+    }
+
+    /// Adds `other`'s columns and joined parents (a set of the same entity).
+    fn absorb(&mut self, other: &ColumnSet) {
+        for (a, b) in self.bits.iter_mut().zip(&other.bits) {
+            *a |= b;
+        }
+        for (at, parent) in &other.parents {
+            self.join(*at, parent);
+        }
     }
 
     /// Reads the parent of the entity's `at`-th link (a `belongsTo`) with the row, with
     /// `columns` of it (merged with any already joined).
     pub fn join(&mut self, at: usize, columns: &ColumnSet) {
         match self.parents.iter_mut().find(|(p, _)| *p == at) {
-            Some((_, set)) => {
-                for (a, b) in set.bits.iter_mut().zip(&columns.bits) {
-                    *a |= b;
-                }
-            }
+            Some((_, set)) => set.absorb(columns),
             None => self.parents.push((at, columns.clone())),
         }
     }
