@@ -19,6 +19,8 @@
 //! - BENCH_SUBSCRIBERS (10000), BENCH_CHANGES mutations timed for them (20); BENCH_TRACE
 //!   prints each change's arrivals (first, p50, p90, p99, last) to stderr, with when it was
 //!   sent on CLOCK_MONOTONIC (`perf record -k CLOCK_MONOTONIC` shares that clock);
+//!   BENCH_CLIENT_TICK_US: how often the subscribers' thread looks at its sockets (250; 0:
+//!   it sleeps on them, woken by each arrival; see `subscribers::Clients`);
 //! - BENCH_ONLY: `http` or `subscribers`, one part only (the peer runs with `http`); `soak`:
 //!   the soak instead of either, a steady mix for 30 minutes with the gateway's memory
 //!   sampled (see `soak` for its options); `hold`: seed, start the gateway, print where
