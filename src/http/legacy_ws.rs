@@ -64,7 +64,9 @@ impl Executor for Guarded {
             user_agent: None,
         };
         let state = &self.state;
-        run(&state.schema, &state.db, request, rc, client, &state.limits).await
+        run(&state.schema, &state.db, request, rc, client, &state.limits)
+            .await
+            .into_response()
     }
 
     fn execute_stream(

@@ -4,6 +4,7 @@
 //! difference fails the request. The metrics tell which way each query went.
 
 use gateway::auth::Role;
+use gateway::config::{Limits, PlannedReads};
 use serde_json::{json, Value as Json};
 
 use crate::harness::TestApp;
@@ -49,9 +50,9 @@ enum Way {
     Executor,
 }
 
-#[tokio::test]
-async fn plans_answer_like_the_executor() {
-    let app = TestApp::new().await;
+/// A category of four threads with 0-3 posts (by two authors), and the user's profile: the
+/// category's id and the threads'.
+async fn seed(app: &TestApp) -> (Json, Vec<Json>) {
     let admin = app.a.admin.clone();
     let cat = app
         .ok(
@@ -88,6 +89,14 @@ async fn plans_answer_like_the_executor() {
         json!({ "u": app.a.user_id }),
     )
     .await;
+    (cat, threads)
+}
+
+#[tokio::test]
+async fn plans_answer_like_the_executor() {
+    let app = TestApp::new().await;
+    let admin = app.a.admin.clone();
+    let (cat, threads) = seed(&app).await;
 
     use Way::*;
     let planned: Vec<(&str, Json)> = vec![
@@ -189,6 +198,61 @@ async fn plans_answer_like_the_executor() {
         "mutation { createForumCategory(input: {name: \"M\", slug: \"m\"}) { id threads { totalCount } } }",
     ] {
         ask(&app, &admin, q, json!({}), Executor).await;
+    }
+}
+
+/// With plans on and nothing verifying them, a planned query's `data` goes out as the JSON
+/// text the plan wrote, never built as values. It reads as the executor's answer to the same
+/// query, sent with an aggregate beside it so that the executor answers the whole of it.
+#[tokio::test]
+async fn planned_text_reads_as_the_executors_answer() {
+    let app = TestApp::with_limits(Limits {
+        planned_reads: PlannedReads::On,
+        ..Limits::default()
+    })
+    .await;
+    let admin = app.a.admin.clone();
+    let (cat, threads) = seed(&app).await;
+    let workflow = app
+        .ok(
+            &admin,
+            "mutation { createWorkflow(input: {name: \"text \\\"quoted\\\" \\u00e9\"}) { id } }",
+            json!({}),
+        )
+        .await["createWorkflow"]["id"]
+        .clone();
+    app.ok(
+        &admin,
+        "mutation($w: ID!) { createWorkflowExecution(input: {workflowId: $w, status: RUNNING, startedAt: \"2026-01-02T03:04:05Z\"}) { id } }",
+        json!({ "w": workflow }),
+    )
+    .await;
+    let shapes: [(&str, Json); 4] = [
+        (
+            "query($c: ID!) { __typename forumCategory(id: $c) { __typename id name createdAt parent { id } threads(first: 3, orderBy: [{title: DESC}]) { __typename totalCount pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor } edges { __typename cursor node { id title category { id name } } } nodes { title posts(last: 2) { totalCount nodes { content author { name } } } } } } }",
+            json!({ "c": cat }),
+        ),
+        (
+            "query($w: ID!) { workflow(id: $w) { name executions { nodes { id status startedAt finishedAt nodeExecutions { totalCount nodes { id } } } } } }",
+            json!({ "w": workflow }),
+        ),
+        (
+            "query($t: ID!) { forumThread(id: $t) { title posts(first: 1) { pageInfo { endCursor } } } }",
+            json!({ "t": threads[3] }),
+        ),
+        (
+            "query($u: ID!) { nobody: forumThread(id: \"00000000-0000-0000-0000-000000000000\") { id } me: user(id: $u) { name profile { fullName } } }",
+            json!({ "u": app.a.user_id }),
+        ),
+    ];
+    for (q, vars) in shapes {
+        let planned = ask(&app, &admin, q, vars.clone(), Way::Planned).await;
+        let whole = q.replacen("{ ", "{ forumThreadsAggregate { count } ", 1);
+        let mut executed = ask(&app, &admin, &whole, vars, Way::Executor).await;
+        if let Some(data) = executed["data"].as_object_mut() {
+            data.remove("forumThreadsAggregate");
+        }
+        assert_eq!(planned, executed, "{q}");
     }
 }
 

@@ -145,6 +145,28 @@ impl GatewaySchema {
         }
     }
 
+    /// Executes as [`Self::execute`] does, but a planned query's `data` comes back as the
+    /// JSON text the plan wrote (the response's own `data` is then null), for a transport
+    /// that sends it on as text.
+    pub async fn execute_rendered(&self, request: impl Into<Request>) -> Answer {
+        let mut request = request.into();
+        if let Some(refused) = self.prepare(&mut request) {
+            return Answer::of(refused);
+        }
+        let planned = request
+            .data
+            .contains_key(&std::any::TypeId::of::<plan::Planned>());
+        let slot = planned.then(plan::RenderedData::default);
+        if let Some(slot) = &slot {
+            request.data.insert(slot.clone());
+        }
+        let response = self.inner.execute(request).await;
+        Answer {
+            response,
+            data_text: slot.and_then(|s| s.take()),
+        }
+    }
+
     pub fn execute_stream(&self, request: impl Into<Request>) -> BoxStream<'static, Response> {
         Executor::execute_stream(self, request.into(), None)
     }
@@ -405,9 +427,34 @@ pub fn scrub_suggestions(
     }
 }
 
-/// The one pipeline every transport runs an operation through (HTTP and both WebSocket
-/// protocols): document limits and introspection policy ([`admit`]), the caller and its
-/// loaders attached, suggestions scrubbed and every error given a code.
+/// A response, with its `data` as JSON text when a plan wrote it (`response.data` is then
+/// null).
+pub struct Answer {
+    pub response: async_graphql::Response,
+    pub data_text: Option<Vec<u8>>,
+}
+
+impl Answer {
+    fn of(response: async_graphql::Response) -> Self {
+        Answer {
+            response,
+            data_text: None,
+        }
+    }
+
+    /// The response with values for `data` (for a transport that serializes them itself).
+    pub fn into_response(self) -> async_graphql::Response {
+        let mut response = self.response;
+        if let Some(values) = self.data_text.as_deref().and_then(plan::values_of) {
+            response.data = values;
+        }
+        response
+    }
+}
+
+/// The one pipeline the HTTP and `graphql-ws` transports run an operation through: document
+/// limits and introspection policy ([`admit`]), the caller and its loaders attached,
+/// suggestions scrubbed and every error given a code.
 pub async fn run(
     schema: &GatewaySchema,
     db: &Db,
@@ -415,19 +462,19 @@ pub async fn run(
     rc: Option<crate::caller::RequestContext>,
     client: crate::caller::Client,
     limits: &Limits,
-) -> async_graphql::Response {
-    let mut response = match admit(request, rc.as_ref(), limits) {
+) -> Answer {
+    let mut answer = match admit(request, rc.as_ref(), limits) {
         Ok(request) => {
             let request = match rc.clone() {
                 Some(rc) => with_caller(request, db, rc),
                 None => request,
             };
-            schema.execute(request.data(client)).await
+            schema.execute_rendered(request.data(client)).await
         }
-        Err(errors) => async_graphql::Response::from_errors(errors),
+        Err(errors) => Answer::of(async_graphql::Response::from_errors(errors)),
     };
-    finish(&mut response, rc.as_ref(), limits);
-    response
+    finish(&mut answer.response, rc.as_ref(), limits);
+    answer
 }
 
 /// What [`run`] does to every response, for streams too (subscriptions).

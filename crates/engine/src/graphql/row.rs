@@ -137,6 +137,37 @@ pub fn graphql_value(col: &ColumnMeta, v: &Value) -> async_graphql::Value {
     }
 }
 
+/// Writes `s` as a JSON string, escaped as serde_json escapes it (async-graphql's values
+/// serialize their strings through it, so the text is the same).
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    write_json(out, s);
+}
+
+/// Writes `v` as serde_json does. Writing into a `Vec` cannot fail.
+pub fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(out, v);
+}
+
+/// Writes a column's value as JSON text: the text `graphql_value`'s value serializes to,
+/// written without building it for the common scalars.
+pub fn write_graphql_value(out: &mut Vec<u8>, col: &ColumnMeta, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        // An enum's name serializes as a string too.
+        Value::Text(s) => write_json_str(out, s),
+        Value::Uuid(id) => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            out.push(b'"');
+            out.extend_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
+            out.push(b'"');
+        }
+        Value::Int(n) => write_json(out, n),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::DateTime(t) => write_json_str(out, &t.to_rfc3339()),
+        other => write_json(out, &graphql_value(col, other)),
+    }
+}
+
 // PostgreSQL's built-in type oids (pg_type.dat).
 const BOOL: u32 = 16;
 const INT8: u32 = 20;
@@ -264,5 +295,108 @@ fn place(values: &mut Vec<Value>, at: usize, v: Value) {
         values.push(v);
     } else if let Some(slot) = values.get_mut(at) {
         *slot = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(ty: ColumnType) -> ColumnMeta {
+        ColumnMeta {
+            position: 0,
+            field: "f",
+            column: "f",
+            ty,
+            list: false,
+            nullable: true,
+            writable: false,
+            inserted: false,
+            orderable: false,
+            required_on_create: false,
+            min_length: None,
+            max_length: None,
+            min: None,
+            max: None,
+            enum_values: &[],
+            references: None,
+            unique: false,
+            set_by: &[],
+        }
+    }
+
+    /// Plans write values as text; it must be the text async-graphql's values serialize to.
+    #[test]
+    fn written_values_are_the_serialized_values() {
+        let when = |s: &str| s.parse::<DateTime<Utc>>().expect("a timestamp");
+        let decimal = |s: &str| s.parse::<BigDecimal>().expect("a decimal");
+        let cases: Vec<(ColumnType, Value)> = vec![
+            (ColumnType::Text, Value::Null),
+            (ColumnType::Text, Value::Text(String::new())),
+            (
+                ColumnType::Text,
+                Value::Text(
+                    "quote \" backslash \\ newline \n tab \t nul \u{0} é 🦀 </script>".into(),
+                ),
+            ),
+            (ColumnType::Enum("status"), Value::Text("RUNNING".into())),
+            (
+                ColumnType::Uuid,
+                Value::Uuid(Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210)),
+            ),
+            (ColumnType::Int, Value::Int(i32::MIN)),
+            (ColumnType::Int, Value::Int(i32::MAX)),
+            (ColumnType::BigInt, Value::BigInt(i64::MIN)),
+            (ColumnType::Float, Value::Float(1.0)),
+            (ColumnType::Float, Value::Float(0.1)),
+            (ColumnType::Float, Value::Float(-0.0)),
+            (ColumnType::Float, Value::Float(1e300)),
+            (ColumnType::Decimal, Value::Decimal(decimal("1234.5000"))),
+            (ColumnType::Bool, Value::Bool(true)),
+            (ColumnType::Bool, Value::Bool(false)),
+            (
+                ColumnType::DateTime,
+                Value::DateTime(when("2026-01-02T03:04:05Z")),
+            ),
+            (
+                ColumnType::DateTime,
+                Value::DateTime(when("2026-01-02T03:04:05.123456Z")),
+            ),
+            (
+                ColumnType::Json,
+                Value::Json(serde_json::json!({ "b": [1, 2.5, null, "x\"y"], "a": { "c": true } })),
+            ),
+            (
+                ColumnType::Text,
+                Value::TextList(vec!["a".into(), "b\"".into()]),
+            ),
+            (
+                ColumnType::Enum("status"),
+                Value::TextList(vec!["A".into()]),
+            ),
+            (ColumnType::Int, Value::IntList(vec![1, -2])),
+            (ColumnType::BigInt, Value::BigIntList(vec![i64::MAX])),
+            (ColumnType::Float, Value::FloatList(vec![1.5])),
+            (
+                ColumnType::Decimal,
+                Value::DecimalList(vec![decimal("0.10")]),
+            ),
+            (ColumnType::Uuid, Value::UuidList(vec![Uuid::nil()])),
+            (
+                ColumnType::DateTime,
+                Value::DateTimeList(vec![when("2026-01-02T03:04:05Z")]),
+            ),
+        ];
+        for (ty, v) in cases {
+            let col = column(ty);
+            let mut written = Vec::new();
+            write_graphql_value(&mut written, &col, &v);
+            let serialized = serde_json::to_vec(&graphql_value(&col, &v)).expect("serializes");
+            assert_eq!(
+                String::from_utf8_lossy(&written),
+                String::from_utf8_lossy(&serialized),
+                "{v:?}"
+            );
+        }
     }
 }

@@ -25,15 +25,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{
     Name, PathSegment, Pos, Request, Response, ServerError, Value as G, Variables,
 };
 
 use crate::graphql::meta::{metadata, EntityMeta};
-use crate::graphql::plan::{Compiler, Obj, ObjField};
-use crate::graphql::row::Row;
+use crate::graphql::plan::{values_of, write_key, Compiler, Obj, ObjField, Text};
+use crate::graphql::row::{write_json_str, Row};
 use crate::live::Change;
 
 /// What async-graphql's `execute` answers a valid subscription with.
@@ -305,35 +304,49 @@ impl SubPlan {
     }
 
     fn render(&self, change: &Change) -> Result<Rendered, Missing> {
-        let mut obj = IndexMap::with_capacity(self.fields.len());
-        for (key, f) in &self.fields {
-            let v = match f {
-                ChangeField::Typename => G::String(format!("{}Change", self.meta.name)),
-                ChangeField::Op => G::Enum(Name::new(change.op.as_str())),
-                ChangeField::Cursor => G::String(change.cursor.to_string()),
-                ChangeField::Node(o) => self.row(o, &change.node, key)?,
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"data\":{");
+        write_key(&mut out, &self.key);
+        out.push(b'{');
+        for (k, (key, f)) in self.fields.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            write_key(&mut out, key);
+            match f {
+                ChangeField::Typename => {
+                    write_json_str(&mut out, &format!("{}Change", self.meta.name))
+                }
+                ChangeField::Op => write_json_str(&mut out, change.op.as_str()),
+                ChangeField::Cursor => write_json_str(&mut out, change.cursor.as_ref()),
+                ChangeField::Node(o) => self.row(o, &change.node, key, &mut out)?,
                 ChangeField::Previous(o) => match &change.previous {
-                    Some(p) => self.row(o, p, key)?,
-                    None => G::Null,
+                    Some(p) => self.row(o, p, key, &mut out)?,
+                    None => out.extend_from_slice(b"null"),
                 },
-            };
-            obj.insert(key.clone(), v);
+            }
         }
-        let mut data = IndexMap::with_capacity(1);
-        data.insert(self.key.clone(), G::Object(obj));
-        let response = Response::new(G::Object(data));
-        let payload = serde_json::to_string(&response)
-            .unwrap_or_default()
-            .into_boxed_str();
+        out.extend_from_slice(b"}}}");
+        // The response's values, for transports that serialize them themselves.
+        let data = values_of(&out)
+            .and_then(|v| match v {
+                G::Object(mut m) => m.shift_remove("data"),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let payload = match String::from_utf8(out) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
         Ok(Rendered {
-            data: response.data,
-            payload,
+            data,
+            payload: payload.into_boxed_str(),
         })
     }
 
-    fn row(&self, o: &Obj, row: &Row, at: &Name) -> Result<G, Missing> {
+    fn row(&self, o: &Obj, row: &Row, at: &Name, out: &mut Vec<u8>) -> Result<(), Missing> {
         // `columns_only` left nothing but columns and `__typename`.
-        o.render(row, |_| Some(G::Null)).map_err(|key| {
+        o.write(row, out, |_| Some(Text::default())).map_err(|key| {
             Missing(vec![
                 PathSegment::Field(self.key.to_string()),
                 PathSegment::Field(at.to_string()),

@@ -1,18 +1,19 @@
 //! Running a plan: one statement per relation and level for all the parents of that level
 //! (the loaders' own statements, called directly), sibling relations read together, the
-//! response's values built straight from the rows. Any failure gives up (`None`): the
+//! response's JSON text written straight from the rows. Any failure gives up (`None`): the
 //! executor then answers the operation, with its usual errors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::extensions::ExtensionContext;
-use async_graphql::indexmap::IndexMap;
-use async_graphql::{Name, Value as G};
+use async_graphql::Name;
 use futures::future::{try_join_all, BoxFuture, FutureExt};
 use uuid::Uuid;
 
-use super::{Args, Conn, ConnField, EdgeField, InfoField, Obj, ObjField, Plan, Root};
+use super::{
+    write_key, Args, Conn, ConnField, EdgeField, InfoField, Obj, ObjField, Plan, Root, Text,
+};
 use crate::caller::RequestContext;
 use crate::db::session::Reads;
 use crate::db::sql::SqlBuilder;
@@ -23,7 +24,7 @@ use crate::graphql::input;
 use crate::graphql::loaders::{by_parent, ChildSpec, Parents, RequestLoader, RowLoader};
 use crate::graphql::meta::{EntityMeta, RelationLink};
 use crate::graphql::page::{CountSource, Keyed, Page};
-use crate::graphql::row::Row;
+use crate::graphql::row::{write_json, write_json_str, Row};
 
 /// The plan gave up: the executor answers instead.
 struct GiveUp;
@@ -146,10 +147,10 @@ fn conn_objs(conn: &Conn) -> Vec<&Obj> {
         .collect()
 }
 
-/// The operation's `data`, or `None` when the executor must answer it.
+/// The operation's `data` as JSON text, or `None` when the executor must answer it.
 /// `alone`: nothing reads after the plan (the executor does not check it), so a plan that
 /// reads everything in one round trip can end the transaction in it.
-pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>, alone: bool) -> Option<G> {
+pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>, alone: bool) -> Option<Vec<u8>> {
     let runner = Runner {
         rc: ctx.data_opt::<RequestContext>()?,
         reads: ctx.data_opt::<Reads>()?,
@@ -163,11 +164,17 @@ pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>, alone: bool) ->
     let values = try_join_all(plan.fields.iter().map(|(_, f)| runner.root(f)))
         .await
         .ok()?;
-    let mut out = IndexMap::with_capacity(plan.fields.len());
-    for ((key, _), v) in plan.fields.iter().zip(values) {
-        out.insert(key.clone(), v);
+    let mut out = Vec::with_capacity(values.iter().map(|v| v.0.len() + 32).sum::<usize>() + 2);
+    out.push(b'{');
+    for (i, ((key, _), v)) in plan.fields.iter().zip(values).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_key(&mut out, key);
+        out.extend_from_slice(&v.0);
     }
-    Some(G::Object(out))
+    out.push(b'}');
+    Some(out)
 }
 
 struct Runner<'a> {
@@ -179,12 +186,14 @@ struct Runner<'a> {
     limits: PageLimits,
 }
 
-fn name(s: &str) -> G {
-    G::String(s.to_string())
+fn name(s: &str) -> Text {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    write_json_str(&mut out, s);
+    Text(out)
 }
 
 impl<'a> Runner<'a> {
-    async fn root(&self, f: &Root) -> Out<G> {
+    async fn root(&self, f: &Root) -> Out<Text> {
         match f {
             Root::Typename => Ok(name("Query")),
             Root::Get { meta, id, obj } => {
@@ -200,7 +209,7 @@ impl<'a> Runner<'a> {
                         .await?
                         .pop()
                         .unwrap_or_default()),
-                    None => Ok(G::Null),
+                    None => Ok(Text::default()),
                 }
             }
             Root::List { meta, args, conn } => {
@@ -369,7 +378,7 @@ impl<'a> Runner<'a> {
         obj: &'s Obj,
         rows: &'s [&'s Row],
         mut ahead: Ahead,
-    ) -> BoxFuture<'s, Out<Vec<G>>> {
+    ) -> BoxFuture<'s, Out<Vec<Text>>> {
         async move {
             // Each relation's values for every row, read together with the others'.
             let related = try_join_all(
@@ -379,15 +388,21 @@ impl<'a> Runner<'a> {
                     .map(|(i, (_, f))| self.related(f, rows, ahead.take(i))),
             )
             .await?;
-            let mut related: Vec<std::vec::IntoIter<G>> =
+            let mut related: Vec<std::vec::IntoIter<Text>> =
                 related.into_iter().map(Vec::into_iter).collect();
             let mut out = Vec::with_capacity(rows.len());
+            // Rows of one object write texts of about one size: each starts with room for
+            // the longest so far.
+            let mut room = 16 * obj.fields.len();
             for row in rows {
+                let mut text = Vec::with_capacity(room + room / 4);
                 // A missing required value is the executor's error to report.
-                let v = obj
-                    .render(row, |i| related.get_mut(i).and_then(Iterator::next))
-                    .map_err(|_| GiveUp)?;
-                out.push(v);
+                obj.write(row, &mut text, |i| {
+                    related.get_mut(i).and_then(Iterator::next)
+                })
+                .map_err(|_| GiveUp)?;
+                room = room.max(text.len());
+                out.push(Text(text));
             }
             Ok(out)
         }
@@ -396,7 +411,7 @@ impl<'a> Runner<'a> {
 
     /// A relation field's value for each of `rows` (empty for a field of the row itself);
     /// `ahead`, its pages if they were read with the rows.
-    async fn related(&self, f: &ObjField, rows: &[&Row], ahead: Option<Pages>) -> Out<Vec<G>> {
+    async fn related(&self, f: &ObjField, rows: &[&Row], ahead: Option<Pages>) -> Out<Vec<Text>> {
         let (query, spec, read) = match (f, ahead) {
             (ObjField::Typename | ObjField::Column(_) | ObjField::Joined(..), _) => {
                 return Ok(Vec::new())
@@ -424,7 +439,7 @@ impl<'a> Runner<'a> {
                     .iter()
                     .map(|r| match r {
                         Some(_) => values.next().unwrap_or_default(),
-                        None => G::Null,
+                        None => Text::default(),
                     })
                     .collect())
             }
@@ -447,7 +462,7 @@ impl<'a> Runner<'a> {
     }
 
     /// The rows `link` points to from each of `rows`, by id in one statement.
-    async fn parents(&self, link: &RelationLink, obj: &Obj, rows: &[&Row]) -> Out<Vec<G>> {
+    async fn parents(&self, link: &RelationLink, obj: &Obj, rows: &[&Row]) -> Out<Vec<Text>> {
         let ids: Vec<Option<Uuid>> = rows
             .iter()
             .map(|r| match r.get(link.fk) {
@@ -464,7 +479,7 @@ impl<'a> Runner<'a> {
         };
         let refs: Vec<&Row> = found.iter().collect();
         let values = self.objects(obj, &refs, Ahead::default()).await?;
-        let by_id: HashMap<Uuid, G> = found.iter().map(Row::id).zip(values).collect();
+        let by_id: HashMap<Uuid, Text> = found.iter().map(Row::id).zip(values).collect();
         Ok(ids
             .iter()
             .map(|id| {
@@ -526,7 +541,12 @@ impl<'a> Runner<'a> {
 
     /// The values of `conn` for each of `pages`: their nodes' relations read for all pages
     /// at once.
-    async fn connections(&self, conn: &Conn, pages: Vec<Page>, ahead: Vec<Ahead>) -> Out<Vec<G>> {
+    async fn connections(
+        &self,
+        conn: &Conn,
+        pages: Vec<Page>,
+        ahead: Vec<Ahead>,
+    ) -> Out<Vec<Text>> {
         let rows: Vec<&Row> = pages
             .iter()
             .flat_map(|p| p.edges.iter().map(|e| &e.node))
@@ -543,27 +563,36 @@ impl<'a> Runner<'a> {
             ),
             self.totals(conn, &pages)
         );
-        let mut nodes: Vec<std::vec::IntoIter<G>> =
+        let mut nodes: Vec<std::vec::IntoIter<Text>> =
             nodes?.into_iter().map(Vec::into_iter).collect();
         let totals = totals?;
         let mut out = Vec::with_capacity(pages.len());
         for (page, total) in pages.iter().zip(totals) {
             let mut next_obj = nodes.iter_mut();
-            let mut map = IndexMap::with_capacity(conn.fields.len());
-            for (key, f) in &conn.fields {
-                let v = match f {
-                    ConnField::Typename => name(&format!("{}Connection", conn.meta.name)),
-                    ConnField::TotalCount => G::from(total),
+            let mut text = Vec::with_capacity(64 * conn.fields.len());
+            text.push(b'{');
+            for (k, (key, f)) in conn.fields.iter().enumerate() {
+                if k > 0 {
+                    text.push(b',');
+                }
+                write_key(&mut text, key);
+                match f {
+                    ConnField::Typename => {
+                        write_json_str(&mut text, &format!("{}Connection", conn.meta.name))
+                    }
+                    ConnField::TotalCount => write_json(&mut text, &total),
                     ConnField::Nodes(_) => {
                         let it = next_obj.next().ok_or(GiveUp)?;
-                        G::List(it.take(page.edges.len()).collect())
+                        write_list(&mut text, it.take(page.edges.len()));
                     }
-                    ConnField::Edges(fields) => edges(conn.meta, fields, page, &mut next_obj)?,
-                    ConnField::PageInfo(fields) => info(fields, page),
-                };
-                map.insert(key.clone(), v);
+                    ConnField::Edges(fields) => {
+                        edges(&mut text, conn.meta, fields, page, &mut next_obj)?
+                    }
+                    ConnField::PageInfo(fields) => info(&mut text, fields, page),
+                }
             }
-            out.push(G::Object(map));
+            text.push(b'}');
+            out.push(Text(text));
         }
         Ok(out)
     }
@@ -610,49 +639,79 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// A page's `edges`, their nodes taken in order from the selections' values.
+/// Writes a list of values: `[a,b,...]`.
+fn write_list(out: &mut Vec<u8>, items: impl Iterator<Item = Text>) {
+    out.push(b'[');
+    for (n, item) in items.enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&item.0);
+    }
+    out.push(b']');
+}
+
+/// Writes a page's `edges`, their nodes taken in order from the selections' values.
 fn edges(
+    out: &mut Vec<u8>,
     meta: &EntityMeta,
     fields: &[(Name, EdgeField)],
     page: &Page,
-    objs: &mut std::slice::IterMut<'_, std::vec::IntoIter<G>>,
-) -> Out<G> {
-    let mut nodes: Vec<&mut std::vec::IntoIter<G>> = Vec::new();
+    objs: &mut std::slice::IterMut<'_, std::vec::IntoIter<Text>>,
+) -> Out<()> {
+    let mut nodes: Vec<&mut std::vec::IntoIter<Text>> = Vec::new();
     for (_, f) in fields {
         if let EdgeField::Node(_) = f {
             nodes.push(objs.next().ok_or(GiveUp)?);
         }
     }
-    let mut list = Vec::with_capacity(page.edges.len());
-    for edge in &page.edges {
-        let mut map = IndexMap::with_capacity(fields.len());
-        let mut node = nodes.iter_mut();
-        for (key, f) in fields {
-            let v = match f {
-                EdgeField::Typename => name(&format!("{}Edge", meta.name)),
-                EdgeField::Cursor => G::String(edge.cursor.clone()),
-                EdgeField::Node(_) => node.next().and_then(|it| it.next()).ok_or(GiveUp)?,
-            };
-            map.insert(key.clone(), v);
+    out.push(b'[');
+    for (n, edge) in page.edges.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
         }
-        list.push(G::Object(map));
+        out.push(b'{');
+        let mut node = nodes.iter_mut();
+        for (k, (key, f)) in fields.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            write_key(out, key);
+            match f {
+                EdgeField::Typename => write_json_str(out, &format!("{}Edge", meta.name)),
+                EdgeField::Cursor => write_json_str(out, &edge.cursor),
+                EdgeField::Node(_) => {
+                    let text = node.next().and_then(|it| it.next()).ok_or(GiveUp)?;
+                    out.extend_from_slice(&text.0);
+                }
+            }
+        }
+        out.push(b'}');
     }
-    Ok(G::List(list))
+    out.push(b']');
+    Ok(())
 }
 
-fn info(fields: &[(Name, InfoField)], page: &Page) -> G {
+/// Writes a page's `pageInfo`.
+fn info(out: &mut Vec<u8>, fields: &[(Name, InfoField)], page: &Page) {
     let i = &page.info;
-    let cursor = |c: &Option<String>| c.clone().map_or(G::Null, G::String);
-    let mut map = IndexMap::with_capacity(fields.len());
-    for (key, f) in fields {
-        let v = match f {
-            InfoField::Typename => name("PageInfo"),
-            InfoField::HasNextPage => G::Boolean(i.has_next_page),
-            InfoField::HasPreviousPage => G::Boolean(i.has_previous_page),
-            InfoField::StartCursor => cursor(&i.start_cursor),
-            InfoField::EndCursor => cursor(&i.end_cursor),
-        };
-        map.insert(key.clone(), v);
+    let cursor = |out: &mut Vec<u8>, c: &Option<String>| match c {
+        Some(c) => write_json_str(out, c),
+        None => out.extend_from_slice(b"null"),
+    };
+    out.push(b'{');
+    for (k, (key, f)) in fields.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        write_key(out, key);
+        match f {
+            InfoField::Typename => write_json_str(out, "PageInfo"),
+            InfoField::HasNextPage => write_json(out, &i.has_next_page),
+            InfoField::HasPreviousPage => write_json(out, &i.has_previous_page),
+            InfoField::StartCursor => cursor(out, &i.start_cursor),
+            InfoField::EndCursor => cursor(out, &i.end_cursor),
+        }
     }
-    G::Object(map)
+    out.push(b'}');
 }
