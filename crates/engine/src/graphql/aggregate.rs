@@ -162,7 +162,7 @@ fn groupable(col: &ColumnMeta) -> bool {
     }
 }
 
-fn derived_column(
+pub(crate) fn derived_column(
     position: usize,
     field: &'static str,
     column: String,

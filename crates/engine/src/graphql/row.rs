@@ -303,26 +303,7 @@ mod tests {
     use super::*;
 
     fn column(ty: ColumnType) -> ColumnMeta {
-        ColumnMeta {
-            position: 0,
-            field: "f",
-            column: "f",
-            ty,
-            list: false,
-            nullable: true,
-            writable: false,
-            inserted: false,
-            orderable: false,
-            required_on_create: false,
-            min_length: None,
-            max_length: None,
-            min: None,
-            max: None,
-            enum_values: &[],
-            references: None,
-            unique: false,
-            set_by: &[],
-        }
+        crate::graphql::aggregate::derived_column(0, "f", "f".into(), ty)
     }
 
     /// Plans write values as text; it must be the text async-graphql's values serialize to.
