@@ -16,7 +16,7 @@
 //! | `GATEWAY_JWT_ROLE_CLAIM` | where external tokens carry the role, `admin` or `user`, or a list of roles (`admin` if listed, else `user` if listed) (same syntax) | `role` |
 //! | `GATEWAY_BIND` | listen address of `serve` | `127.0.0.1:8080` |
 //! | `GATEWAY_DATA_DIR` | where the private cluster and the dev secret live | `<project>/.data` |
-//! | `GATEWAY_DB_POOL_SIZE` | connections in the pool | `16` |
+//! | `GATEWAY_DB_POOL_SIZE` | connections in the pool | two per core of the machine, 4 to 32 ([`default_pool_size`]) |
 //! | `GATEWAY_DB_POOL_WAIT_MS` | longest a request waits for a connection when every one is busy; then it is answered `SERVICE_UNAVAILABLE` (HTTP 503) | `5000` |
 //! | `GATEWAY_DB_POOL_MAX_WAITING` | requests that may wait for a connection at once; further ones are answered `SERVICE_UNAVAILABLE` at once | `10000` |
 //! | `GATEWAY_DB_CONNECT_TIMEOUT_MS` | longest one connection attempt (connect, authenticate, set up) may take before it counts as failed (cause `timeout`) | `5000` |
@@ -205,11 +205,25 @@ fn jwks_options() -> Result<JwksOptions, String> {
     })
 }
 
+/// The pool's size unless `GATEWAY_DB_POOL_SIZE` says otherwise: two connections per core
+/// of the machine, 4 to 32 (PostgreSQL's own rule of thumb). Connections beyond what
+/// PostgreSQL can keep busy only make its backends take turns on the cores: on 2 cores,
+/// reads cost PostgreSQL up to a third less CPU with 4 connections than with 16. Writes,
+/// which hold their connection across several round trips, gain from a few more (8 served
+/// ~10 % more creates than 4): set the size for a write-heavy load (docs/performance.md).
+/// Meant for a database on a machine like the gateway's (the private cluster is on the same
+/// one); size it for the database's cores otherwise.
+pub fn default_pool_size() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, |n| 2 * n.get())
+        .clamp(4, 32)
+}
+
 fn pool_settings() -> Result<PoolSettings, String> {
     let ms = |name: &str, default: u64| -> Result<Duration, String> {
         Ok(Duration::from_millis(parsed(name, default)?))
     };
-    let d = PoolSettings::new(16, Duration::from_secs(15));
+    let d = PoolSettings::new(default_pool_size(), Duration::from_secs(15));
     let probe_min = ms("GATEWAY_DB_RECONNECT_MIN_MS", 100)?.max(Duration::from_millis(10));
     Ok(PoolSettings {
         size: parsed::<usize>("GATEWAY_DB_POOL_SIZE", d.size)?.max(1),

@@ -9,7 +9,7 @@
 //   PEER_DATABASE_URL  the database owner's URL (it must be able to `SET role gateway_app`)
 //   PEER_JWT_SECRET    the gateway's HS256 secret (GATEWAY_JWT_SECRET)
 //   PEER_PORT          port to listen on (127.0.0.1)
-//   PEER_POOL_SIZE     connections in the pool (default 16, as the gateway's default)
+//   PEER_POOL_SIZE     connections in the pool (the harness passes the gateway's; default 16)
 //   PEER_CAPTURE_FILE  optional: append every statement sent to PostgreSQL to this file as
 //                      JSON lines {"text", "values"} (the harness's capture run; never set
 //                      on the instance under load)

