@@ -392,7 +392,7 @@ impl<'a> Runner<'a> {
                 related.into_iter().map(Vec::into_iter).collect();
             let mut out = Vec::with_capacity(rows.len());
             // Rows of one object write texts of about one size: each starts with room for
-            // the longest so far.
+            // the one before it (up to 4 KiB: one long row must not size every other).
             let mut room = 16 * obj.fields.len();
             for row in rows {
                 let mut text = Vec::with_capacity(room + room / 4);
@@ -401,7 +401,7 @@ impl<'a> Runner<'a> {
                     related.get_mut(i).and_then(Iterator::next)
                 })
                 .map_err(|_| GiveUp)?;
-                room = room.max(text.len());
+                room = text.len().min(4096);
                 out.push(Text(text));
             }
             Ok(out)
