@@ -31,7 +31,7 @@ use async_graphql::{
 };
 
 use crate::graphql::meta::{metadata, EntityMeta};
-use crate::graphql::plan::{values_of, write_key, Compiler, Obj, ObjField, Text};
+use crate::graphql::plan::{Compiler, Obj, ObjField, ObjectWriter, Text};
 use crate::graphql::row::{write_json_str, Row};
 use crate::live::Change;
 
@@ -54,9 +54,8 @@ pub struct SubscriptionCounts {
     pub deliveries: AtomicU64,
 }
 
-/// One event as a plan renders it: the response's `data`, and the response serialized.
+/// One event as a plan renders it: the response serialized.
 pub struct Rendered {
-    pub data: G,
     /// `{"data":{...}}`: a `next` message's `payload`.
     pub payload: Box<str>,
 }
@@ -77,7 +76,8 @@ impl Delivery {
     pub fn into_response(self) -> Response {
         match self {
             Delivery::Response(r) => *r,
-            Delivery::Next(r) => Response::new(r.data.clone()),
+            // Values only for the transports that serialize them themselves.
+            Delivery::Next(r) => serde_json::from_str(&r.payload).unwrap_or_default(),
         }
     }
 }
@@ -305,41 +305,30 @@ impl SubPlan {
 
     fn render(&self, change: &Change) -> Result<Rendered, Missing> {
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(b"{\"data\":{");
-        write_key(&mut out, &self.key);
-        out.push(b'{');
-        for (k, (key, f)) in self.fields.iter().enumerate() {
-            if k > 0 {
-                out.push(b',');
-            }
-            write_key(&mut out, key);
+        let mut response = ObjectWriter::open(&mut out);
+        let mut data = ObjectWriter::open(response.key("data"));
+        let mut object = ObjectWriter::open(data.key(&self.key));
+        for (key, f) in &self.fields {
+            let out = object.key(key);
             match f {
-                ChangeField::Typename => {
-                    write_json_str(&mut out, &format!("{}Change", self.meta.name))
-                }
-                ChangeField::Op => write_json_str(&mut out, change.op.as_str()),
-                ChangeField::Cursor => write_json_str(&mut out, change.cursor.as_ref()),
-                ChangeField::Node(o) => self.row(o, &change.node, key, &mut out)?,
+                ChangeField::Typename => write_json_str(out, &format!("{}Change", self.meta.name)),
+                ChangeField::Op => write_json_str(out, change.op.as_str()),
+                ChangeField::Cursor => write_json_str(out, change.cursor.as_ref()),
+                ChangeField::Node(o) => self.row(o, &change.node, key, out)?,
                 ChangeField::Previous(o) => match &change.previous {
-                    Some(p) => self.row(o, p, key, &mut out)?,
+                    Some(p) => self.row(o, p, key, out)?,
                     None => out.extend_from_slice(b"null"),
                 },
             }
         }
-        out.extend_from_slice(b"}}}");
-        // The response's values, for transports that serialize them themselves.
-        let data = values_of(&out)
-            .and_then(|v| match v {
-                G::Object(mut m) => m.shift_remove("data"),
-                _ => None,
-            })
-            .unwrap_or_default();
+        object.close();
+        data.close();
+        response.close();
         let payload = match String::from_utf8(out) {
             Ok(text) => text,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
         Ok(Rendered {
-            data,
             payload: payload.into_boxed_str(),
         })
     }

@@ -106,12 +106,9 @@ impl Obj {
         out: &mut Vec<u8>,
         mut related: impl FnMut(usize) -> Option<Text>,
     ) -> Result<(), &'o Name> {
-        out.push(b'{');
+        let mut object = ObjectWriter::open(out);
         for (i, (key, f)) in self.fields.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_key(out, key);
+            let out = object.key(key);
             match f {
                 ObjField::Typename => write_json_str(out, self.meta.name),
                 ObjField::Column(col) => match row.get(col) {
@@ -126,7 +123,7 @@ impl Obj {
                 _ => out.extend_from_slice(&related(i).ok_or(key)?.0),
             }
         }
-        out.push(b'}');
+        object.close();
         Ok(())
     }
 }
@@ -148,10 +145,34 @@ impl Default for Text {
     }
 }
 
-/// Writes `"key":` (response keys are GraphQL names; escaped all the same).
-pub(crate) fn write_key(out: &mut Vec<u8>, key: &str) {
-    write_json_str(out, key);
-    out.push(b':');
+/// Writes a JSON object member by member: `{`, `"key":` before each value (with the commas
+/// between), and `}` at [`ObjectWriter::close`].
+pub(crate) struct ObjectWriter<'w> {
+    out: &'w mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'w> ObjectWriter<'w> {
+    pub(crate) fn open(out: &'w mut Vec<u8>) -> Self {
+        out.push(b'{');
+        ObjectWriter { out, empty: true }
+    }
+
+    /// Writes `"key":` (response keys are GraphQL names; escaped all the same) and gives the
+    /// buffer its value goes to.
+    pub(crate) fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        write_json_str(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    pub(crate) fn close(self) {
+        self.out.push(b'}');
+    }
 }
 
 /// A plan's `data` as JSON text, handed to the transport past async-graphql's response

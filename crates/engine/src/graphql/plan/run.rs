@@ -12,7 +12,7 @@ use futures::future::{try_join_all, BoxFuture, FutureExt};
 use uuid::Uuid;
 
 use super::{
-    write_key, Args, Conn, ConnField, EdgeField, InfoField, Obj, ObjField, Plan, Root, Text,
+    Args, Conn, ConnField, EdgeField, InfoField, Obj, ObjField, ObjectWriter, Plan, Root, Text,
 };
 use crate::caller::RequestContext;
 use crate::db::session::Reads;
@@ -165,15 +165,11 @@ pub(super) async fn run(plan: &Plan, ctx: &ExtensionContext<'_>, alone: bool) ->
         .await
         .ok()?;
     let mut out = Vec::with_capacity(values.iter().map(|v| v.0.len() + 32).sum::<usize>() + 2);
-    out.push(b'{');
-    for (i, ((key, _), v)) in plan.fields.iter().zip(values).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_key(&mut out, key);
-        out.extend_from_slice(&v.0);
+    let mut object = ObjectWriter::open(&mut out);
+    for ((key, _), v) in plan.fields.iter().zip(values) {
+        object.key(key).extend_from_slice(&v.0);
     }
-    out.push(b'}');
+    object.close();
     Some(out)
 }
 
@@ -570,28 +566,25 @@ impl<'a> Runner<'a> {
         for (page, total) in pages.iter().zip(totals) {
             let mut next_obj = nodes.iter_mut();
             let mut text = Vec::with_capacity(64 * conn.fields.len());
-            text.push(b'{');
-            for (k, (key, f)) in conn.fields.iter().enumerate() {
-                if k > 0 {
-                    text.push(b',');
-                }
-                write_key(&mut text, key);
+            let mut object = ObjectWriter::open(&mut text);
+            for (key, f) in &conn.fields {
+                let text = object.key(key);
                 match f {
                     ConnField::Typename => {
-                        write_json_str(&mut text, &format!("{}Connection", conn.meta.name))
+                        write_json_str(text, &format!("{}Connection", conn.meta.name))
                     }
-                    ConnField::TotalCount => write_json(&mut text, &total),
+                    ConnField::TotalCount => write_json(text, &total),
                     ConnField::Nodes(_) => {
                         let it = next_obj.next().ok_or(GiveUp)?;
-                        write_list(&mut text, it.take(page.edges.len()));
+                        write_list(text, it.take(page.edges.len()));
                     }
                     ConnField::Edges(fields) => {
-                        edges(&mut text, conn.meta, fields, page, &mut next_obj)?
+                        edges(text, conn.meta, fields, page, &mut next_obj)?
                     }
-                    ConnField::PageInfo(fields) => info(&mut text, fields, page),
+                    ConnField::PageInfo(fields) => info(text, fields, page),
                 }
             }
-            text.push(b'}');
+            object.close();
             out.push(Text(text));
         }
         Ok(out)
@@ -670,13 +663,10 @@ fn edges(
         if n > 0 {
             out.push(b',');
         }
-        out.push(b'{');
+        let mut object = ObjectWriter::open(out);
         let mut node = nodes.iter_mut();
-        for (k, (key, f)) in fields.iter().enumerate() {
-            if k > 0 {
-                out.push(b',');
-            }
-            write_key(out, key);
+        for (key, f) in fields {
+            let out = object.key(key);
             match f {
                 EdgeField::Typename => write_json_str(out, &format!("{}Edge", meta.name)),
                 EdgeField::Cursor => write_json_str(out, &edge.cursor),
@@ -686,7 +676,7 @@ fn edges(
                 }
             }
         }
-        out.push(b'}');
+        object.close();
     }
     out.push(b']');
     Ok(())
@@ -699,12 +689,9 @@ fn info(out: &mut Vec<u8>, fields: &[(Name, InfoField)], page: &Page) {
         Some(c) => write_json_str(out, c),
         None => out.extend_from_slice(b"null"),
     };
-    out.push(b'{');
-    for (k, (key, f)) in fields.iter().enumerate() {
-        if k > 0 {
-            out.push(b',');
-        }
-        write_key(out, key);
+    let mut object = ObjectWriter::open(out);
+    for (key, f) in fields {
+        let out = object.key(key);
         match f {
             InfoField::Typename => write_json_str(out, "PageInfo"),
             InfoField::HasNextPage => write_json(out, &i.has_next_page),
@@ -713,5 +700,5 @@ fn info(out: &mut Vec<u8>, fields: &[(Name, InfoField)], page: &Page) {
             InfoField::EndCursor => cursor(out, &i.end_cursor),
         }
     }
-    out.push(b'}');
+    object.close();
 }
