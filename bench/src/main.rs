@@ -328,6 +328,10 @@ async fn run() -> Result<(), String> {
             f.changes, f.all_p50_ms, f.all_p99_ms
         );
         println!("| deliveries missing after 30 s | {} |", f.lost);
+        println!(
+            "| gateway CPU per delivery (making and delivering the changes) | {:.1} µs |",
+            f.gateway_us_per_delivery
+        );
     }
     let (peak, now) = memory(pid);
     println!("\ngateway memory: {idle:.0} MiB RSS when ready, {now:.0} MiB after the run, {peak:.0} MiB peak RSS");

@@ -44,6 +44,9 @@ pub struct Figures {
     pub all_p50_ms: f64,
     pub all_p99_ms: f64,
     pub lost: usize,
+    /// The gateway's CPU (all threads) while the changes were made and delivered, per
+    /// delivery: steadier than the latencies, which move with the host.
+    pub gateway_us_per_delivery: f64,
 }
 
 impl Figures {
@@ -377,6 +380,7 @@ pub async fn run(
         * 1000.0
         - arrivals.base.elapsed().as_secs_f64() * 1000.0;
     let mut lost = 0;
+    let ticks_before = crate::cpu::process_ticks(pid)?;
     for n in 0..changes {
         let t = token.to_string();
         let sent = Instant::now();
@@ -428,6 +432,10 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let ticks = crate::cpu::process_ticks(pid)?.saturating_sub(ticks_before);
+    let delivered = (changes * subscribers).saturating_sub(lost).max(1);
+    let gateway_us_per_delivery =
+        ticks as f64 / crate::cpu::ticks_per_second() * 1e6 / delivered as f64;
     for t in &tasks {
         t.abort();
     }
@@ -452,5 +460,6 @@ pub async fn run(
         all_p50_ms: percentile(&all_ms, 0.5),
         all_p99_ms: percentile(&all_ms, 0.99),
         lost,
+        gateway_us_per_delivery,
     })
 }
