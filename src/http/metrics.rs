@@ -242,7 +242,7 @@ impl Metrics {
             (
                 "gateway_planned_deliveries_total",
                 "Events delivered by planned subscriptions (one per subscriber and event).",
-                state.schema.subscription_counts().deliveries.load(Ordering::Relaxed),
+                state.schema.subscription_counts().deliveries.total(),
             ),
             (
                 "gateway_sign_in_failures_total",

@@ -272,7 +272,6 @@ impl GatewaySchema {
         plan: Arc<subscription::SubPlan>,
         sources: crate::live::Sources,
     ) -> Option<BoxStream<'static, subscription::Delivery>> {
-        use subscription::Delivery;
         let meta = plan.meta;
         let filter = match &plan.filter {
             Some(w) => Some(filter::where_filter(meta, w, "where").ok()?),
@@ -289,21 +288,15 @@ impl GatewaySchema {
         self.sub_counts
             .planned
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let counts = self.sub_counts.clone();
-        let stream = changes
-            .map(move |c| match c {
-                Ok(change) => plan.deliver(&change, &counts),
-                Err(e) => plan.error(e),
-            })
-            // The executor ends a subscription with its first error.
-            .scan(false, |ended, d| {
-                let out = (!*ended).then_some(d);
-                if let Some(Delivery::Response(_)) = &out {
-                    *ended = true;
-                }
-                futures::future::ready(out)
-            });
-        Some(stream.boxed())
+        Some(
+            subscription::Planned {
+                changes,
+                plan,
+                counts: self.sub_counts.clone(),
+                ended: false,
+            }
+            .boxed(),
+        )
     }
 }
 

@@ -137,18 +137,22 @@ pub struct Chunks {
 impl Chunks {
     /// The next chunk, or how many were dropped before this member took them.
     pub async fn recv(&mut self) -> Result<Arc<Chunk>, Lagged> {
-        std::future::poll_fn(|cx| {
-            if let Some(taken) = self.take() {
-                return Poll::Ready(taken);
-            }
-            self.waker.register(cx.waker());
-            // A chunk sent between the look and the registration has woken nobody.
-            match self.take() {
-                Some(taken) => Poll::Ready(taken),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<Arc<Chunk>, Lagged>> {
+        if let Some(taken) = self.take() {
+            return Poll::Ready(taken);
+        }
+        self.waker.register(cx.waker());
+        // A chunk sent between the look and the registration has woken nobody.
+        match self.take() {
+            Some(taken) => Poll::Ready(taken),
+            None => Poll::Pending,
+        }
     }
 
     fn take(&mut self) -> Option<Result<Arc<Chunk>, Lagged>> {

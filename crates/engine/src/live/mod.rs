@@ -9,4 +9,4 @@ pub mod subscribe;
 
 pub use hub::Hub;
 pub use outbox::ChangeOp;
-pub use subscribe::{changes, changes_of, ops_arg, Change, Sources};
+pub use subscribe::{changes, changes_of, ops_arg, Change, ChangeRef, Changes, Sources};

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
-use futures::stream::{self, Stream};
+use futures::stream::Stream;
 use futures::FutureExt;
 
 use crate::caller::RequestContext;
@@ -209,57 +209,122 @@ impl Reader {
     }
 }
 
+/// A change as a subscription yields it: in its feed's chunk, shared by every member and not
+/// copied (a copy is four reference counts, written by both cores for each of 10,000
+/// members), or one the subscription read itself.
+pub enum ChangeRef {
+    InChunk(Arc<Chunk>, usize),
+    Own(Change),
+}
+
+impl std::ops::Deref for ChangeRef {
+    type Target = Change;
+
+    fn deref(&self) -> &Change {
+        match self {
+            ChangeRef::InChunk(chunk, i) => &chunk.changes[*i].1,
+            ChangeRef::Own(c) => c,
+        }
+    }
+}
+
+impl ChangeRef {
+    pub fn into_owned(self) -> Change {
+        match self {
+            ChangeRef::Own(c) => c,
+            shared => (*shared).clone(),
+        }
+    }
+}
+
+type GapRead = futures::future::BoxFuture<'static, Result<(Vec<(i64, Change)>, i64), ApiError>>;
+
 /// One subscriber's stream: chunks of its feed, with gaps before them read from the outbox.
-struct Member {
+/// Written out as a `Stream` rather than an `unfold`, which moves the whole state into a new
+/// future for every change.
+pub struct Changes {
     feed: Arc<Feed>,
     chunks: feed::Chunks,
-    /// Every event up to here has been delivered or did not concern this subscription.
+    /// Every event up to here has been delivered (or is, from `current`), or did not
+    /// concern this subscription.
     last: i64,
     /// The next chunk to deliver, once the gap before it is filled.
     held: Option<Arc<Chunk>>,
+    /// The chunk being delivered, from which of its changes on.
+    current: Option<(Arc<Chunk>, usize)>,
+    /// A gap being read (boxed: rare, and its state would otherwise sit in every stream).
+    reading: Option<GapRead>,
     ready: VecDeque<Change>,
     failed: bool,
     /// Counts against the caller's and its tenant's subscription caps while it lives.
     _slot: QuotaSlot,
 }
 
-impl Member {
-    async fn next(mut self) -> Option<(GqlResult<Change>, Self)> {
+impl Stream for Changes {
+    type Item = GqlResult<ChangeRef>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
         loop {
-            if self.failed {
-                return None;
+            if this.failed {
+                return Poll::Ready(None);
             }
-            if let Some(c) = self.ready.pop_front() {
-                return Some((Ok(c), self));
+            if let Some(c) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(ChangeRef::Own(c))));
             }
-            if let Some(chunk) = self.held.take() {
-                if self.last < chunk.after {
-                    // Boxed: inline, the read's state would make every subscriber's stream
-                    // kilobytes larger for the whole of its life, for a gap it rarely has.
-                    let read = Box::pin(self.feed.reader.read(self.last, chunk.after));
-                    match read.await {
-                        Ok((changes, covered)) => {
-                            self.ready.extend(changes.into_iter().map(|(_, c)| c));
-                            self.last = covered;
-                            self.held = Some(chunk);
-                        }
-                        Err(e) => {
-                            self.failed = true;
-                            return Some((Err(e.into()), self));
+            if let Some(read) = &mut this.reading {
+                match read.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok((changes, covered))) => {
+                        this.reading = None;
+                        this.ready.extend(changes.into_iter().map(|(_, c)| c));
+                        this.last = covered;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        this.reading = None;
+                        this.failed = true;
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
+                }
+                continue;
+            }
+            if let Some((chunk, at)) = &mut this.current {
+                let i = *at;
+                if i + 1 >= chunk.changes.len() {
+                    // The chunk's last change takes the chunk along.
+                    if let Some((chunk, _)) = this.current.take() {
+                        if i < chunk.changes.len() {
+                            return Poll::Ready(Some(Ok(ChangeRef::InChunk(chunk, i))));
                         }
                     }
                     continue;
                 }
-                let fresh = chunk.changes.iter().filter(|(seq, _)| *seq > self.last);
-                self.ready.extend(fresh.map(|(_, c)| c.clone()));
-                self.last = self.last.max(chunk.upto);
+                *at = i + 1;
+                return Poll::Ready(Some(Ok(ChangeRef::InChunk(chunk.clone(), i))));
+            }
+            if let Some(chunk) = this.held.take() {
+                if this.last < chunk.after {
+                    let (feed, from, to) = (this.feed.clone(), this.last, chunk.after);
+                    this.reading = Some(Box::pin(async move { feed.reader.read(from, to).await }));
+                    this.held = Some(chunk);
+                    continue;
+                }
+                // In outbox order: the fresh ones (after `last`) are a tail.
+                let fresh = chunk.changes.partition_point(|(seq, _)| *seq <= this.last);
+                this.last = this.last.max(chunk.upto);
+                this.current = Some((chunk, fresh));
                 continue;
             }
-            match self.chunks.recv().await {
-                Ok(chunk) if chunk.upto > self.last => self.held = Some(chunk),
-                Ok(_) => {}
+            match this.chunks.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(chunk)) if chunk.upto > this.last => this.held = Some(chunk),
+                Poll::Ready(Ok(_)) => {}
                 // Dropped chunks: the next one starts past `last` and the gap is read.
-                Err(feed::Lagged(_)) => {}
+                Poll::Ready(Err(feed::Lagged(_))) => {}
             }
         }
     }
@@ -342,8 +407,10 @@ pub async fn changes(
     ops: Option<Vec<ChangeOp>>,
     after: Option<String>,
 ) -> Result<impl Stream<Item = GqlResult<Change>> + use<>, ApiError> {
+    use futures::StreamExt;
     let sources = Sources::of(ctx)?;
-    changes_of(sources, meta, filter, ops, after).await
+    let changes = changes_of(sources, meta, filter, ops, after).await?;
+    Ok(changes.map(|c| c.map(ChangeRef::into_owned)))
 }
 
 /// The same from the subscription's [`Sources`].
@@ -353,7 +420,7 @@ pub async fn changes_of(
     filter: Option<Filter>,
     ops: Option<Vec<ChangeOp>>,
     after: Option<String>,
-) -> Result<impl Stream<Item = GqlResult<Change>> + use<>, ApiError> {
+) -> Result<Changes, ApiError> {
     let Sources { rc, db, hub, quota } = sources;
     if acl::grant(meta, &rc, Op::Read) == Grant::None {
         return Err(ApiError::forbidden(format!(
@@ -397,14 +464,15 @@ pub async fn changes_of(
             changes: Vec::new(),
         })
     });
-    let member = Member {
+    Ok(Changes {
         feed,
         chunks,
         last,
         held,
+        current: None,
+        reading: None,
         ready: VecDeque::new(),
         failed: false,
         _slot: slot,
-    };
-    Ok(stream::unfold(member, Member::next))
+    })
 }
