@@ -8,6 +8,7 @@ mod operations;
 pub mod persisted;
 mod playground;
 mod transport_ws;
+mod wakes;
 mod ws;
 
 use std::sync::Arc;

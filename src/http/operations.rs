@@ -1,5 +1,5 @@
 //! The running operations of one `graphql-transport-ws` socket, polled by the socket's own
-//! task.
+//! task (with the waker `wakes` gives them).
 //!
 //! Why not `futures::stream::SelectAll`: its `FuturesUnordered` wakes its own task again
 //! whenever it has polled all its streams and found them pending, which with one subscription
@@ -12,15 +12,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures::stream::BoxStream;
-use futures::task::AtomicWaker;
 use futures::StreamExt;
 
 use crate::graphql::subscription::Delivery;
 
-/// Set when an operation's stream may have something; wakes the socket's task.
+/// Set when an operation's stream may have something; wakes the socket's task (through the
+/// waker the socket gave its operations).
 struct Flag {
     woken: AtomicBool,
-    task: Arc<AtomicWaker>,
+    task: Waker,
 }
 
 impl Wake for Flag {
@@ -30,7 +30,7 @@ impl Wake for Flag {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
-        self.task.wake();
+        self.task.wake_by_ref();
     }
 }
 
@@ -44,15 +44,24 @@ struct Operation {
 }
 
 /// A socket's operations by the client's id.
-#[derive(Default)]
 pub struct Operations {
     running: Vec<Operation>,
-    task: Arc<AtomicWaker>,
+    /// Woken by every operation's stream: a waker that stays the same for the socket's life,
+    /// so that no wake has to be registered anew.
+    task: Waker,
     /// Where the next poll starts looking, so that a busy operation cannot starve the others.
     turn: usize,
 }
 
 impl Operations {
+    pub fn new(task: Waker) -> Operations {
+        Operations {
+            running: Vec::new(),
+            task,
+            turn: 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.running.len()
     }
@@ -96,13 +105,9 @@ impl Operations {
             .is_some_and(|o| std::mem::replace(&mut o.started, true))
     }
 
-    /// The next result of any operation; `None` ends the operation (it is removed).
-    pub async fn next(&mut self) -> (Arc<str>, Option<Delivery>) {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
-    }
-
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<(Arc<str>, Option<Delivery>)> {
-        self.task.register(cx.waker());
+    /// The next result of any operation; `None` ends the operation (it is removed). The
+    /// operations wake the waker given to `new`, not the caller's.
+    pub fn poll_next(&mut self) -> Poll<(Arc<str>, Option<Delivery>)> {
         let n = self.running.len();
         for k in 0..n {
             let i = (self.turn + k) % n;

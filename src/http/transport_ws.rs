@@ -5,7 +5,9 @@
 //! every `GATEWAY_WS_RECHECK_SECS`), and a client that stops reading closed instead of buffered
 //! for.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -14,6 +16,7 @@ use serde_json::{json, Value as Json};
 use tokio::time::Instant;
 
 use super::operations::Operations;
+use super::wakes::{Wakes, DRAIN, OPS, READ, TIMER};
 use super::AppState;
 use crate::auth::RequestContext;
 use crate::error::{server_error, ApiError};
@@ -31,8 +34,6 @@ pub(super) fn too_many_subscriptions(limits: &crate::config::Limits) -> ApiError
     ))
 }
 
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
-
 /// Why a write did not go through.
 enum WriteError {
     Gone,
@@ -41,8 +42,8 @@ enum WriteError {
 
 /// Writes one message, giving up on a client that has not read for `SLOW_CLIENT`: its
 /// messages would otherwise pile up in the server.
-async fn write(sink: &mut Sink, text: String) -> Result<(), WriteError> {
-    let mut send = sink.send(Message::Text(text.into()));
+async fn write(sink: &mut WebSocket, text: String) -> Result<(), WriteError> {
+    let mut send = SinkExt::send(sink, Message::Text(text.into()));
     // Almost every write goes straight into the socket's buffer: the timer is armed only for
     // one that has to wait (10,000 deliveries of a change would otherwise each read the clock).
     if let std::task::Poll::Ready(sent) = futures::poll!(&mut send) {
@@ -81,15 +82,24 @@ fn next_check(
     expires_at.map_or(recheck_at, |at| at.min(recheck_at))
 }
 
+/// What woke a socket's task.
+enum Event {
+    Timer,
+    Drain(bool),
+    Op(Arc<str>, Option<Delivery>),
+    Incoming(Option<Result<Message, axum::Error>>),
+}
+
 /// Serves one socket until either side closes it.
-pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::net::SocketAddr>) {
-    let (mut sink, mut stream) = socket.split();
-    let mut ops = Operations::default();
+pub async fn serve(
+    mut socket: WebSocket,
+    state: Arc<AppState>,
+    peer: Option<std::net::SocketAddr>,
+) {
     let mut caller: Option<RequestContext> = None;
     let mut init_seen = false;
-    // The socket's one timer (each turn of the loop polls it): the initialisation deadline
-    // until `connection_init`, then the token's expiry or the next credential recheck,
-    // whichever comes first.
+    // The socket's one timer: the initialisation deadline until `connection_init`, then the
+    // token's expiry or the next credential recheck, whichever comes first.
     let timer = tokio::time::sleep(state.limits.ws_init_timeout);
     tokio::pin!(timer);
     let mut expires_at: Option<Instant> = None;
@@ -99,10 +109,52 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
     let drain = async move { draining.wait_for(|d| *d).await.is_ok() };
     tokio::pin!(drain);
     let mut drain_watch = true;
+    // Each source is polled only when its own waker has fired (see `wakes`).
+    let wakes = Wakes::new();
+    let wakers = [OPS, READ, TIMER, DRAIN].map(|bit| wakes.waker(bit));
+    let mut ops = Operations::new(wakers[0].clone());
+    // Which of operations and the client's messages is looked at first, in turns: neither
+    // can hold the other back.
+    let mut ops_first = false;
 
     let outcome: Option<(u16, &'static str)> = loop {
-        tokio::select! {
-            _ = &mut timer => {
+        ops_first = !ops_first;
+        let event = std::future::poll_fn(|cx| {
+            let woken = wakes.take(cx);
+            let order = if ops_first {
+                [TIMER, DRAIN, OPS, READ]
+            } else {
+                [TIMER, DRAIN, READ, OPS]
+            };
+            for (k, bit) in order.into_iter().enumerate() {
+                if woken & bit == 0 {
+                    continue;
+                }
+                let waker = &wakers[bit.trailing_zeros() as usize];
+                let mut own = Context::from_waker(waker);
+                let ready = match bit {
+                    TIMER => timer.as_mut().poll(&mut own).map(|()| Event::Timer),
+                    DRAIN if drain_watch => drain.as_mut().poll(&mut own).map(Event::Drain),
+                    // Not watched any more.
+                    DRAIN => continue,
+                    // None yet: looked at when one is pushed.
+                    OPS if ops.is_empty() => continue,
+                    OPS => ops.poll_next().map(|(id, d)| Event::Op(id, d)),
+                    _ => socket.poll_next_unpin(&mut own).map(Event::Incoming),
+                };
+                if let Poll::Ready(event) = ready {
+                    // This one registered nothing and may have more; those not reached
+                    // are still woken.
+                    let rest = order[k + 1..].iter().fold(bit, |acc, b| acc | (woken & b));
+                    wakes.mark(rest);
+                    return Poll::Ready(event);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Timer => {
                 let Some(rc) = &caller else {
                     break Some((4408, "Connection initialisation timeout"));
                 };
@@ -114,9 +166,12 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                 if !Box::pin(super::ws::credential_holds(&state, rc)).await {
                     break Some((4403, "Forbidden: the credential no longer holds"));
                 }
-                timer.as_mut().reset(next_check(Instant::now(), expires_at, &state.limits));
+                timer
+                    .as_mut()
+                    .reset(next_check(Instant::now(), expires_at, &state.limits));
+                wakes.mark(TIMER);
             }
-            drained = &mut drain, if drain_watch => {
+            Event::Drain(drained) => {
                 if drained {
                     // 1001: going away; the client reconnects (elsewhere) and resumes from
                     // its cursor.
@@ -124,7 +179,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                 }
                 drain_watch = false;
             }
-            (id, result) = ops.next(), if !ops.is_empty() => {
+            Event::Op(id, result) => {
                 let message = match result {
                     Some(Delivery::Next(rendered)) => {
                         ops.start(&id);
@@ -142,18 +197,18 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                             next_message(&id, &resp)
                         }
                     }
-                    None => {
-                        json!({ "id": &*id, "type": "complete" }).to_string()
-                    }
+                    None => json!({ "id": &*id, "type": "complete" }).to_string(),
                 };
-                if let Err(e) = write(&mut sink, message).await {
+                if let Err(e) = write(&mut socket, message).await {
                     break ended(e);
                 }
             }
-            msg = stream.next() => {
+            Event::Incoming(msg) => {
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t.to_string(),
-                    Some(Ok(Message::Binary(_))) => break Some((4400, "Binary messages are not supported")),
+                    Some(Ok(Message::Binary(_))) => {
+                        break Some((4400, "Binary messages are not supported"))
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                 };
@@ -167,7 +222,8 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         }
                         init_seen = true;
                         let payload = msg.get("payload").cloned().unwrap_or(Json::Null);
-                        let Ok(rc) = Box::pin(super::ws::caller(&state, &payload, peer)).await else {
+                        let Ok(rc) = Box::pin(super::ws::caller(&state, &payload, peer)).await
+                        else {
                             break Some((4403, "Forbidden"));
                         };
                         let now = Instant::now();
@@ -175,10 +231,13 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                             let left = exp - chrono::Utc::now().timestamp();
                             now + Duration::from_secs(left.max(0) as u64)
                         });
-                        timer.as_mut().reset(next_check(now, expires_at, &state.limits));
+                        timer
+                            .as_mut()
+                            .reset(next_check(now, expires_at, &state.limits));
+                        wakes.mark(TIMER);
                         caller = Some(rc);
                         let ack = json!({ "type": "connection_ack" }).to_string();
-                        if let Err(e) = write(&mut sink, ack).await {
+                        if let Err(e) = write(&mut socket, ack).await {
                             break ended(e);
                         }
                     }
@@ -187,7 +246,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         if let Some(p) = msg.get("payload") {
                             pong["payload"] = p.clone();
                         }
-                        if let Err(e) = write(&mut sink, pong.to_string()).await {
+                        if let Err(e) = write(&mut socket, pong.to_string()).await {
                             break ended(e);
                         }
                     }
@@ -196,10 +255,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         let Some(rc) = caller.clone() else {
                             break Some((4401, "Unauthorized"));
                         };
-                        let (Some(id), Some(payload)) = (
-                            msg.get("id").and_then(Json::as_str),
-                            msg.get("payload"),
-                        ) else {
+                        let (Some(id), Some(payload)) =
+                            (msg.get("id").and_then(Json::as_str), msg.get("payload"))
+                        else {
                             break Some((4400, "Invalid message received"));
                         };
                         if ops.contains(id) {
@@ -213,7 +271,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         if ops.len() >= state.limits.max_subscriptions_per_socket {
                             let refused = server_error(too_many_subscriptions(&state.limits));
                             let err = json!({ "id": id, "type": "error", "payload": [refused] });
-                            if let Err(e) = write(&mut sink, err.to_string()).await {
+                            if let Err(e) = write(&mut socket, err.to_string()).await {
                                 break ended(e);
                             }
                             continue;
@@ -222,7 +280,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                             Ok(r) => r,
                             Err(errors) => {
                                 let err = json!({ "id": id, "type": "error", "payload": errors });
-                                if let Err(e) = write(&mut sink, err.to_string()).await {
+                                if let Err(e) = write(&mut socket, err.to_string()).await {
                                     break ended(e);
                                 }
                                 continue;
@@ -230,6 +288,8 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
                         };
                         let request = with_caller(request, &state.db, rc.clone());
                         ops.push(id.into(), state.schema.subscribe(request, &rc, None));
+                        // Its first poll starts it.
+                        wakes.mark(OPS);
                     }
                     Some("complete") => {
                         if let Some(id) = msg.get("id").and_then(Json::as_str) {
@@ -244,9 +304,10 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, peer: Option<std::ne
     // Ends every operation of the socket (their feeds forget them).
     drop(ops);
     if let Some((code, reason)) = outcome {
-        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close(code, reason))).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), socket.send(close(code, reason))).await;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
 }
 
 /// A `next` message around a payload rendered once for every subscriber of its plan: the
