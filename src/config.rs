@@ -39,7 +39,7 @@
 //! | `GATEWAY_MAX_SUBSCRIPTIONS_PER_TENANT` | subscriptions one tenant's users may hold at once on this instance | `20000` |
 //! | `GATEWAY_STATEMENT_TIMEOUT_MS` | longest a serving connection's statement may run before PostgreSQL cancels it (the request gets `LIMIT_EXCEEDED`) | `15000` |
 //! | `GATEWAY_WS_INIT_TIMEOUT_SECS` | how long a WebSocket client has to send `connection_init` | `10` |
-//! | `GATEWAY_WS_RECHECK_SECS` | how often an open WebSocket checks that its credential still holds (session not ended, tenant not suspended, user active, token not revoked); it closes with 4403 otherwise; each socket checks at a random 75-100 % of it, so that sockets opened together do not all check at once | `30` |
+//! | `GATEWAY_WS_RECHECK_SECS` | how often an open WebSocket checks that its credential still holds (session not ended, tenant not suspended, user active, token not revoked); it closes with 4403 otherwise; each socket checks at a random 75-100 % of it less a second, so that sockets opened together do not all check at once, and the sockets of an instance share one read of the credential epoch per second instead of a statement each | `30` |
 //! | `GATEWAY_ALLOWED_ORIGINS` | comma-separated `Origin`s whose pages may open subscription WebSockets (`*` for any); the gateway's own pages and clients that send no `Origin` are always accepted | empty |
 //! | `GATEWAY_PACKAGES_DIR` | a folder of packages (`<package>/seed/schema/entities.yaml` or `<package>/entities.yaml`) the schema registry scans; their entities are served once approved and applied at a start, with no build (docs/registry.md) | `<project>/packages` when that folder exists |
 //! | `GATEWAY_EVENT_RETENTION_SECS` | how long change events stay resumable by subscribers | `86400` |

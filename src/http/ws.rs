@@ -81,19 +81,26 @@ pub(super) async fn caller(
     Ok(rc)
 }
 
-/// When an open socket next checks its credential: within `ws_recheck`, at a random 75-100 %
-/// of it, so that sockets opened together (10,000 after a deploy) do not all check in the
-/// same second, cycle after cycle; the configured interval stays the longest a revoked
-/// credential goes unnoticed.
+/// How old a credential epoch may be to stand for a socket's recheck (see
+/// `Db::recheck_caller`): a second, or a quarter of the interval when that is shorter.
+fn epoch_age(limits: &crate::config::Limits) -> std::time::Duration {
+    (limits.ws_recheck / 4).min(std::time::Duration::from_secs(1))
+}
+
+/// When an open socket next checks its credential: within `ws_recheck` less the epoch's age,
+/// at a random 75-100 % of it, so that sockets opened together (10,000 after a deploy) do not
+/// all check in the same second, cycle after cycle; the configured interval stays the longest
+/// a revoked credential goes unnoticed.
 pub(super) fn recheck_interval(limits: &crate::config::Limits) -> std::time::Duration {
-    limits.ws_recheck.mul_f64(rand::random_range(0.75..=1.0))
+    (limits.ws_recheck - epoch_age(limits)).mul_f64(rand::random_range(0.75..=1.0))
 }
 
 /// Whether `rc`'s credential still holds: its sign-in session not ended, its tenant not
 /// suspended, its user active, its operator token not revoked. A database that cannot answer
 /// right now is not a reason to close the socket.
 pub(super) async fn credential_holds(state: &AppState, rc: &crate::auth::RequestContext) -> bool {
-    !matches!(state.db.check_caller(rc).await, Err(e) if e.code() == "UNAUTHENTICATED")
+    let within = epoch_age(&state.limits);
+    !matches!(state.db.recheck_caller(rc, within).await, Err(e) if e.code() == "UNAUTHENTICATED")
 }
 
 pub async fn upgrade(state: Arc<AppState>, req: Request) -> Response {
@@ -178,9 +185,10 @@ mod tests {
             ..Default::default()
         };
         let waits: Vec<Duration> = (0..200).map(|_| recheck_interval(&limits)).collect();
+        // Within 30 s less the second a credential epoch may be old.
         assert!(waits
             .iter()
-            .all(|w| *w >= Duration::from_millis(22_500) && *w <= Duration::from_secs(30)));
+            .all(|w| *w >= Duration::from_millis(21_750) && *w <= Duration::from_secs(29)));
         let (min, max) = (waits.iter().min(), waits.iter().max());
         assert!(
             max.zip(min)

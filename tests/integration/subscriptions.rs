@@ -603,6 +603,40 @@ async fn statements_for_one_change(
 }
 
 #[tokio::test]
+async fn open_sockets_recheck_an_unchanged_credential_with_one_read_between_them() {
+    // Rechecks every 1.125-1.5 s, a credential epoch read at most 0.5 s ago standing in.
+    let app = TestApp::with_limits(gateway::config::Limits {
+        ws_recheck: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
+    let addr = app.listen().await;
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        sockets.push(acked(addr, &app.a.user).await);
+    }
+    // By then every socket has rechecked at least once (the caller admitted).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.db.settled().await;
+    let (statements, reused) = (app.db.statements(), app.db.admissions_reused());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let statements = app.db.statements() - statements;
+    let reused = app.db.admissions_reused() - reused;
+    // Some 60 rechecks in 4 s: one statement each before, one epoch read per 0.5 s now.
+    assert!(reused >= 40, "{reused} rechecks reused an admission");
+    assert!(
+        statements <= 12,
+        "{statements} statements for {reused} rechecks"
+    );
+    // And every socket is still open.
+    for ws in sockets.iter_mut() {
+        send(ws, json!({ "type": "ping" })).await;
+        let m = recv(ws, WAIT).await.expect("a pong");
+        assert_eq!(m["type"], json!("pong"), "{m}");
+    }
+}
+
+#[tokio::test]
 async fn identical_subscriptions_share_one_read_per_change() {
     // Statements are counted: no socket may recheck its credential (a statement) meanwhile,
     // however slowly a loaded machine runs the test.
