@@ -130,8 +130,8 @@ pub async fn serve(
                 if woken & bit == 0 {
                     continue;
                 }
-                let waker = &wakers[bit.trailing_zeros() as usize];
-                let mut own = Context::from_waker(waker);
+                // Operations wake `wakers[0]` themselves; the others are given theirs here.
+                let mut own = Context::from_waker(&wakers[bit.trailing_zeros() as usize]);
                 let ready = match bit {
                     TIMER => timer.as_mut().poll(&mut own).map(|()| Event::Timer),
                     DRAIN if drain_watch => drain.as_mut().poll(&mut own).map(Event::Drain),

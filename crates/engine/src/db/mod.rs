@@ -314,29 +314,32 @@ impl Db {
     }
 
     /// The credential epoch, read at most `within` ago (one reader at a time reads it anew;
-    /// the others wait for its value). `None` when the database cannot tell right now.
+    /// the others wait for its value). `None` when the database cannot tell right now: then
+    /// those that waited do not queue up for reads of their own (each of 10,000 sockets
+    /// waiting out the pool in turn), they fall back to their own checks side by side.
     async fn recent_epoch(&self, within: Duration) -> Option<i64> {
         #[derive(diesel::QueryableByName)]
         struct Epoch {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let fresh = |seen: &Option<(i64, std::time::Instant)>| {
-            seen.filter(|(_, at)| at.elapsed() <= within)
-                .map(|(n, _)| n)
-        };
+        let asked = std::time::Instant::now();
         let mut seen = self.epoch.0.lock().await;
-        if let Some(n) = fresh(&seen) {
+        if let Some((n, _)) = seen.value.filter(|(_, at)| at.elapsed() <= within) {
             return Some(n);
+        }
+        if seen.tried.is_some_and(|t| t >= asked) {
+            return None;
         }
         // Timed from before the read: the value is at least this old.
         let started = std::time::Instant::now();
+        seen.tried = Some(started);
         let mut conn = self.get().await.ok()?;
         let e: Epoch = diesel::sql_query("SELECT n FROM gateway_credential_epoch")
             .get_result(&mut *conn)
             .await
             .ok()?;
-        *seen = Some((e.n, started));
+        seen.value = Some((e.n, started));
         Some(e.n)
     }
 
@@ -667,10 +670,17 @@ type AdmittedKey = (uuid::Uuid, uuid::Uuid, Option<i64>, Option<uuid::Uuid>);
 /// expires.
 pub(crate) struct Admitted(Kept<AdmittedKey, i64>);
 
-/// The credential epoch and when it was read (see [`Db::recheck_caller`]); the lock is held
-/// across a read so that one socket reads it for all that wait.
+/// The credential epoch and when it was read (see [`Db::recheck_caller`]), and when a read
+/// was last tried; the lock is held across a read so that one socket reads it for all that
+/// wait.
 #[derive(Default)]
-pub(crate) struct RecentEpoch(tokio::sync::Mutex<Option<(i64, std::time::Instant)>>);
+pub(crate) struct RecentEpoch(tokio::sync::Mutex<EpochSeen>);
+
+#[derive(Default)]
+pub(crate) struct EpochSeen {
+    value: Option<(i64, std::time::Instant)>,
+    tried: Option<std::time::Instant>,
+}
 
 /// Admissions remembered at most; beyond, they are all forgotten (and found again).
 const ADMITTED_MAX: usize = 65_536;

@@ -135,11 +135,12 @@ pub struct Chunks {
 }
 
 impl Chunks {
-    /// The next chunk, or how many were dropped before this member took them.
-    pub async fn recv(&mut self) -> Result<Arc<Chunk>, Lagged> {
+    #[cfg(test)]
+    async fn recv(&mut self) -> Result<Arc<Chunk>, Lagged> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// The next chunk, or how many were dropped before this member took them.
     pub fn poll_recv(
         &mut self,
         cx: &mut std::task::Context<'_>,
