@@ -56,10 +56,10 @@ impl Activity {
         if !self.due(rc.user_id) {
             return;
         }
-        let (db, rc, secs) = (db.clone(), rc.clone(), self.every.as_secs_f64());
-        tokio::spawn(async move {
+        let (pool, rc, secs) = (db.clone(), rc.clone(), self.every.as_secs_f64());
+        db.background(async move {
             let caller = rc.clone();
-            let result = db
+            let result = pool
                 .transaction(&caller, false, move |conn| {
                     async move {
                         let mut b = SqlBuilder::new(

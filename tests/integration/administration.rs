@@ -164,20 +164,39 @@ async fn last_active_at_is_written_at_a_bounded_rate() {
     );
     assert_eq!(app.scalar(&read).await, "");
     app.ok(&app.a.user, ME, json!({})).await;
-    let mut first = String::new();
-    for _ in 0..50 {
-        first = app.scalar(&read).await;
-        if !first.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Written beside the request, and counted until written: settled waits for it.
+    app.db.settled().await;
+    let first = app.scalar(&read).await;
     assert!(!first.is_empty(), "lastActiveAt was not written");
     for _ in 0..5 {
         app.ok(&app.a.user, ME, json!({})).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.scalar(&read).await, first, "written once per interval");
+}
+
+#[tokio::test]
+async fn a_request_is_settled_only_once_its_activity_is_written() {
+    use diesel_async::SimpleAsyncConnection;
+    let app = TestApp::new().await;
+    let user = app.a.user_id;
+    // The user's row locked elsewhere: the activity write waits behind the lock, the request
+    // itself (which only reads the row) does not.
+    let mut holder = app.owner().await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM users WHERE id = '{user}' FOR UPDATE"
+        ))
+        .await
+        .expect("lock the user's row");
+    app.ok(&app.a.user, ME, json!({})).await;
+    // Statement counts taken now would miss the write still to come: not settled.
+    let early = tokio::time::timeout(Duration::from_millis(300), app.db.settled()).await;
+    assert!(early.is_err(), "settled while the activity write waited");
+    holder.batch_execute("COMMIT").await.expect("unlock");
+    app.db.settled().await;
+    let sql = format!("SELECT (last_active_at IS NOT NULL)::text FROM users WHERE id = '{user}'");
+    assert_eq!(app.scalar(&sql).await, "true", "settled before the write");
 }
 
 /// Runs `sql` directly in the database as its owner, outside any gateway.
@@ -209,20 +228,15 @@ async fn an_admission_is_reused_until_a_credential_row_changes_even_outside_the_
     // A caller seen before is entered without gateway_enter's lookups.
     app.ok(&app.a.user, query, json!({})).await;
     // The user's first request also marked it active: a transaction of its own, entered as
-    // the caller at its own time, which would move the count below. Counted once it has
+    // the caller at its own time, which would move the count below. Settled once it has
     // landed (then no other for the test's length).
-    let mut marked = false;
-    for _ in 0..100 {
-        let sql =
-            format!("SELECT (last_active_at IS NOT NULL)::text FROM users WHERE id = '{user}'");
-        if app.scalar(&sql).await == "true" {
-            marked = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(marked, "the user's activity was never written");
     app.db.settled().await;
+    let sql = format!("SELECT (last_active_at IS NOT NULL)::text FROM users WHERE id = '{user}'");
+    assert_eq!(
+        app.scalar(&sql).await,
+        "true",
+        "the user's activity was not written"
+    );
     let reused = app.db.admissions_reused();
     app.ok(&app.a.user, query, json!({})).await;
     app.ok(&app.a.user, query, json!({})).await;

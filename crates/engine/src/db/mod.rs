@@ -104,7 +104,8 @@ pub(crate) struct Counters {
     /// flight (pipelined ones share their round trip; a statement new to its connection is
     /// prepared first, one more wait, not counted).
     round_trips: AtomicU64,
-    /// Sessions holding a connection, until their transaction has ended.
+    /// Sessions holding a connection, until their transaction has ended, and background
+    /// work until it has ended.
     leases: AtomicU64,
     /// Requests waiting for a connection (bounded by `max_waiting`).
     waiting: std::sync::atomic::AtomicUsize,
@@ -408,8 +409,25 @@ impl Db {
         AtomicU64::load(&self.counters.round_trips, Ordering::Relaxed)
     }
 
+    /// Runs `work` (writes a request leaves behind, such as a caller's `lastActiveAt`) on a
+    /// task of its own, counted as a lease from now until it ends: a test that waits for
+    /// [`settled`](Self::settled) after the request does not count its statements later,
+    /// in another request's tally.
+    pub fn background<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.counters.leases.fetch_add(1, Ordering::Relaxed);
+        let released = session::Released(self.counters.clone());
+        tokio::spawn(async move {
+            let _released = released;
+            work.await;
+        });
+    }
+
     /// Waits until every session has ended its transaction and given its connection back
-    /// (they commit after the response): counts read after this are complete.
+    /// (they commit after the response), and every [`background`](Self::background) work has
+    /// ended: counts read after this are complete.
     pub async fn settled(&self) {
         for _ in 0..500 {
             if AtomicU64::load(&self.counters.leases, Ordering::Relaxed) == 0 {

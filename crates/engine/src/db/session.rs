@@ -234,7 +234,7 @@ impl Lease {
 }
 
 /// Ends a lease's count when its transaction has ended, however that happens.
-struct Released(Arc<Counters>);
+pub(super) struct Released(pub(super) Arc<Counters>);
 
 impl Drop for Released {
     fn drop(&mut self) {
