@@ -195,6 +195,10 @@ pub fn join(hub: &Hub, reader: Reader) -> Joined {
     let feed = match existing {
         Some(feed) => feed,
         None => {
+            // Listening before reading where to start: a batch announced in between is
+            // received (and skipped if the start already covers it), never missed until the
+            // next change of the tenant's entity.
+            let batches = hub.batches();
             let start = hub.cursor();
             let feed = Arc::new(Feed {
                 reader,
@@ -202,7 +206,7 @@ pub fn join(hub: &Hub, reader: Reader) -> Joined {
                 fanout: Arc::new(Fanout::new()),
             });
             feeds.insert(key.clone(), feed.clone());
-            tokio::spawn(run(feed.clone(), hub.clone(), key, start));
+            tokio::spawn(run(feed.clone(), hub.clone(), batches, key, start));
             feed
         }
     };
@@ -215,8 +219,13 @@ pub fn join(hub: &Hub, reader: Reader) -> Joined {
 
 /// Reads the feed's events whenever the hub announces some for its tenant and entity, until
 /// the last member has left.
-async fn run(feed: Arc<Feed>, hub: Hub, key: String, start: i64) {
-    let mut batches = hub.batches();
+async fn run(
+    feed: Arc<Feed>,
+    hub: Hub,
+    mut batches: tokio::sync::broadcast::Receiver<Arc<crate::live::hub::Batch>>,
+    key: String,
+    start: i64,
+) {
     // Read up to here; ahead of `sent` when announced events were none of ours.
     let mut read = start;
     let mut pending = false;
