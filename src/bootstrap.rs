@@ -46,6 +46,7 @@ pub struct Instance {
     keys: JwtKeys,
     limits: Limits,
     allowed_origins: Vec<String>,
+    activity_every: Duration,
 }
 
 impl Instance {
@@ -80,6 +81,7 @@ impl Instance {
             keys: settings.keys,
             limits: settings.limits,
             allowed_origins: settings.allowed_origins,
+            activity_every: settings.auth.activity_every,
         })
     }
 
@@ -93,7 +95,7 @@ impl Instance {
             limits: self.limits.clone(),
             allowed_origins: self.allowed_origins.clone(),
             draining,
-            activity: crate::auth::activity::Activity::new(Duration::from_secs(60)),
+            activity: crate::auth::activity::Activity::new(self.activity_every),
             persisted: self.persisted.clone(),
             metrics: self.metrics.clone(),
             hub: Some(self.hub.clone()),

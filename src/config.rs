@@ -55,6 +55,7 @@
 //! | `GATEWAY_LOGIN_ACCOUNT_REFILL_SECS` | then one more attempt per account every | `60` |
 //! | `GATEWAY_LOGIN_ADDRESS_BURST` | sign-in attempts per client address before it must wait | `30` |
 //! | `GATEWAY_LOGIN_ADDRESS_REFILL_SECS` | then one more attempt per address every | `2` |
+//! | `GATEWAY_ACTIVITY_SECS` | how often at most a user's `lastActiveAt` is written (by each instance, beside the request; the stored value is only replaced when older than this) | `60` |
 //! | `RUST_LOG` | log filter (tracing-subscriber syntax) | `info` |
 
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub struct AuthSettings {
     pub refresh_ttl: Duration,
     pub login_per_account: Allowance,
     pub login_per_address: Allowance,
+    /// Least time between two writes of a user's `lastActiveAt` by one instance.
+    pub activity_every: Duration,
 }
 
 impl Default for AuthSettings {
@@ -89,6 +92,7 @@ impl Default for AuthSettings {
                 burst: 30,
                 refill: Duration::from_secs(2),
             },
+            activity_every: Duration::from_secs(60),
         }
     }
 }
@@ -116,6 +120,8 @@ impl AuthSettings {
                     d.login_per_address.refill,
                 )?,
             },
+            activity_every: secs("GATEWAY_ACTIVITY_SECS", d.activity_every)?
+                .max(Duration::from_secs(1)),
         })
     }
 }
