@@ -32,6 +32,7 @@ mod ceiling;
 mod compare;
 mod cpu;
 mod http;
+mod live_clients;
 mod load;
 mod peer;
 mod raw_ws;

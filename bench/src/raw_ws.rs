@@ -76,26 +76,17 @@ impl RawSocket {
 
     /// Sends one masked text frame.
     pub async fn send_text(&mut self, text: &str) -> Result<(), String> {
-        let payload = text.as_bytes();
-        let mut frame = Vec::with_capacity(payload.len() + 14);
-        frame.push(0x81);
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= u16::MAX as usize => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&MASK);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
         self.tcp
-            .write_all(&frame)
+            .write_all(&masked_frame(0x1, text.as_bytes()))
             .await
             .map_err(|e| format!("send: {e}"))
+    }
+
+    /// The socket, as a standard non-blocking stream, and the bytes read but not yet taken.
+    pub fn into_parts(self) -> Result<(std::net::TcpStream, Vec<u8>), String> {
+        let rest = self.buf[self.start..].to_vec();
+        let tcp = self.tcp.into_std().map_err(|e| e.to_string())?;
+        Ok((tcp, rest))
     }
 
     /// The next text message; `None` when the server closes. Pings are answered.
@@ -127,25 +118,36 @@ impl RawSocket {
     }
 
     async fn pong(&mut self, payload: &[u8]) -> Result<(), String> {
-        let mut frame = vec![0x8A, 0x80 | payload.len().min(125) as u8];
-        frame.extend_from_slice(&MASK);
-        frame.extend(
-            payload
-                .iter()
-                .take(125)
-                .enumerate()
-                .map(|(i, b)| b ^ MASK[i % 4]),
-        );
         self.tcp
-            .write_all(&frame)
+            .write_all(&masked_frame(0xA, &payload[..payload.len().min(125)]))
             .await
             .map_err(|e| format!("pong: {e}"))
     }
 }
 
+/// One whole client frame of `opcode` (0x1 text, 0xA pong), masked.
+pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 14);
+    frame.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= u16::MAX as usize => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&MASK);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    frame
+}
+
 /// A whole server frame at the start of `bytes`: its opcode, where its payload lies and how
 /// many bytes it takes; `None` until all of it has arrived.
-fn frame_at(bytes: &[u8]) -> Result<Option<(u8, std::ops::Range<usize>, usize)>, String> {
+pub fn frame_at(bytes: &[u8]) -> Result<Option<(u8, std::ops::Range<usize>, usize)>, String> {
     let [b0, b1, ..] = *bytes else {
         return Ok(None);
     };

@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+use crate::live_clients::{Handover, LiveClients};
 use crate::load;
 use crate::raw_ws::RawSocket;
 
@@ -57,7 +58,7 @@ impl Figures {
 
 /// Arrival times per change number, from every subscriber.
 /// When each subscriber received each change: nanoseconds after `base` (0: not yet), and how
-/// many have it. Written without locks by the receiving tasks: a shared mutex taken 10,000
+/// many have it. Written without locks as messages are read: a shared mutex taken 10,000
 /// times per change made the clients, which share the cores with the gateway, slower than it.
 struct Arrivals {
     base: Instant,
@@ -154,14 +155,15 @@ pub async fn signed_in(addr: SocketAddr, token: &str) -> Result<Socket, String> 
     Ok(ws)
 }
 
-/// One subscriber: connects, subscribes, then records when each numbered post arrives.
+/// One subscriber: connects, subscribes, and once the warm-up post reaches it, hands its
+/// socket over to the live clients' loop, which records when each numbered post arrives.
 async fn subscriber(
     addr: SocketAddr,
     token: String,
     thread: Uuid,
     index: usize,
-    arrivals: Arc<Arrivals>,
     ready: Arc<Semaphore>,
+    handover: std::sync::mpsc::Sender<Handover>,
     connecting: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), String> {
     let mut ws = RawSocket::connect(addr).await?;
@@ -171,27 +173,19 @@ async fn subscriber(
         "variables": { "t": thread },
     } });
     let mut acked = false;
-    let mut live = false;
     let mut connecting = Some(connecting);
     while let Some(text) = ws.next_text().await? {
-        let now = Instant::now();
         if acked && text.contains("\"type\":\"next\"") {
-            match content_of(&text) {
-                Some("warm-up") => {
-                    if !live {
-                        live = true;
-                        ready.add_permits(1);
-                    }
-                }
-                Some(c) => {
-                    if let Some(n) = c.strip_prefix("change ") {
-                        let n: usize = n.parse().map_err(|_| "bad content".to_string())?;
-                        arrivals.record(n, index, now);
-                    }
-                }
-                None => return Err(format!("a next message without content: {text}")),
+            if content_of(&text).is_none() {
+                return Err(format!("a next message without content: {text}"));
             }
-            continue;
+            // Live: changes are made only once every subscriber is.
+            let (tcp, rest) = ws.into_parts()?;
+            handover
+                .send(Handover { index, tcp, rest })
+                .map_err(|_| "the live clients' loop has stopped".to_string())?;
+            ready.add_permits(1);
+            return Ok(());
         }
         let v: Json = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         match v["type"].as_str() {
@@ -201,7 +195,7 @@ async fn subscriber(
                 // Subscribed: let the next socket connect.
                 connecting.take();
             }
-            Some("ping") => ws.send_text(&json!({ "type": "pong" }).to_string()).await?,
+            Some("ping") => ws.send_text(PONG).await?,
             Some("error") => return Err(format!("subscription error: {v}")),
             _ => {}
         }
@@ -209,18 +203,36 @@ async fn subscriber(
     Err("the gateway closed the socket".into())
 }
 
-/// The subscribers' own runtime: one thread, apart from the harness's. On the harness's
-/// multi-threaded runtime each arrival woke its reactor thread and then, through a futex,
-/// another worker to run the task: two wake-ups per message on the cores the gateway is
-/// measured on, where remote clients would cost it none.
-///
-/// The thread also looks at its sockets on a tick (`BENCH_CLIENT_TICK_US`, 250 µs; 0: off)
-/// instead of sleeping on them. Asleep in `epoll_wait`, it was woken by nearly every arrival
-/// from inside the gateway's `sendto` (loopback runs the receiving half there), an
-/// inter-processor interrupt on a VM, and the woken thread then preempted the worker that
-/// woke it: about 12 % of the gateway's samples during deliveries. Remote clients wake up
-/// on their own machines. Sleeping between looks, the thread is not waiting on the sockets,
-/// so an arrival only marks its socket ready; each delivery's time still counts the tick.
+const PONG: &str = r#"{"type":"pong"}"#;
+
+/// A live subscriber's text message: a change's arrival is recorded, a ping answered.
+fn live_message(
+    arrivals: &Arrivals,
+    index: usize,
+    text: &str,
+    now: Instant,
+) -> Result<Option<&'static str>, String> {
+    if text.contains("\"type\":\"next\"") {
+        let content =
+            content_of(text).ok_or_else(|| format!("a next message without content: {text}"))?;
+        if let Some(n) = content.strip_prefix("change ") {
+            let n: usize = n.parse().map_err(|_| "bad content".to_string())?;
+            arrivals.record(n, index, now);
+        }
+        return Ok(None);
+    }
+    let v: Json = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    match v["type"].as_str() {
+        Some("ping") => Ok(Some(PONG)),
+        Some("error") => Err(format!("subscription error: {v}")),
+        _ => Ok(None),
+    }
+}
+
+/// The subscribers' own runtime while they connect: one thread, apart from the harness's.
+/// On the harness's multi-threaded runtime each arrival woke its reactor thread and then,
+/// through a futex, another worker to run the task. Once live, a subscriber's socket is read
+/// by [`LiveClients`] instead.
 struct Clients {
     handle: tokio::runtime::Handle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -235,19 +247,8 @@ impl Clients {
         let handle = rt.handle().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
-            .name("subscribers".into())
+            .name("connecting".into())
             .spawn(move || {
-                let tick = crate::env_num("BENCH_CLIENT_TICK_US", 250);
-                if tick > 0 {
-                    // Blocks the thread between looks; a yielding task makes the runtime
-                    // poll its sockets without waiting, then run the ones that are ready.
-                    rt.spawn(async move {
-                        loop {
-                            std::thread::sleep(Duration::from_micros(tick));
-                            tokio::task::yield_now().await;
-                        }
-                    });
-                }
                 rt.block_on(async {
                     let _ = stopped.await;
                 });
@@ -320,6 +321,12 @@ pub async fn run(
     let (_, rss_before) = crate::memory(pid);
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(CONNECTING));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let recorded = arrivals.clone();
+    let live = LiveClients::start(
+        failed.clone(),
+        Box::new(move |index, text, now| live_message(&recorded, index, text, now)),
+    )?;
     let clients = Clients::start()?;
     let mut tasks = Vec::with_capacity(subscribers);
     for index in 0..subscribers {
@@ -328,13 +335,18 @@ pub async fn run(
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let (token, arrivals, ready) = (token.to_string(), arrivals.clone(), ready.clone());
+        let (token, ready, handover, failed) = (
+            token.to_string(),
+            ready.clone(),
+            live.handover(),
+            failed.clone(),
+        );
         tasks.push(clients.handle.spawn(async move {
-            let r = subscriber(addr, token, thread, index, arrivals, ready, permit).await;
+            let r = subscriber(addr, token, thread, index, ready, handover, permit).await;
             if let Err(e) = &r {
                 eprintln!("subscriber: {e}");
+                failed.fetch_add(1, Ordering::Relaxed);
             }
-            r
         }));
     }
     // Warm-up posts until every subscriber has received one: then all are live.
@@ -345,7 +357,7 @@ pub async fn run(
             .await
             .map_err(|e| e.to_string())??;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if tasks.iter().any(|t| t.is_finished()) {
+        if AtomicUsize::load(&failed, Ordering::Relaxed) > 0 {
             return Err("a subscriber ended early".into());
         }
         let live = ready.available_permits();
