@@ -294,17 +294,17 @@ impl Stream for Changes {
             }
             if let Some((chunk, at)) = &mut this.current {
                 let i = *at;
-                if i + 1 >= chunk.changes.len() {
-                    // The chunk's last change takes the chunk along.
-                    if let Some((chunk, _)) = this.current.take() {
-                        if i < chunk.changes.len() {
-                            return Poll::Ready(Some(Ok(ChangeRef::InChunk(chunk, i))));
-                        }
-                    }
-                    continue;
+                if i + 1 < chunk.changes.len() {
+                    *at = i + 1;
+                    return Poll::Ready(Some(Ok(ChangeRef::InChunk(chunk.clone(), i))));
                 }
-                *at = i + 1;
-                return Poll::Ready(Some(Ok(ChangeRef::InChunk(chunk.clone(), i))));
+            }
+            // The chunk's last change (if any is left) takes the chunk along.
+            if let Some((chunk, i)) = this.current.take() {
+                if i < chunk.changes.len() {
+                    return Poll::Ready(Some(Ok(ChangeRef::InChunk(chunk, i))));
+                }
+                continue;
             }
             if let Some(chunk) = this.held.take() {
                 if this.last < chunk.after {
